@@ -1,0 +1,265 @@
+"""The signal contract: one function turns any raw ECG window into the model input.
+
+Training, export calibration, file classification and the live serial stream all call
+:func:`preprocess`, so the device sees exactly what the model was trained on (DESIGN.md, contract 1).
+
+Steps, in order, each a pure ``(x, fs) -> (x, fs)`` function on lead-first float32 arrays in millivolts:
+
+1. :func:`to_twelve_leads` - put channels in the order ``I, II, III, aVR, aVL, aVF, V1..V6`` by name
+   (any case, ``AVR``/``avr``/``aVR``), deriving missing limb leads from any two of I, II, III by
+   Einthoven's law and the Goldberger definitions (8-channel devices send I, II, V1-V6).
+2. :func:`resample` - polyphase resampling (``scipy.signal.resample_poly``) to ``config.fs``.
+3. :func:`bandpass` - zero-phase Butterworth band-pass (``scipy.signal.sosfiltfilt``).
+4. :func:`fit_length` - exactly ``config.n_samples`` samples (crop, or edge-pad by at most 2 %).
+5. :func:`normalize` - per-lead z-score by default, which makes the model indifferent to the gain
+   of the recording device, then clipping to ``+-config.clip``.
+
+The parameters live in :class:`SignalConfig`, which is stored in every checkpoint and bundle manifest
+and read back from there; they are never re-declared elsewhere.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from functools import lru_cache
+
+import numpy as np
+
+__all__ = [
+    "LEADS",
+    "LIMB_LEADS",
+    "EIGHT_CHANNEL_LEADS",
+    "NORMALIZATIONS",
+    "SignalConfig",
+    "SignalError",
+    "canonical_lead_name",
+    "to_twelve_leads",
+    "resample",
+    "bandpass",
+    "fit_length",
+    "normalize",
+    "preprocess",
+    "iter_windows",
+]
+
+logger = logging.getLogger(__name__)
+
+LEADS: tuple[str, ...] = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
+LIMB_LEADS: tuple[str, ...] = LEADS[:6]
+EIGHT_CHANNEL_LEADS: tuple[str, ...] = ("I", "II", "V1", "V2", "V3", "V4", "V5", "V6")
+NORMALIZATIONS = ("lead_zscore", "window_zscore", "none")
+
+# Spellings seen in WFDB headers and device exports, upper-cased, mapped to the canonical name.
+_ALIASES = {name.upper(): name for name in LEADS}
+_ALIASES.update({"DI": "I", "DII": "II", "DIII": "III", "LI": "I", "LII": "II", "LIII": "III", "MLII": "II"})
+_ALIASES.update({f"C{i}": f"V{i}" for i in range(1, 7)})
+
+
+class SignalError(ValueError):
+    """A raw ECG that cannot be turned into model input (wrong shape, missing leads, NaN, too short)."""
+
+
+@dataclass(frozen=True)
+class SignalConfig:
+    """Parameters of the model input; stored in checkpoints and bundle manifests."""
+
+    fs: float = 100.0  # model input sampling rate, Hz
+    window_s: float = 10.0  # window length, seconds (fs * window_s samples per lead)
+    band_hz: tuple[float, float] = (0.5, 40.0)  # zero-phase band-pass edges, Hz (baseline wander, EMG)
+    filter_order: int = 2  # Butterworth order of each pass (sosfiltfilt doubles it)
+    normalization: str = "lead_zscore"  # one of NORMALIZATIONS; z-scores make gains irrelevant
+    clip: float = 20.0  # clip normalised values to +-clip (bounds int8 calibration ranges)
+    eps: float = 0.001  # added to the std (mV for the z-scores, 1 uV) so a flat lead stays near 0
+
+    def __post_init__(self) -> None:
+        lo, hi = self.band_hz
+        if not (0 < lo < hi < self.fs / 2):
+            raise SignalError(f"band {self.band_hz} Hz must satisfy 0 < low < high < fs/2 = {self.fs / 2}")
+        if self.normalization not in NORMALIZATIONS:
+            raise SignalError(f"normalization {self.normalization!r} not in {NORMALIZATIONS}")
+        if self.window_s <= 0 or self.fs <= 0:
+            raise SignalError("fs and window_s must be positive")
+
+    @property
+    def n_samples(self) -> int:
+        """Samples per lead in one model input window."""
+        return int(round(self.fs * self.window_s))
+
+    @property
+    def input_shape(self) -> tuple[int, int]:
+        return (len(LEADS), self.n_samples)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["band_hz"] = list(self.band_hz)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SignalConfig:
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        if "band_hz" in known:
+            known["band_hz"] = tuple(float(v) for v in known["band_hz"])
+        return cls(**known)
+
+
+def canonical_lead_name(name: str) -> str:
+    """``'avr'``, ``'AVR'``, ``'aVR'`` -> ``'aVR'``; raises :class:`SignalError` for unknown names."""
+    key = name.strip().upper().replace(" ", "").replace("-", "")
+    if key not in _ALIASES:
+        raise SignalError(f"unknown lead name {name!r}")
+    return _ALIASES[key]
+
+
+def to_twelve_leads(x: np.ndarray, leads: Sequence[str] | None = None) -> np.ndarray:
+    """Reorder channels to :data:`LEADS` and derive missing limb leads; returns float32 [12, T] mV.
+
+    ``x`` is lead-first ``[C, T]``. Without ``leads``, 12 channels are taken to be in :data:`LEADS`
+    order and 8 channels in :data:`EIGHT_CHANNEL_LEADS` order. Unknown extra channels (Frank XYZ,
+    pacing marks) are ignored when ``leads`` names them; all six chest leads are required.
+    """
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim != 2:
+        raise SignalError(f"expected a lead-first 2-D array [leads, samples], got shape {x.shape}")
+    if leads is None:
+        if x.shape[0] == 12:
+            leads = LEADS
+        elif x.shape[0] == 8:
+            leads = EIGHT_CHANNEL_LEADS
+        else:
+            raise SignalError(f"{x.shape[0]} channels without lead names; expected 12 or 8 (I, II, V1-V6)")
+    if len(leads) != x.shape[0]:
+        raise SignalError(f"{len(leads)} lead names for {x.shape[0]} channels")
+    have: dict[str, np.ndarray] = {}
+    for name, row in zip(leads, x, strict=True):
+        try:
+            canon = canonical_lead_name(name)
+        except SignalError:
+            logger.debug("ignoring channel %r", name)
+            continue
+        have.setdefault(canon, row)
+    missing_chest = [v for v in LEADS[6:] if v not in have]
+    if missing_chest:
+        raise SignalError(f"missing chest leads {missing_chest}; have {sorted(have)}")
+    # Any two of I, II, III give the third (Einthoven: II = I + III).
+    if "I" not in have and {"II", "III"} <= have.keys():
+        have["I"] = have["II"] - have["III"]
+    if "II" not in have and {"I", "III"} <= have.keys():
+        have["II"] = have["I"] + have["III"]
+    if not {"I", "II"} <= have.keys():
+        raise SignalError(f"need two of the limb leads I, II, III to derive the others; have {sorted(have)}")
+    lead_i, lead_ii = have["I"], have["II"]
+    derived = {
+        "III": lead_ii - lead_i,
+        "aVR": -(lead_i + lead_ii) / 2,
+        "aVL": lead_i - lead_ii / 2,
+        "aVF": lead_ii - lead_i / 2,
+    }
+    out = np.empty((12, x.shape[1]), dtype=np.float32)
+    for i, name in enumerate(LEADS):
+        out[i] = have[name] if name in have else derived[name]
+    return out
+
+
+@lru_cache(maxsize=32)
+def _resample_ratio(fs_in: float, fs_out: float) -> tuple[int, int]:
+    frac = Fraction(fs_out / fs_in).limit_denominator(1000)
+    return frac.numerator, frac.denominator
+
+
+def resample(x: np.ndarray, fs: float, fs_out: float) -> tuple[np.ndarray, float]:
+    """Polyphase resampling along time; ``(x, fs) -> (x, fs_out)``."""
+    if fs <= 0:
+        raise SignalError(f"sampling rate must be positive, got {fs}")
+    if abs(fs - fs_out) < 1e-9:
+        return x.astype(np.float32, copy=False), fs_out
+    from scipy.signal import resample_poly
+
+    up, down = _resample_ratio(float(fs), float(fs_out))
+    y = resample_poly(x, up, down, axis=-1, padtype="line")
+    return y.astype(np.float32, copy=False), fs_out
+
+
+@lru_cache(maxsize=32)
+def _bandpass_sos(low: float, high: float, order: int, fs: float) -> np.ndarray:
+    from scipy.signal import butter
+
+    return butter(order, [low, high], btype="bandpass", fs=fs, output="sos")
+
+
+def bandpass(x: np.ndarray, fs: float, band_hz: tuple[float, float], order: int = 2) -> tuple[np.ndarray, float]:
+    """Zero-phase Butterworth band-pass along time; ``(x, fs) -> (x, fs)``."""
+    from scipy.signal import sosfiltfilt
+
+    sos = _bandpass_sos(float(band_hz[0]), float(band_hz[1]), int(order), float(fs))
+    # One second of odd-extension padding keeps the 0.5 Hz high-pass transient off the window's edges.
+    padlen = min(x.shape[-1] - 1, int(fs))
+    y = sosfiltfilt(sos, x, axis=-1, padlen=padlen)
+    return y.astype(np.float32, copy=False), fs
+
+
+def fit_length(x: np.ndarray, n: int, tolerance: float = 0.02) -> np.ndarray:
+    """Exactly ``n`` samples: crop a longer window from its start, edge-pad one short by <= ``tolerance``."""
+    t = x.shape[-1]
+    if t >= n:
+        return x[..., :n]
+    if n - t > max(1, int(tolerance * n)):
+        raise SignalError(f"window has {t} samples after resampling; the model needs {n}")
+    return np.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, n - t)], mode="edge")
+
+
+def normalize(x: np.ndarray, mode: str = "lead_zscore", eps: float = 0.001, clip: float = 20.0) -> np.ndarray:
+    """Per-lead or whole-window z-score (or none), then clip to ``+-clip``."""
+    if mode == "lead_zscore":
+        x = (x - x.mean(axis=-1, keepdims=True)) / (x.std(axis=-1, keepdims=True) + eps)
+    elif mode == "window_zscore":
+        x = x - x.mean(axis=-1, keepdims=True)
+        x = x / (x.std() + eps)
+    elif mode != "none":
+        raise SignalError(f"normalization {mode!r} not in {NORMALIZATIONS}")
+    return np.clip(x, -clip, clip).astype(np.float32, copy=False)
+
+
+def preprocess(
+    x: np.ndarray,
+    fs: float,
+    config: SignalConfig | None = None,
+    leads: Sequence[str] | None = None,
+) -> np.ndarray:
+    """Turn one raw window (any rate, 12 leads or 8 channels, mV) into the model input float32 [12, N].
+
+    The window should last ``config.window_s`` seconds; a longer one is cropped from its start.
+    Raises :class:`SignalError` for wrong shapes, missing leads, non-finite values or short windows.
+    """
+    config = config or SignalConfig()
+    x12 = to_twelve_leads(x, leads)
+    if not np.isfinite(x12).all():
+        raise SignalError("window contains NaN or infinite values (missing samples must not be classified)")
+    min_samples = int(0.98 * config.window_s * fs)
+    if x12.shape[1] < min_samples:
+        raise SignalError(f"window lasts {x12.shape[1] / fs:.2f} s; the model needs {config.window_s:g} s")
+    y, f = resample(x12, fs, config.fs)
+    y, f = bandpass(y, f, config.band_hz, config.filter_order)
+    y = fit_length(y, config.n_samples)
+    return normalize(y, config.normalization, config.eps, config.clip)
+
+
+def iter_windows(n_samples: int, fs: float, window_s: float, hop_s: float | None = None):
+    """Yield ``(start, stop)`` sample indices of full windows over a record; the last one ends at its end.
+
+    With ``hop_s=None`` windows do not overlap. An uncovered tail of at least a fifth of a window gets
+    one more window aligned to the record's end. A record shorter than one window yields nothing.
+    """
+    width = int(round(window_s * fs))
+    hop = int(round((hop_s or window_s) * fs))
+    if width <= 0 or hop <= 0:
+        raise SignalError("window and hop must be positive")
+    if n_samples < width:
+        return
+    starts = list(range(0, n_samples - width + 1, hop))
+    if n_samples - (starts[-1] + width) >= width // 5:
+        starts.append(n_samples - width)
+    for s in starts:
+        yield s, s + width

@@ -1,0 +1,1 @@
+"""Training and evaluation of the contrastive ECG-text model (CLIP-style, Japanese label texts)."""
