@@ -1,0 +1,362 @@
+"""The bedside classifier: raw ECG windows in, ranked Japanese labels out (DESIGN.md, contracts 1, 3, 5).
+
+This is the Python API a device integrator uses::
+
+    from edge.engine import Classifier, StreamClassifier
+
+    clf = Classifier.from_bundle()                      # the default bundle, int8 ONNX, one thread
+    result = clf.classify_window(x_mv, fs=500)          # x_mv: float32 [12 or 8, T] in millivolts
+    print(result.top[0]["ja"], result.findings)
+    line = result.to_json_dict(source="ward-3", window_start_sample=0, fs=500)
+
+    stream = StreamClassifier(clf, fs=500, leads=["I", "II", "V1", ..., "V6"])
+    for result in stream.feed(block_mv, first_sample=n0, lead_off=mask):   # block [n, C]
+        ...
+
+Every window, from a file or the serial stream, goes through the same steps in
+:meth:`Classifier.classify_windows`: quality check on the raw window (``edge.quality``), the signal
+contract (``edge.signal.preprocess``), the encoder (``edge.backends``), cosine similarity against the
+bundle's precomputed label embeddings, top-5, and findings = labels whose score reaches their
+threshold. A window whose quality is not ok is skipped: no inference, no findings.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .backends import Backend, get_backend, model_key_for
+from .bundle import Bundle, load_bundle
+from .quality import QualityConfig, assess_window, failed_quality
+from .ring import SampleRing
+from .signal import EIGHT_CHANNEL_LEADS, LEADS, SignalConfig, SignalError, preprocess
+
+__all__ = ["TOP_K", "Result", "Classifier", "StreamClassifier", "default_lead_names", "bundle_id"]
+
+logger = logging.getLogger(__name__)
+
+TOP_K = 5
+
+
+def default_lead_names(n_channels: int) -> list[str]:
+    """Channel names assumed without a header: 12 -> LEADS, 8 -> I, II, V1..V6, else ch0, ch1, ..."""
+    if n_channels == 12:
+        return list(LEADS)
+    if n_channels == 8:
+        return list(EIGHT_CHANNEL_LEADS)
+    return [f"ch{i}" for i in range(n_channels)]
+
+
+def bundle_id(bundle: Bundle) -> str:
+    """A short identifier of a bundle: its name (or ``bundle``) and the start of its manifest's sha256."""
+    digest = hashlib.sha256(json.dumps(bundle.manifest, sort_keys=True).encode()).hexdigest()[:12]
+    name = bundle.manifest.get("name") or bundle.manifest.get("provenance", {}).get("name") or "bundle"
+    return f"{name}@{digest}"
+
+
+def now_iso() -> str:
+    """Local time with its UTC offset, to the millisecond (what a bedside log wants)."""
+    return _dt.datetime.now(_dt.timezone.utc).astimezone().isoformat(timespec="milliseconds")
+
+
+@dataclass
+class Result:
+    """The outcome of one window; ``to_json_dict`` gives the contract-5 object."""
+
+    quality: dict  # edge.quality report ({"ok", "missing_samples", "lead_off", ...})
+    top: list[dict] = field(default_factory=list)  # [{"id", "ja", "en", "score"}] x TOP_K, best first
+    findings: list[str] = field(default_factory=list)  # label ids at or above their thresholds, best first
+    scores: np.ndarray | None = None  # float32 [n_labels] cosine similarities; None when skipped
+    embedding: np.ndarray | None = None  # float32 [D] unit ECG embedding; None when skipped
+    latency_ms: float = 0.0  # preprocessing + inference time of this window
+    window_start_sample: int | None = None  # set by the stream / file loop
+    fs: float | None = None  # sampling rate of the raw window
+    bundle: str | None = None  # bundle_id()
+
+    @property
+    def skipped(self) -> bool:
+        """True when the window was not classified (quality not ok)."""
+        return self.scores is None
+
+    def to_json_dict(self, source: str, window_start_sample: int | None = None, fs: float | None = None,
+                     t: str | None = None, **extra) -> dict:
+        """The contract-5 line: ``t, source, window_start_sample, fs, top, findings, quality`` and more."""
+        start = self.window_start_sample if window_start_sample is None else window_start_sample
+        rate = self.fs if fs is None else fs
+        out = {
+            "t": t or now_iso(),
+            "source": str(source),
+            "window_start_sample": None if start is None else int(start),
+            "fs": None if rate is None else (int(rate) if float(rate).is_integer() else float(rate)),
+            "top": self.top,
+            "findings": self.findings,
+            "quality": self.quality,
+            "skipped": self.skipped,
+            "latency_ms": round(self.latency_ms, 3),
+            "bundle": self.bundle,
+        }
+        out.update(extra)
+        return out
+
+
+class Classifier:
+    """A bundle's encoder and label embeddings, ready to classify raw windows."""
+
+    def __init__(self, bundle: Bundle, backend: Backend, quality: QualityConfig | None = None,
+                 top_k: int = TOP_K) -> None:
+        self.bundle = bundle
+        self.backend = backend
+        self.quality_config = quality or QualityConfig()
+        self.top_k = top_k
+        self.signal: SignalConfig = bundle.signal
+        self.labels = bundle.labels
+        self.label_ids = bundle.label_ids
+        emb = np.asarray(bundle.embeddings, dtype=np.float32)
+        self.embeddings = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        self.thresholds = np.asarray(bundle.thresholds, dtype=np.float32)
+        self.bundle_id = bundle_id(bundle)
+
+    @classmethod
+    def from_bundle(cls, path: str | Path | None = None, backend: str = "onnx", threads: int = 1,
+                    precision: str = "int8", verify: bool = True, quality: QualityConfig | None = None) -> Classifier:
+        """Load a bundle (``None``: the default one) and its encoder for ``backend`` (``onnx``/``litert``).
+
+        ``precision="fp32"`` runs the bundle's fp32 ONNX model instead of the int8 one (for comparisons).
+        """
+        bundle = load_bundle(path, verify=verify)
+        try:
+            model = bundle.model_path(model_key_for(backend, precision))
+            return cls(bundle, get_backend(backend, model, threads), quality)
+        except Exception:
+            bundle.close()
+            raise
+
+    def close(self) -> None:
+        self.backend.close()
+        self.bundle.close()
+
+    def __enter__(self) -> Classifier:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- the steps --------------------------------------------------------------------------------
+    def window_samples(self, fs: float) -> int:
+        """Raw samples in one window at ``fs`` (the bundle's ``window_s``)."""
+        return int(round(self.signal.window_s * fs))
+
+    def preprocess(self, x_mv: np.ndarray, fs: float, leads: Sequence[str] | None = None) -> np.ndarray:
+        """The signal contract with this bundle's parameters: float32 ``[12, N]``."""
+        return preprocess(x_mv, fs, self.signal, leads)
+
+    def embed(self, x: np.ndarray) -> np.ndarray:
+        """Unit ECG embeddings ``[B, D]`` of preprocessed inputs ``[B, 12, N]``."""
+        y = self.backend(x)
+        return y / np.maximum(np.linalg.norm(y, axis=1, keepdims=True), 1e-12)
+
+    def score(self, embeddings: np.ndarray) -> np.ndarray:
+        """Cosine similarity ``[B, n_labels]`` of unit ECG embeddings with every label."""
+        return embeddings @ self.embeddings.T
+
+    def _ranked(self, scores: np.ndarray) -> tuple[list[dict], list[str]]:
+        order = np.argsort(-scores, kind="stable")
+        top = []
+        for i in order[: self.top_k]:
+            label = self.labels[i]
+            top.append({"id": label["id"], "ja": label.get("ja", ""), "en": label.get("en", ""),
+                        "score": round(float(scores[i]), 6)})
+        above = scores >= self.thresholds
+        findings = [self.labels[i]["id"] for i in order if above[i]]
+        return top, findings
+
+    # --- windows ----------------------------------------------------------------------------------
+    def classify_window(self, x_mv: np.ndarray, fs: float, leads: Sequence[str] | None = None,
+                        quality: dict | None = None, lead_off: int | np.ndarray | Sequence[str] = 0,
+                        rail_mv: float | None = None) -> Result:
+        """Classify one raw window ``x_mv[C, T]`` (mV, NaN = missing) sampled at ``fs``.
+
+        ``leads`` names the channels (default by count: 12 leads or I, II, V1-V6). ``quality`` is a
+        precomputed report; without it the window is assessed here, with ``lead_off`` (bit mask,
+        per-sample masks or lead names) and ``rail_mv`` (ADC full scale) if known.
+        """
+        return self.classify_windows([x_mv], fs, leads, None if quality is None else [quality],
+                                     [lead_off], rail_mv)[0]
+
+    def classify_windows(self, windows: Sequence[np.ndarray] | np.ndarray, fs: float,
+                         leads: Sequence[str] | None = None, qualities: Sequence[dict | None] | None = None,
+                         lead_offs: Sequence[int | np.ndarray | Sequence[str]] | None = None,
+                         rail_mv: float | None = None) -> list[Result]:
+        """Classify several raw windows of one recording (same ``fs`` and channels) in one batch."""
+        t0 = time.perf_counter()
+        results: list[Result] = []
+        inputs: list[np.ndarray] = []
+        for i, x_mv in enumerate(windows):
+            x_mv = np.asarray(x_mv, dtype=np.float32)
+            names = list(leads) if leads is not None else default_lead_names(x_mv.shape[0] if x_mv.ndim == 2 else 0)
+            quality = qualities[i] if qualities is not None else None
+            if quality is None:
+                try:
+                    quality = assess_window(x_mv, names, lead_offs[i] if lead_offs is not None else 0, rail_mv,
+                                            self.quality_config)
+                except ValueError as exc:
+                    quality = failed_quality(str(exc))
+            result = Result(quality=quality, fs=fs, bundle=self.bundle_id)
+            if quality["ok"]:
+                try:
+                    inputs.append(self.preprocess(x_mv, fs, leads))
+                except SignalError as exc:
+                    result.quality = {**quality, "ok": False, "error": str(exc)}
+            results.append(result)
+        todo = [r for r in results if r.quality["ok"]]
+        if todo:
+            emb = self.embed(np.stack(inputs))
+            scores = self.score(emb)
+            for r, e, s in zip(todo, emb, scores, strict=True):
+                r.embedding, r.scores = e, s
+                r.top, r.findings = self._ranked(s)
+        latency = (time.perf_counter() - t0) * 1e3 / max(len(results), 1)
+        for r in results:
+            r.latency_ms = latency
+        return results
+
+    def classify_embedding(self, embedding: np.ndarray, quality: dict) -> Result:
+        """Score an embedding computed elsewhere (e.g. the mean over a record's windows)."""
+        e = np.asarray(embedding, dtype=np.float32)
+        e = e / max(float(np.linalg.norm(e)), 1e-12)
+        s = self.score(e[None])[0]
+        top, findings = self._ranked(s)
+        return Result(quality=quality, top=top, findings=findings, scores=s, embedding=e, bundle=self.bundle_id)
+
+
+class StreamClassifier:
+    """Windows of a live stream: feed samples as they arrive, get a :class:`Result` every hop.
+
+    Samples are addressed by their index in the device stream (``first_sample``). Windows of the
+    bundle's ``window_s`` start at multiples of the hop (aligned to sample 0 of the stream, so a
+    recording classified from a file gives the same windows), and each is classified as soon as its
+    last sample has arrived. Missing samples (a gap in ``first_sample`` or :meth:`mark_missing`) are
+    NaN in the ring, so windows that contain them are reported with ``quality.ok = false``.
+    """
+
+    def __init__(self, classifier: Classifier, fs: float, leads: Sequence[str] | None = None,
+                 n_channels: int | None = None, hop_s: float = 2.0, window_s: float | None = None,
+                 rail_mv: float | None = None, align: bool = True) -> None:
+        if leads is None:
+            if n_channels is None:
+                raise ValueError("give the channel names (leads) or n_channels")
+            leads = default_lead_names(n_channels)
+        self.classifier = classifier
+        self.fs = float(fs)
+        self.leads = list(leads)
+        self.window = int(round((window_s or classifier.signal.window_s) * self.fs))
+        self.hop = int(round(hop_s * self.fs))
+        if self.window < 1 or self.hop < 1:
+            raise ValueError("window and hop must last at least one sample")
+        self.rail_mv = rail_mv
+        self.align = align
+        self.ring = SampleRing(len(self.leads), self.window + max(self.hop, int(self.fs)))
+        self.next_start: int | None = None
+        self.windows = 0  # windows classified or reported since creation
+        self.windows_ok = 0
+        self.missing_samples = 0  # samples marked missing since creation
+
+    @property
+    def end(self) -> int | None:
+        """Index one past the newest sample received (None before the first)."""
+        return self.ring.end
+
+    def reset(self) -> None:
+        """Forget the stream (a device restarted its counter): the next feed starts afresh."""
+        self.ring.reset()
+        self.next_start = None
+
+    def _begin(self, first_sample: int) -> None:
+        self.ring.reset()
+        self.ring.start_at(first_sample)
+        start = first_sample
+        if self.align:
+            start = -(-first_sample // self.hop) * self.hop  # first multiple of the hop at or after it
+        self.next_start = start
+
+    def feed(self, samples_mv: np.ndarray, first_sample: int | None = None,
+             lead_off: int | np.ndarray = 0) -> list[Result]:
+        """Add samples ``[n, C]`` (or ``[C, n]``) in mV starting at ``first_sample``; return finished windows.
+
+        ``first_sample`` defaults to right after the previous block; a forward jump marks the samples
+        in between missing, and samples already received are ignored. ``lead_off`` is the channel bit
+        mask of the whole block or an array of one mask per sample.
+        """
+        x = np.asarray(samples_mv, dtype=np.float32)
+        c = len(self.leads)
+        if x.ndim != 2 or c not in x.shape:
+            raise ValueError(f"samples of shape {x.shape} for {c} channels")
+        x = x.T if x.shape[1] == c else x  # -> [C, n]; [n, C] wins when n == C
+        n = x.shape[1]
+        if first_sample is None:
+            first_sample = self.ring.end if self.ring.end is not None else 0
+        first_sample = int(first_sample)
+        results: list[Result] = []
+        if self.next_start is None:
+            self._begin(first_sample)
+        elif first_sample > self.ring.end:
+            results += self.mark_missing(self.ring.end, first_sample - self.ring.end)
+        elif first_sample < self.ring.end:
+            skip = self.ring.end - first_sample
+            if skip >= n:
+                return results
+            logger.debug("ignoring %d samples received twice", skip)
+            x = x[:, skip:]
+            lead_off = lead_off[skip:] if isinstance(lead_off, np.ndarray) else lead_off
+            n -= skip
+        masks = lead_off if isinstance(lead_off, np.ndarray) else int(lead_off)
+        done = 0
+        while done < n:
+            k = min(n - done, self._until_window_end())
+            part = masks[done : done + k] if isinstance(masks, np.ndarray) else masks
+            self.ring.write(x[:, done : done + k], part)
+            done += k
+            results += self._emit_ready()
+        return results
+
+    def mark_missing(self, start: int, count: int) -> list[Result]:
+        """Samples ``[start, start + count)`` were lost: store them as NaN (only those not yet received)."""
+        if count <= 0:
+            return []
+        if self.next_start is None:
+            self._begin(int(start))
+        stop = int(start) + int(count)
+        results: list[Result] = []
+        while self.ring.end < stop:  # samples between the newest one and stop are all missing
+            k = min(stop - self.ring.end, self._until_window_end())
+            self.ring.write_missing(k)
+            self.missing_samples += k
+            results += self._emit_ready()
+        return results
+
+    def _until_window_end(self) -> int:
+        """Samples still to write before the pending window is complete (at least 1)."""
+        return max(1, self.next_start + self.window - self.ring.end)
+
+    def _emit_ready(self) -> list[Result]:
+        results = []
+        while self.ring.end >= self.next_start + self.window:
+            start = self.next_start
+            self.next_start += self.hop
+            if start < self.ring.start:  # can only happen after a jump larger than the ring
+                continue
+            x, masks = self.ring.read(start, start + self.window)
+            result = self.classifier.classify_window(x, self.fs, self.leads, lead_off=masks, rail_mv=self.rail_mv)
+            result.window_start_sample = start
+            self.windows += 1
+            self.windows_ok += int(not result.skipped)
+            results.append(result)
+        return results

@@ -1,0 +1,347 @@
+"""The live runtime: a serial port in, one contract-5 JSON object per classified window out.
+
+:class:`Runtime` opens the port (a device path, a pty, or any pyserial URL, through
+``firmware_bridge.transport.open_port``), asks the device who it is (HELLO_REQUEST, then START), and
+ignores samples until a HELLO has told it the rate, the channels and the LSB. Frames come out of
+``firmware_bridge.stream.StreamDecoder`` (bad frames are counted and dropped there), counts become
+millivolts with the HELLO's ``lsb_nv``, ``firmware_bridge.tracker.SampleTracker`` finds the samples
+that never arrived, and a :class:`edge.engine.StreamClassifier` turns the stream into windows.
+
+Faults (DESIGN.md, contract 4):
+
+- bad frames and dropped frames: their samples are a gap in ``first_sample``, stored as missing, so
+  the windows that contain them are reported with ``quality.ok = false``;
+- a port that disappears (cable pulled: ``SerialException``/``OSError``, EOF on a pty): closed and
+  reopened with exponential backoff (``backoff_min_s`` doubling up to ``backoff_max_s``), without
+  restarting the process; every connection needs a new HELLO. If the device kept counting, the
+  samples lost during the outage are missing; if it restarted its counter, the stream starts afresh;
+- a HELLO with another rate, channel set or LSB reconfigures the stream;
+- a silent device (no bytes for ``stall_s``) is asked again for HELLO and START;
+- :meth:`Runtime.stop` (the CLI calls it on SIGINT/SIGTERM) ends the loop after the current read.
+
+Per-sample work is numpy: frames of one read are merged into one block before they reach the ring.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from firmware_bridge.frames import Event, EventCode, Hello, HelloRequest, Samples, Start, encode_frame
+from firmware_bridge.leads import lead_name
+from firmware_bridge.stream import StreamDecoder, StreamStats
+from firmware_bridge.tracker import SampleTracker
+from firmware_bridge.transport import DEFAULT_BAUD, open_port
+
+from .engine import Classifier, Result, StreamClassifier
+from .signal import SignalError, to_twelve_leads
+
+__all__ = ["RunConfig", "RunStats", "Runtime"]
+
+logger = logging.getLogger(__name__)
+
+INT16_FULL_SCALE = 32767
+
+
+@dataclass
+class RunConfig:
+    """How the runtime talks to the device and when it stops."""
+
+    port: str  # device path, pty path or pyserial URL (loop://, socket://host:port, rfc2217://...)
+    baud: int = DEFAULT_BAUD  # ignored by ptys and sockets
+    hop_s: float = 2.0  # a window every hop_s seconds of signal
+    start_fs: int | None = None  # rate requested in START (None: the device's own)
+    duration_s: float | None = None  # stop after this many seconds of wall time
+    max_windows: int | None = None  # stop after this many windows
+    read_timeout_s: float = 0.1  # one port read waits at most this long
+    hello_retry_s: float = 1.0  # resend HELLO_REQUEST + START this often until a HELLO arrives
+    stall_s: float = 5.0  # after a HELLO, this long without a byte: ask for HELLO + START again
+    backoff_min_s: float = 0.2  # first reconnect delay
+    backoff_max_s: float = 5.0  # reconnect delay cap
+
+
+@dataclass
+class RunStats:
+    """Counters of a run, over every connection; ``as_dict()`` is the summary line's content."""
+
+    windows: int = 0
+    windows_ok: int = 0
+    connects: int = 0
+    reconnects: int = 0
+    hellos: int = 0
+    reconfigurations: int = 0
+    stream_restarts: int = 0  # the device restarted its sample counter
+    samples: int = 0  # samples received and used
+    samples_ignored: int = 0  # samples before a HELLO or with the wrong channel count
+    missing_samples: int = 0  # samples that never arrived (gaps in first_sample)
+    events: int = 0
+    frames: StreamStats = field(default_factory=StreamStats)  # decoder counters, all connections
+    started: float = field(default_factory=time.monotonic)
+    stop_reason: str = ""
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("started")
+        d["frames"] = self.frames.as_dict()
+        d["elapsed_s"] = round(time.monotonic() - self.started, 3)
+        return d
+
+
+def _add_stats(total: StreamStats, part: StreamStats) -> None:
+    for key, value in part.as_dict().items():
+        setattr(total, key, getattr(total, key) + value)
+
+
+class PortLost(ConnectionError):
+    """The port stopped working (unplugged, closed by the other end)."""
+
+
+class Runtime:
+    """Read one serial stream, classify its windows, hand each result to ``on_result``.
+
+    ``on_result(result, line)`` gets the :class:`Result` and its contract-5 dict (with ``device`` and
+    ``segment`` added); ``on_status(runtime)`` is called after every read (for a live view).
+    """
+
+    def __init__(self, classifier: Classifier, config: RunConfig,
+                 on_result: Callable[[Result, dict], None] | None = None,
+                 on_status: Callable[[Runtime], None] | None = None) -> None:
+        self.classifier = classifier
+        self.config = config
+        self.on_result = on_result or (lambda result, line: None)
+        self.on_status = on_status or (lambda runtime: None)
+        self.stats = RunStats()
+        self.tracker = SampleTracker()
+        self.hello: Hello | None = None  # the HELLO of the current connection
+        self.stream: StreamClassifier | None = None
+        self.connected = False
+        self.last_result: Result | None = None
+        self.segment = 0  # +1 each time the stream starts afresh (new format or counter restart)
+        self._format: tuple | None = None
+        self._scale = 1e-3  # mV per count
+        self._abs_next: int | None = None  # unwrapped index of the next sample expected
+        self._decoder: StreamDecoder | None = None
+        self._tx_seq = 0
+        self._stop = threading.Event()
+
+    # --- control ----------------------------------------------------------------------------------
+    def stop(self, reason: str = "stopped") -> None:
+        """Ask :meth:`run` to return (thread- and signal-handler-safe)."""
+        if not self.stats.stop_reason:
+            self.stats.stop_reason = reason
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def run(self) -> RunStats:
+        """Connect, classify, reconnect on faults, until stopped, ``duration_s`` or ``max_windows``."""
+        cfg = self.config
+        deadline = None if cfg.duration_s is None else time.monotonic() + cfg.duration_s
+        backoff = cfg.backoff_min_s
+        self._deadline = deadline
+        while not self.stopping:
+            if deadline is not None and time.monotonic() >= deadline:
+                self.stop("duration")
+                break
+            try:
+                port = open_port(cfg.port, baud=cfg.baud, timeout=cfg.read_timeout_s)
+            except (OSError, ValueError) as exc:  # SerialException is an OSError (IOError)
+                logger.warning("cannot open %s (%s); retrying in %.1f s", cfg.port, exc, backoff)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, cfg.backoff_max_s)
+                continue
+            self.stats.connects += 1
+            self.stats.reconnects = self.stats.connects - 1
+            try:
+                if self._session(port):
+                    backoff = cfg.backoff_min_s  # the link worked: start the backoff over
+            except PortLost as exc:
+                logger.warning("port %s lost (%s); reconnecting", cfg.port, exc)
+            finally:
+                self.connected = False
+                try:
+                    port.close()
+                except Exception:  # noqa: BLE001 - closing a dead port may fail in any way
+                    pass
+            if not self.stopping:
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, cfg.backoff_max_s)
+        self.on_status(self)
+        return self.stats
+
+    # --- one connection ---------------------------------------------------------------------------
+    def _send(self, port, frame) -> None:  # noqa: ANN001
+        try:
+            port.write(encode_frame(frame, self._tx_seq))
+        except (OSError, ValueError) as exc:
+            raise PortLost(f"write failed: {exc}") from None
+        self._tx_seq = (self._tx_seq + 1) & 0xFFFF
+
+    def _ask(self, port) -> None:  # noqa: ANN001
+        self._send(port, HelloRequest())
+        self._send(port, Start(self.config.start_fs))
+
+    def _session(self, port) -> bool:  # noqa: ANN001 - serial.SerialBase
+        """Serve one open port until stopped or lost; True when a HELLO was received on it."""
+        cfg = self.config
+        self._decoder = decoder = StreamDecoder()
+        self.hello = None
+        self.connected = True
+        got_hello = False
+        try:
+            self._ask(port)
+            last_rx = last_ask = time.monotonic()
+            while not self.stopping:
+                now = time.monotonic()
+                if self._deadline is not None and now >= self._deadline:
+                    self.stop("duration")
+                    break
+                try:
+                    chunk = port.read(4096)
+                except (OSError, ValueError, TypeError) as exc:  # SerialException, EIO; closed fd
+                    raise PortLost(str(exc)) from None
+                now = time.monotonic()
+                if chunk:
+                    last_rx = now
+                    self._handle_frames(decoder.feed(chunk))
+                    got_hello = got_hello or self.hello is not None
+                elif self.hello is None and now - last_ask >= cfg.hello_retry_s:
+                    self._ask(port)
+                    last_ask = now
+                elif self.hello is not None and now - last_rx >= cfg.stall_s and now - last_ask >= cfg.stall_s:
+                    logger.warning("no data for %.1f s; asking the device for HELLO and START again", now - last_rx)
+                    self._ask(port)
+                    last_ask = now
+                self.on_status(self)
+        finally:
+            decoder.close()
+            _add_stats(self.stats.frames, decoder.stats)
+            self._decoder = None
+        return got_hello
+
+    def frame_stats(self) -> dict:
+        """Decoder counters over all connections, including the current one."""
+        total = StreamStats(**self.stats.frames.as_dict())
+        if self._decoder is not None:
+            _add_stats(total, self._decoder.stats)
+        return total.as_dict()
+
+    # --- frames -----------------------------------------------------------------------------------
+    def _handle_frames(self, decoded: list) -> None:
+        run: list[Samples] = []
+        for item in decoded:
+            frame = item.frame
+            if isinstance(frame, Samples):
+                if self.stream is None or self.hello is None or frame.n_channels != len(self.stream.leads):
+                    self.stats.samples_ignored += frame.n_samples
+                    continue
+                run.append(frame)
+                continue
+            self._feed(run)
+            run = []
+            if isinstance(frame, Hello):
+                self._on_hello(frame)
+            elif isinstance(frame, Event):
+                self.stats.events += 1
+                self._on_event(frame)
+        self._feed(run)
+
+    def _on_hello(self, hello: Hello) -> None:
+        self.stats.hellos += 1
+        self.tracker.observe(hello)
+        fmt = (hello.fs_hz, hello.channel_leads, hello.lsb_nv)
+        leads = [lead_name(c) for c in hello.channel_leads]
+        if fmt != self._format:
+            try:
+                to_twelve_leads(np.zeros((len(leads), 2), np.float32), leads)
+            except SignalError as exc:
+                logger.error("device channels %s cannot make the 12 leads (%s); ignoring its samples", leads, exc)
+                self.stream, self._format, self.hello = None, None, hello
+                return
+            if self._format is not None:
+                self.stats.reconfigurations += 1
+                logger.warning("stream format changed to %d Hz, leads %s, %d nV/LSB", hello.fs_hz, leads, hello.lsb_nv)
+            self._format = fmt
+            self._scale = hello.lsb_nv * 1e-6
+            self.stream = StreamClassifier(self.classifier, hello.fs_hz, leads, hop_s=self.config.hop_s,
+                                           rail_mv=INT16_FULL_SCALE * self._scale)
+            self._abs_next = None
+            self.segment += 1
+        logger.info("HELLO from %r: %d Hz, leads %s, %d nV/LSB, firmware %d.%d", hello.device_id, hello.fs_hz,
+                    ",".join(leads), hello.lsb_nv, hello.fw_major, hello.fw_minor)
+        self.hello = hello
+
+    def _on_event(self, event: Event) -> None:
+        try:
+            name = EventCode(event.code).name
+        except ValueError:
+            name = f"code {event.code}"
+        if event.code == EventCode.DEVICE_ERROR:
+            logger.warning("device error at sample %d: %s", event.sample, event.detail.decode("utf-8", "replace"))
+        else:
+            logger.info("device event %s at sample %d (%s)", name, event.sample, event.detail.hex())
+
+    def _feed(self, frames: list[Samples]) -> None:
+        """Feed SAMPLES frames: contiguous ones as one block, gaps marked missing, restarts reset."""
+        if not frames:
+            return
+        stream = self.stream
+        blocks: list[np.ndarray] = []
+        masks: list[np.ndarray] = []
+        block_start: int | None = None
+        for frame in frames:
+            resets = self.tracker.resets
+            gaps = self.tracker.update(frame.first_sample, frame.n_samples)
+            lost = sum(g.count for g in gaps)
+            if self._abs_next is None or self.tracker.resets != resets:
+                if self._abs_next is not None:
+                    self.stats.stream_restarts += 1
+                    logger.warning("device restarted its sample counter at %d; starting a new stream",
+                                   frame.first_sample)
+                    self._flush(blocks, masks, block_start)
+                    blocks, masks, block_start = [], [], None
+                    stream.reset()
+                    self.segment += 1
+                start = frame.first_sample
+            else:
+                start = self._abs_next + lost
+            if lost:
+                self.stats.missing_samples += lost
+            if block_start is not None and start != block_start + sum(b.shape[0] for b in blocks):
+                self._flush(blocks, masks, block_start)
+                blocks, masks, block_start = [], [], None
+            if block_start is None:
+                block_start = start
+            blocks.append(frame.samples)
+            masks.append(np.full(frame.n_samples, frame.lead_off, dtype=np.uint16))
+            self._abs_next = start + frame.n_samples
+            self.stats.samples += frame.n_samples
+        self._flush(blocks, masks, block_start)
+
+    def _flush(self, blocks: list[np.ndarray], masks: list[np.ndarray], start: int | None) -> None:
+        if not blocks:
+            return
+        counts = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+        x_mv = counts.astype(np.float32) * np.float32(self._scale)  # [n, C]
+        lead_off = masks[0] if len(masks) == 1 else np.concatenate(masks)
+        for result in self.stream.feed(x_mv, start, lead_off):
+            self._report(result)
+
+    def _report(self, result: Result) -> None:
+        if self.config.max_windows is not None and self.stats.windows >= self.config.max_windows:
+            return  # the rest of a block that completed more windows than asked for
+        self.stats.windows += 1
+        self.stats.windows_ok += int(not result.skipped)
+        self.last_result = result
+        extra = {"device": self.hello.device_id if self.hello else None, "segment": self.segment}
+        line = result.to_json_dict(self.config.port, **extra)
+        self.on_result(result, line)
+        if self.config.max_windows is not None and self.stats.windows >= self.config.max_windows:
+            self.stop("windows")

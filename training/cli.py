@@ -1,0 +1,219 @@
+"""``ecg-train`` and ``ecg-eval``: train and evaluate the contrastive ECG-text model from the command line.
+
+Examples::
+
+    ecg-train --data ptbxl=../shared/data/ptbxl --data ptbxl_processed=../shared/data/ptbxl_processed \\
+              --data cinc2021=../shared/data/cinc2021 --out runs/use --holdout-labels IMI,LAFB,...
+    ecg-train ... --compare --out runs/compare     # contrastive (frozen / byte-level text) vs supervised
+    ecg-eval runs/use/checkpoint.pt --data ptbxl=../shared/data/ptbxl --folds 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .train import TrainConfig
+
+__all__ = ["train_main", "eval_main", "COMPARE_VARIANTS"]
+
+# name -> overrides of TrainConfig for `ecg-train --compare`
+COMPARE_VARIANTS = {
+    "contrastive-frozen-text": {"model": "contrastive"},
+    "contrastive-byte-text": {"model": "contrastive", "text": {"encoder": "byte"}},
+    "supervised-baseline": {"model": "supervised"},
+}
+
+
+def _folds(text: str) -> tuple[int, ...]:
+    out = []
+    for part in text.split(","):
+        if "-" in part:
+            a, b = part.split("-")
+            out.extend(range(int(a), int(b) + 1))
+        elif part.strip():
+            out.append(int(part))
+    if not out or any(f < 0 for f in out):
+        raise argparse.ArgumentTypeError(f"bad fold list {text!r} (e.g. 1-8 or 9 or 1,2,3)")
+    return tuple(out)
+
+
+def _train_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ecg-train",
+        description="Train the contrastive ECG-text model (or the supervised baseline) and evaluate it. "
+        "Writes a run folder with checkpoint.pt, metrics.json, per_label.csv and plots.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--data", action="append", required=True, metavar="KIND=PATH",
+                   help="a dataset: ptbxl=DIR, cinc2021=DIR, ptbxl_processed=DIR or manifest=CSV (repeatable)")
+    p.add_argument("--out", required=True, help="run folder to write")
+    p.add_argument("--cache", help="prepared-window cache folder (default: <out>/../cache)")
+    p.add_argument("--model", choices=["contrastive", "supervised"], default="contrastive")
+    p.add_argument("--encoder", default="resnet1d18", help="ECG encoder preset: resnet1d18, resnet1d18-small, resnet1d10-tiny")
+    p.add_argument("--embed-dim", type=int, default=256)
+    p.add_argument("--text-encoder", default="use-m3",
+                   help="byte (trainable byte-level) or a frozen encoder: use-m3, e5-small, hashing, hf:DIR")
+    p.add_argument("--text-mode", default="ja", help="label texts: ja, ja+desc, ja+en, templates")
+    p.add_argument("--loss", choices=["multi_positive", "clip", "sigmoid"], default="multi_positive",
+                   help="clip is the study's symmetric CLIP loss (one positive per ECG); multi_positive uses all labels")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--patience", type=int, default=8, help="early stopping patience (epochs)")
+    p.add_argument("--max-minutes", type=float, help="wall-clock budget per model")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--train-folds", type=_folds, default=(1, 2, 3, 4, 5, 6, 7, 8))
+    p.add_argument("--val-folds", type=_folds, default=(9,))
+    p.add_argument("--test-folds", type=_folds, default=(10,))
+    p.add_argument("--holdout-labels", default="", help="comma-separated label ids or terms kept out of training (zero-shot)")
+    p.add_argument("--ptbxl-rate", type=int, choices=[100, 500], default=100)
+    p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--skip-bad", action="store_true", help="skip (and count) bad records instead of stopping")
+    p.add_argument("--compare", action="store_true",
+                   help="train " + ", ".join(COMPARE_VARIANTS) + " into <out>/<name>/ and write <out>/comparison.md")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def config_from_args(args) -> TrainConfig:
+    from .augment import AugmentConfig
+    from .text_side import TextConfig
+    from .train import TrainConfig
+
+    holdout = tuple(t.strip() for t in args.holdout_labels.split(",") if t.strip())
+    return TrainConfig(
+        sources=args.data, out_dir=args.out, cache_dir=args.cache, model=args.model, encoder=args.encoder,
+        embed_dim=args.embed_dim, text=TextConfig(encoder=args.text_encoder, mode=args.text_mode), loss=args.loss,
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+        patience=args.patience, max_minutes=args.max_minutes, seed=args.seed, train_folds=args.train_folds,
+        val_folds=args.val_folds, test_folds=args.test_folds, holdout_labels=holdout, ptbxl_rate=args.ptbxl_rate,
+        augment=AugmentConfig(enabled=not args.no_augment), num_threads=args.threads,
+        on_error="skip" if args.skip_bad else "raise",
+    )
+
+
+def _fmt(v) -> str:
+    return "–" if v is None or v != v else f"{v:.3f}"
+
+
+def comparison_table(results: dict[str, dict]) -> str:
+    """Markdown table of the headline test metrics of several runs."""
+    lines = ["| model | top-1 | top-5 | macro AUROC | new labels top-5 recall | new labels AUROC |", "|---|---|---|---|---|---|"]
+    for name, m in results.items():
+        new = m.get("new", {})
+        lines.append(f"| {name} | {_fmt(m.get('top1'))} | {_fmt(m.get('top5'))} | {_fmt(m.get('macro_auroc'))} | "
+                     f"{_fmt(new.get('top5_recall'))} | {_fmt(new.get('macro_auroc'))} |")
+    return "\n".join(lines)
+
+
+def train_main(argv: list[str] | None = None) -> int:
+    args = _train_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        from .text_side import TextConfig
+        from .train import train
+
+        cfg = config_from_args(args)
+        if not args.compare:
+            metrics = train(cfg, progress=not args.quiet)
+            print(json.dumps({k: v for k, v in metrics.items() if k != "per_label"}, indent=2, ensure_ascii=False))
+            return 0
+        results = {}
+        cache = args.cache or str(Path(args.out) / "cache")
+        for name, overrides in COMPARE_VARIANTS.items():
+            text = TextConfig(**{**cfg.text.to_dict(), **overrides.get("text", {})})
+            sub = replace(cfg, out_dir=str(Path(args.out) / name), cache_dir=cache, model=overrides["model"], text=text)
+            results[name] = train(sub, progress=not args.quiet)
+        table = comparison_table(results)
+        Path(args.out, "comparison.md").write_text(table + "\n", encoding="utf-8")
+        Path(args.out, "comparison.json").write_text(json.dumps(
+            {k: {kk: vv for kk, vv in v.items() if kk != "per_label"} for k, v in results.items()}, indent=2), encoding="utf-8")
+        print(table)
+        return 0
+    except (ValueError, FileNotFoundError, KeyError) as exc:
+        print(f"ecg-train: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _eval_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ecg-eval",
+        description="Evaluate a checkpoint on a dataset: top-1, top-5, macro AUROC and a per-label table "
+        "(new labels, held out of training, reported separately).",
+    )
+    p.add_argument("checkpoint", help="checkpoint.pt written by ecg-train")
+    p.add_argument("--data", action="append", required=True, metavar="KIND=PATH", help="dataset(s) to evaluate on")
+    p.add_argument("--folds", type=_folds, default=(10,), help="folds to evaluate (PTB-XL: 10 = test)")
+    p.add_argument("--cache", help="prepared-window cache folder (default: next to the checkpoint)")
+    p.add_argument("--out", help="write metrics.json and per_label.csv into this folder")
+    p.add_argument("--min-n", type=int, default=1, help="only list labels with at least this many ECGs")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    return p
+
+
+def eval_main(argv: list[str] | None = None) -> int:
+    args = _eval_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    try:
+        import numpy as np
+
+        from edge.catalogue import load_catalogue
+
+        from .checkpoint import load_checkpoint
+        from .datasets import parse_source
+        from .evaluate import evaluate_model, write_per_label_csv
+        from .prepare import Source, prepare
+
+        model, ckpt = load_checkpoint(args.checkpoint)
+        catalogue = load_catalogue()
+        if list(catalogue.ids) != ckpt["label_ids"]:
+            raise ValueError("the checkpoint was trained with another label catalogue")
+        sources = [Source(*parse_source(s)) for s in args.data]
+        cache = args.cache or str(Path(args.checkpoint).parent / "eval_cache")
+        ds = prepare(sources, cache, ckpt["signal_config"], catalogue)
+        idx = ds.indices(args.folds)
+        if len(idx) == 0:
+            raise ValueError(f"no labelled windows in folds {args.folds}")
+        windows = np.asarray(ds.windows[idx], dtype=np.float32)
+        metrics = evaluate_model(model, ckpt, windows, ds.labels[idx].astype(np.float32), [lb.ja for lb in catalogue.labels])
+        if args.out:
+            Path(args.out).mkdir(parents=True, exist_ok=True)
+            Path(args.out, "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False), encoding="utf-8")
+            write_per_label_csv(metrics, Path(args.out) / "per_label.csv")
+        if args.json:
+            print(json.dumps(metrics, indent=2, ensure_ascii=False))
+            return 0
+        print(format_report(metrics, args.min_n))
+        return 0
+    except (ValueError, FileNotFoundError, KeyError) as exc:
+        print(f"ecg-eval: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def format_report(metrics: dict, min_n: int = 1) -> str:
+    """Readable report: headline numbers, then the per-label table sorted by top-5 recall (weak first)."""
+    lines = [f"ECGs: {metrics['n_ecgs']}   top-1: {_fmt(metrics['top1'])}   top-5: {_fmt(metrics['top5'])}   "
+             f"macro AUROC: {_fmt(metrics['macro_auroc'])}"]
+    if "new" in metrics:
+        new = metrics["new"]
+        lines.append(f"new labels {new['labels']}: top-5 recall {_fmt(new['top5_recall'])}, AUROC {_fmt(new['macro_auroc'])}")
+    lines.append(f"\n{'id':<8} {'n':>4} {'top5':>6} {'AUROC':>6}  label")
+    rows = [r for r in metrics["per_label"] if r["n"] >= min_n]
+    rows.sort(key=lambda r: (r["top5_recall"] if r["top5_recall"] is not None else 2, -r["n"]))
+    for r in rows:
+        flag = "  [new]" if r["new"] else ""
+        lines.append(f"{r['id']:<8} {r['n']:>4} {_fmt(r['top5_recall']):>6} {_fmt(r['auroc']):>6}  {r['name']}{flag}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # torchrun -m training.cli ... (multi-process training)
+    sys.exit(train_main())

@@ -1,0 +1,134 @@
+"""A hospital's own data: a CSV manifest of recordings and their labels.
+
+Columns (header row required; paths relative to the CSV's folder):
+
+- ``path`` (required): a WFDB record (with or without ``.hea``) or a ``.npy`` array ``[leads, samples]`` in mV.
+- ``labels`` (required): catalogue ids or Japanese/English terms, separated by ``;`` or ``|``
+  (e.g. ``洞調律;完全右脚ブロック`` or ``SR|CRBBB``).
+- ``fs``: sampling rate in Hz, required for ``.npy``.
+- ``leads``: channel names for ``.npy``, comma-separated (default: 12 standard leads, or I, II, V1-V6 for 8).
+- ``patient_id``: keeps splits patient-wise.
+- ``split`` (``train``/``val``/``test``) or ``fold`` (1-10): otherwise a stable fold from the patient id.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from edge.catalogue import Catalogue, load_catalogue
+from edge.signal import EIGHT_CHANNEL_LEADS, LEADS
+
+from .base import DatasetError, Reader, Record, fold_from_key
+
+__all__ = ["ManifestReader", "SPLIT_FOLDS"]
+
+SPLIT_FOLDS = {"train": 1, "val": 9, "valid": 9, "validation": 9, "test": 10}
+
+
+class ManifestReader(Reader):
+    """Records listed in a manifest CSV."""
+
+    name = "manifest"
+
+    def __init__(
+        self,
+        csv_path: str | Path,
+        folds: set[int] | None = None,
+        catalogue: Catalogue | None = None,
+        on_error: str = "raise",
+        **kwargs,
+    ):
+        super().__init__(on_error, **kwargs)
+        self.path = Path(csv_path)
+        if not self.path.is_file():
+            raise DatasetError(f"manifest {self.path} not found")
+        self.catalogue = catalogue or load_catalogue()
+        with self.path.open(newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            missing = {"path", "labels"} - set(reader.fieldnames or ())
+            if missing:
+                raise DatasetError(f"manifest {self.path}: missing column(s) {sorted(missing)}")
+            self.rows = list(reader)
+        self.folds = folds
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def _fold(self, row: dict, line: int) -> int:
+        if (row.get("fold") or "").strip():
+            return int(row["fold"])
+        split = (row.get("split") or "").strip().lower()
+        if split:
+            if split not in SPLIT_FOLDS:
+                raise DatasetError(f"{self.path}:{line}: split {split!r} not in {sorted(SPLIT_FOLDS)}")
+            return SPLIT_FOLDS[split]
+        return fold_from_key(row.get("patient_id") or row["path"])
+
+    def _labels(self, key: str, text: str) -> tuple[str, ...] | None:
+        ids = []
+        for term in (t.strip() for t in re.split(r"[;|]", text)):
+            if not term:
+                continue
+            try:
+                ids.append(self.catalogue.resolve(term).id)
+            except KeyError as exc:
+                self.fail(key, f"unknown_code: {exc.args[0] if exc.args else term}")
+                return None
+        if not ids:
+            self.fail(key, "no_labels: empty labels column")
+            return None
+        return tuple(dict.fromkeys(ids))
+
+    def _load(self, key: str, path: Path, row: dict) -> tuple[np.ndarray, float, tuple[str, ...]] | None:
+        if path.suffix == ".npy":
+            if not path.is_file():
+                self.fail(key, f"missing_file: {path}")
+                return None
+            x = np.load(path, allow_pickle=False).astype(np.float32)
+            if not (row.get("fs") or "").strip():
+                raise DatasetError(f"{key}: .npy records need an fs column")
+            names = row.get("leads") or ""
+            leads = tuple(n.strip() for n in names.split(",")) if names.strip() else None
+            if leads is None:
+                leads = LEADS if x.shape[0] == 12 else EIGHT_CHANNEL_LEADS if x.shape[0] == 8 else ()
+            return x, float(row["fs"]), leads
+        import wfdb
+
+        base = path.with_suffix("") if path.suffix == ".hea" else path
+        if not base.with_suffix(".hea").is_file():
+            self.fail(key, f"missing_file: {base}.hea")
+            return None
+        try:
+            rec = wfdb.rdrecord(str(base))
+        except Exception as exc:
+            self.fail(key, f"unreadable: {base}: {exc}")
+            return None
+        return np.asarray(rec.p_signal, dtype=np.float32).T, float(rec.fs), tuple(rec.sig_name)
+
+    def __iter__(self) -> Iterator[Record]:
+        for line, row in enumerate(self.rows, start=2):
+            path = (self.path.parent / row["path"].strip()).resolve()
+            key = f"manifest:{path}"
+            fold = self._fold(row, line)
+            if self.folds is not None and fold not in self.folds:
+                continue
+            labels = self._labels(key, row["labels"])
+            if labels is None:
+                continue
+            loaded = self._load(key, path, row)
+            if loaded is None:
+                continue
+            x, fs, leads = loaded
+            if x.ndim != 2 or x.shape[0] not in (8, 12) and len(leads) != x.shape[0]:
+                self.fail(key, f"wrong_leads: array of shape {x.shape}; need 12 leads or 8 (I, II, V1-V6)")
+                continue
+            if not np.isfinite(x).all():
+                self.fail(key, "nan: non-finite samples")
+                continue
+            patient = (row.get("patient_id") or "").strip() or None
+            yield Record(key, self.name, x, fs, leads, labels, patient, fold, meta={"path": str(path)})

@@ -1,0 +1,226 @@
+"""Contrastive and supervised losses, all in one module (open_clip ``loss.py`` style).
+
+Every loss returns a dict of named scalar tensors; ``"loss"`` is the total to back-propagate, the other
+entries are its parts for logging. ``logit_scale`` is always the multiplier itself (already exp'd and
+clamped, as :meth:`training.model.ContrastiveModel.forward` returns it), and the embeddings are unit vectors.
+
+- :func:`clip_loss`: the symmetric InfoNCE / CLIP loss (Radford et al. 2021, "Learning Transferable Visual
+  Models From Natural Language Supervision") on a B x B matrix, as in the reference study: one positive
+  label text per ECG. Two ECGs in a batch can share a label; how such pairs count is a choice
+  (``duplicates=``, see there).
+- :func:`multi_positive_clip_loss`: the principled version for multi-label ECGs: logits against the whole
+  label bank and soft targets over all positives, in both directions.
+- :func:`sigmoid_pairwise_loss`: the SigLIP loss (Zhai et al. 2023, "Sigmoid Loss for Language Image
+  Pre-Training"): an independent binary decision per (ECG, label) pair, with a learnable bias.
+- :func:`bce_loss`: binary cross-entropy on classifier logits, the supervised baseline.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+__all__ = [
+    "LOSSES",
+    "ClipLoss",
+    "MultiPositiveClipLoss",
+    "SigmoidLoss",
+    "bce_loss",
+    "clip_loss",
+    "multi_positive_clip_loss",
+    "sigmoid_pairwise_loss",
+]
+
+DUPLICATE_MODES = ("positive", "mask", "none")
+
+
+def _soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean over rows of ``-sum_j target_ij * log_softmax(logits)_ij`` (each target row sums to 1)."""
+    return -(target * logits.log_softmax(dim=-1)).sum(dim=-1).mean()
+
+
+def _zero(like: torch.Tensor) -> torch.Tensor:
+    # A zero that keeps the graph (and thus .backward()) alive when every row is skipped.
+    return like.sum() * 0.0
+
+
+def clip_loss(
+    ecg: torch.Tensor,
+    text: torch.Tensor,
+    logit_scale: torch.Tensor | float,
+    targets: torch.Tensor | None = None,
+    duplicates: str = "positive",
+) -> dict[str, torch.Tensor]:
+    """Symmetric CLIP loss over a batch of B (ECG, label text) pairs.
+
+    Args:
+        ecg: ``[B, D]`` unit ECG embeddings.
+        text: ``[B, D]`` unit text embeddings; row i is the text of the label sampled for ECG i (for a
+            fixed label bank: ``bank[targets]``).
+        logit_scale: the multiplier of the cosine similarities (1/temperature).
+        targets: ``LongTensor[B]``, the label index sampled for each ECG; only used to find pairs of
+            ECGs that share a label. ``None`` means all labels in the batch are distinct.
+        duplicates: what a pair (i, j), i != j, with the same label means:
+
+            - ``"positive"`` (default): a positive. Targets become soft: row i spreads its mass evenly
+              over every column with its label, in both directions (the multi-positive fix), so
+              same-label ECGs (and texts) are interchangeable. When the duplicates' text rows are
+              identical (a deterministic text tower, one text per label) this equals ``"none"`` exactly;
+              it differs, and matters, when they are not (sampled templates, text dropout), where plain
+              CLIP would push ECG i away from another phrasing of its own label. A label shared by k
+              ECGs puts a floor of log k on its rows: compare loss values only at equal batch size.
+            - ``"mask"``: neither positive nor negative: the other same-label entries are removed from
+              both softmaxes, so row i competes only against other labels (no floor).
+            - ``"none"``: the standard CLIP loss (``arange(B)`` targets), ignoring duplicates, as in the
+              reference study.
+
+    Returns:
+        ``{"loss": mean of both directions, "ecg_to_text": ..., "text_to_ecg": ...}``.
+    """
+    if duplicates not in DUPLICATE_MODES:
+        raise ValueError(f"duplicates must be one of {DUPLICATE_MODES}, got {duplicates!r}")
+    logits = logit_scale * ecg @ text.T  # [B, B]; row i: ECG i against every text in the batch
+    n = logits.shape[0]
+    eye = torch.eye(n, dtype=torch.bool, device=logits.device)
+    same = eye if targets is None else targets[:, None] == targets[None, :]
+    if duplicates == "positive":
+        target = same.to(logits.dtype)
+        target = target / target.sum(dim=1, keepdim=True)  # symmetric, so it serves both directions
+        e2t, t2e = _soft_cross_entropy(logits, target), _soft_cross_entropy(logits.T, target)
+    else:
+        if duplicates == "mask":
+            logits = logits.masked_fill(same & ~eye, float("-inf"))
+        labels = torch.arange(n, device=logits.device)
+        e2t, t2e = F.cross_entropy(logits, labels), F.cross_entropy(logits.T, labels)
+    return {"loss": (e2t + t2e) / 2, "ecg_to_text": e2t, "text_to_ecg": t2e}
+
+
+def multi_positive_clip_loss(
+    ecg: torch.Tensor, label_bank: torch.Tensor, logit_scale: torch.Tensor | float, multi_hot: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """Symmetric CLIP loss against the whole label bank with soft multi-positive targets.
+
+    Args:
+        ecg: ``[B, D]`` unit ECG embeddings.
+        label_bank: ``[L, D]`` unit embeddings of every label text.
+        logit_scale: the multiplier of the cosine similarities.
+        multi_hot: ``[B, L]`` 0/1 (or bool) positives.
+
+    ECG -> label: each ECG row's softmax over the L labels is matched to ``multi_hot / rowsum``.
+    Label -> ECG: each label column's softmax over the B ECGs of the batch is matched to
+    ``multi_hot[:, l] / colsum``. Rows and columns without any positive are skipped (they still appear
+    as negatives in the other direction's softmax); each direction is the mean over the kept ones, and
+    the total is the mean of the two directions.
+
+    Returns:
+        ``{"loss", "ecg_to_text", "text_to_ecg"}``.
+    """
+    logits = logit_scale * ecg @ label_bank.T  # [B, L]
+    y = multi_hot.to(logits.dtype)
+    row_pos, col_pos = y.sum(dim=1), y.sum(dim=0)
+    rows, cols = row_pos > 0, col_pos > 0
+    e2t = _soft_cross_entropy(logits[rows], y[rows] / row_pos[rows, None]) if rows.any() else _zero(logits)
+    if cols.any():
+        t2e = _soft_cross_entropy(logits[:, cols].T, (y[:, cols] / col_pos[cols]).T)
+    else:
+        t2e = _zero(logits)
+    return {"loss": (e2t + t2e) / 2, "ecg_to_text": e2t, "text_to_ecg": t2e}
+
+
+def sigmoid_pairwise_loss(
+    ecg: torch.Tensor,
+    label_bank: torch.Tensor,
+    logit_scale: torch.Tensor | float,
+    logit_bias: torch.Tensor | float,
+    multi_hot: torch.Tensor,
+    reduction: str = "mean",
+) -> dict[str, torch.Tensor]:
+    """SigLIP loss: ``-log sigmoid(z_ij * (scale * <ecg_i, label_j> + bias))``, z = +1 positive / -1 not.
+
+    Every (ECG, label bank row) pair is an independent binary problem, so several positives per ECG
+    need no special care. ``reduction="mean"`` (default) averages over all B*L pairs, which keeps the
+    value on the scale of :func:`bce_loss` whatever the bank size; ``"batch"`` is SigLIP's sum over
+    pairs divided by B (L times larger). SigLIP initialises scale = 10 and bias = -10, which suits the
+    many negatives per ECG.
+
+    Returns:
+        ``{"loss", "pos", "neg"}`` (pos / neg: mean loss over positive / negative pairs, for logging).
+    """
+    if reduction not in ("mean", "batch"):
+        raise ValueError(f"reduction must be 'mean' or 'batch', got {reduction!r}")
+    logits = logit_scale * ecg @ label_bank.T + logit_bias  # [B, L]
+    y = multi_hot.to(logits.dtype)
+    per_pair = -F.logsigmoid((2 * y - 1) * logits)
+    loss = per_pair.mean() if reduction == "mean" else per_pair.sum() / logits.shape[0]
+    is_pos = y > 0
+    pos = per_pair[is_pos].mean() if is_pos.any() else _zero(per_pair)
+    neg = per_pair[~is_pos].mean() if (~is_pos).any() else _zero(per_pair)
+    return {"loss": loss, "pos": pos.detach(), "neg": neg.detach()}
+
+
+def bce_loss(
+    logits: torch.Tensor, multi_hot: torch.Tensor, pos_weight: torch.Tensor | None = None
+) -> dict[str, torch.Tensor]:
+    """Binary cross-entropy with logits, mean over all (ECG, label) entries; ``pos_weight`` is ``[L]``."""
+    loss = F.binary_cross_entropy_with_logits(logits, multi_hot.to(logits.dtype), pos_weight=pos_weight)
+    return {"loss": loss}
+
+
+class ClipLoss(nn.Module):
+    """Module form of :func:`clip_loss` holding its ``duplicates`` choice."""
+
+    def __init__(self, duplicates: str = "positive") -> None:
+        super().__init__()
+        if duplicates not in DUPLICATE_MODES:
+            raise ValueError(f"duplicates must be one of {DUPLICATE_MODES}, got {duplicates!r}")
+        self.duplicates = duplicates
+
+    def forward(
+        self,
+        ecg: torch.Tensor,
+        text: torch.Tensor,
+        logit_scale: torch.Tensor | float,
+        targets: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        return clip_loss(ecg, text, logit_scale, targets, duplicates=self.duplicates)
+
+
+class MultiPositiveClipLoss(nn.Module):
+    """Module form of :func:`multi_positive_clip_loss`."""
+
+    def forward(
+        self,
+        ecg: torch.Tensor,
+        label_bank: torch.Tensor,
+        logit_scale: torch.Tensor | float,
+        multi_hot: torch.Tensor,
+    ) -> dict[str, torch.Tensor]:
+        return multi_positive_clip_loss(ecg, label_bank, logit_scale, multi_hot)
+
+
+class SigmoidLoss(nn.Module):
+    """Module form of :func:`sigmoid_pairwise_loss` holding its ``reduction``."""
+
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__()
+        self.reduction = reduction
+
+    def forward(
+        self,
+        ecg: torch.Tensor,
+        label_bank: torch.Tensor,
+        logit_scale: torch.Tensor | float,
+        logit_bias: torch.Tensor | float,
+        multi_hot: torch.Tensor,
+    ) -> dict[str, torch.Tensor]:
+        return sigmoid_pairwise_loss(ecg, label_bank, logit_scale, logit_bias, multi_hot, self.reduction)
+
+
+# Name -> loss function (options such as ``duplicates`` or ``reduction`` go through functools.partial).
+LOSSES = {
+    "clip": clip_loss,
+    "multi_positive": multi_positive_clip_loss,
+    "sigmoid": sigmoid_pairwise_loss,
+    "bce": bce_loss,
+}

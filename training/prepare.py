@@ -1,0 +1,213 @@
+"""Prepare step: read the datasets once, run every window through the signal contract, cache the result.
+
+The cache is a folder with ``windows.npy`` (float16 ``[N, 12, T]``, memory-mappable), ``labels.npy``
+(uint8 multi-hot ``[N, n_labels]`` over the catalogue, ancestors included: a record labelled 下壁心筋梗塞
+is also 心筋梗塞) and ``meta.json`` (signal contract, label ids, per-window record key / source / fold /
+patient / start sample, label counts, and every skipped record with its reason). Training epochs read
+the memory map instead of WFDB files. A fingerprint of the sources, the signal contract and the
+catalogue decides whether an existing cache can be reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge.catalogue import Catalogue, load_catalogue
+from edge.signal import SignalConfig, SignalError, iter_windows, preprocess
+
+from .datasets import READERS, DatasetError, SkipLog, open_dataset
+from .datasets.processed import check_compatible
+
+__all__ = ["PREPARE_VERSION", "Source", "PreparedDataset", "prepare", "fingerprint"]
+
+logger = logging.getLogger(__name__)
+
+PREPARE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Source:
+    """One dataset to read: its kind (a key of ``READERS``), path and reader options."""
+
+    kind: str
+    path: Path
+    options: tuple[tuple[str, object], ...] = ()  # e.g. (("rate", 500),) - hashable for the fingerprint
+
+    def describe(self) -> dict:
+        return {"kind": self.kind, "path": str(Path(self.path).resolve()), "options": dict(self.options)}
+
+
+def fingerprint(sources: Sequence[Source], config: SignalConfig, catalogue: Catalogue, **extra) -> str:
+    """A hash of everything that determines the cache's content."""
+    payload = {
+        "version": PREPARE_VERSION,
+        "sources": [s.describe() for s in sources],
+        "signal": config.to_dict(),
+        "labels": [(lb.id, sorted(lb.scp), sorted(lb.snomed), sorted(lb.parents)) for lb in catalogue.labels],
+        "extra": extra,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class PreparedDataset:
+    """A cache folder written by :func:`prepare`: windows, multi-hot labels and per-window metadata."""
+
+    def __init__(self, folder: str | Path, mmap: bool = True):
+        self.folder = Path(folder)
+        meta_path = self.folder / "meta.json"
+        if not meta_path.is_file():
+            raise DatasetError(f"{self.folder}: not a prepared dataset (no meta.json)")
+        self.meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        self.windows = np.load(self.folder / "windows.npy", mmap_mode="r" if mmap else None)
+        self.labels = np.load(self.folder / "labels.npy")
+        self.signal = SignalConfig.from_dict(self.meta["signal"])
+        self.label_ids: list[str] = self.meta["label_ids"]
+        items = self.meta["windows"]
+        self.folds = np.array([w["fold"] if w["fold"] is not None else 0 for w in items], dtype=np.int64)
+        self.keys = [w["key"] for w in items]
+        self.sources = [w["source"] for w in items]
+        if len(self.windows) != len(self.labels) or len(self.labels) != len(items):
+            raise DatasetError(f"{self.folder}: windows, labels and meta.json disagree in length")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def indices(self, folds: Sequence[int] | None = None, labelled: bool = True) -> np.ndarray:
+        """Window indices in the given folds (all folds if None), optionally only labelled ones."""
+        mask = np.ones(len(self), dtype=bool)
+        if folds is not None:
+            mask &= np.isin(self.folds, list(folds))
+        if labelled:
+            mask &= self.labels.any(axis=1)
+        return np.flatnonzero(mask)
+
+    def label_counts(self, idx: np.ndarray | None = None) -> dict[str, int]:
+        lab = self.labels if idx is None else self.labels[idx]
+        counts = lab.sum(axis=0)
+        return {lid: int(c) for lid, c in zip(self.label_ids, counts, strict=True) if c}
+
+
+def _windows_of(record, config: SignalConfig, max_windows: int | None) -> list[tuple[int, np.ndarray]]:
+    if record.preprocessed:
+        if record.signal.shape != config.input_shape:
+            raise SignalError(f"preprocessed array of shape {record.signal.shape}, expected {config.input_shape}")
+        return [(0, record.signal.astype(np.float32))]
+    spans = list(iter_windows(record.signal.shape[1], record.fs, config.window_s))
+    if not spans:
+        raise SignalError(f"record lasts {record.signal.shape[1] / record.fs:.2f} s, shorter than one window")
+    if max_windows is not None:
+        spans = spans[:max_windows]
+    return [(a, preprocess(record.signal[:, a:b], record.fs, config, record.leads)) for a, b in spans]
+
+
+def prepare(
+    sources: Sequence[Source],
+    out_dir: str | Path,
+    config: SignalConfig | None = None,
+    catalogue: Catalogue | None = None,
+    on_error: str = "raise",
+    max_windows_per_record: int | None = 6,
+    include_unlabelled: bool = False,
+    force: bool = False,
+    progress: bool = True,
+) -> PreparedDataset:
+    """Read ``sources``, preprocess every window with the signal contract and cache them in ``out_dir``.
+
+    Reuses an existing cache with the same fingerprint unless ``force``. The same ECG seen in two
+    sources (by record key) is kept once, from the first source. ``on_error="skip"`` counts bad
+    records instead of raising; they are listed in ``meta.json``.
+    """
+    config = config or SignalConfig()
+    catalogue = catalogue or load_catalogue()
+    out = Path(out_dir)
+    fp = fingerprint(sources, config, catalogue, max_windows=max_windows_per_record, unlabelled=include_unlabelled)
+    meta_path = out / "meta.json"
+    if meta_path.is_file() and not force:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        if meta.get("fingerprint") == fp:
+            logger.info("reusing prepared dataset %s", out)
+            return PreparedDataset(out)
+    skips = SkipLog()
+    windows: list[np.ndarray] = []
+    labels: list[np.ndarray] = []
+    items: list[dict] = []
+    seen: set[str] = set()
+    duplicates = 0
+    per_source: Counter = Counter()
+    for source in sources:
+        if source.kind not in READERS:
+            raise DatasetError(f"unknown dataset kind {source.kind!r}")
+        options = dict(source.options)
+        if source.kind == "ptbxl_processed":
+            check_compatible(config)
+            options.setdefault("include_unlabelled", include_unlabelled)
+        reader = open_dataset(source.kind, source.path, catalogue=catalogue, on_error=on_error, skips=skips, **options)
+        iterator = reader
+        if progress:
+            from tqdm import tqdm
+
+            iterator = tqdm(reader, total=len(reader), desc=f"prepare {source.kind}", unit="rec", leave=False)
+        for record in iterator:
+            if record.key in seen:
+                duplicates += 1
+                continue
+            try:
+                wins = _windows_of(record, config, max_windows_per_record)
+            except SignalError as exc:
+                reader.fail(record.key, f"bad_signal: {exc}")
+                continue
+            seen.add(record.key)
+            hot = np.zeros(len(catalogue), dtype=np.uint8)
+            ids = catalogue.expand(record.labels) if record.labels else []
+            for lid in ids:
+                hot[catalogue.index(lid)] = 1
+            for start, win in wins:
+                windows.append(win.astype(np.float16))
+                labels.append(hot)
+                items.append(
+                    {
+                        "key": record.key,
+                        "source": record.source,
+                        "fold": record.fold,
+                        "patient": record.patient,
+                        "start": start,
+                        "fs_raw": record.fs,
+                        "labels": list(record.labels),
+                    }
+                )
+            per_source[record.source] += 1
+    if not windows:
+        raise DatasetError("no usable records in the given sources")
+    out.mkdir(parents=True, exist_ok=True)
+    arr = np.lib.format.open_memmap(out / "windows.npy", mode="w+", dtype=np.float16, shape=(len(windows), *config.input_shape))
+    for i, w in enumerate(windows):
+        arr[i] = w
+    arr.flush()
+    del arr
+    lab = np.stack(labels)
+    np.save(out / "labels.npy", lab)
+    meta = {
+        "format": PREPARE_VERSION,
+        "fingerprint": fp,
+        "signal": config.to_dict(),
+        "label_ids": list(catalogue.ids),
+        "sources": [s.describe() for s in sources],
+        "n_windows": len(items),
+        "records_per_source": dict(per_source),
+        "duplicates_skipped": duplicates,
+        "label_counts": {lid: int(c) for lid, c in zip(catalogue.ids, lab.sum(axis=0), strict=True) if c},
+        "skipped": [{"key": k, "reason": r} for k, r in skips.items],
+        "skip_counts": skips.counts(),
+        "windows": items,
+    }
+    meta_path.write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
+    logger.info("prepared %d windows from %s into %s (%d skipped, %d duplicates)", len(items), dict(per_source), out, len(skips), duplicates)
+    return PreparedDataset(out)
