@@ -190,7 +190,9 @@ def load_bundle(path: str | Path | None = None, verify: bool = True) -> Bundle:
         if emb.shape != (len(labels), manifest["embedding_dim"]):
             raise BundleError(f"{folder}: label embeddings of shape {emb.shape}, manifest says "
                               f"{(len(labels), manifest['embedding_dim'])}")
-        thresholds = np.array([lb.get("threshold", np.inf) for lb in labels], dtype=np.float32)
+        # A missing or null threshold (JSON has no infinity) means: never reported as a finding.
+        thresholds = np.array([np.inf if lb.get("threshold") is None else lb["threshold"] for lb in labels],
+                              dtype=np.float32)
         signal = SignalConfig.from_dict(manifest["signal"])
     except BundleError:
         if tmp:

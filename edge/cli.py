@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TextIO
 
 from edge.catalogue import CATEGORIES, Catalogue, CatalogueError, Label, UnknownLabelError, load_catalogue
+from edge.cli_runtime import RUNTIME_SUBCOMMANDS, add_bundle_labels_argument, cmd_bundle_labels
 
 __all__ = ["SUBCOMMANDS", "build_parser", "main"]
 
@@ -91,10 +92,13 @@ def _add_labels(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--catalogue", type=Path, metavar="PATH", help="a hospital label catalogue JSON (default: shipped)"
     )
+    add_bundle_labels_argument(p)
     p.set_defaults(func=cmd_labels)
 
 
 def cmd_labels(args: argparse.Namespace) -> int:
+    if args.bundle is not None:  # the bundle's labels, with thresholds and new labels (edge/cli_runtime.py)
+        return cmd_bundle_labels(args)
     catalogue = load_catalogue(args.catalogue)
     labels = catalogue.search(args.query) if args.query else list(catalogue.labels)
     if args.category:
@@ -119,13 +123,14 @@ def cmd_labels(args: argparse.Namespace) -> int:
 
 
 # -- parser and entry point --------------------------------------------------------------------------
-SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_labels,)
+SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_labels, *RUNTIME_SUBCOMMANDS)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Bedside ECG runtime: offline label lookup (more subcommands: see --help of each).",
+        description="Bedside ECG runtime: classify a live serial stream (run) or ECG files (classify), look up "
+        "labels offline (labels), show a bundle (info). See --help of each subcommand.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress and details to stderr")
     subparsers = parser.add_subparsers(dest="command", required=True)

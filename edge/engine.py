@@ -35,11 +35,12 @@ import numpy as np
 
 from .backends import Backend, get_backend, model_key_for
 from .bundle import Bundle, load_bundle
-from .quality import QualityConfig, assess_window, failed_quality
+from .quality import QualityConfig, assess_window, failed_quality, lead_off_names
 from .ring import SampleRing
-from .signal import EIGHT_CHANNEL_LEADS, LEADS, SignalConfig, SignalError, preprocess
+from .signal import EIGHT_CHANNEL_LEADS, LEADS, SignalConfig, SignalError, canonical_lead_name, preprocess
 
-__all__ = ["TOP_K", "Result", "Classifier", "StreamClassifier", "default_lead_names", "bundle_id"]
+__all__ = ["TOP_K", "Result", "Classifier", "StreamClassifier", "default_lead_names", "select_leads", "bundle_id",
+           "now_iso"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,26 @@ def default_lead_names(n_channels: int) -> list[str]:
     if n_channels == 8:
         return list(EIGHT_CHANNEL_LEADS)
     return [f"ch{i}" for i in range(n_channels)]
+
+
+def select_leads(x_mv: np.ndarray, leads: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+    """Keep only channels named as ECG leads (first of duplicates), with canonical names.
+
+    Records carry extra channels (pacing marks, Frank XYZ, respiration) that the model ignores; the
+    quality check must ignore them too, or a flat marker channel would fail every window.
+    """
+    keep, names = [], []
+    for i, name in enumerate(leads):
+        try:
+            canon = canonical_lead_name(name)
+        except SignalError:
+            continue
+        if canon not in names:
+            keep.append(i)
+            names.append(canon)
+    if len(keep) == len(leads):
+        return x_mv, names
+    return x_mv[keep], names
 
 
 def bundle_id(bundle: Bundle) -> str:
@@ -126,7 +147,8 @@ class Classifier:
 
     @classmethod
     def from_bundle(cls, path: str | Path | None = None, backend: str = "onnx", threads: int = 1,
-                    precision: str = "int8", verify: bool = True, quality: QualityConfig | None = None) -> Classifier:
+                    precision: str = "int8", verify: bool = True, quality: QualityConfig | None = None,
+                    warmup: bool = True) -> Classifier:
         """Load a bundle (``None``: the default one) and its encoder for ``backend`` (``onnx``/``litert``).
 
         ``precision="fp32"`` runs the bundle's fp32 ONNX model instead of the int8 one (for comparisons).
@@ -134,10 +156,18 @@ class Classifier:
         bundle = load_bundle(path, verify=verify)
         try:
             model = bundle.model_path(model_key_for(backend, precision))
-            return cls(bundle, get_backend(backend, model, threads), quality)
+            classifier = cls(bundle, get_backend(backend, model, threads), quality)
         except Exception:
             bundle.close()
             raise
+        if warmup:
+            classifier.warmup()
+        return classifier
+
+    def warmup(self) -> None:
+        """One throw-away inference, so the first real window does not pay for lazy imports and allocation."""
+        x = np.zeros((12, self.signal.n_samples), dtype=np.float32)
+        self.embed(self.preprocess(x, self.signal.fs)[None])
 
     def close(self) -> None:
         self.backend.close()
@@ -202,17 +232,19 @@ class Classifier:
         for i, x_mv in enumerate(windows):
             x_mv = np.asarray(x_mv, dtype=np.float32)
             names = list(leads) if leads is not None else default_lead_names(x_mv.shape[0] if x_mv.ndim == 2 else 0)
+            off = lead_off_names(lead_offs[i], names) if lead_offs is not None else []
+            if x_mv.ndim == 2 and len(names) == x_mv.shape[0]:
+                x_mv, names = select_leads(x_mv, names)
             quality = qualities[i] if qualities is not None else None
             if quality is None:
                 try:
-                    quality = assess_window(x_mv, names, lead_offs[i] if lead_offs is not None else 0, rail_mv,
-                                            self.quality_config)
+                    quality = assess_window(x_mv, names, off, rail_mv, self.quality_config)
                 except ValueError as exc:
                     quality = failed_quality(str(exc))
             result = Result(quality=quality, fs=fs, bundle=self.bundle_id)
             if quality["ok"]:
                 try:
-                    inputs.append(self.preprocess(x_mv, fs, leads))
+                    inputs.append(self.preprocess(x_mv, fs, names))
                 except SignalError as exc:
                     result.quality = {**quality, "ok": False, "error": str(exc)}
             results.append(result)

@@ -39,8 +39,18 @@ class QualityConfig:
     max_missing: int = 0  # more missing samples than this fail the window (0: any missing sample fails)
 
 
-def lead_off_names(mask: int, leads: Sequence[str]) -> list[str]:
-    """Names of the channels whose bit is set in a lead-off bit mask (bit i = channel i)."""
+def lead_off_names(lead_off: int | np.ndarray | Sequence[str], leads: Sequence[str]) -> list[str]:
+    """Names of the channels flagged lead-off.
+
+    ``lead_off`` is a bit mask over channels (bit i = channel i, as in SAMPLES frames), an array of
+    per-sample masks (OR-ed), or already a list of names (returned as is).
+    """
+    if isinstance(lead_off, np.ndarray):
+        mask = int(np.bitwise_or.reduce(lead_off.astype(np.int64).ravel())) if lead_off.size else 0
+    elif isinstance(lead_off, (int, np.integer)):
+        mask = int(lead_off)
+    else:
+        return [str(name) for name in lead_off]
     return [name for i, name in enumerate(leads) if mask >> i & 1]
 
 
@@ -68,13 +78,7 @@ def assess_window(
     x = np.asarray(x_mv, dtype=np.float32)
     if x.ndim != 2 or x.shape[0] != len(leads):
         raise ValueError(f"window of shape {x.shape} for {len(leads)} lead names")
-    if isinstance(lead_off, np.ndarray):
-        mask = int(np.bitwise_or.reduce(lead_off.astype(np.int64).ravel())) if lead_off.size else 0
-        off = lead_off_names(mask, leads)
-    elif isinstance(lead_off, (int, np.integer)):
-        off = lead_off_names(int(lead_off), leads)
-    else:
-        off = [str(name) for name in lead_off]
+    off = lead_off_names(lead_off, leads)
 
     finite = np.isfinite(x)
     n_missing = int(x.shape[1] - finite.all(axis=0).sum()) if x.size else 0

@@ -59,6 +59,7 @@ class RunConfig:
     duration_s: float | None = None  # stop after this many seconds of wall time
     max_windows: int | None = None  # stop after this many windows
     read_timeout_s: float = 0.1  # one port read waits at most this long
+    batch_s: float = 0.05  # after an idle wait, gather bytes this long (fewer, larger blocks)
     hello_retry_s: float = 1.0  # resend HELLO_REQUEST + START this often until a HELLO arrives
     stall_s: float = 5.0  # after a HELLO, this long without a byte: ask for HELLO + START again
     backoff_min_s: float = 0.2  # first reconnect delay
@@ -203,15 +204,14 @@ class Runtime:
                 if self._deadline is not None and now >= self._deadline:
                     self.stop("duration")
                     break
-                try:
-                    chunk = port.read(4096)
-                except (OSError, ValueError, TypeError) as exc:  # SerialException, EIO; closed fd
-                    raise PortLost(str(exc)) from None
+                chunk, lost = self._read(port)
                 now = time.monotonic()
                 if chunk:
                     last_rx = now
                     self._handle_frames(decoder.feed(chunk))
                     got_hello = got_hello or self.hello is not None
+                if lost is not None:
+                    raise PortLost(str(lost))
                 elif self.hello is None and now - last_ask >= cfg.hello_retry_s:
                     self._ask(port)
                     last_ask = now
@@ -225,6 +225,26 @@ class Runtime:
             _add_stats(self.stats.frames, decoder.stats)
             self._decoder = None
         return got_hello
+
+    def _read(self, port) -> tuple[bytes, Exception | None]:  # noqa: ANN001
+        """What the port has (waiting at most ``read_timeout_s``), and the error that ended it, if any.
+
+        Reads only what is waiting, because pyserial drops the bytes of a ``read(n)`` that fails half-way
+        (the last frames before a disconnect would be lost). After an idle wait the first byte is followed
+        by a short pause, so a real-time stream is handled a few frames at a time, not frame by frame.
+        """
+        chunk = b""
+        try:
+            waiting = port.in_waiting
+            if waiting:
+                return port.read(waiting), None
+            chunk = port.read(1)  # blocks until data or the timeout; raises when the device is gone
+            if chunk:
+                self._stop.wait(self.config.batch_s)
+                chunk += port.read(port.in_waiting)
+            return chunk, None
+        except (OSError, ValueError, TypeError) as exc:  # SerialException, EIO on a pty, a closed fd
+            return chunk, exc
 
     def frame_stats(self) -> dict:
         """Decoder counters over all connections, including the current one."""

@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -21,7 +22,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from firmware_bridge.frames import Hello, Samples, Start, encode_frame
+from firmware_bridge.frames import DecodedFrame, Hello, Samples, Start, encode_frame
 from firmware_bridge.leads import LEADS_8, LEADS_12, lead_name
 from firmware_bridge.stream import StreamDecoder
 from firmware_bridge.tracker import SampleTracker
@@ -57,15 +58,25 @@ def build_parser() -> argparse.ArgumentParser:
         "Faults apply to SAMPLES frames only; rates are probabilities per frame. Times (--duration,\n"
         "--lead-off, --disconnect-after) are seconds of signal, equal to wall time at --speed 1.",
     )
-    sim.add_argument("--port", help="device path or pyserial URL (e.g. /dev/ttyUSB0, loop://); default: new pty")
-    sim.add_argument("--baud", type=int, default=DEFAULT_BAUD, help="baud rate for a real port (default %(default)s)")
+    sim.add_argument(
+        "--port", help="device path or pyserial URL (e.g. /dev/ttyUSB0, loop://); default: new pty"
+    )
+    sim.add_argument(
+        "--baud", type=int, default=DEFAULT_BAUD, help="baud rate for a real port (default %(default)s)"
+    )
     src = sim.add_mutually_exclusive_group()
     src.add_argument("--record", type=Path, help="WFDB record to stream (path without extension)")
-    src.add_argument("--synthetic", metavar="RHYTHM", help="synthetic rhythm: sinus, afib, pvc, ... (default sinus)")
-    sim.add_argument("--channels", type=int, choices=(12, 8), default=12, help="12 leads, or 8 (I, II, V1-V6)")
+    src.add_argument(
+        "--synthetic", metavar="RHYTHM", help="synthetic rhythm: sinus, afib, pvc, ... (default sinus)"
+    )
+    sim.add_argument(
+        "--channels", type=int, choices=(12, 8), default=12, help="12 leads, or 8 (I, II, V1-V6)"
+    )
     sim.add_argument("--fs", type=int, help="sampling rate in Hz (synthetic; a record keeps its own rate)")
     sim.add_argument("--heart-rate", type=float, help="synthetic heart rate in bpm")
-    sim.add_argument("--lsb-nv", type=int, default=1000, help="nanovolts per count (default %(default)s = 1 µV)")
+    sim.add_argument(
+        "--lsb-nv", type=int, default=1000, help="nanovolts per count (default %(default)s = 1 µV)"
+    )
     sim.add_argument("--speed", type=float, default=1.0, help="times real time; 0 = as fast as possible")
     sim.add_argument("--duration", type=float, help="stop after S seconds of signal")
     sim.add_argument("--loop", action="store_true", help="repeat the record without end")
@@ -89,7 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--out", required=True, type=Path, help="capture file to write")
     rec.add_argument("--duration", type=float, help="stop after S seconds (default: Ctrl-C or port closed)")
     rec.add_argument("--baud", type=int, default=DEFAULT_BAUD, help="baud rate (default %(default)s)")
-    rec.add_argument("--start", action="store_true", help="send START after opening (for --wait-start devices)")
+    rec.add_argument(
+        "--start", action="store_true", help="send START after opening (for --wait-start devices)"
+    )
     return parser
 
 
@@ -101,6 +114,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with _sigterm_as_interrupt():
             return {"simulate": _simulate, "dump": _dump, "record": _record}[args.command](args)
+    except BrokenPipeError:  # e.g. `ecg-device dump CAP | head`: not an error
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps the interpreter's final flush quiet
+        return 0
     except CliError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1
@@ -171,15 +188,15 @@ def _simulate(args: argparse.Namespace) -> int:
             transport.wait_for_peer()  # like plugging in the cable: nothing is sent before a host opens it
         sim.run()
     except KeyboardInterrupt:
-        sim.transport.close()
         sim.log.finished = "interrupted"
+        transport.close()
     log = sim.log
     print(f"finished ({log.finished}): {log.frames_sent} frames, {log.samples_sent} samples sent, "
           f"{len(log.dropped)} dropped, {len(log.corrupted)} corrupted", file=sys.stderr)  # fmt: skip
     return 0
 
 
-def _describe(decoded) -> str:  # noqa: ANN001 - DecodedFrame
+def _describe(decoded: DecodedFrame) -> str:
     frame = decoded.frame
     head = f"seq={decoded.seq:<5d} {decoded.type.name:<13s}"
     if isinstance(frame, Samples):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar
 
 import numpy as np
 from cobs import cobs
@@ -140,12 +140,16 @@ class Hello:
             raise FrameFormatError(f"n_channels={n_channels} out of range 1..{MAX_CHANNELS}")
         end = cls._FIXED.size + n_channels
         if len(payload) < end + 2:
-            raise FrameFormatError(f"HELLO payload of {len(payload)} bytes too short for {n_channels} channels")
+            raise FrameFormatError(
+                f"HELLO payload of {len(payload)} bytes too short for {n_channels} channels"
+            )
         try:
             device_id = payload[end + 2 :].decode("utf-8")
         except UnicodeDecodeError as exc:
             raise FrameFormatError(f"device_id is not valid UTF-8: {exc}") from None
-        return cls(fs_hz, tuple(payload[cls._FIXED.size : end]), lsb_nv, payload[end], payload[end + 1], device_id)
+        return cls(
+            fs_hz, tuple(payload[cls._FIXED.size : end]), lsb_nv, payload[end], payload[end + 1], device_id
+        )
 
     def to_fields(self) -> dict[str, Any]:
         return {
@@ -345,7 +349,7 @@ class HelloRequest(_Empty):
     TYPE: ClassVar[FrameType] = FrameType.HELLO_REQUEST
 
 
-Frame = Union[Hello, Samples, Event, Start, Stop, HelloRequest]
+Frame = Hello | Samples | Event | Start | Stop | HelloRequest
 FRAME_CLASSES: dict[int, type] = {cls.TYPE: cls for cls in (Hello, Samples, Event, Start, Stop, HelloRequest)}
 
 
@@ -394,7 +398,9 @@ def build_raw_frame(type_code: int, seq: int, payload: bytes, *, version: int = 
     ``version`` and ``payload_len`` may be set to wrong values to build must-fail test frames.
     """
     _check_int("seq", seq, 0, 0xFFFF)
-    body = _HEADER.pack(version, type_code, seq, len(payload) if payload_len is None else payload_len) + payload
+    body = (
+        _HEADER.pack(version, type_code, seq, len(payload) if payload_len is None else payload_len) + payload
+    )
     return body + struct.pack("<H", crc16_ccitt_false(body))
 
 
@@ -412,7 +418,9 @@ def unpack_frame(data: bytes) -> DecodedFrame:
         raise LengthError(f"frame of {len(data)} bytes is shorter than {MIN_FRAME_SIZE}")
     version, type_code, seq, payload_len = _HEADER.unpack_from(data)
     if HEADER_SIZE + payload_len + CRC_SIZE != len(data):
-        raise LengthError(f"payload_len={payload_len} but the frame carries {len(data) - MIN_FRAME_SIZE} bytes")
+        raise LengthError(
+            f"payload_len={payload_len} but the frame carries {len(data) - MIN_FRAME_SIZE} bytes"
+        )
     (stored,) = struct.unpack_from("<H", data, len(data) - CRC_SIZE)
     computed = crc16_ccitt_false(data[:-CRC_SIZE])
     if stored != computed:

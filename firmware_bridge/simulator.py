@@ -28,7 +28,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from firmware_bridge.frames import EventCode, Event, Frame, Hello, Samples, Start, Stop, HelloRequest, encode_frame
+from firmware_bridge.frames import (
+    Event,
+    EventCode,
+    Frame,
+    Hello,
+    HelloRequest,
+    Samples,
+    Start,
+    Stop,
+    encode_frame,
+)
 from firmware_bridge.leads import lead_code
 from firmware_bridge.sources import SignalSource
 from firmware_bridge.stream import StreamDecoder
@@ -152,7 +162,7 @@ class DeviceSimulator:
             logger.info("transport closed: %s", exc)
             self._finish("closed")
         finally:
-            if self.log.finished not in ("disconnect", "closed"):
+            if self.log.finished in ("end", "duration"):  # let the host read the tail before closing
                 drain(self.transport, 5.0)
             self.transport.close()
         return self.log.finished
@@ -163,8 +173,11 @@ class DeviceSimulator:
         return self._thread
 
     def stop(self, join: bool = True) -> None:
-        """Ask ``run()`` to end (from another thread)."""
+        """Ask ``run()`` to end (from another thread), also when it is blocked writing to a full pty."""
         self._stop.set()
+        interrupt = getattr(self.transport, "interrupt", None)
+        if interrupt is not None:
+            interrupt()
         if join and self._thread is not None:
             self._thread.join(10)
 
@@ -230,7 +243,9 @@ class DeviceSimulator:
         for j, mask in enumerate(masks.tolist()):
             if mask != self.lead_off_mask:
                 self.lead_off_mask = mask
-                self._send(Event(EventCode.LEAD_OFF, (self.sample_index + j) & 0xFFFFFFFF, struct.pack("<H", mask)))
+                self._send(
+                    Event(EventCode.LEAD_OFF, (self.sample_index + j) & 0xFFFFFFFF, struct.pack("<H", mask))
+                )
         return block, int(np.bitwise_or.reduce(masks)) if masks.size else 0
 
     # --- host commands ----------------------------------------------------------------------------
@@ -256,7 +271,9 @@ class DeviceSimulator:
 
     def hello(self) -> Hello:
         cfg = self.config
-        return Hello(self.source.fs, self.source.channel_leads, cfg.lsb_nv, cfg.fw_major, cfg.fw_minor, cfg.device_id)
+        return Hello(
+            self.source.fs, self.source.channel_leads, cfg.lsb_nv, cfg.fw_major, cfg.fw_minor, cfg.device_id
+        )
 
     # --- writing ----------------------------------------------------------------------------------
     def _send(self, frame: Frame, inject: bool = False) -> None:

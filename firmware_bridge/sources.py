@@ -93,7 +93,9 @@ class RecordSource:
             if col is None:
                 col = _derive(by_code, code)
                 if col is None:
-                    raise ValueError(f"record {path.name} has no lead {LEAD_NAMES[code]} (has {record.sig_name})")
+                    raise ValueError(
+                        f"record {path.name} has no lead {LEAD_NAMES[code]} (has {record.sig_name})"
+                    )
                 log.info("lead %s derived from I and II", LEAD_NAMES[code])
             columns.append(col)
         self.path = path

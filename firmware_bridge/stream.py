@@ -186,4 +186,3 @@ class StreamDecoder:
             self.stats.frames_lost += lost
         if restarted:
             self.stats.seq_resets += 1
-

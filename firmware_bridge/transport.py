@@ -110,6 +110,7 @@ class FdTransport:
         self.slave_path = slave_path
         self._close_fd = close_fd
         self._closed = threading.Event()
+        self._interrupted = threading.Event()
         self._slave_fd: int | None = None  # opened only by drain(), to ask how much the host has not read
         self._pending = b""  # bytes read while waiting for the peer
         os.set_blocking(fd, False)
@@ -168,7 +169,7 @@ class FdTransport:
     def write(self, data: bytes) -> None:
         view = memoryview(data)
         while view:
-            if self._closed.is_set():
+            if self._closed.is_set() or self._interrupted.is_set():
                 raise TransportClosed("transport closed")
             try:
                 n = os.write(self.fd, view)
@@ -198,6 +199,10 @@ class FdTransport:
             # EIO on a pty master: no host has the slave open (yet, or any more). Not an error.
             time.sleep(max(0.0, timeout))
             return b""
+
+    def interrupt(self) -> None:
+        """Make a blocked ``write()`` give up (from another thread); the fd stays open until ``close()``."""
+        self._interrupted.set()
 
     def close(self) -> None:
         if not self._closed.is_set():

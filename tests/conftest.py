@@ -29,3 +29,113 @@ def shared_data() -> Path:
     if not (root / "ptbxl" / "ptbxl_database.csv").is_file():
         pytest.skip(f"real ECG data not found at {root} (set ECG_DATA_DIR)")
     return root
+
+
+# --- edge runtime: a tiny but complete bundle ---------------------------------------------------------
+def _calibration_windows(n: int, seed: int = 0):
+    """Model inputs from the synthetic ECG generator, through the one signal contract function."""
+    import numpy as np
+
+    from edge.signal import SignalConfig, preprocess
+    from firmware_bridge.synthetic import RHYTHMS, synthesize
+
+    rhythms = [r for r in RHYTHMS if r != "wide_qrs"]
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        x = synthesize(rhythm=rhythms[i % len(rhythms)], fs=500, seed=int(rng.integers(1 << 30)), duration_s=10.0)
+        out.append(preprocess(x * float(rng.uniform(0.5, 2.0)), 500, SignalConfig()))
+    return np.stack(out)
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tmp_path_factory):
+    """``(torch module, fp32 ONNX path, int8 ONNX path)`` of a seeded resnet1d10-tiny ECG encoder.
+
+    Exported as in the toolchain notes (dynamo, one file, batch-2 example, dynamic batch) and quantized
+    static QDQ (uint8 activations, int8 per-channel weights) on synthetic ECG windows.
+    """
+    torch = pytest.importorskip("torch")
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    from training.model import ECGEncoder, EncoderConfig
+
+    folder = tmp_path_factory.mktemp("tiny_encoder")
+    torch.manual_seed(0)
+    model = ECGEncoder(EncoderConfig.preset("resnet1d10-tiny", embed_dim=64)).eval()
+    calib = _calibration_windows(16)
+    with torch.no_grad():  # give BatchNorm realistic running statistics, then freeze
+        model.train()
+        for _ in range(3):
+            model(torch.from_numpy(calib))
+        model.eval()
+    fp32 = folder / "encoder_fp32.onnx"
+    example = (torch.from_numpy(calib[:2]),)
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    torch.onnx.export(model, example, str(fp32), input_names=["ecg"], output_names=["embedding"],
+                      dynamic_shapes={"x": {0: batch}}, dynamo=True, external_data=False, verbose=False)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.items = iter([{"ecg": calib[i : i + 1]} for i in range(len(calib))])
+
+        def get_next(self):
+            return next(self.items, None)
+
+    int8 = folder / "encoder_int8.onnx"
+    quantize_static(str(fp32), str(int8), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    return model, fp32, int8
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory, tiny_encoder):
+    """A complete bundle folder (contract 3) around the tiny encoder; returns its Path.
+
+    Labels: the shipped catalogue plus two new (zero-shot) labels, random unit text embeddings, thresholds
+    spread so that some labels are findings. int8 and fp32 ONNX, no TFLite. (To be replaced by the real
+    export pipeline; keep the contract: a verified bundle folder.)
+    """
+    import json
+    import shutil
+
+    import numpy as np
+
+    from edge.bundle import write_manifest
+    from edge.signal import SignalConfig
+
+    model, fp32, int8 = tiny_encoder
+    folder = tmp_path_factory.mktemp("tiny_bundle")
+    shutil.copy(fp32, folder / "encoder_fp32.onnx")
+    shutil.copy(int8, folder / "encoder_int8.onnx")
+    doc = json.loads((REPO_ROOT / "edge" / "data" / "labels.json").read_text(encoding="utf-8"))
+    labels = [{k: lb[k] for k in ("id", "ja", "en", "category")} | {"new": False} for lb in doc["labels"]]
+    labels += [{"id": "TEST_NEW1", "ja": "試験用新規ラベル", "en": "test new label", "category": "other", "new": True},
+               {"id": "TEST_NEW2", "ja": "試験用ラベル二", "en": "second test label", "category": "other", "new": True}]
+    rng = np.random.default_rng(1)
+    dim = model.cfg.embed_dim
+    emb = rng.standard_normal((len(labels), dim)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    np.save(folder / "label_embeddings.npy", emb)
+    for lb, th in zip(labels, rng.uniform(0.05, 0.3, len(labels)), strict=True):
+        lb["threshold"] = round(float(th), 4)
+    (folder / "labels.json").write_text(json.dumps(labels, ensure_ascii=False, indent=1), encoding="utf-8")
+    signal = SignalConfig()
+    write_manifest(folder, {
+        "name": "tiny-test",
+        "created": "2026-01-01T00:00:00+00:00",
+        "models": {"onnx_int8": "encoder_int8.onnx", "onnx_fp32": "encoder_fp32.onnx", "tflite_int8": None},
+        "signal": signal.to_dict(),
+        "model": {"input_name": "ecg", "output_name": "embedding", "input_shape": ["batch", 12, signal.n_samples],
+                  "output_shape": ["batch", dim], "encoder": model.cfg.to_dict()},
+        "embedding_dim": dim,
+        "logit_scale": 14.2857,
+        "labels": labels,
+        "label_embeddings": "label_embeddings.npy",
+        "quantization": {"mode": "static QDQ, uint8 activations, int8 per-channel weights",
+                         "calibration_windows": 16},
+        "text_encoder": {"name": "random unit vectors (test fixture)", "dim": dim},
+        "provenance": {"training_data": "none: random weights (test fixture)", "code_version": "test"},
+        "metrics": {},
+    })
+    return folder

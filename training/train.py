@@ -233,7 +233,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             opt.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
             step += 1
         # Validation: macro AUROC over the trained labels present in the validation folds.
         val_scores = score_windows(model, info, windows[val_idx])[:, train_cols]

@@ -20,17 +20,27 @@ from typing import Any
 
 import numpy as np
 
-from firmware_bridge.crc import CRC_CHECK, crc16_ccitt_false
+from firmware_bridge.crc import CRC_CHECK
 from firmware_bridge.errors import ProtocolError
 from firmware_bridge.frames import (
-    Event, EventCode, FrameType, Hello, HelloRequest, Samples, Start, Stop,
-    build_raw_frame, cobs_encode, decode_frame, encode_frame, pack_frame,
-)  # fmt: skip
+    Event,
+    EventCode,
+    FrameType,
+    Hello,
+    HelloRequest,
+    Samples,
+    Start,
+    Stop,
+    build_raw_frame,
+    cobs_encode,
+    decode_frame,
+    encode_frame,
+    pack_frame,
+)
 from firmware_bridge.leads import LEADS_8, LEADS_12
+from firmware_bridge.vectors import GOLDEN_PATH
 
 __all__ = ["GOLDEN_PATH", "build_vectors", "render"]
-
-from firmware_bridge.vectors import GOLDEN_PATH  # noqa: E402
 
 
 def _wave(n_samples: int, n_channels: int, scale: int, offset: int = 0) -> np.ndarray:
@@ -204,7 +214,9 @@ def build_vectors() -> dict[str, Any]:
         else:
             raise AssertionError(f"{name}: decoded without error")
         fails.append({"name": name, "description": desc, "segment_hex": segment.hex(), "error": error})
-    cobs_vectors = [{"name": n, "decoded_hex": d.hex(), "encoded_hex": cobs_encode(d).hex()} for n, d in _cobs_cases()]
+    cobs_vectors = [
+        {"name": n, "decoded_hex": d.hex(), "encoded_hex": cobs_encode(d).hex()} for n, d in _cobs_cases()
+    ]
     return {
         "protocol": "ECG wire protocol v1 (firmware_bridge/PROTOCOL.md)",
         "generator": "python -m firmware_bridge.vectors.make_vectors",
@@ -242,7 +254,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         current = args.out.read_text(encoding="utf-8") if args.out.is_file() else ""
         if current != text:
-            print(f"{args.out} is out of date: run python -m firmware_bridge.vectors.make_vectors", file=sys.stderr)
+            print(
+                f"{args.out} is out of date: run python -m firmware_bridge.vectors.make_vectors",
+                file=sys.stderr,
+            )
             return 1
         return 0
     args.out.write_text(text, encoding="utf-8")

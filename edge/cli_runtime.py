@@ -1,0 +1,359 @@
+"""``ecg-edge run | classify | info`` and ``labels --bundle``: the runtime's subcommands (Contract 6).
+
+Registered in ``edge.cli`` through :data:`RUNTIME_SUBCOMMANDS`; each ``add_*_parser(subparsers)``
+adds its parser and sets ``func``. Handlers return the exit status; user errors print one line on stderr and exit 1.
+
+- ``run``: the live serial runtime (``edge.runtime``), JSON lines to ``--out`` (append, flushed per
+  line) and to stdout when it is not a terminal; a live view when it is.
+- ``classify``: files (WFDB, ``.npy``, CSV) window by window through the same
+  ``Classifier.classify_windows`` as the stream; JSON lines or a table.
+- ``info``: a bundle's manifest in readable form.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+__all__ = ["RUNTIME_SUBCOMMANDS", "UsageError", "add_run_parser", "add_classify_parser", "add_info_parser",
+           "add_bundle_labels_argument", "cmd_run", "cmd_classify", "cmd_info", "cmd_bundle_labels"]
+
+log = logging.getLogger(__name__)
+
+BUNDLE_HELP = "bundle folder or .zip (default: the bundle shipped in the package, edge/bundles/default)"
+
+
+class UsageError(Exception):
+    """A user-facing failure of a runtime subcommand: one line on stderr, exit status 1."""
+
+
+def _command_error(message: str) -> Exception:
+    return UsageError(message)
+
+
+def _print_error(message: str) -> int:
+    stream = sys.stderr
+    try:
+        stream.write(f"ecg-edge: error: {message}\n")
+    except UnicodeEncodeError:  # a pipe under an ASCII locale
+        stream.buffer.write(f"ecg-edge: error: {message}\n".encode())
+    stream.flush()
+    return 1
+
+
+def _user_errors(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Report the runtime's own errors as one line and exit status 1 (no traceback)."""
+
+    @functools.wraps(func)
+    def wrapper(args: argparse.Namespace) -> int:
+        from edge.backends import BackendError
+        from edge.bundle import BundleError
+        from edge.records import RecordError
+        from edge.signal import SignalError
+
+        try:
+            return func(args)
+        except (UsageError, BundleError, BackendError, RecordError, SignalError) as exc:
+            return _print_error(str(exc))
+
+    return wrapper
+
+
+def resolve_bundle(path: Path | None) -> Path:
+    """``--bundle`` or the default bundle; a clear error when neither exists."""
+    from edge.bundle import default_bundle_path
+
+    if path is not None:
+        if not path.exists():
+            raise _command_error(f"bundle {path} not found")
+        return path
+    default = default_bundle_path()
+    if not (default / "manifest.json").is_file():
+        raise _command_error(f"no --bundle given and the default bundle is not installed at {default}; "
+                             f"build one with ecg-export and pass --bundle PATH")
+    return default
+
+
+def _add_backend_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bundle", type=Path, help=BUNDLE_HELP)
+    p.add_argument("--backend", choices=("onnx", "litert"), default="onnx",
+                   help="inference runtime: onnx (onnxruntime, int8 ONNX) or litert (int8 .tflite); default onnx")
+    p.add_argument("--threads", type=int, default=1, help="inference threads (default 1)")
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+# -- run ---------------------------------------------------------------------------------------------
+def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "run", help="classify a live ECG stream from a serial port",
+        description="Read wire-protocol v1 frames from a device (serial port, pty or pyserial URL), classify "
+        "every window of the bundle's length each --hop seconds, and write one JSON object per window. "
+        "A lost port is reopened with backoff; Ctrl-C or SIGTERM stops cleanly.",
+        epilog="examples:  ecg-edge run --port /dev/ttyUSB0 --out ward.jsonl   |   "
+        "ecg-edge run --port socket://10.0.0.5:7000 --hop 5 --no-live",
+    )
+    p.add_argument("--port", required=True, help="device path, pty path or pyserial URL (loop://, socket://...)")
+    p.add_argument("--baud", type=int, default=None, help="baud rate (default 230400; ignored by ptys)")
+    p.add_argument("--hop", type=_positive, default=2.0, help="seconds between windows (default 2)")
+    p.add_argument("--fs", type=int, help="ask the device for this sampling rate in START")
+    p.add_argument("--out", type=Path, help="append JSON lines to this file (flushed per line)")
+    p.add_argument("--fsync", action="store_true", help="fsync --out after every line (power-loss safe)")
+    p.add_argument("--duration", type=_positive, help="stop after S seconds")
+    p.add_argument("--max-windows", type=int, help="stop after N windows")
+    p.add_argument("--no-live", action="store_true", help="on a terminal, print JSON lines instead of the live view")
+    p.add_argument("--quiet", action="store_true", help="print nothing on stdout (use with --out)")
+    _add_backend_args(p)
+    p.set_defaults(func=cmd_run)
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: Callable[[str], None]) -> Iterator[None]:
+    """SIGINT and SIGTERM call ``stop`` instead of killing the process (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous[sig] = signal.signal(sig, lambda signum, frame: stop(signal.Signals(signum).name))
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+class JsonLinesFile:
+    """An append-only JSON-lines file, flushed (and optionally fsynced) after every line."""
+
+    def __init__(self, path: Path, fsync: bool = False) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.fh = path.open("a", encoding="utf-8")
+        self.fsync = fsync
+
+    def write(self, text: str) -> None:
+        self.fh.write(text + "\n")
+        self.fh.flush()
+        if self.fsync:
+            os.fsync(self.fh.fileno())
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+@_user_errors
+def cmd_run(args: argparse.Namespace) -> int:
+    from edge.engine import Classifier
+    from edge.liveview import LiveView
+    from edge.runtime import RunConfig, Runtime
+    from firmware_bridge.transport import DEFAULT_BAUD
+
+    if args.max_windows is not None and args.max_windows < 1:
+        raise _command_error("--max-windows must be at least 1")
+    bundle = resolve_bundle(args.bundle)
+    classifier = Classifier.from_bundle(bundle, backend=args.backend, threads=args.threads)
+    stdout = sys.stdout
+    live = stdout.isatty() and not args.no_live and not args.quiet
+    json_to_stdout = not args.quiet and not live
+    sink = JsonLinesFile(args.out, args.fsync) if args.out else None
+    view = LiveView(stdout) if live else None
+
+    def on_result(result, line: dict) -> None:  # noqa: ANN001 - edge.engine.Result
+        text = json.dumps(line, ensure_ascii=False)
+        if sink is not None:
+            sink.write(text)
+        if json_to_stdout:
+            stdout.write(text + "\n")
+            stdout.flush()
+
+    config = RunConfig(port=args.port, baud=args.baud or DEFAULT_BAUD, hop_s=args.hop, start_fs=args.fs,
+                       duration_s=args.duration, max_windows=args.max_windows)
+    runtime = Runtime(classifier, config, on_result, view.update if view else None)
+    try:
+        with _stop_on_signals(runtime.stop):
+            stats = runtime.run()
+    finally:
+        if sink is not None:
+            sink.close()
+        classifier.close()
+    frames = stats.frames
+    print(f"ecg-edge run: stopped ({stats.stop_reason or 'done'}) after {stats.as_dict()['elapsed_s']:.1f} s: "
+          f"{stats.windows} windows ({stats.windows_ok} ok), {frames.frames_ok} frames, {frames.errors} bad frames, "
+          f"{frames.frames_lost} lost by seq, {stats.missing_samples} missing samples, "
+          f"{stats.reconnects} reconnects, {stats.reconfigurations} reconfigurations",
+          file=sys.stderr, flush=True)
+    return 0
+
+
+# -- classify ----------------------------------------------------------------------------------------
+def add_classify_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "classify", help="classify ECG files (WFDB, .npy, CSV) window by window",
+        description="Classify every window of the bundle's length (10 s) of each file, with the same code as "
+        "the live stream. WFDB records keep their header's lead names and any sampling rate; .npy arrays are "
+        "[leads, samples] in mV and need --fs; CSV files have a header row of lead names (mV) and an optional "
+        "'time' column in seconds (else --fs).",
+        epilog="examples:  ecg-edge classify records500/00000/00001_hr   |   "
+        "ecg-edge classify ecg.npy --fs 500 --leads I,II,V1,V2,V3,V4,V5,V6 --json",
+    )
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE", help="WFDB record (with or without .hea), .npy, .csv")
+    p.add_argument("--json", action="store_true", help="one contract-5 JSON object per window")
+    p.add_argument("--hop", type=_positive, help="seconds between window starts (default: the window, no overlap)")
+    p.add_argument("--whole", action="store_true",
+                   help="one result per file: the mean embedding of its good windows, scored like a window")
+    p.add_argument("--fs", type=_positive, help="sampling rate in Hz (.npy, CSV without a time column)")
+    p.add_argument("--leads", help="comma-separated channel names for .npy/CSV, e.g. I,II,V1,V2,V3,V4,V5,V6")
+    _add_backend_args(p)
+    p.set_defaults(func=cmd_classify)
+
+
+def _file_windows(classifier, rec, hop_s: float | None, batch: int = 32):  # noqa: ANN001
+    """(start, Result) of every window of a recording, classified in batches."""
+    from edge.signal import iter_windows
+
+    width = classifier.window_samples(rec.fs)
+    spans = list(iter_windows(rec.n_samples, rec.fs, classifier.signal.window_s, hop_s))
+    if not spans and rec.n_samples >= int(0.98 * width):  # within the signal contract's tolerance
+        spans = [(0, rec.n_samples)]
+    if not spans:
+        raise _command_error(f"{rec.source}: lasts {rec.duration_s:.2f} s; the model needs "
+                             f"{classifier.signal.window_s:g} s windows")
+    for i in range(0, len(spans), batch):
+        part = spans[i : i + batch]
+        results = classifier.classify_windows([rec.x_mv[:, a:b] for a, b in part], rec.fs, rec.leads)
+        for (a, _), result in zip(part, results, strict=True):
+            result.window_start_sample = a
+            yield a, result
+
+
+def _whole(classifier, windows: list) -> object:  # noqa: ANN001
+    import numpy as np
+
+    from edge.engine import Result
+    from edge.quality import failed_quality
+
+    good = [r for _, r in windows if not r.skipped]
+    missing = sum(r.quality.get("missing_samples", 0) for _, r in windows)
+    if not good:
+        return Result(quality=failed_quality("no window of good quality", missing), bundle=classifier.bundle_id)
+    mean = np.mean(np.stack([r.embedding for r in good]), axis=0)
+    quality = {"ok": True, "missing_samples": missing, "lead_off": [], "flat": [], "saturated": [],
+               "implausible": [], "windows": len(windows), "windows_ok": len(good)}
+    result = classifier.classify_embedding(mean, quality)
+    result.latency_ms = sum(r.latency_ms for _, r in windows)
+    return result
+
+
+def _table_lines(classifier, rec, rows: list) -> list[str]:  # noqa: ANN001
+    from edge.liveview import describe_quality, display_width, pad
+
+    by_id = {lb["id"]: lb for lb in classifier.labels}
+    header = ("start", "quality", "top 3", "findings")
+    table = [header]
+    for start, r in rows:
+        top = "  ".join(f"{t['ja']} {t['score']:.3f}" for t in r.top[:3]) if not r.skipped else "-"
+        found = ", ".join(by_id[i].get("ja", i) for i in r.findings) or "-"
+        when = "whole" if start is None else f"{start / rec.fs:.1f} s"
+        table.append((when, describe_quality(r.quality), top, found))
+    widths = [max(display_width(row[i]) for row in table) for i in range(len(header))]
+    lines = [f"{rec.source}  ({len(rec.leads)} channels, {rec.fs:g} Hz, {rec.duration_s:.1f} s)"]
+    lines += ["  " + "  ".join(pad(c, w) for c, w in zip(row, widths, strict=True)).rstrip() for row in table]
+    return lines
+
+
+@_user_errors
+def cmd_classify(args: argparse.Namespace) -> int:
+    from edge.engine import Classifier
+    from edge.records import RecordError, read_recording
+
+    leads = [s.strip() for s in args.leads.split(",")] if args.leads else None
+    bundle = resolve_bundle(args.bundle)
+    failed = 0
+    out = sys.stdout
+    with Classifier.from_bundle(bundle, backend=args.backend, threads=args.threads) as classifier:
+        for path in args.files:
+            try:
+                rec = read_recording(path, fs=args.fs, leads=leads)
+                windows = list(_file_windows(classifier, rec, args.hop))
+            except (RecordError, UsageError, ValueError) as exc:
+                _print_error(str(exc))
+                failed += 1
+                continue
+            rows = [(None, _whole(classifier, windows))] if args.whole else windows
+            if args.json:
+                for start, r in rows:
+                    extra = {"whole": True, "windows": len(windows)} if args.whole else {}
+                    line = r.to_json_dict(str(path), 0 if start is None else start, rec.fs, **extra)
+                    out.write(json.dumps(line, ensure_ascii=False) + "\n")
+            else:
+                out.write("\n".join(_table_lines(classifier, rec, rows)) + "\n")
+            out.flush()
+    return 1 if failed else 0
+
+
+# -- info --------------------------------------------------------------------------------------------
+def add_info_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "info", help="show a bundle's manifest",
+        description="Verify a bundle (every file's sha256) and show its manifest: files, signal contract, model "
+        "input and output, quantization and its measured agreement with fp32, labels and thresholds, text "
+        "encoder, provenance and metrics.",
+    )
+    p.add_argument("--bundle", type=Path, help=BUNDLE_HELP)
+    p.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    p.set_defaults(func=cmd_info)
+
+
+@_user_errors
+def cmd_info(args: argparse.Namespace) -> int:
+    from edge.bundle import load_bundle
+    from edge.bundle_info import describe_bundle
+
+    with load_bundle(resolve_bundle(args.bundle), verify=True) as bundle:
+        if args.json:
+            sys.stdout.write(json.dumps(bundle.manifest, ensure_ascii=False, indent=2) + "\n")
+        else:
+            sys.stdout.write(describe_bundle(bundle, args.bundle or resolve_bundle(None)) + "\n")
+    return 0
+
+
+# -- labels --bundle ---------------------------------------------------------------------------------
+def add_bundle_labels_argument(p: argparse.ArgumentParser) -> None:
+    """``ecg-edge labels --bundle B``: list the bundle's labels with their thresholds instead."""
+    p.add_argument("--bundle", type=Path, metavar="PATH",
+                   help="list this bundle's labels (row order) with thresholds, including new labels")
+
+
+@_user_errors
+def cmd_bundle_labels(args: argparse.Namespace) -> int:
+    from edge.bundle import load_bundle
+    from edge.bundle_info import bundle_label_rows, filter_labels
+
+    with load_bundle(resolve_bundle(args.bundle), verify=True) as bundle:
+        labels = filter_labels(bundle.labels, getattr(args, "query", None), getattr(args, "category", None))
+        if not labels:
+            raise _command_error(f"no label of the bundle matches {args.query!r}")
+        if getattr(args, "json", False):
+            sys.stdout.write(json.dumps(labels, ensure_ascii=False, indent=2) + "\n")
+        else:
+            sys.stdout.write(bundle_label_rows(labels) + "\n")
+    return 0
+
+
+RUNTIME_SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
+    add_run_parser, add_classify_parser, add_info_parser,
+)

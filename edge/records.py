@@ -1,0 +1,172 @@
+"""ECG files for offline classification: WFDB records, ``.npy`` arrays and CSV tables, read as millivolts.
+
+Every reader returns a :class:`Recording`: lead-first float32 ``[C, T]`` in mV, its sampling rate and
+its channel names, ready for ``edge.engine.Classifier.classify_window`` (the same path as the live
+stream). Formats:
+
+- WFDB (``.hea`` + signal file; give the path with or without an extension): lead names from the
+  header in any case, physical units converted to mV, any sampling rate. ``wfdb`` is imported lazily.
+- ``.npy``: a 2-D array ``[leads, samples]`` in mV (no pickle); the rate must be given; lead names
+  optional (12 channels are I..V6, 8 channels are I, II, V1-V6).
+- CSV: a header row of lead names, one column per lead in mV, optionally a ``time`` column in seconds
+  (which gives the rate); otherwise the rate must be given.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .engine import default_lead_names
+from .signal import SignalError, canonical_lead_name
+
+__all__ = ["RecordError", "Recording", "read_recording"]
+
+logger = logging.getLogger(__name__)
+
+_UNIT_TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "v": 1e3, "nv": 1e-6}
+_TIME_COLUMNS = {"time", "t", "time_s", "seconds", "sec", "s"}
+_WFDB_SUFFIXES = (".hea", ".dat", ".mat", ".atr")
+
+
+class RecordError(ValueError):
+    """A file that cannot be read as an ECG recording (missing, wrong shape, unknown format...)."""
+
+
+@dataclass
+class Recording:
+    """A whole recording: ``x_mv`` float32 ``[C, T]`` in mV at ``fs`` Hz, channel names ``leads``."""
+
+    x_mv: np.ndarray
+    fs: float
+    leads: list[str]
+    source: str
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.x_mv.shape[1])
+
+    @property
+    def duration_s(self) -> float:
+        return self.n_samples / self.fs
+
+
+def _check_leads(leads: list[str], n_channels: int, source: str) -> list[str]:
+    if len(leads) != n_channels:
+        raise RecordError(f"{source}: {len(leads)} lead names for {n_channels} channels")
+    return leads
+
+
+def _read_wfdb(path: Path) -> Recording:
+    try:
+        import wfdb
+    except ImportError:
+        raise RecordError("reading WFDB records needs wfdb: pip install wfdb") from None
+    base = path.with_suffix("") if path.suffix.lower() in _WFDB_SUFFIXES else path
+    header = Path(str(base) + ".hea")
+    if not header.is_file():
+        raise RecordError(f"{path}: WFDB header {header.name} not found")
+    try:
+        record = wfdb.rdrecord(str(base))
+    except Exception as exc:  # wfdb raises many kinds for broken records
+        raise RecordError(f"{path}: cannot read WFDB record ({exc})") from None
+    if record.p_signal is None or record.p_signal.ndim != 2:
+        raise RecordError(f"{path}: WFDB record has no signal")
+    scales = []
+    for name, unit in zip(record.sig_name, record.units or [""] * len(record.sig_name), strict=True):
+        scale = _UNIT_TO_MV.get((unit or "mV").strip().lower())
+        if scale is None:
+            raise RecordError(f"{path}: channel {name!r} has unknown unit {unit!r}")
+        scales.append(scale)
+    x = (record.p_signal * np.asarray(scales)[None, :]).T.astype(np.float32)
+    return Recording(x, float(record.fs), [str(n) for n in record.sig_name], str(path))
+
+
+def _read_npy(path: Path, fs: float | None, leads: list[str] | None) -> Recording:
+    if fs is None:
+        raise RecordError(f"{path}: a .npy array has no sampling rate; give --fs")
+    try:
+        x = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise RecordError(f"{path}: not a numpy array file ({exc})") from None
+    if x.ndim != 2:
+        raise RecordError(f"{path}: expected a 2-D array [leads, samples], got shape {x.shape}")
+    if x.dtype.kind not in "fiu":
+        raise RecordError(f"{path}: expected numbers, got dtype {x.dtype}")
+    if leads is None and x.shape[0] not in (8, 12) and x.shape[1] in (8, 12):
+        raise RecordError(f"{path}: shape {x.shape} looks like [samples, leads]; save it transposed "
+                          f"as [leads, samples]")
+    names = leads if leads is not None else default_lead_names(x.shape[0])
+    return Recording(x.astype(np.float32), float(fs), _check_leads(list(names), x.shape[0], str(path)), str(path))
+
+
+def _read_csv(path: Path, fs: float | None, leads: list[str] | None) -> Recording:
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.reader(fh)
+        try:
+            header = [h.strip() for h in next(reader)]
+        except StopIteration:
+            raise RecordError(f"{path}: empty CSV file") from None
+        rows = [row for row in reader if row and any(cell.strip() for cell in row)]
+    if not rows:
+        raise RecordError(f"{path}: CSV file has a header but no samples")
+    try:
+        data = np.array([[float(c) if c.strip() else np.nan for c in row] for row in rows], dtype=np.float64)
+    except ValueError as exc:
+        raise RecordError(f"{path}: CSV values must be numbers ({exc}); the first row must be lead names")
+    if data.ndim != 2 or data.shape[1] != len(header):
+        raise RecordError(f"{path}: rows do not all have {len(header)} columns like the header")
+    time_cols = [i for i, h in enumerate(header) if h.lower() in _TIME_COLUMNS]
+    if time_cols:
+        t = data[:, time_cols[0]]
+        dt = np.diff(t)
+        if t.size < 2 or not np.all(dt > 0):
+            raise RecordError(f"{path}: the time column must increase")
+        fs_from_time = 1.0 / float(np.median(dt))
+        if fs is None:
+            fs = round(fs_from_time, 6)
+        elif abs(fs - fs_from_time) > 0.01 * fs:
+            raise RecordError(f"{path}: --fs {fs:g} disagrees with the time column ({fs_from_time:.6g} Hz)")
+    if fs is None:
+        raise RecordError(f"{path}: no time column; give --fs")
+    keep = [i for i in range(len(header)) if i not in time_cols]
+    if not keep:
+        raise RecordError(f"{path}: no lead columns besides time")
+    names = leads if leads is not None else [header[i] for i in keep]
+    if leads is None:
+        for name in names:
+            try:
+                canonical_lead_name(name)
+            except SignalError:
+                logger.info("%s: column %r is not a lead name; it will be ignored", path, name)
+    x = data[:, keep].T.astype(np.float32)
+    return Recording(x, float(fs), _check_leads(list(names), x.shape[0], str(path)), str(path))
+
+
+def read_recording(path: str | Path, fs: float | None = None, leads: list[str] | None = None) -> Recording:
+    """Read a WFDB record, ``.npy`` or CSV file as a :class:`Recording` (see the module docstring).
+
+    ``fs`` is required for ``.npy`` and for CSV without a time column; ``leads`` overrides the
+    channel names of ``.npy`` and CSV files (WFDB records always use their header's names).
+    """
+    path = Path(path)
+    if fs is not None and fs <= 0:
+        raise RecordError(f"sampling rate must be positive, got {fs}")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        if not path.is_file():
+            raise RecordError(f"{path}: file not found")
+        return _read_npy(path, fs, leads)
+    if suffix == ".csv":
+        if not path.is_file():
+            raise RecordError(f"{path}: file not found")
+        return _read_csv(path, fs, leads)
+    if suffix in _WFDB_SUFFIXES or Path(str(path) + ".hea").is_file():
+        return _read_wfdb(path)
+    if not path.exists():
+        raise RecordError(f"{path}: file not found")
+    raise RecordError(f"{path}: unknown format (expected a WFDB record, .npy or .csv)")

@@ -1,0 +1,56 @@
+"""Metrics against values worked out by hand on tiny examples."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from training.metrics import auroc, choose_thresholds, evaluate_scores, per_label_topk_recall, topk_accuracy
+
+# 3 ECGs x 4 labels. Scores and multi-hot targets written out.
+S = np.array([[0.9, 0.8, 0.1, 0.0],
+              [0.2, 0.7, 0.6, 0.1],
+              [0.5, 0.4, 0.3, 0.9]])
+T = np.array([[0, 1, 0, 0],
+              [1, 0, 1, 0],
+              [0, 0, 0, 0]])
+
+
+def test_topk_accuracy_by_hand():
+    # ECG0 best = label0 (false); ECG1 best = label1 (false); ECG2 has no labels -> excluded.
+    assert topk_accuracy(S, T, 1) == 0.0
+    # top-2: ECG0 {0,1} contains 1; ECG1 {1,2} contains 2.
+    assert topk_accuracy(S, T, 2) == 1.0
+
+
+def test_per_label_recall_raw_and_filtered_by_hand():
+    # Label 0 is true only for ECG1, where it ranks 3rd of 4 (0.7, 0.6 above it).
+    raw = per_label_topk_recall(S, T, k=2, filtered=False)
+    assert raw[0] == 0.0 and raw[1] == 1.0 and raw[2] == 1.0 and np.isnan(raw[3])
+    # Filtered: ECG1's other true label (2, score 0.6) is not a competitor; only label 1 (0.7) is above.
+    filt = per_label_topk_recall(S, T, k=2, filtered=True)
+    assert filt[0] == 1.0
+    assert per_label_topk_recall(S, T, k=1, filtered=True)[0] == 0.0
+
+
+def test_auroc_by_hand_with_ties():
+    # positives 0.8, 0.4; negatives 0.4, 0.1: pairs (0.8>0.4)=1, (0.8>0.1)=1, (0.4=0.4)=0.5, (0.4>0.1)=1 -> 3.5/4
+    assert auroc(np.array([0.8, 0.4, 0.4, 0.1]), np.array([1, 1, 0, 0])) == pytest.approx(0.875)
+    assert np.isnan(auroc(np.array([0.1, 0.2]), np.array([1, 1])))
+
+
+def test_thresholds_separate_a_separable_label():
+    scores = np.array([[0.9], [0.8], [0.3], [0.2]])
+    targets = np.array([[1], [1], [0], [0]])
+    th = choose_thresholds(scores, targets)
+    assert 0.3 < th[0] <= 0.8
+
+
+def test_evaluate_scores_reports_new_labels_separately():
+    m = evaluate_scores(S, T, ["a", "b", "c", "d"], new_labels=["c"], names=["A", "B", "C", "D"])
+    assert m["new"]["labels"] == ["c"]
+    # seen metrics ignore label c: ECG1's only seen label is a (rank 3) -> top-1 misses both ECGs.
+    assert m["top1"] == 0.0
+    assert [r["new"] for r in m["per_label"]] == [False, False, True, False]
+    with pytest.raises(ValueError, match="not among"):
+        evaluate_scores(S, T, ["a", "b", "c", "d"], new_labels=["z"])
