@@ -24,7 +24,15 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["BACKENDS", "BackendError", "Backend", "OnnxBackend", "LiteRTBackend", "get_backend", "model_key_for"]
+__all__ = [
+    "BACKENDS",
+    "BackendError",
+    "Backend",
+    "OnnxBackend",
+    "LiteRTBackend",
+    "get_backend",
+    "model_key_for",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +118,10 @@ class OnnxBackend(Backend):
         if self.fixed_batch is not None and x.shape[0] != self.fixed_batch:
             if self.fixed_batch != 1:
                 raise BackendError(f"model takes a fixed batch of {self.fixed_batch}, got {x.shape[0]}")
-            outs = [self.session.run([self.output_name], {self.input_name: x[i : i + 1]})[0] for i in range(len(x))]
+            outs = [
+                self.session.run([self.output_name], {self.input_name: x[i : i + 1]})[0]
+                for i in range(len(x))
+            ]
             return np.concatenate(outs).astype(np.float32, copy=False)
         return self.session.run([self.output_name], {self.input_name: x})[0].astype(np.float32, copy=False)
 

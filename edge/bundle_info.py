@@ -56,35 +56,55 @@ def describe_bundle(bundle: Bundle, path: Path | str) -> str:
     sig = bundle.signal
     prov = m.get("provenance") or {}
     created = m.get("created") or prov.get("created") or "-"
-    lines = [f"bundle      {path}", f"format      {m['format']} v{m['format_version']}   created {created}",
-             f"verified    {len(m['files'])} files, sha256 of every one matches the manifest", "files"]
+    lines = [
+        f"bundle      {path}",
+        f"format      {m['format']} v{m['format_version']}   created {created}",
+        f"verified    {len(m['files'])} files, sha256 of every one matches the manifest",
+        "files",
+    ]
     used = {v: k for k, v in m["models"].items() if v}
     used[m["label_embeddings"]] = "label embeddings"
     width = max((display_width(n) for n in m["files"]), default=0)
     for name, entry in m["files"].items():
         role = used.get(name, "")
-        lines.append(f"  {pad(name, width)}  {human_bytes(entry['bytes']):>9}  {entry['sha256'][:16]}  {role}")
-    lines.append(f"signal      {sig.fs:g} Hz, {sig.window_s:g} s windows ({sig.n_samples} samples), band "
-                 f"{sig.band_hz[0]:g}-{sig.band_hz[1]:g} Hz (Butterworth order {sig.filter_order}, zero phase), "
-                 f"{sig.normalization}, clip +-{sig.clip:g}")
+        lines.append(
+            f"  {pad(name, width)}  {human_bytes(entry['bytes']):>9}  {entry['sha256'][:16]}  {role}"
+        )
+    lines.append(
+        f"signal      {sig.fs:g} Hz, {sig.window_s:g} s windows ({sig.n_samples} samples), band "
+        f"{sig.band_hz[0]:g}-{sig.band_hz[1]:g} Hz (Butterworth order {sig.filter_order}, zero phase), "
+        f"{sig.normalization}, clip +-{sig.clip:g}"
+    )
     model = m.get("model") or {}
-    lines.append(f"model       input {model.get('input_name', '?')} {_short(model.get('input_shape'))} -> "
-                 f"output {model.get('output_name', '?')} {_short(model.get('output_shape'))}, "
-                 f"embedding {m['embedding_dim']}-d, logit scale {_short(m.get('logit_scale'))}")
+    lines.append(
+        f"model       input {model.get('input_name', '?')} {_short(model.get('input_shape'))} -> "
+        f"output {model.get('output_name', '?')} {_short(model.get('output_shape'))}, "
+        f"embedding {m['embedding_dim']}-d, logit scale {_short(m.get('logit_scale'))}"
+    )
     if model.get("encoder"):
         enc = model["encoder"]
-        lines.append("  encoder   " + (", ".join(f"{k}={_short(v)}" for k, v in enc.items())
-                                     if isinstance(enc, dict) else str(enc)))
+        lines.append(
+            "  encoder   "
+            + (", ".join(f"{k}={_short(v)}" for k, v in enc.items()) if isinstance(enc, dict) else str(enc))
+        )
     lines.append("models      " + ", ".join(f"{k}: {v or '-'}" for k, v in m["models"].items()))
     lines.append("quantization")
     lines += _nested(m.get("quantization") or {}, 2)
     new = [lb for lb in bundle.labels if lb.get("new")]
-    lines.append(f"labels      {len(bundle.labels)}" + (f" (new, zero-shot: {', '.join(lb['id'] + ' ' + lb.get('ja', '') for lb in new)})" if new else ""))
+    lines.append(
+        f"labels      {len(bundle.labels)}"
+        + (f" (new, zero-shot: {', '.join(lb['id'] + ' ' + lb.get('ja', '') for lb in new)})" if new else "")
+    )
     th = bundle.thresholds[np.isfinite(bundle.thresholds)]
     if th.size:
-        lines.append(f"thresholds  {th.size} set: min {th.min():.3f}, median {np.median(th):.3f}, max {th.max():.3f}"
-                     + (f"; {len(bundle.thresholds) - th.size} labels never reported as findings"
-                        if th.size < len(bundle.thresholds) else ""))
+        lines.append(
+            f"thresholds  {th.size} set: min {th.min():.3f}, median {np.median(th):.3f}, max {th.max():.3f}"
+            + (
+                f"; {len(bundle.thresholds) - th.size} labels never reported as findings"
+                if th.size < len(bundle.thresholds)
+                else ""
+            )
+        )
     else:
         lines.append("thresholds  none (no label is ever reported as a finding)")
     lines.append("text encoder")
@@ -117,7 +137,15 @@ def bundle_label_rows(labels: list[dict]) -> str:
     for lb in labels:
         th = lb.get("threshold")
         th_text = "-" if th is None or not np.isfinite(th) else f"{th:.3f}"
-        rows.append((lb["id"], lb.get("ja", ""), lb.get("en", ""), lb.get("category", ""), th_text,
-                     "new" if lb.get("new") else ""))
+        rows.append(
+            (
+                lb["id"],
+                lb.get("ja", ""),
+                lb.get("en", ""),
+                lb.get("category", ""),
+                th_text,
+                "new" if lb.get("new") else "",
+            )
+        )
     widths = [max(display_width(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(pad(c, w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows)

@@ -24,8 +24,18 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-__all__ = ["RUNTIME_SUBCOMMANDS", "UsageError", "add_run_parser", "add_classify_parser", "add_info_parser",
-           "add_bundle_labels_argument", "cmd_run", "cmd_classify", "cmd_info", "cmd_bundle_labels"]
+__all__ = [
+    "RUNTIME_SUBCOMMANDS",
+    "UsageError",
+    "add_run_parser",
+    "add_classify_parser",
+    "add_info_parser",
+    "add_bundle_labels_argument",
+    "cmd_run",
+    "cmd_classify",
+    "cmd_info",
+    "cmd_bundle_labels",
+]
 
 log = logging.getLogger(__name__)
 
@@ -78,15 +88,21 @@ def resolve_bundle(path: Path | None) -> Path:
         return path
     default = default_bundle_path()
     if not (default / "manifest.json").is_file():
-        raise _command_error(f"no --bundle given and the default bundle is not installed at {default}; "
-                             f"build one with ecg-export and pass --bundle PATH")
+        raise _command_error(
+            f"no --bundle given and the default bundle is not installed at {default}; "
+            f"build one with ecg-export and pass --bundle PATH"
+        )
     return default
 
 
 def _add_backend_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bundle", type=Path, help=BUNDLE_HELP)
-    p.add_argument("--backend", choices=("onnx", "litert"), default="onnx",
-                   help="inference runtime: onnx (onnxruntime, int8 ONNX) or litert (int8 .tflite); default onnx")
+    p.add_argument(
+        "--backend",
+        choices=("onnx", "litert"),
+        default="onnx",
+        help="inference runtime: onnx (onnxruntime, int8 ONNX) or litert (int8 .tflite); default onnx",
+    )
     p.add_argument("--threads", type=int, default=1, help="inference threads (default 1)")
 
 
@@ -100,14 +116,17 @@ def _positive(text: str) -> float:
 # -- run ---------------------------------------------------------------------------------------------
 def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "run", help="classify a live ECG stream from a serial port",
+        "run",
+        help="classify a live ECG stream from a serial port",
         description="Read wire-protocol v1 frames from a device (serial port, pty or pyserial URL), classify "
         "every window of the bundle's length each --hop seconds, and write one JSON object per window. "
         "A lost port is reopened with backoff; Ctrl-C or SIGTERM stops cleanly.",
         epilog="examples:  ecg-edge run --port /dev/ttyUSB0 --out ward.jsonl   |   "
         "ecg-edge run --port socket://10.0.0.5:7000 --hop 5 --no-live",
     )
-    p.add_argument("--port", required=True, help="device path, pty path or pyserial URL (loop://, socket://...)")
+    p.add_argument(
+        "--port", required=True, help="device path, pty path or pyserial URL (loop://, socket://...)"
+    )
     p.add_argument("--baud", type=int, default=None, help="baud rate (default 230400; ignored by ptys)")
     p.add_argument("--hop", type=_positive, default=2.0, help="seconds between windows (default 2)")
     p.add_argument("--fs", type=int, help="ask the device for this sampling rate in START")
@@ -115,7 +134,9 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fsync", action="store_true", help="fsync --out after every line (power-loss safe)")
     p.add_argument("--duration", type=_positive, help="stop after S seconds")
     p.add_argument("--max-windows", type=int, help="stop after N windows")
-    p.add_argument("--no-live", action="store_true", help="on a terminal, print JSON lines instead of the live view")
+    p.add_argument(
+        "--no-live", action="store_true", help="on a terminal, print JSON lines instead of the live view"
+    )
     p.add_argument("--quiet", action="store_true", help="print nothing on stdout (use with --out)")
     _add_backend_args(p)
     p.set_defaults(func=cmd_run)
@@ -180,8 +201,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             stdout.write(text + "\n")
             stdout.flush()
 
-    config = RunConfig(port=args.port, baud=args.baud or DEFAULT_BAUD, hop_s=args.hop, start_fs=args.fs,
-                       duration_s=args.duration, max_windows=args.max_windows)
+    config = RunConfig(
+        port=args.port,
+        baud=args.baud or DEFAULT_BAUD,
+        hop_s=args.hop,
+        start_fs=args.fs,
+        duration_s=args.duration,
+        max_windows=args.max_windows,
+    )
     runtime = Runtime(classifier, config, on_result, view.update if view else None)
     try:
         with _stop_on_signals(runtime.stop):
@@ -191,18 +218,22 @@ def cmd_run(args: argparse.Namespace) -> int:
             sink.close()
         classifier.close()
     frames = stats.frames
-    print(f"ecg-edge run: stopped ({stats.stop_reason or 'done'}) after {stats.as_dict()['elapsed_s']:.1f} s: "
-          f"{stats.windows} windows ({stats.windows_ok} ok), {frames.frames_ok} frames, {frames.errors} bad frames, "
-          f"{frames.frames_lost} lost by seq, {stats.missing_samples} missing samples, "
-          f"{stats.reconnects} reconnects, {stats.reconfigurations} reconfigurations",
-          file=sys.stderr, flush=True)
+    print(
+        f"ecg-edge run: stopped ({stats.stop_reason or 'done'}) after {stats.as_dict()['elapsed_s']:.1f} s: "
+        f"{stats.windows} windows ({stats.windows_ok} ok), {frames.frames_ok} frames, {frames.errors} bad frames, "
+        f"{frames.frames_lost} lost by seq, {stats.missing_samples} missing samples, "
+        f"{stats.reconnects} reconnects, {stats.reconfigurations} reconfigurations",
+        file=sys.stderr,
+        flush=True,
+    )
     return 0
 
 
 # -- classify ----------------------------------------------------------------------------------------
 def add_classify_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "classify", help="classify ECG files (WFDB, .npy, CSV) window by window",
+        "classify",
+        help="classify ECG files (WFDB, .npy, CSV) window by window",
         description="Classify every window of the bundle's length (10 s) of each file, with the same code as "
         "the live stream. WFDB records keep their header's lead names and any sampling rate; .npy arrays are "
         "[leads, samples] in mV and need --fs; CSV files have a header row of lead names (mV) and an optional "
@@ -210,11 +241,18 @@ def add_classify_parser(subparsers: argparse._SubParsersAction) -> None:
         epilog="examples:  ecg-edge classify records500/00000/00001_hr   |   "
         "ecg-edge classify ecg.npy --fs 500 --leads I,II,V1,V2,V3,V4,V5,V6 --json",
     )
-    p.add_argument("files", nargs="+", type=Path, metavar="FILE", help="WFDB record (with or without .hea), .npy, .csv")
+    p.add_argument(
+        "files", nargs="+", type=Path, metavar="FILE", help="WFDB record (with or without .hea), .npy, .csv"
+    )
     p.add_argument("--json", action="store_true", help="one contract-5 JSON object per window")
-    p.add_argument("--hop", type=_positive, help="seconds between window starts (default: the window, no overlap)")
-    p.add_argument("--whole", action="store_true",
-                   help="one result per file: the mean embedding of its good windows, scored like a window")
+    p.add_argument(
+        "--hop", type=_positive, help="seconds between window starts (default: the window, no overlap)"
+    )
+    p.add_argument(
+        "--whole",
+        action="store_true",
+        help="one result per file: the mean embedding of its good windows, scored like a window",
+    )
     p.add_argument("--fs", type=_positive, help="sampling rate in Hz (.npy, CSV without a time column)")
     p.add_argument("--leads", help="comma-separated channel names for .npy/CSV, e.g. I,II,V1,V2,V3,V4,V5,V6")
     _add_backend_args(p)
@@ -230,8 +268,10 @@ def _file_windows(classifier, rec, hop_s: float | None, batch: int = 32):  # noq
     if not spans and rec.n_samples >= int(0.98 * width):  # within the signal contract's tolerance
         spans = [(0, rec.n_samples)]
     if not spans:
-        raise _command_error(f"{rec.source}: lasts {rec.duration_s:.2f} s; the model needs "
-                             f"{classifier.signal.window_s:g} s windows")
+        raise _command_error(
+            f"{rec.source}: lasts {rec.duration_s:.2f} s; the model needs "
+            f"{classifier.signal.window_s:g} s windows"
+        )
     for i in range(0, len(spans), batch):
         part = spans[i : i + batch]
         results = classifier.classify_windows([rec.x_mv[:, a:b] for a, b in part], rec.fs, rec.leads)
@@ -249,10 +289,20 @@ def _whole(classifier, windows: list) -> object:  # noqa: ANN001
     good = [r for _, r in windows if not r.skipped]
     missing = sum(r.quality.get("missing_samples", 0) for _, r in windows)
     if not good:
-        return Result(quality=failed_quality("no window of good quality", missing), bundle=classifier.bundle_id)
+        return Result(
+            quality=failed_quality("no window of good quality", missing), bundle=classifier.bundle_id
+        )
     mean = np.mean(np.stack([r.embedding for r in good]), axis=0)
-    quality = {"ok": True, "missing_samples": missing, "lead_off": [], "flat": [], "saturated": [],
-               "implausible": [], "windows": len(windows), "windows_ok": len(good)}
+    quality = {
+        "ok": True,
+        "missing_samples": missing,
+        "lead_off": [],
+        "flat": [],
+        "saturated": [],
+        "implausible": [],
+        "windows": len(windows),
+        "windows_ok": len(good),
+    }
     result = classifier.classify_embedding(mean, quality)
     result.latency_ms = sum(r.latency_ms for _, r in windows)
     return result
@@ -308,7 +358,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
 # -- info --------------------------------------------------------------------------------------------
 def add_info_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "info", help="show a bundle's manifest",
+        "info",
+        help="show a bundle's manifest",
         description="Verify a bundle (every file's sha256) and show its manifest: files, signal contract, model "
         "input and output, quantization and its measured agreement with fp32, labels and thresholds, text "
         "encoder, provenance and metrics.",
@@ -334,8 +385,12 @@ def cmd_info(args: argparse.Namespace) -> int:
 # -- labels --bundle ---------------------------------------------------------------------------------
 def add_bundle_labels_argument(p: argparse.ArgumentParser) -> None:
     """``ecg-edge labels --bundle B``: list the bundle's labels with their thresholds instead."""
-    p.add_argument("--bundle", type=Path, metavar="PATH",
-                   help="list this bundle's labels (row order) with thresholds, including new labels")
+    p.add_argument(
+        "--bundle",
+        type=Path,
+        metavar="PATH",
+        help="list this bundle's labels (row order) with thresholds, including new labels",
+    )
 
 
 @_user_errors
@@ -355,5 +410,7 @@ def cmd_bundle_labels(args: argparse.Namespace) -> int:
 
 
 RUNTIME_SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
-    add_run_parser, add_classify_parser, add_info_parser,
+    add_run_parser,
+    add_classify_parser,
+    add_info_parser,
 )

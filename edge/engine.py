@@ -39,8 +39,16 @@ from .quality import QualityConfig, assess_window, failed_quality, lead_off_name
 from .ring import SampleRing
 from .signal import EIGHT_CHANNEL_LEADS, LEADS, SignalConfig, SignalError, canonical_lead_name, preprocess
 
-__all__ = ["TOP_K", "Result", "Classifier", "StreamClassifier", "default_lead_names", "select_leads", "bundle_id",
-           "now_iso"]
+__all__ = [
+    "TOP_K",
+    "Result",
+    "Classifier",
+    "StreamClassifier",
+    "default_lead_names",
+    "select_leads",
+    "bundle_id",
+    "now_iso",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -107,8 +115,14 @@ class Result:
         """True when the window was not classified (quality not ok)."""
         return self.scores is None
 
-    def to_json_dict(self, source: str, window_start_sample: int | None = None, fs: float | None = None,
-                     t: str | None = None, **extra) -> dict:
+    def to_json_dict(
+        self,
+        source: str,
+        window_start_sample: int | None = None,
+        fs: float | None = None,
+        t: str | None = None,
+        **extra,
+    ) -> dict:
         """The contract-5 line: ``t, source, window_start_sample, fs, top, findings, quality`` and more."""
         start = self.window_start_sample if window_start_sample is None else window_start_sample
         rate = self.fs if fs is None else fs
@@ -131,8 +145,9 @@ class Result:
 class Classifier:
     """A bundle's encoder and label embeddings, ready to classify raw windows."""
 
-    def __init__(self, bundle: Bundle, backend: Backend, quality: QualityConfig | None = None,
-                 top_k: int = TOP_K) -> None:
+    def __init__(
+        self, bundle: Bundle, backend: Backend, quality: QualityConfig | None = None, top_k: int = TOP_K
+    ) -> None:
         self.bundle = bundle
         self.backend = backend
         self.quality_config = quality or QualityConfig()
@@ -146,9 +161,16 @@ class Classifier:
         self.bundle_id = bundle_id(bundle)
 
     @classmethod
-    def from_bundle(cls, path: str | Path | None = None, backend: str = "onnx", threads: int = 1,
-                    precision: str = "int8", verify: bool = True, quality: QualityConfig | None = None,
-                    warmup: bool = True) -> Classifier:
+    def from_bundle(
+        cls,
+        path: str | Path | None = None,
+        backend: str = "onnx",
+        threads: int = 1,
+        precision: str = "int8",
+        verify: bool = True,
+        quality: QualityConfig | None = None,
+        warmup: bool = True,
+    ) -> Classifier:
         """Load a bundle (``None``: the default one) and its encoder for ``backend`` (``onnx``/``litert``).
 
         ``precision="fp32"`` runs the bundle's fp32 ONNX model instead of the int8 one (for comparisons).
@@ -202,36 +224,58 @@ class Classifier:
         top = []
         for i in order[: self.top_k]:
             label = self.labels[i]
-            top.append({"id": label["id"], "ja": label.get("ja", ""), "en": label.get("en", ""),
-                        "score": round(float(scores[i]), 6)})
+            top.append(
+                {
+                    "id": label["id"],
+                    "ja": label.get("ja", ""),
+                    "en": label.get("en", ""),
+                    "score": round(float(scores[i]), 6),
+                }
+            )
         above = scores >= self.thresholds
         findings = [self.labels[i]["id"] for i in order if above[i]]
         return top, findings
 
     # --- windows ----------------------------------------------------------------------------------
-    def classify_window(self, x_mv: np.ndarray, fs: float, leads: Sequence[str] | None = None,
-                        quality: dict | None = None, lead_off: int | np.ndarray | Sequence[str] = 0,
-                        rail_mv: float | None = None) -> Result:
+    def classify_window(
+        self,
+        x_mv: np.ndarray,
+        fs: float,
+        leads: Sequence[str] | None = None,
+        quality: dict | None = None,
+        lead_off: int | np.ndarray | Sequence[str] = 0,
+        rail_mv: float | None = None,
+    ) -> Result:
         """Classify one raw window ``x_mv[C, T]`` (mV, NaN = missing) sampled at ``fs``.
 
         ``leads`` names the channels (default by count: 12 leads or I, II, V1-V6). ``quality`` is a
         precomputed report; without it the window is assessed here, with ``lead_off`` (bit mask,
         per-sample masks or lead names) and ``rail_mv`` (ADC full scale) if known.
         """
-        return self.classify_windows([x_mv], fs, leads, None if quality is None else [quality],
-                                     [lead_off], rail_mv)[0]
+        return self.classify_windows(
+            [x_mv], fs, leads, None if quality is None else [quality], [lead_off], rail_mv
+        )[0]
 
-    def classify_windows(self, windows: Sequence[np.ndarray] | np.ndarray, fs: float,
-                         leads: Sequence[str] | None = None, qualities: Sequence[dict | None] | None = None,
-                         lead_offs: Sequence[int | np.ndarray | Sequence[str]] | None = None,
-                         rail_mv: float | None = None) -> list[Result]:
+    def classify_windows(
+        self,
+        windows: Sequence[np.ndarray] | np.ndarray,
+        fs: float,
+        leads: Sequence[str] | None = None,
+        qualities: Sequence[dict | None] | None = None,
+        lead_offs: Sequence[int | np.ndarray | Sequence[str]] | None = None,
+        rail_mv: float | None = None,
+    ) -> list[Result]:
         """Classify several raw windows of one recording (same ``fs`` and channels) in one batch."""
         t0 = time.perf_counter()
         results: list[Result] = []
         inputs: list[np.ndarray] = []
         for i, x_mv in enumerate(windows):
             x_mv = np.asarray(x_mv, dtype=np.float32)
-            names = list(leads) if leads is not None else default_lead_names(x_mv.shape[0] if x_mv.ndim == 2 else 0)
+            names = (
+                list(leads)
+                if leads is not None
+                else default_lead_names(x_mv.shape[0] if x_mv.ndim == 2 else 0)
+            )
             off = lead_off_names(lead_offs[i], names) if lead_offs is not None else []
             if x_mv.ndim == 2 and len(names) == x_mv.shape[0]:
                 x_mv, names = select_leads(x_mv, names)
@@ -266,7 +310,9 @@ class Classifier:
         e = e / max(float(np.linalg.norm(e)), 1e-12)
         s = self.score(e[None])[0]
         top, findings = self._ranked(s)
-        return Result(quality=quality, top=top, findings=findings, scores=s, embedding=e, bundle=self.bundle_id)
+        return Result(
+            quality=quality, top=top, findings=findings, scores=s, embedding=e, bundle=self.bundle_id
+        )
 
 
 class StreamClassifier:
@@ -279,9 +325,17 @@ class StreamClassifier:
     NaN in the ring, so windows that contain them are reported with ``quality.ok = false``.
     """
 
-    def __init__(self, classifier: Classifier, fs: float, leads: Sequence[str] | None = None,
-                 n_channels: int | None = None, hop_s: float = 2.0, window_s: float | None = None,
-                 rail_mv: float | None = None, align: bool = True) -> None:
+    def __init__(
+        self,
+        classifier: Classifier,
+        fs: float,
+        leads: Sequence[str] | None = None,
+        n_channels: int | None = None,
+        hop_s: float = 2.0,
+        window_s: float | None = None,
+        rail_mv: float | None = None,
+        align: bool = True,
+    ) -> None:
         if leads is None:
             if n_channels is None:
                 raise ValueError("give the channel names (leads) or n_channels")
@@ -319,8 +373,9 @@ class StreamClassifier:
             start = -(-first_sample // self.hop) * self.hop  # first multiple of the hop at or after it
         self.next_start = start
 
-    def feed(self, samples_mv: np.ndarray, first_sample: int | None = None,
-             lead_off: int | np.ndarray = 0) -> list[Result]:
+    def feed(
+        self, samples_mv: np.ndarray, first_sample: int | None = None, lead_off: int | np.ndarray = 0
+    ) -> list[Result]:
         """Add samples ``[n, C]`` (or ``[C, n]``) in mV starting at ``first_sample``; return finished windows.
 
         ``first_sample`` defaults to right after the previous block; a forward jump marks the samples
@@ -386,7 +441,9 @@ class StreamClassifier:
             if start < self.ring.start:  # can only happen after a jump larger than the ring
                 continue
             x, masks = self.ring.read(start, start + self.window)
-            result = self.classifier.classify_window(x, self.fs, self.leads, lead_off=masks, rail_mv=self.rail_mv)
+            result = self.classifier.classify_window(
+                x, self.fs, self.leads, lead_off=masks, rail_mv=self.rail_mv
+            )
             result.window_start_sample = start
             self.windows += 1
             self.windows_ok += int(not result.skipped)

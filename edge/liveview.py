@@ -36,8 +36,12 @@ def describe_quality(quality: dict) -> str:
     parts = []
     if quality.get("missing_samples"):
         parts.append(f"{quality['missing_samples']} missing samples")
-    for key, words in (("lead_off", "lead off"), ("flat", "flat"), ("saturated", "saturated"),
-                       ("implausible", "implausible amplitude")):
+    for key, words in (
+        ("lead_off", "lead off"),
+        ("flat", "flat"),
+        ("saturated", "saturated"),
+        ("implausible", "implausible amplitude"),
+    ):
         if quality.get(key):
             parts.append(f"{words}: {','.join(quality[key])}")
     if quality.get("error"):
@@ -65,32 +69,46 @@ class LiveView:
 
     def render(self, runtime) -> str:  # noqa: ANN001
         stats, hello, cfg = runtime.stats, runtime.hello, runtime.config
-        lines = [f"{BOLD}ECG bedside runtime{RESET}  {cfg.port}  "
-                 + (f"{GREEN}connected{RESET}" if runtime.connected else f"{RED}waiting for the device{RESET}")]
+        lines = [
+            f"{BOLD}ECG bedside runtime{RESET}  {cfg.port}  "
+            + (f"{GREEN}connected{RESET}" if runtime.connected else f"{RED}waiting for the device{RESET}")
+        ]
         if hello is not None:
             leads = ",".join(lead_name(c) for c in hello.channel_leads)
-            lines.append(f"device {hello.device_id or '?'}  firmware {hello.fw_major}.{hello.fw_minor}  "
-                         f"{hello.fs_hz} Hz  {leads}  {hello.lsb_nv} nV/LSB")
+            lines.append(
+                f"device {hello.device_id or '?'}  firmware {hello.fw_major}.{hello.fw_minor}  "
+                f"{hello.fs_hz} Hz  {leads}  {hello.lsb_nv} nV/LSB"
+            )
         frames = runtime.frame_stats()
-        bad = sum(frames[k] for k in ("cobs_errors", "length_errors", "crc_errors", "format_errors", "overflow"))
+        bad = sum(
+            frames[k] for k in ("cobs_errors", "length_errors", "crc_errors", "format_errors", "overflow")
+        )
         elapsed = time.monotonic() - stats.started
-        lines.append(f"bundle {runtime.classifier.bundle_id}  backend {runtime.classifier.backend.name}  "
-                     f"up {elapsed:.0f} s  reconnects {stats.reconnects}")
-        lines.append(f"windows {stats.windows} ({stats.windows_ok} ok)  frames {frames['frames_ok']}  "
-                     f"bad frames {bad}  lost by seq {frames['frames_lost']}  "
-                     f"missing samples {stats.missing_samples}")
+        lines.append(
+            f"bundle {runtime.classifier.bundle_id}  backend {runtime.classifier.backend.name}  "
+            f"up {elapsed:.0f} s  reconnects {stats.reconnects}"
+        )
+        lines.append(
+            f"windows {stats.windows} ({stats.windows_ok} ok)  frames {frames['frames_ok']}  "
+            f"bad frames {bad}  lost by seq {frames['frames_lost']}  "
+            f"missing samples {stats.missing_samples}"
+        )
         lines.append("")
         result = runtime.last_result
         if result is None:
-            lines.append(f"{DIM}no window yet (the first comes after "
-                         f"{runtime.classifier.signal.window_s:g} s of signal){RESET}")
+            lines.append(
+                f"{DIM}no window yet (the first comes after "
+                f"{runtime.classifier.signal.window_s:g} s of signal){RESET}"
+            )
             return "\n".join(lines)
         fs = result.fs or 1.0
         start_s = (result.window_start_sample or 0) / fs
         q = describe_quality(result.quality)
         colour = GREEN if result.quality.get("ok") else RED
-        lines.append(f"window at {start_s:.1f} s (sample {result.window_start_sample})  "
-                     f"quality {colour}{q}{RESET}  {result.latency_ms:.1f} ms")
+        lines.append(
+            f"window at {start_s:.1f} s (sample {result.window_start_sample})  "
+            f"quality {colour}{q}{RESET}  {result.latency_ms:.1f} ms"
+        )
         if result.skipped:
             lines.append(f"{DIM}not classified: the signal quality is not good enough{RESET}")
             return "\n".join(lines)

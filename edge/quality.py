@@ -34,7 +34,9 @@ class QualityConfig:
 
     flat_mv: float = 0.01  # a channel with std below this (10 µV) is flat
     max_abs_mv: float = 10.0  # |x| beyond this (mV) counts as a saturated sample
-    saturation_fraction: float = 0.01  # share of samples at the rails / beyond max_abs_mv that flags a channel
+    saturation_fraction: float = (
+        0.01  # share of samples at the rails / beyond max_abs_mv that flags a channel
+    )
     max_ptp_mv: float = 20.0  # peak-to-peak (mV) above this is implausible
     max_missing: int = 0  # more missing samples than this fail the window (0: any missing sample fails)
 
@@ -84,8 +86,14 @@ def assess_window(
     n_missing = int(x.shape[1] - finite.all(axis=0).sum()) if x.size else 0
     if n_missing == x.shape[1]:
         # Nothing arrived (an outage): no statistics to compute.
-        return {"ok": False, "missing_samples": n_missing, "lead_off": off, "flat": [], "saturated": [],
-                "implausible": []}
+        return {
+            "ok": False,
+            "missing_samples": n_missing,
+            "lead_off": off,
+            "flat": [],
+            "saturated": [],
+            "implausible": [],
+        }
     if n_missing:
         # Rare path: statistics over the samples that did arrive.
         with warnings.catch_warnings():
@@ -112,12 +120,20 @@ def assess_window(
         "saturated": _names(saturated, leads),
         "implausible": _names(implausible & ~saturated, leads),
     }
-    report["ok"] = not (n_missing > cfg.max_missing or off or report["flat"] or report["saturated"]
-                        or report["implausible"])
+    report["ok"] = not (
+        n_missing > cfg.max_missing or off or report["flat"] or report["saturated"] or report["implausible"]
+    )
     return report
 
 
 def failed_quality(reason: str, missing_samples: int = 0) -> dict:
     """A quality report for a window that could not be assessed or classified at all."""
-    return {"ok": False, "missing_samples": int(missing_samples), "lead_off": [], "flat": [], "saturated": [],
-            "implausible": [], "error": reason}
+    return {
+        "ok": False,
+        "missing_samples": int(missing_samples),
+        "lead_off": [],
+        "flat": [],
+        "saturated": [],
+        "implausible": [],
+        "error": reason,
+    }

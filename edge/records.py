@@ -98,10 +98,13 @@ def _read_npy(path: Path, fs: float | None, leads: list[str] | None) -> Recordin
     if x.dtype.kind not in "fiu":
         raise RecordError(f"{path}: expected numbers, got dtype {x.dtype}")
     if leads is None and x.shape[0] not in (8, 12) and x.shape[1] in (8, 12):
-        raise RecordError(f"{path}: shape {x.shape} looks like [samples, leads]; save it transposed "
-                          f"as [leads, samples]")
+        raise RecordError(
+            f"{path}: shape {x.shape} looks like [samples, leads]; save it transposed as [leads, samples]"
+        )
     names = leads if leads is not None else default_lead_names(x.shape[0])
-    return Recording(x.astype(np.float32), float(fs), _check_leads(list(names), x.shape[0], str(path)), str(path))
+    return Recording(
+        x.astype(np.float32), float(fs), _check_leads(list(names), x.shape[0], str(path)), str(path)
+    )
 
 
 def _read_csv(path: Path, fs: float | None, leads: list[str] | None) -> Recording:
@@ -117,7 +120,9 @@ def _read_csv(path: Path, fs: float | None, leads: list[str] | None) -> Recordin
     try:
         data = np.array([[float(c) if c.strip() else np.nan for c in row] for row in rows], dtype=np.float64)
     except ValueError as exc:
-        raise RecordError(f"{path}: CSV values must be numbers ({exc}); the first row must be lead names")
+        raise RecordError(
+            f"{path}: CSV values must be numbers ({exc}); the first row must be lead names"
+        ) from None
     if data.ndim != 2 or data.shape[1] != len(header):
         raise RecordError(f"{path}: rows do not all have {len(header)} columns like the header")
     time_cols = [i for i, h in enumerate(header) if h.lower() in _TIME_COLUMNS]

@@ -93,7 +93,9 @@ class SampleRing:
     def read(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
         """Copy of samples ``[start, stop)`` as (float32 ``[C, stop - start]``, uint16 masks)."""
         if self.end is None or stop > self.end or start < self.start or stop < start:
-            raise IndexError(f"samples [{start}, {stop}) are not in the ring (holds [{self.start}, {self.end}))")
+            raise IndexError(
+                f"samples [{start}, {stop}) are not in the ring (holds [{self.start}, {self.end}))"
+            )
         n = stop - start
         x = np.empty((self.n_channels, n), dtype=np.float32)
         m = np.empty(n, dtype=np.uint16)

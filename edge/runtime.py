@@ -24,6 +24,7 @@ Per-sample work is numpy: frames of one read are merged into one block before th
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -109,9 +110,13 @@ class Runtime:
     ``segment`` added); ``on_status(runtime)`` is called after every read (for a live view).
     """
 
-    def __init__(self, classifier: Classifier, config: RunConfig,
-                 on_result: Callable[[Result, dict], None] | None = None,
-                 on_status: Callable[[Runtime], None] | None = None) -> None:
+    def __init__(
+        self,
+        classifier: Classifier,
+        config: RunConfig,
+        on_result: Callable[[Result, dict], None] | None = None,
+        on_status: Callable[[Runtime], None] | None = None,
+    ) -> None:
         self.classifier = classifier
         self.config = config
         self.on_result = on_result or (lambda result, line: None)
@@ -128,6 +133,7 @@ class Runtime:
         self._abs_next: int | None = None  # unwrapped index of the next sample expected
         self._decoder: StreamDecoder | None = None
         self._tx_seq = 0
+        self._deadline: float | None = None
         self._stop = threading.Event()
 
     # --- control ----------------------------------------------------------------------------------
@@ -167,10 +173,8 @@ class Runtime:
                 logger.warning("port %s lost (%s); reconnecting", cfg.port, exc)
             finally:
                 self.connected = False
-                try:
+                with contextlib.suppress(Exception):  # closing a dead port may fail in any way
                     port.close()
-                except Exception:  # noqa: BLE001 - closing a dead port may fail in any way
-                    pass
             if not self.stopping:
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, cfg.backoff_max_s)
@@ -208,15 +212,19 @@ class Runtime:
                 now = time.monotonic()
                 if chunk:
                     last_rx = now
-                    self._handle_frames(decoder.feed(chunk))
+                    self.process_bytes(chunk)
                     got_hello = got_hello or self.hello is not None
                 if lost is not None:
                     raise PortLost(str(lost))
                 elif self.hello is None and now - last_ask >= cfg.hello_retry_s:
                     self._ask(port)
                     last_ask = now
-                elif self.hello is not None and now - last_rx >= cfg.stall_s and now - last_ask >= cfg.stall_s:
-                    logger.warning("no data for %.1f s; asking the device for HELLO and START again", now - last_rx)
+                elif (
+                    self.hello is not None and now - last_rx >= cfg.stall_s and now - last_ask >= cfg.stall_s
+                ):
+                    logger.warning(
+                        "no data for %.1f s; asking the device for HELLO and START again", now - last_rx
+                    )
                     self._ask(port)
                     last_ask = now
                 self.on_status(self)
@@ -245,6 +253,16 @@ class Runtime:
             return chunk, None
         except (OSError, ValueError, TypeError) as exc:  # SerialException, EIO on a pty, a closed fd
             return chunk, exc
+
+    def process_bytes(self, data: bytes) -> None:
+        """Handle bytes as read from the port: decode frames, feed samples, report finished windows.
+
+        The port loop calls this for every read; tests and benchmarks call it directly to replay a
+        capture (``ecg-device record``) without a port.
+        """
+        if self._decoder is None:
+            self._decoder = StreamDecoder()
+        self._handle_frames(self._decoder.feed(data))
 
     def frame_stats(self) -> dict:
         """Decoder counters over all connections, including the current one."""
@@ -282,20 +300,36 @@ class Runtime:
             try:
                 to_twelve_leads(np.zeros((len(leads), 2), np.float32), leads)
             except SignalError as exc:
-                logger.error("device channels %s cannot make the 12 leads (%s); ignoring its samples", leads, exc)
+                logger.error(
+                    "device channels %s cannot make the 12 leads (%s); ignoring its samples", leads, exc
+                )
                 self.stream, self._format, self.hello = None, None, hello
                 return
             if self._format is not None:
                 self.stats.reconfigurations += 1
-                logger.warning("stream format changed to %d Hz, leads %s, %d nV/LSB", hello.fs_hz, leads, hello.lsb_nv)
+                logger.warning(
+                    "stream format changed to %d Hz, leads %s, %d nV/LSB", hello.fs_hz, leads, hello.lsb_nv
+                )
             self._format = fmt
             self._scale = hello.lsb_nv * 1e-6
-            self.stream = StreamClassifier(self.classifier, hello.fs_hz, leads, hop_s=self.config.hop_s,
-                                           rail_mv=INT16_FULL_SCALE * self._scale)
+            self.stream = StreamClassifier(
+                self.classifier,
+                hello.fs_hz,
+                leads,
+                hop_s=self.config.hop_s,
+                rail_mv=INT16_FULL_SCALE * self._scale,
+            )
             self._abs_next = None
             self.segment += 1
-        logger.info("HELLO from %r: %d Hz, leads %s, %d nV/LSB, firmware %d.%d", hello.device_id, hello.fs_hz,
-                    ",".join(leads), hello.lsb_nv, hello.fw_major, hello.fw_minor)
+        logger.info(
+            "HELLO from %r: %d Hz, leads %s, %d nV/LSB, firmware %d.%d",
+            hello.device_id,
+            hello.fs_hz,
+            ",".join(leads),
+            hello.lsb_nv,
+            hello.fw_major,
+            hello.fw_minor,
+        )
         self.hello = hello
 
     def _on_event(self, event: Event) -> None:
@@ -304,7 +338,9 @@ class Runtime:
         except ValueError:
             name = f"code {event.code}"
         if event.code == EventCode.DEVICE_ERROR:
-            logger.warning("device error at sample %d: %s", event.sample, event.detail.decode("utf-8", "replace"))
+            logger.warning(
+                "device error at sample %d: %s", event.sample, event.detail.decode("utf-8", "replace")
+            )
         else:
             logger.info("device event %s at sample %d (%s)", name, event.sample, event.detail.hex())
 
@@ -323,8 +359,9 @@ class Runtime:
             if self._abs_next is None or self.tracker.resets != resets:
                 if self._abs_next is not None:
                     self.stats.stream_restarts += 1
-                    logger.warning("device restarted its sample counter at %d; starting a new stream",
-                                   frame.first_sample)
+                    logger.warning(
+                        "device restarted its sample counter at %d; starting a new stream", frame.first_sample
+                    )
                     self._flush(blocks, masks, block_start)
                     blocks, masks, block_start = [], [], None
                     stream.reset()

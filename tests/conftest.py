@@ -43,7 +43,9 @@ def _calibration_windows(n: int, seed: int = 0):
     rng = np.random.default_rng(seed)
     out = []
     for i in range(n):
-        x = synthesize(rhythm=rhythms[i % len(rhythms)], fs=500, seed=int(rng.integers(1 << 30)), duration_s=10.0)
+        x = synthesize(
+            rhythm=rhythms[i % len(rhythms)], fs=500, seed=int(rng.integers(1 << 30)), duration_s=10.0
+        )
         out.append(preprocess(x * float(rng.uniform(0.5, 2.0)), 500, SignalConfig()))
     return np.stack(out)
 
@@ -72,8 +74,17 @@ def tiny_encoder(tmp_path_factory):
     fp32 = folder / "encoder_fp32.onnx"
     example = (torch.from_numpy(calib[:2]),)
     batch = torch.export.Dim("batch", min=1, max=4096)
-    torch.onnx.export(model, example, str(fp32), input_names=["ecg"], output_names=["embedding"],
-                      dynamic_shapes={"x": {0: batch}}, dynamo=True, external_data=False, verbose=False)
+    torch.onnx.export(
+        model,
+        example,
+        str(fp32),
+        input_names=["ecg"],
+        output_names=["embedding"],
+        dynamic_shapes={"x": {0: batch}},
+        dynamo=True,
+        external_data=False,
+        verbose=False,
+    )
 
     class Reader(CalibrationDataReader):
         def __init__(self):
@@ -83,8 +94,15 @@ def tiny_encoder(tmp_path_factory):
             return next(self.items, None)
 
     int8 = folder / "encoder_int8.onnx"
-    quantize_static(str(fp32), str(int8), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    quantize_static(
+        str(fp32),
+        str(int8),
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+    )
     return model, fp32, int8
 
 
@@ -110,8 +128,22 @@ def tiny_bundle(tmp_path_factory, tiny_encoder):
     shutil.copy(int8, folder / "encoder_int8.onnx")
     doc = json.loads((REPO_ROOT / "edge" / "data" / "labels.json").read_text(encoding="utf-8"))
     labels = [{k: lb[k] for k in ("id", "ja", "en", "category")} | {"new": False} for lb in doc["labels"]]
-    labels += [{"id": "TEST_NEW1", "ja": "試験用新規ラベル", "en": "test new label", "category": "other", "new": True},
-               {"id": "TEST_NEW2", "ja": "試験用ラベル二", "en": "second test label", "category": "other", "new": True}]
+    labels += [
+        {
+            "id": "TEST_NEW1",
+            "ja": "試験用新規ラベル",
+            "en": "test new label",
+            "category": "other",
+            "new": True,
+        },
+        {
+            "id": "TEST_NEW2",
+            "ja": "試験用ラベル二",
+            "en": "second test label",
+            "category": "other",
+            "new": True,
+        },
+    ]
     rng = np.random.default_rng(1)
     dim = model.cfg.embed_dim
     emb = rng.standard_normal((len(labels), dim)).astype(np.float32)
@@ -121,21 +153,108 @@ def tiny_bundle(tmp_path_factory, tiny_encoder):
         lb["threshold"] = round(float(th), 4)
     (folder / "labels.json").write_text(json.dumps(labels, ensure_ascii=False, indent=1), encoding="utf-8")
     signal = SignalConfig()
-    write_manifest(folder, {
-        "name": "tiny-test",
-        "created": "2026-01-01T00:00:00+00:00",
-        "models": {"onnx_int8": "encoder_int8.onnx", "onnx_fp32": "encoder_fp32.onnx", "tflite_int8": None},
-        "signal": signal.to_dict(),
-        "model": {"input_name": "ecg", "output_name": "embedding", "input_shape": ["batch", 12, signal.n_samples],
-                  "output_shape": ["batch", dim], "encoder": model.cfg.to_dict()},
-        "embedding_dim": dim,
-        "logit_scale": 14.2857,
-        "labels": labels,
-        "label_embeddings": "label_embeddings.npy",
-        "quantization": {"mode": "static QDQ, uint8 activations, int8 per-channel weights",
-                         "calibration_windows": 16},
-        "text_encoder": {"name": "random unit vectors (test fixture)", "dim": dim},
-        "provenance": {"training_data": "none: random weights (test fixture)", "code_version": "test"},
-        "metrics": {},
-    })
+    write_manifest(
+        folder,
+        {
+            "name": "tiny-test",
+            "created": "2026-01-01T00:00:00+00:00",
+            "models": {
+                "onnx_int8": "encoder_int8.onnx",
+                "onnx_fp32": "encoder_fp32.onnx",
+                "tflite_int8": None,
+            },
+            "signal": signal.to_dict(),
+            "model": {
+                "input_name": "ecg",
+                "output_name": "embedding",
+                "input_shape": ["batch", 12, signal.n_samples],
+                "output_shape": ["batch", dim],
+                "encoder": model.cfg.to_dict(),
+            },
+            "embedding_dim": dim,
+            "logit_scale": 14.2857,
+            "labels": labels,
+            "label_embeddings": "label_embeddings.npy",
+            "quantization": {
+                "mode": "static QDQ, uint8 activations, int8 per-channel weights",
+                "calibration_windows": 16,
+            },
+            "text_encoder": {"name": "random unit vectors (test fixture)", "dim": dim},
+            "provenance": {"training_data": "none: random weights (test fixture)", "code_version": "test"},
+            "metrics": {},
+        },
+    )
     return folder
+
+
+# --- export: a tiny trained contrastive checkpoint --------------------------------------------------
+from dataclasses import dataclass  # noqa: E402 - this section was appended for the export tests
+
+
+@dataclass(frozen=True)
+class TinyCheckpoint:
+    """A trained checkpoint and the synthetic dataset (manifest CSV) it was trained on."""
+
+    path: Path  # checkpoint.pt
+    manifest: Path  # manifest.csv: splits train/val/test = folds 1/9/10
+    labels: tuple[str, ...]  # catalogue ids present in the data
+    holdout: tuple[str, ...]  # labels held out of training (zero-shot, "new" in bundles)
+
+
+TINY_RHYTHM_LABELS = {"sinus": "SR", "afib": "AFIB", "wide_qrs": "CLBBB", "st_elevation": "STE"}
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> TinyCheckpoint:
+    """A 2-epoch ``resnet1d10-tiny`` contrastive model (``hashing`` text encoder, 32-d, STE held out) trained
+    on synthetic 20-s ECGs: per rhythm 4 training, 2 validation and 2 test records, 2 windows each."""
+    pytest.importorskip("torch")
+    import numpy as np
+
+    from firmware_bridge.synthetic import synthesize
+    from training.cli import train_main
+
+    root = tmp_path_factory.mktemp("tiny_checkpoint")
+    data = root / "data"
+    data.mkdir()
+    rows = ["path,labels,fs,patient_id,split"]
+    splits = ["train"] * 4 + ["val"] * 2 + ["test"] * 2
+    i = 0
+    for rhythm, label in TINY_RHYTHM_LABELS.items():
+        for split in splits:
+            x = synthesize(rhythm=rhythm, duration_s=20.0, fs=250, seed=100 + i)
+            np.save(data / f"r{i}.npy", x.astype(np.float32))
+            rows.append(f"r{i}.npy,{label},250,p{i},{split}")
+            i += 1
+    manifest = data / "manifest.csv"
+    manifest.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    run = root / "run"
+    args = [
+        "--data",
+        f"manifest={manifest}",
+        "--out",
+        str(run),
+        "--encoder",
+        "resnet1d10-tiny",
+        "--embed-dim",
+        "32",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "8",
+        "--text-encoder",
+        "hashing",
+        "--quiet",
+        "--train-folds",
+        "1",
+        "--val-folds",
+        "9",
+        "--test-folds",
+        "10",
+        "--cache",
+        str(root / "cache"),
+        "--holdout-labels",
+        "STE",
+    ]
+    assert train_main(args) == 0
+    return TinyCheckpoint(run / "checkpoint.pt", manifest, tuple(TINY_RHYTHM_LABELS.values()), ("STE",))

@@ -15,8 +15,18 @@ from firmware_bridge.synthetic import synthesize
 def _inputs(n: int = 4, seed: int = 5) -> np.ndarray:
     rng = np.random.default_rng(seed)
     rhythms = ["sinus", "afib", "rbbb", "pvc", "lbbb", "st_elevation"]
-    return np.stack([preprocess(synthesize(rhythm=rhythms[i % len(rhythms)], fs=500, seed=int(rng.integers(1000)),
-                                           duration_s=10.0), 500, SignalConfig()) for i in range(n)])
+    return np.stack(
+        [
+            preprocess(
+                synthesize(
+                    rhythm=rhythms[i % len(rhythms)], fs=500, seed=int(rng.integers(1000)), duration_s=10.0
+                ),
+                500,
+                SignalConfig(),
+            )
+            for i in range(n)
+        ]
+    )
 
 
 def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -90,11 +100,14 @@ def _fc_tflite(w: np.ndarray, in_shape: list[int], q: dict | None = None) -> byt
 
     def table(fields):
         b.StartObject(max((s for s, _, _ in fields), default=-1) + 1)
+        prepend = {
+            "off": lambda s, v: b.PrependUOffsetTRelativeSlot(s, v, 0),
+            "i32": lambda s, v: b.PrependInt32Slot(s, v, -(1 << 30)),  # defaults never equal the
+            "u32": lambda s, v: b.PrependUint32Slot(s, v, 0xFFFFFFFF),  # value, so every field
+            "i8": lambda s, v: b.PrependInt8Slot(s, v, -128),
+        }  # is written
         for slot, kind, value in fields:
-            {"off": lambda: b.PrependUOffsetTRelativeSlot(slot, value, 0),
-             "i32": lambda: b.PrependInt32Slot(slot, value, -(1 << 30)),
-             "u32": lambda: b.PrependUint32Slot(slot, value, 0xFFFFFFFF),
-             "i8": lambda: b.PrependInt8Slot(slot, value, -128)}[kind]()
+            prepend[kind](slot, value)
         return b.EndObject()
 
     def offsets(items):
@@ -109,25 +122,49 @@ def _fc_tflite(w: np.ndarray, in_shape: list[int], q: dict | None = None) -> byt
     else:
         weights = w.astype(np.float32).view(np.uint8).ravel()
     buffers = [table([]), table([]), table([(0, "off", vec(weights.ravel()))]), table([])]
-    specs = [("input", in_shape, (q["in_scale"], q["in_zp"]) if q else None),
-             ("weights", list(w.shape), (q["w_scale"], 0) if q else None),
-             ("output", [in_shape[0], w.shape[0]], (q["out_scale"], q["out_zp"]) if q else None)]
+    specs = [
+        ("input", in_shape, (q["in_scale"], q["in_zp"]) if q else None),
+        ("weights", list(w.shape), (q["w_scale"], 0) if q else None),
+        ("output", [in_shape[0], w.shape[0]], (q["out_scale"], q["out_zp"]) if q else None),
+    ]
     tensors = []
     for buf, (name, shape, qp) in enumerate(specs, start=1):
-        fields = [(0, "off", vec(np.asarray(shape, np.int32))), (1, "i8", 9 if q else 0), (2, "u32", buf),
-                  (3, "off", b.CreateString(name))]
+        fields = [
+            (0, "off", vec(np.asarray(shape, np.int32))),
+            (1, "i8", 9 if q else 0),
+            (2, "u32", buf),
+            (3, "off", b.CreateString(name)),
+        ]
         if qp:
             scale, zp = vec(np.asarray([qp[0]], np.float32)), vec(np.asarray([qp[1]], np.int64))
             fields.append((4, "off", table([(2, "off", scale), (3, "off", zp)])))
         tensors.append(table(fields))
-    op = table([(0, "u32", 0), (1, "off", vec(np.asarray([0, 1, -1], np.int32))),
-                (2, "off", vec(np.asarray([2], np.int32)))])
-    subgraph = table([(0, "off", offsets(tensors)), (1, "off", vec(np.asarray([0], np.int32))),
-                      (2, "off", vec(np.asarray([2], np.int32))), (3, "off", offsets([op])),
-                      (4, "off", b.CreateString("main"))])
+    op = table(
+        [
+            (0, "u32", 0),
+            (1, "off", vec(np.asarray([0, 1, -1], np.int32))),
+            (2, "off", vec(np.asarray([2], np.int32))),
+        ]
+    )
+    subgraph = table(
+        [
+            (0, "off", offsets(tensors)),
+            (1, "off", vec(np.asarray([0], np.int32))),
+            (2, "off", vec(np.asarray([2], np.int32))),
+            (3, "off", offsets([op])),
+            (4, "off", b.CreateString("main")),
+        ]
+    )
     opcode = table([(0, "i8", 9), (2, "i32", 1), (3, "i32", 9)])  # FULLY_CONNECTED = 9
-    model = table([(0, "u32", 3), (1, "off", offsets([opcode])), (2, "off", offsets([subgraph])),
-                   (3, "off", b.CreateString("test")), (4, "off", offsets(buffers))])
+    model = table(
+        [
+            (0, "u32", 3),
+            (1, "off", offsets([opcode])),
+            (2, "off", offsets([subgraph])),
+            (3, "off", b.CreateString("test")),
+            (4, "off", offsets(buffers)),
+        ]
+    )
     b.Finish(model, file_identifier=b"TFL3")
     return bytes(b.Output())
 
@@ -153,7 +190,13 @@ def test_litert_full_int8_io_is_quantized_and_dequantized(tmp_path):
     _litert()
     rng = np.random.default_rng(1)
     w = rng.standard_normal((8, 12 * 20)).astype(np.float32) * 0.1
-    q = {"in_scale": 0.05, "in_zp": 3, "w_scale": float(np.abs(w).max() / 127), "out_scale": 0.05, "out_zp": -5}
+    q = {
+        "in_scale": 0.05,
+        "in_zp": 3,
+        "w_scale": float(np.abs(w).max() / 127),
+        "out_scale": 0.05,
+        "out_zp": -5,
+    }
     path = tmp_path / "fc_int8.tflite"
     path.write_bytes(_fc_tflite(w, [1, 12, 20], q))
     x = rng.standard_normal((2, 12, 20)).astype(np.float32)

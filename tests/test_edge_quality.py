@@ -19,7 +19,14 @@ def ecg() -> np.ndarray:
 
 def test_clean_window_is_ok(ecg):
     q = assess_window(ecg, LEADS)
-    assert q == {"ok": True, "missing_samples": 0, "lead_off": [], "flat": [], "saturated": [], "implausible": []}
+    assert q == {
+        "ok": True,
+        "missing_samples": 0,
+        "lead_off": [],
+        "flat": [],
+        "saturated": [],
+        "implausible": [],
+    }
 
 
 def test_missing_samples_counted(ecg):

@@ -60,7 +60,9 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--embed-dim", type=int, default=256)
     p.add_argument("--text-encoder", default="use-m3",
                    help="byte (trainable byte-level) or a frozen encoder: use-m3, e5-small, hashing, hf:DIR")
-    p.add_argument("--text-mode", default="ja", help="label texts: ja, ja+desc, ja+en, templates")
+    p.add_argument("--text-mode", default="ja", help="label texts: ja, ja+desc, ja+en, templates, ja+parents")
+    p.add_argument("--text-head", choices=["linear", "none"], default="linear",
+                   help="text projection: linear (trained) or none (frozen text space; the ECG encoder maps into it)")
     p.add_argument("--loss", choices=["multi_positive", "clip", "sigmoid"], default="multi_positive",
                    help="clip is the study's symmetric CLIP loss (one positive per ECG); multi_positive uses all labels")
     p.add_argument("--epochs", type=int, default=30)
@@ -92,7 +94,7 @@ def config_from_args(args) -> TrainConfig:
     holdout = tuple(t.strip() for t in args.holdout_labels.split(",") if t.strip())
     return TrainConfig(
         sources=args.data, out_dir=args.out, cache_dir=args.cache, model=args.model, encoder=args.encoder,
-        embed_dim=args.embed_dim, text=TextConfig(encoder=args.text_encoder, mode=args.text_mode), loss=args.loss,
+        embed_dim=args.embed_dim, text=TextConfig(encoder=args.text_encoder, mode=args.text_mode, head=args.text_head), loss=args.loss,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
         patience=args.patience, max_minutes=args.max_minutes, seed=args.seed, train_folds=args.train_folds,
         val_folds=args.val_folds, test_folds=args.test_folds, holdout_labels=holdout, ptbxl_rate=args.ptbxl_rate,

@@ -12,6 +12,9 @@ Modes (:data:`MODES`):
 - ``ja+desc``: term and its Japanese description, ``完全右脚ブロック：QRS幅が…``.
 - ``ja+en``: term and English name, ``完全右脚ブロック（complete right bundle branch block）``.
 - ``templates``: the term in each of :data:`JA_TEMPLATES` (several texts per label).
+- ``ja+parents``: the term, and the term preceded by its ancestors in the catalogue hierarchy,
+  ``心筋梗塞・下壁心筋梗塞`` (two texts, averaged). Hierarchy in the prompt, as in CLIP's "a type of"
+  prompts and CHiLS (Novack et al. 2023), lets a new label land near the seen labels it belongs to.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ __all__ = ["JA_TEMPLATES", "MODES", "LabelLike", "build_label_bank", "label_text
 
 log = logging.getLogger(__name__)
 
-MODES = ("ja", "ja+desc", "ja+en", "templates")
+MODES = ("ja", "ja+desc", "ja+en", "templates", "ja+parents")
 
 # Phrasings of a finding as it appears in Japanese ECG reports; the bare term comes first.
 JA_TEMPLATES = (
@@ -49,12 +52,28 @@ class LabelLike(Protocol):
     description_ja: str
 
 
-def _texts_for(label: Any, mode: str, templates: Sequence[str]) -> list[str]:
+def _ancestor_path(label: Any, by_id: dict[str, Any]) -> list[str]:
+    """Japanese terms of the label's ancestors, farthest first (breadth-first over ``parents``)."""
+    seen: list[str] = []
+    frontier = list(getattr(label, "parents", ()) or ())
+    while frontier:
+        pid = frontier.pop(0)
+        if pid in seen or pid not in by_id:
+            continue
+        seen.append(pid)
+        frontier.extend(getattr(by_id[pid], "parents", ()) or ())
+    return [str(by_id[pid].ja) for pid in reversed(seen)]
+
+
+def _texts_for(label: Any, mode: str, templates: Sequence[str], by_id: dict[str, Any] | None = None) -> list[str]:
     ja = str(label.ja).strip()
     if not ja:
         raise ValueError(f"label {getattr(label, 'id', label)!r} has no Japanese term")
     if mode == "ja":
         return [ja]
+    if mode == "ja+parents":
+        path = _ancestor_path(label, by_id or {})
+        return [ja, "・".join([*path, ja])] if path else [ja]
     if mode == "ja+desc":
         desc = str(getattr(label, "description_ja", "") or "").strip()
         return [f"{ja}：{desc}" if desc else ja]
@@ -84,7 +103,8 @@ def label_texts(
     templates = tuple(templates) if templates is not None else JA_TEMPLATES
     if mode == "templates" and not templates:
         raise ValueError("templates mode needs at least one template")
-    return [_texts_for(label, mode, templates) for label in labels]
+    by_id = {getattr(label, "id", None): label for label in labels}
+    return [_texts_for(label, mode, templates, by_id) for label in labels]
 
 
 def build_label_bank(

@@ -34,6 +34,7 @@ class TextConfig:
 
     encoder: str = FROZEN_DEFAULT  # "byte" (trainable) or a frozen encoder name: use-m3, e5-small, hashing, hf:DIR
     mode: str = "ja"  # label text recipe (training.label_texts): ja, ja+desc, ja+en, templates
+    head: str = "linear"  # text projection: "linear" (trained), or "none" (frozen text space, ECG maps into it)
     head_hidden: int | None = None  # hidden width of the projection MLP (None: one Linear layer)
     byte_width: int = 128  # byte encoder width (kind "byte" only)
     byte_depth: int = 2  # byte encoder transformer layers (kind "byte" only)
@@ -45,8 +46,12 @@ class TextConfig:
 
 def text_spec(cfg: TextConfig, embed_dim: int) -> dict:
     """The spec for a new model: which encoder, which texts, which head."""
-    spec = {"encoder": cfg.encoder, "mode": cfg.mode, "head_hidden": cfg.head_hidden, "embed_dim": embed_dim}
+    if cfg.head not in ("linear", "none"):
+        raise ValueError(f"text head must be linear or none, got {cfg.head!r}")
+    spec = {"encoder": cfg.encoder, "mode": cfg.mode, "head": cfg.head, "head_hidden": cfg.head_hidden, "embed_dim": embed_dim}
     if cfg.encoder == "byte":
+        if cfg.head == "none":
+            raise ValueError("a trainable byte-level text encoder needs a projection head (--text-head linear)")
         from .byte_text import ByteTextConfig
 
         bcfg = ByteTextConfig(width=cfg.byte_width, depth=cfg.byte_depth, max_len=cfg.byte_max_len)
@@ -56,12 +61,23 @@ def text_spec(cfg: TextConfig, embed_dim: int) -> dict:
 
         encoder = get_text_encoder(cfg.encoder)
         spec.update(kind="frozen", encoder_spec=encoder.spec(), text_dim=int(encoder.dim))
+        if cfg.head == "none":  # the ECG encoder must then embed into the text encoder's own space
+            spec["embed_dim"] = int(encoder.dim)
     return spec
+
+
+class _Normalize(nn.Module):
+    """Parameter-free text tower: the frozen features themselves, unit-normalised."""
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return features / features.norm(dim=-1, keepdim=True).clamp_min(1e-12)
 
 
 def build_text_tower(spec: dict) -> nn.Module:
     """A fresh (untrained) text tower for ``spec``; load weights from a checkpoint on top."""
     if spec["kind"] == "frozen":
+        if spec.get("head") == "none":
+            return _Normalize()
         return ProjectionHead(spec["text_dim"], spec["embed_dim"], spec.get("head_hidden"))
     from .byte_text import ByteTextConfig, ByteTextEncoder
 

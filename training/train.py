@@ -170,7 +170,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     windows = np.asarray(ds.windows, dtype=np.float32)  # small enough to hold in memory
     targets = ds.labels.astype(np.float32)
 
-    enc_cfg = EncoderConfig.preset(cfg.encoder, embed_dim=cfg.embed_dim, dropout=cfg.dropout)
+    text = text_spec(cfg.text, cfg.embed_dim) if cfg.model == "contrastive" else None
+    embed_dim = text["embed_dim"] if text else cfg.embed_dim  # a frozen text space fixes the size
+    enc_cfg = EncoderConfig.preset(cfg.encoder, embed_dim=embed_dim, dropout=cfg.dropout)
     info = {
         "kind": cfg.model,
         "encoder": enc_cfg.to_dict(),
@@ -186,7 +188,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         "train_config": cfg.to_dict(),
     }
     if cfg.model == "contrastive":
-        info["text"] = text_spec(cfg.text, cfg.embed_dim)
+        info["text"] = text
         info["text_input"] = text_input_for(info["text"], catalogue.labels)
     model = build_model(info)
     ddp_model = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model

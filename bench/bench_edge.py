@@ -1,0 +1,349 @@
+"""Benchmark of the bedside runtime: inference per window, streaming CPU, memory, start-up time.
+
+    python bench/bench_edge.py --bundle edge/bundles/default [--checkpoint runs/x/checkpoint.pt]
+
+Measures, single-threaded, medians of repeated runs, on the machine it runs on (noted in the output):
+
+- inference per window (batch 1): int8 ONNX, fp32 ONNX (when the bundle has it), int8 LiteRT (when the
+  bundle has it and ai-edge-litert is installed), and torch eager fp32 (the checkpoint's encoder, or the
+  manifest's architecture with random weights: the timing does not depend on the weights); and one whole
+  ``Classifier.classify_window`` on a raw 12-lead 500 Hz window (quality, preprocessing, int8 inference,
+  scoring);
+- the streaming pipeline's CPU time per second of 12-lead 500 Hz ECG, as % of one core: process CPU time
+  while a long synthetic stream goes at full speed (a) through ``StreamClassifier`` and (b) as wire-protocol
+  bytes through ``Runtime.process_bytes`` (COBS, CRC, frames, missing-sample tracking, ring, windows);
+- resident memory (VmHWM) of a process that loads the bundle and classifies a window, without torch;
+- start-up time: a fresh process, from its start to the first window classified.
+
+Writes its section of BENCHMARKS.md between ``<!-- bench_edge:start -->`` and ``<!-- bench_edge:end -->``
+(other bench scripts own other sections), with the command that produced it. Torch is allowed here, in the
+benchmark only; the runtime never imports it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+START, END = "<!-- bench_edge:start -->", "<!-- bench_edge:end -->"
+FS = 500
+
+
+def machine() -> dict:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith(("model name", "hardware", "processor\t: arm")):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        cpu = platform.processor() or "unknown"
+    import onnxruntime
+
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "onnxruntime": onnxruntime.__version__,
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def median_ms(fn, repeats: int, warmup: int = 5) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e3
+
+
+def raw_window(seconds: float = 10.0, seed: int = 0) -> np.ndarray:
+    from firmware_bridge.synthetic import synthesize
+
+    return synthesize(rhythm="sinus", fs=FS, seed=seed, duration_s=seconds)
+
+
+def bench_inference(bundle_path: Path, checkpoint: Path | None, repeats: int) -> tuple[dict, list[str]]:
+    from edge.backends import get_backend
+    from edge.bundle import BundleError, load_bundle
+    from edge.engine import Classifier
+
+    notes: list[str] = []
+    out: dict = {}
+    from edge.signal import preprocess
+
+    bundle = load_bundle(bundle_path)
+
+    inp = preprocess(raw_window(), FS, bundle.signal)[None]
+    for key, backend, label in (
+        ("onnx_int8", "onnx", "int8 ONNX (onnxruntime)"),
+        ("onnx_fp32", "onnx", "fp32 ONNX (onnxruntime)"),
+        ("tflite_int8", "litert", "int8 TFLite (LiteRT)"),
+    ):
+        try:
+            model = bundle.model_path(key)
+        except BundleError:
+            notes.append(f"{label}: the bundle has no {key} model")
+            continue
+        try:
+            be = get_backend(backend, model, threads=1)
+        except Exception as exc:  # noqa: BLE001 - a missing runtime is a note, not a failure
+            notes.append(f"{label}: not measured ({exc})")
+            continue
+        out[label] = median_ms(lambda be=be: be(inp), repeats)
+        be.close()
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+        if checkpoint is not None:
+            from training.checkpoint import load_checkpoint
+
+            model, _ = load_checkpoint(checkpoint)
+            encode = model.encode_ecg
+            label = "torch eager fp32 (checkpoint)"
+        else:
+            from training.model import ECGEncoder, EncoderConfig
+
+            model = ECGEncoder(EncoderConfig.from_dict(bundle.manifest["model"]["encoder"])).eval()
+            encode = model
+            label = "torch eager fp32 (manifest architecture, random weights)"
+            notes.append(
+                "torch: no --checkpoint given; timed the manifest's architecture with random weights"
+            )
+        t = torch.from_numpy(inp)
+        with torch.inference_mode():
+            out[label] = median_ms(lambda: encode(t), repeats)
+    except ImportError:
+        notes.append("torch eager: torch not installed")
+    except (KeyError, ValueError, FileNotFoundError) as exc:
+        notes.append(f"torch eager: not measured ({exc})")
+    with Classifier.from_bundle(bundle_path, threads=1) as clf:
+        raw = raw_window()
+        out["whole classify_window, raw 12-lead 500 Hz (int8 ONNX)"] = median_ms(
+            lambda: clf.classify_window(raw, FS), repeats
+        )
+    bundle.close()
+    return out, notes
+
+
+def bench_stream(bundle_path: Path, seconds: float) -> dict:
+    from edge.engine import Classifier, StreamClassifier
+    from edge.runtime import RunConfig, Runtime
+    from firmware_bridge.frames import Hello, Samples, encode_frame
+    from firmware_bridge.leads import LEADS_12
+    from firmware_bridge.synthetic import to_counts
+
+    x = raw_window(seconds, seed=1)  # [12, T] mV
+    counts = to_counts(x, 1000)
+    out = {}
+    with Classifier.from_bundle(bundle_path, threads=1) as clf:
+        stream = StreamClassifier(clf, FS, n_channels=12, hop_s=2.0)
+        block = FS // 20  # 50 ms per read, as the runtime reads a real-time port
+        xt = np.ascontiguousarray(x.T)
+        t0 = time.process_time()
+        windows = 0
+        for a in range(0, xt.shape[0], block):
+            windows += len(stream.feed(xt[a : a + block], a))
+        cpu = time.process_time() - t0
+        out["StreamClassifier"] = {"cpu_s": cpu, "windows": windows, "percent_of_core": 100 * cpu / seconds}
+
+        wire = [encode_frame(Hello(FS, LEADS_12, 1000), 0)]
+        seq = 1
+        for a in range(0, counts.shape[1], 10):
+            wire.append(encode_frame(Samples(a, counts[:, a : a + 10].T), seq & 0xFFFF))
+            seq += 1
+        data = b"".join(wire)
+        per_read = len(data) * block // counts.shape[1]
+        runtime = Runtime(clf, RunConfig(port="bench", hop_s=2.0))
+        t0 = time.process_time()
+        for a in range(0, len(data), per_read):
+            runtime.process_bytes(data[a : a + per_read])
+        cpu = time.process_time() - t0
+        out["wire bytes -> Runtime"] = {
+            "cpu_s": cpu,
+            "windows": runtime.stats.windows,
+            "percent_of_core": 100 * cpu / seconds,
+        }
+    return out
+
+
+_CHILD = r"""
+import json, sys, time
+t0 = time.time()
+import numpy as np
+from edge.engine import Classifier
+t_import = time.time()
+clf = Classifier.from_bundle(sys.argv[1], threads=1)
+t_load = time.time()
+x = np.load(sys.argv[2])
+r = clf.classify_window(x, 500)
+t_first = time.time()
+status = open("/proc/self/status").read()
+hwm = int([l for l in status.splitlines() if l.startswith("VmHWM")][0].split()[1])
+print(json.dumps({"t_first": t_first, "import_s": t_import - t0, "load_s": t_load - t_import,
+                  "first_window_s": t_first - t_load, "vmhwm_kb": hwm,
+                  "torch_imported": "torch" in sys.modules, "ok": bool(r.quality["ok"])}))
+"""
+
+
+def bench_process(bundle_path: Path, runs: int) -> dict:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        npy = Path(tmp) / "window.npy"
+        np.save(npy, raw_window())
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        rows = []
+        for _ in range(runs):
+            t_start = time.time()
+            proc = subprocess.run(
+                [sys.executable, "-c", _CHILD, str(bundle_path), str(npy)],
+                env=env,
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=True,
+            )
+            row = json.loads(proc.stdout.strip().splitlines()[-1])
+            row["startup_s"] = row["t_first"] - t_start
+            rows.append(row)
+    med = {
+        k: statistics.median(r[k] for r in rows)
+        for k in ("startup_s", "import_s", "load_s", "first_window_s", "vmhwm_kb")
+    }
+    med["torch_imported"] = any(r["torch_imported"] for r in rows)
+    return med
+
+
+def render(
+    cmd: str,
+    info: dict,
+    bundle_id: str,
+    inf: dict,
+    notes: list[str],
+    stream: dict,
+    proc: dict,
+    repeats: int,
+    seconds: float,
+    runs: int,
+) -> str:
+    lines = [
+        START,
+        "## Edge runtime (`bench/bench_edge.py`)",
+        "",
+        f"Command: `{cmd}`  ",
+        f"Bundle: `{bundle_id}`  ",
+        f"Machine: {info['cpu']}, {info['cores']} cores, Python {info['python']}, onnxruntime "
+        f"{info['onnxruntime']}, numpy {info['numpy']} ({info['platform']})",
+        "",
+        f"Inference per 10 s window, batch 1, single thread, median of {repeats} runs:",
+        "",
+        "| model | ms per window |",
+        "|---|---:|",
+    ]
+    lines += [f"| {k} | {v:.3f} |" for k, v in inf.items()]
+    if notes:
+        lines += [""] + [f"- {n}" for n in notes]
+    lines += [
+        "",
+        f"Streaming CPU, 12 leads at {FS} Hz, {seconds:g} s of synthetic ECG at full speed, a window "
+        "every 2 s (process CPU time / seconds of ECG):",
+        "",
+        "| path | CPU s | windows | % of one core |",
+        "|---|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {k} | {v['cpu_s']:.3f} | {v['windows']} | {v['percent_of_core']:.3f} |" for k, v in stream.items()
+    ]
+    lines += [
+        "",
+        f"Process (median of {runs} fresh processes; load bundle with sha256 verification, classify one "
+        "window):",
+        "",
+        f"- start-up, process start to first window classified: {proc['startup_s']:.2f} s "
+        f"(imports {proc['import_s']:.2f} s, bundle load + warm-up {proc['load_s']:.2f} s, "
+        f"first window {proc['first_window_s'] * 1e3:.1f} ms)",
+        f"- resident memory high-water mark (VmHWM; ru_maxrss is not used, it survives exec from the "
+        f"benchmark's own torch-loaded process): {proc['vmhwm_kb'] / 1024:.1f} MiB; "
+        f"torch imported: {proc['torch_imported']}",
+        END,
+    ]
+    return "\n".join(lines)
+
+
+def write_section(path: Path, section: str) -> None:
+    text = (
+        path.read_text(encoding="utf-8")
+        if path.exists()
+        else "# Benchmarks\n\nWritten by the scripts in `bench/`.\n"
+    )
+    if START in text and END in text:
+        text = re.sub(re.escape(START) + r".*?" + re.escape(END), lambda m: section, text, flags=re.S)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    path.write_text(text, encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--bundle", type=Path, help="bundle folder or zip (default: the shipped default bundle)")
+    p.add_argument("--checkpoint", type=Path, help="training checkpoint for the torch eager comparison")
+    p.add_argument("--repeats", type=int, default=200, help="timed runs per inference figure (default 200)")
+    p.add_argument(
+        "--stream-seconds", type=float, default=600.0, help="seconds of ECG to stream (default 600)"
+    )
+    p.add_argument("--runs", type=int, default=3, help="fresh processes for start-up and memory (default 3)")
+    p.add_argument(
+        "--markdown", type=Path, default=REPO / "BENCHMARKS.md", help="file to update (default BENCHMARKS.md)"
+    )
+    p.add_argument("--no-write", action="store_true", help="print the section only")
+    args = p.parse_args(argv)
+    from edge.bundle import default_bundle_path, load_bundle
+    from edge.engine import bundle_id
+
+    bundle = args.bundle or default_bundle_path()
+    if not (bundle.exists()):
+        print(f"bench_edge: bundle {bundle} not found (pass --bundle)", file=sys.stderr)
+        return 1
+    with load_bundle(bundle) as b:
+        bid = bundle_id(b)
+    info = machine()
+    print(f"machine: {info}", file=sys.stderr)
+    inf, notes = bench_inference(bundle, args.checkpoint, args.repeats)
+    print(f"inference: {inf}", file=sys.stderr)
+    stream = bench_stream(bundle, args.stream_seconds)
+    print(f"stream: {stream}", file=sys.stderr)
+    proc = bench_process(bundle, args.runs)
+    print(f"process: {proc}", file=sys.stderr)
+    cmd = "python bench/bench_edge.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    section = render(
+        cmd.strip(), info, bid, inf, notes, stream, proc, args.repeats, args.stream_seconds, args.runs
+    )
+    print(section)
+    if not args.no_write:
+        write_section(args.markdown, section)
+        print(f"wrote {args.markdown}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""Writing a bundle folder (DESIGN.md, contract 3) in the shape ``edge.bundle`` reads and verifies.
+
+The folder is assembled in a temporary sibling folder and renamed into place only when complete and
+verified by :func:`edge.bundle.load_bundle`, so a failed export never leaves a half-written bundle.
+Files: the int8 ONNX encoder (``encoder_int8.onnx``), optionally ``encoder_fp32.onnx`` and
+``encoder_int8.tflite``, ``label_embeddings.npy`` (float32, no pickle) and ``labels.json`` (the same
+label list as the manifest's, row order of the embedding matrix). :func:`edge.bundle.write_manifest`
+adds the sha256 and size of every file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from edge.bundle import MANIFEST_NAME, MODEL_KEYS, load_bundle, write_manifest
+
+from .onnx_export import ExportError
+
+__all__ = ["FILE_NAMES", "SIZE_BUDGET_BYTES", "BundleDraft", "folder_size", "zip_bundle"]
+
+logger = logging.getLogger(__name__)
+
+# manifest["models"] key -> file name in the bundle
+FILE_NAMES = {"onnx_int8": "encoder_int8.onnx", "onnx_fp32": "encoder_fp32.onnx", "tflite_int8": "encoder_int8.tflite"}
+EMBEDDINGS_NAME = "label_embeddings.npy"
+LABELS_NAME = "labels.json"
+SIZE_BUDGET_BYTES = 3 * 1024 * 1024  # the bedside board's budget for the shipped resnet1d18-small bundle
+
+
+def folder_size(folder: str | Path) -> int:
+    """Bytes of all files in a bundle folder (manifest included)."""
+    return sum(p.stat().st_size for p in Path(folder).iterdir() if p.is_file())
+
+
+class BundleDraft:
+    """A bundle being assembled in a work folder next to its destination; :meth:`finish` moves it there."""
+
+    def __init__(self, out: str | Path, overwrite: bool = False) -> None:
+        self.out = Path(out)
+        if self.out.exists() and not (self.out.is_dir() and not any(self.out.iterdir())) and not overwrite:
+            raise ExportError(f"{self.out} already exists; choose another --out or pass --force to replace it")
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self.work = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.", dir=self.out.parent))
+        self.scratch = Path(tempfile.mkdtemp(prefix="scratch-", dir=self.work))  # removed before the manifest
+        self.models: dict[str, str | None] = dict.fromkeys(MODEL_KEYS)
+
+    def path(self, key: str) -> Path:
+        """Where the model file for a ``MODEL_KEYS`` entry is written (inside the bundle)."""
+        return self.work / FILE_NAMES[key]
+
+    def scratch_path(self, name: str) -> Path:
+        """A file that is needed during the export but not shipped."""
+        return self.scratch / name
+
+    def add_model(self, key: str, source: Path | None = None) -> None:
+        """Ship a model file (``source`` is moved in, or it was written at :meth:`path` already)."""
+        dest = self.path(key)
+        if source is not None and Path(source) != dest:
+            shutil.copyfile(source, dest)
+        if not dest.is_file():
+            raise ExportError(f"model file for {key} was not written")
+        self.models[key] = dest.name
+
+    def finish(self, manifest: dict, labels: list[dict], embeddings: np.ndarray) -> dict:
+        """Write embeddings, labels and manifest, verify with ``load_bundle``, move into place."""
+        shutil.rmtree(self.scratch, ignore_errors=True)
+        if not self.models.get("onnx_int8"):
+            raise ExportError("a bundle needs the int8 ONNX encoder")
+        np.save(self.work / EMBEDDINGS_NAME, np.ascontiguousarray(embeddings, dtype=np.float32), allow_pickle=False)
+        (self.work / LABELS_NAME).write_text(json.dumps(labels, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        manifest = write_manifest(self.work, {**manifest, "models": self.models, "labels": labels,
+                                              "label_embeddings": EMBEDDINGS_NAME})
+        with load_bundle(self.work, verify=True) as bundle:  # what the device will do, before it ships
+            if bundle.label_ids != [lb["id"] for lb in labels]:
+                raise ExportError("the written bundle's labels do not match the label embeddings' rows")
+        if self.out.is_dir():
+            shutil.rmtree(self.out)
+        elif self.out.exists():
+            self.out.unlink()
+        self.work.rename(self.out)
+        logger.info("wrote bundle %s", self.out)
+        return manifest
+
+    def discard(self) -> None:
+        shutil.rmtree(self.work, ignore_errors=True)
+
+
+def zip_bundle(folder: str | Path, zip_path: str | Path | None = None) -> Path:
+    """Zip a bundle folder (flat, manifest first) to ``zip_path`` (default ``<folder>.zip``)."""
+    folder = Path(folder)
+    zip_path = Path(zip_path) if zip_path else folder.with_name(folder.name + ".zip")
+    names = [MANIFEST_NAME] + sorted(p.name for p in folder.iterdir() if p.is_file() and p.name != MANIFEST_NAME)
+    tmp = zip_path.with_name(zip_path.name + ".tmp")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name in names:
+            zf.write(folder / name, arcname=name)
+    tmp.replace(zip_path)
+    return zip_path

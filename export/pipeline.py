@@ -1,0 +1,285 @@
+"""Checkpoint -> bundle, step by step (``ecg-export``; DESIGN.md, contract 3).
+
+1. Load the checkpoint; take its ECG tower with BatchNorm folded (contrastive checkpoints only).
+2. Label rows: the catalogue's text embeddings through the trained text tower, plus ``extra_labels``.
+3. Real windows through the signal contract: calibration (training folds), validation, test.
+4. fp32 ONNX, checked against torch; static int8 QDQ with onnxruntime, calibrated on real windows.
+5. The gate: int8 vs fp32 top-1 label agreement and embedding cosine on the test windows.
+6. Per-label thresholds on the int8 model's validation scores; fp32 and int8 accuracy on the test folds;
+   single-thread latency.
+7. Optionally a full-int8 TFLite encoder through the same gate.
+8. Write, verify (``edge.bundle.load_bundle``) and move the bundle into place; optionally zip it.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import importlib.metadata as _md
+import logging
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edge.bundle import sha256_file
+from edge.catalogue import load_catalogue
+from training.metrics import evaluate_scores
+
+from .bundle_writer import SIZE_BUDGET_BYTES, BundleDraft, folder_size, zip_bundle
+from .data import ExportWindows, load_export_windows
+from .gate import Gate, GateError, agreement
+from .labels import LabelSet, build_label_set, read_extra_labels
+from .latency import machine, median_latency_ms
+from .onnx_export import ExportError, check_onnx_against_torch, encoder_for_export, export_onnx
+from .quantize import ACTIVATION_TYPES, QuantSettings, quantize_onnx
+from .thresholds import NO_POSITIVES_PERCENTILE, label_thresholds
+
+__all__ = ["ExportConfig", "ExportResult", "export_bundle"]
+
+logger = logging.getLogger(__name__)
+
+TOOL = "ecg-export"
+
+
+@dataclass
+class ExportConfig:
+    """Everything one export depends on; the CLI fills it from its arguments."""
+
+    checkpoint: str  # checkpoint.pt written by ecg-train
+    out: str  # bundle folder to write
+    data: list[str] = field(default_factory=list)  # KIND=PATH datasets; empty: the checkpoint's own sources
+    cache: str | None = None  # prepared-window cache (default: the run's cache if it matches, else next to the checkpoint)
+    calib_folds: tuple[int, ...] | None = None  # calibration folds (None: the checkpoint's training folds)
+    val_folds: tuple[int, ...] = (9,)  # folds for the decision thresholds
+    test_folds: tuple[int, ...] = (10,)  # folds for the gate and the reported metrics
+    calib_windows: int = 256  # calibration windows drawn from the calibration folds
+    max_eval_windows: int | None = None  # cap on validation / test windows (None: all)
+    activations: str = "uint8"  # int8 ONNX activation type: uint8, int8, or auto (measure both, keep the faster)
+    calibrate_method: str = "minmax"  # onnxruntime calibration: minmax, percentile, entropy
+    gate: Gate = field(default_factory=Gate)  # minimum int8-vs-fp32 agreement
+    accept_below_gate: bool = False  # write the bundle even below the gate (recorded in the manifest)
+    extra_labels: str | None = None  # CSV/JSON of new labels appended at export time
+    fp32: bool = False  # also ship the fp32 ONNX encoder
+    tflite: bool = False  # also build and ship a full-int8 TFLite encoder
+    zip: bool = False  # also write <out>.zip
+    name: str | None = None  # bundle name (default: the checkpoint's run folder name)
+    latency_runs: int = 200  # single-window runs per latency measurement (0: skip)
+    seed: int = 0  # sampling of calibration / evaluation windows
+    overwrite: bool = False  # replace an existing --out
+    progress: bool = True  # progress bars
+
+
+@dataclass
+class ExportResult:
+    """A written bundle: its folder, manifest, size, optional zip and any warnings."""
+
+    folder: Path
+    manifest: dict
+    size_bytes: int
+    zip_path: Path | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def _clean(value):  # noqa: ANN001, ANN202 - any JSON-like value
+    """NaN and infinities -> None (JSON has neither); numpy scalars -> Python numbers."""
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return _md.version(dist)
+    except _md.PackageNotFoundError:
+        return None
+
+
+def _embed_onnx(path: Path, windows: np.ndarray, progress: bool, desc: str, batch: int = 64) -> np.ndarray:
+    from edge.backends import OnnxBackend
+
+    starts = range(0, len(windows), batch)
+    if progress:
+        from tqdm import tqdm
+
+        starts = tqdm(starts, desc=desc, unit="batch", leave=False)
+    with OnnxBackend.from_file(path, threads=1) as backend:
+        return np.concatenate([backend(windows[i : i + batch]) for i in starts])
+
+
+def _accuracy(emb: np.ndarray, windows: ExportWindows, labels: LabelSet) -> dict:
+    """Top-1, top-5, macro AUROC and new-label top-5 recall on the test windows, over all bundle labels."""
+    scores = emb @ labels.embeddings.T
+    targets = np.zeros_like(scores)
+    targets[:, : windows.test_y.shape[1]] = windows.test_y  # extra labels have no targets in the data
+    m = evaluate_scores(scores, targets, labels.ids, new_labels=labels.new_ids)
+    new = m.get("new") or {}
+    return {"top1": m["top1"], "top5": m["top5"], "macro_auroc": m["macro_auroc"],
+            "new_top5_recall": new.get("top5_recall"), "new_labels_evaluated": new.get("labels", [])}
+
+
+def _quantize_best(cfg: ExportConfig, draft: BundleDraft, fp32: Path, windows: ExportWindows, ref: np.ndarray,
+                   labels: LabelSet) -> tuple[Path, dict, np.ndarray, dict]:
+    """int8 ONNX for each activation type asked for; keeps the fastest that passes the gate."""
+    kinds = ACTIVATION_TYPES if cfg.activations == "auto" else (cfg.activations,)
+    tried = {}
+    for act in kinds:
+        path = draft.scratch_path(f"encoder_int8_{act}.onnx")
+        settings = quantize_onnx(fp32, path, windows.calib, QuantSettings(act, calibrate_method=cfg.calibrate_method),
+                                 progress=cfg.progress)
+        q = _embed_onnx(path, windows.test_x, cfg.progress, f"int8 ({act}) on test windows")
+        numbers = agreement(ref, q, labels.embeddings)
+        passed, summary = cfg.gate.check(numbers, f"int8 ONNX ({act} activations)")
+        latency = median_latency_ms(path, windows.test_x[0], runs=cfg.latency_runs) if cfg.latency_runs else None
+        logger.info("%s; %s ms per window", summary, "-" if latency is None else f"{latency:.3f}")
+        tried[act] = (path, settings, q, numbers, passed, summary, latency)
+    ok = [a for a in kinds if tried[a][4]] or list(kinds)
+    best = min(ok, key=lambda a: (tried[a][6] if tried[a][6] is not None else 0.0, -tried[a][3]["agreement_top1"]))
+    path, settings, q, numbers, passed, summary, _ = tried[best]
+    section = {
+        "mode": "static QDQ (onnxruntime quantize_static after quant_pre_process)",
+        "tool": f"onnxruntime {_version('onnxruntime')}",
+        **settings.to_dict(),
+        "calibration_windows": int(len(windows.calib)),
+        "calibration_folds": windows.folds["calibration"],
+        **numbers,
+        "gate": {**cfg.gate.to_dict(), "reference": "fp32 ONNX", "folds": windows.folds["test"]},
+        "passed": passed,
+        "accepted_below_gate": False,
+    }
+    if len(kinds) > 1:
+        section["activation_choice"] = {a: {"latency_ms": tried[a][6], "agreement_top1": tried[a][3]["agreement_top1"],
+                                             "cosine_mean": tried[a][3]["cosine_mean"], "passed": tried[a][4]}
+                                         for a in kinds}
+    return path, section, q, {"summary": summary, "latency": tried[best][6]}
+
+
+def _gate_or_fail(cfg: ExportConfig, section: dict, summary: str, what: str) -> None:
+    if section["passed"]:
+        return
+    if not cfg.accept_below_gate:
+        numbers = {k: section[k] for k in ("n_windows", "agreement_top1", "cosine_mean", "cosine_min")}
+        raise GateError(f"{what} failed the gate: {summary}. Try --calibrate-method percentile, more "
+                        f"--calib-windows, or pass --accept-below-gate to write the bundle anyway", numbers)
+    section["accepted_below_gate"] = True
+    logger.warning("%s is below the gate and accepted (--accept-below-gate): %s", what, summary)
+
+
+def _tflite(cfg: ExportConfig, draft: BundleDraft, encoder, windows: ExportWindows, ref: np.ndarray,  # noqa: ANN001
+            labels: LabelSet) -> tuple[dict, dict, float | None]:
+    from .tflite import check_tflite_against_torch, convert_fp32, embed_tflite, quantize_tflite
+
+    fp32 = convert_fp32(encoder, windows.test_x[:1], draft.scratch_path("encoder_fp32.tflite"))
+    diff = check_tflite_against_torch(encoder, fp32, windows.test_x[:8])
+    info = quantize_tflite(fp32, draft.path("tflite_int8"), windows.calib, progress=cfg.progress)
+    q = embed_tflite(draft.path("tflite_int8"), windows.test_x, progress=cfg.progress)
+    numbers = agreement(ref, q, labels.embeddings)
+    passed, summary = cfg.gate.check(numbers, "int8 TFLite")
+    logger.info(summary)
+    section = {"mode": "full int8 TFLite (litert-torch fp32 conversion, ai-edge-quantizer static_wi8_ai8)",
+               "converter": f"litert-torch {_version('litert-torch')}", "fp32_max_abs_diff_vs_torch": diff, **info,
+               "tool": f"ai-edge-quantizer {_version('ai-edge-quantizer')}", **numbers,
+               "gate": {**cfg.gate.to_dict(), "reference": "fp32 ONNX", "folds": windows.folds["test"]},
+               "passed": passed, "accepted_below_gate": False}
+    _gate_or_fail(cfg, section, summary, "the int8 TFLite encoder")
+    draft.add_model("tflite_int8")
+    latency = median_latency_ms(draft.path("tflite_int8"), windows.test_x[0], "litert", cfg.latency_runs) \
+        if cfg.latency_runs else None
+    return section, _accuracy(q, windows, labels), latency
+
+
+def export_bundle(cfg: ExportConfig) -> ExportResult:
+    """Run the whole export; raises :class:`ExportError` (or :class:`GateError`) with a one-line reason."""
+    from training.checkpoint import code_version, load_checkpoint
+
+    if cfg.activations not in (*ACTIVATION_TYPES, "auto"):
+        raise ExportError(f"activations must be one of {ACTIVATION_TYPES} or auto, got {cfg.activations!r}")
+    if cfg.tflite:
+        from .tflite import tflite_available
+
+        if reason := tflite_available():
+            raise ExportError(reason)
+    checkpoint = Path(cfg.checkpoint)
+    try:
+        model, ckpt = load_checkpoint(checkpoint)
+    except (FileNotFoundError, ValueError) as exc:
+        raise ExportError(str(exc)) from None
+    encoder = encoder_for_export(model, ckpt)
+    catalogue = load_catalogue()
+    extra = read_extra_labels(cfg.extra_labels) if cfg.extra_labels else []
+    labels = build_label_set(model, ckpt, catalogue, extra)
+    windows = load_export_windows(ckpt, checkpoint, catalogue, cfg.data, cfg.cache, cfg.calib_folds, cfg.val_folds,
+                                  cfg.test_folds, cfg.calib_windows, cfg.max_eval_windows, cfg.seed, cfg.progress)
+    draft = BundleDraft(cfg.out, overwrite=cfg.overwrite)
+    try:
+        fp32 = draft.path("onnx_fp32") if cfg.fp32 else draft.scratch_path("encoder_fp32.onnx")
+        io = export_onnx(encoder, fp32, windows.test_x[:2] if len(windows.test_x) >= 2 else windows.calib[:2])
+        diff = check_onnx_against_torch(encoder, fp32, np.concatenate([windows.test_x[:16], windows.calib[:16]]))
+        ref = _embed_onnx(fp32, windows.test_x, cfg.progress, "fp32 on test windows")
+        int8, quant, q_test, info = _quantize_best(cfg, draft, fp32, windows, ref, labels)
+        _gate_or_fail(cfg, quant, info["summary"], "the int8 ONNX encoder")
+        draft.add_model("onnx_int8", int8)
+        if cfg.fp32:
+            draft.add_model("onnx_fp32")
+
+        q_val = _embed_onnx(int8, windows.val_x, cfg.progress, "int8 on validation windows")
+        thresholds, by_f1 = label_thresholds(q_val @ labels.embeddings.T, windows.val_y)
+        entries = [{**e, "threshold": round(float(t), 6)} for e, t in zip(labels.entries, thresholds, strict=True)]
+        metrics = {"folds": windows.folds["test"], "n_windows": int(len(windows.test_x)),
+                   "onnx_fp32": _accuracy(ref, windows, labels), "onnx_int8": _accuracy(q_test, windows, labels),
+                   "checkpoint_test": (ckpt.get("metrics") or {}).get("test")}
+        latency = {"onnx_int8": info["latency"], "threads": 1, "runs": cfg.latency_runs, "machine": machine()}
+        if cfg.latency_runs:
+            latency["onnx_fp32"] = median_latency_ms(fp32, windows.test_x[0], runs=cfg.latency_runs)
+        if cfg.tflite:
+            quant["tflite"], metrics["tflite_int8"], latency["tflite_int8"] = _tflite(cfg, draft, encoder, windows,
+                                                                                      ref, labels)
+        metrics["latency_ms_per_window"] = latency if cfg.latency_runs else None
+        now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        manifest = {
+            "name": cfg.name or checkpoint.resolve().parent.name,
+            "created": now,
+            "signal": dict(ckpt["signal"]),  # copied from the checkpoint, never re-declared
+            "model": {**io.to_dict(), "encoder": dict(ckpt["encoder"]), "batchnorm_folded": True,
+                      "fp32_max_abs_diff_vs_torch": diff, "output": "unit ECG embedding (L2-normalised)"},
+            "embedding_dim": int(labels.embeddings.shape[1]),
+            "logit_scale": float(model.scale().detach()),
+            "quantization": quant,
+            "thresholds": {"method": "max F1 per label (training.metrics.choose_thresholds)",
+                           "scores": "cosine, int8 ONNX encoder", "folds": windows.folds["validation"],
+                           "n_windows": int(len(windows.val_x)),
+                           "no_positives": f"{NO_POSITIVES_PERCENTILE:g}th percentile of the label's validation scores",
+                           "labels_without_positives": [e["id"] for e, f in zip(entries, by_f1, strict=True) if not f]},
+            "text_encoder": {"name": ckpt["text"].get("encoder"), **ckpt["text"],
+                             "note": "label embeddings are precomputed; the device runs no text model"},
+            "metrics": metrics,
+            "provenance": {
+                "tool": f"{TOOL} (ecg-clip-ja {_version('ecg-clip-ja') or 'source'})", "created": now,
+                "checkpoint": checkpoint.name, "checkpoint_sha256": sha256_file(checkpoint),
+                "checkpoint_created": ckpt.get("created"), "code_version": ckpt.get("code_version"),
+                "export_code_version": code_version(), "training_data": ckpt.get("data"),
+                "holdout_labels": list(ckpt.get("holdout_label_ids") or []),
+                "extra_labels": [lb.id for lb in extra], "export_data": windows.describe(),
+                "versions": {d: _version(d) for d in ("torch", "onnx", "onnxruntime", "litert-torch",
+                                                       "ai-edge-quantizer", "ai-edge-litert")},
+                "export_config": {k: v for k, v in asdict(cfg).items() if k not in ("progress",)},
+            },
+        }
+        manifest = draft.finish(_clean(manifest), _clean(entries), labels.embeddings)
+    except BaseException:
+        draft.discard()
+        raise
+    out = Path(cfg.out)
+    result = ExportResult(out, manifest, folder_size(out))
+    if result.size_bytes > SIZE_BUDGET_BYTES:
+        result.warnings.append(f"bundle is {result.size_bytes / 2**20:.2f} MB, over the {SIZE_BUDGET_BYTES / 2**20:.0f} MB "
+                               "budget of the bedside board" + (" (--fp32 ships the fp32 encoder too)" if cfg.fp32 else ""))
+    if cfg.zip:
+        result.zip_path = zip_bundle(out)
+    return result

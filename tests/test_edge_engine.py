@@ -1,0 +1,230 @@
+"""The classifier API (edge.engine): one window, batches, and the stream's windows and missing samples."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge.engine import Classifier, Result, StreamClassifier, select_leads
+from edge.ring import SampleRing
+from edge.signal import EIGHT_CHANNEL_LEADS, LEADS, preprocess
+from firmware_bridge.synthetic import synthesize
+
+FS = 500
+
+
+@pytest.fixture(scope="module")
+def clf(tiny_bundle):
+    with Classifier.from_bundle(tiny_bundle) as classifier:
+        yield classifier
+
+
+@pytest.fixture(scope="module")
+def record() -> np.ndarray:
+    """31 s of synthetic 12-lead ECG at 500 Hz, mV."""
+    return synthesize(rhythm="rbbb", fs=FS, seed=7, duration_s=31.0)
+
+
+def test_classify_window_equals_manual_steps(clf, record):
+    x = record[:, :5000]
+    result = clf.classify_window(x, FS)
+    manual = clf.backend(preprocess(x, FS, clf.bundle.signal)[None])[0]
+    manual /= np.linalg.norm(manual)
+    scores = clf.bundle.embeddings @ manual
+    np.testing.assert_allclose(result.scores, scores, atol=1e-6)
+    order = np.argsort(-scores)[:5]
+    assert [t["id"] for t in result.top] == [clf.bundle.labels[i]["id"] for i in order]
+    assert all(set(t) == {"id", "ja", "en", "score"} for t in result.top)
+    assert result.top[0]["ja"] == clf.bundle.labels[order[0]]["ja"]
+    expected = {clf.bundle.labels[i]["id"] for i in np.flatnonzero(scores >= clf.bundle.thresholds)}
+    assert set(result.findings) == expected and expected  # the fixture's thresholds leave some findings
+    assert not result.skipped and result.quality["ok"] and result.latency_ms > 0
+
+
+def test_eight_channels_and_extra_channels_give_the_same_scores(clf, record):
+    x = record[:, :5000]
+    full = clf.classify_window(x, FS)
+    eight = clf.classify_window(x[[0, 1, 6, 7, 8, 9, 10, 11]], FS)
+    np.testing.assert_allclose(eight.scores, full.scores, atol=1e-5)
+    # A record with a flat marker channel and odd-case names: the marker is ignored by quality and model.
+    names = ["i", "II", "STIM", *[n.upper() for n in LEADS[2:]]]
+    with_marker = np.concatenate([x[:2], np.zeros((1, 5000), np.float32), x[2:]])
+    r = clf.classify_window(with_marker, FS, leads=names)
+    assert r.quality["ok"]
+    np.testing.assert_allclose(r.scores, full.scores, atol=1e-6)
+    kept, canon = select_leads(with_marker, names)
+    assert canon == list(LEADS) and kept.shape == (12, 5000)
+
+
+def test_any_sampling_rate(clf):
+    x = synthesize(rhythm="sinus", fs=360, seed=3, duration_s=10.0)
+    r = clf.classify_window(x, 360)
+    assert r.quality["ok"] and len(r.top) == 5
+
+
+def test_bad_quality_is_skipped_without_findings(clf, record):
+    x = record[:, :5000].copy()
+    x[4, 10:20] = np.nan
+    r = clf.classify_window(x, FS)
+    assert r.skipped and r.top == [] and r.findings == [] and r.quality["missing_samples"] == 10
+    flat = record[:, :5000].copy()
+    flat[7] = 0.0
+    r = clf.classify_window(flat, FS, lead_off=0)
+    assert r.skipped and r.quality["flat"] == ["V2"]
+    r = clf.classify_window(record[:, :5000], FS, lead_off=["V1"])
+    assert r.skipped and r.quality["lead_off"] == ["V1"]
+    short = clf.classify_window(record[:, :3000], FS)  # too short for the signal contract
+    assert short.skipped and "needs 10 s" in short.quality["error"]
+
+
+def test_classify_windows_batch_equals_single(clf, record):
+    windows = [record[:, i : i + 5000] for i in (0, 2500, 5000)]
+    windows[1] = windows[1].copy()
+    windows[1][0, 0] = np.nan
+    batch = clf.classify_windows(windows, FS)
+    assert [r.skipped for r in batch] == [False, True, False]
+    for w, r in zip(windows, batch, strict=True):
+        single = clf.classify_window(w, FS)
+        if r.skipped:
+            assert single.skipped
+        else:
+            np.testing.assert_allclose(r.scores, single.scores, atol=1e-5)
+
+
+def test_json_line_is_contract_5(clf, record):
+    r = clf.classify_window(record[:, :5000], FS)
+    line = r.to_json_dict("bed-3", 1234, FS)
+    for key in ("t", "source", "window_start_sample", "fs", "top", "findings", "quality"):
+        assert key in line
+    assert line["source"] == "bed-3" and line["window_start_sample"] == 1234 and line["fs"] == 500
+    assert line["quality"]["ok"] is True and len(line["top"]) == 5 and line["bundle"].startswith("tiny-test@")
+    assert "T" in line["t"] and line["skipped"] is False
+    import json
+
+    json.dumps(line, ensure_ascii=False)  # plain JSON types only
+
+
+def test_classify_embedding(clf, record):
+    r = clf.classify_window(record[:, :5000], FS)
+    again = clf.classify_embedding(r.embedding * 3.0, r.quality)
+    np.testing.assert_allclose(again.scores, r.scores, atol=1e-6)
+    assert isinstance(again, Result) and again.top == r.top
+
+
+# --- ring buffer ---------------------------------------------------------------------------------------
+def test_ring_wraps_and_reads_by_absolute_index():
+    ring = SampleRing(2, 10)
+    ring.start_at(100)
+    data = np.arange(2 * 25, dtype=np.float32).reshape(2, 25)
+    for a in range(0, 25, 7):
+        ring.write(data[:, a : a + 7], np.full(min(7, 25 - a), a, np.uint16))
+    assert ring.end == 125 and ring.start == 115
+    x, m = ring.read(117, 125)
+    np.testing.assert_array_equal(x, data[:, 17:25])
+    np.testing.assert_array_equal(m, [14, 14, 14, 14, 21, 21, 21, 21])
+    ring.write_missing(3)
+    x, _ = ring.read(120, 128)
+    assert np.isnan(x[:, 5:]).all() and not np.isnan(x[:, :5]).any()
+    with pytest.raises(IndexError):
+        ring.read(110, 120)
+    ring.write(np.ones((2, 30), np.float32))  # longer than the ring: only the newest samples stay
+    assert ring.end == 158 and ring.read(148, 158)[0].sum() == 20
+
+
+# --- stream ---------------------------------------------------------------------------------------
+def _feed_in_chunks(
+    stream: StreamClassifier, x: np.ndarray, start: int = 0, seed: int = 0, **kw
+) -> list[Result]:
+    rng = np.random.default_rng(seed)
+    out, pos = [], 0
+    while pos < x.shape[1]:
+        n = int(rng.integers(1, 300))
+        out += stream.feed(x[:, pos : pos + n].T, start + pos, **kw)  # [n, C] as frames carry them
+        pos += n
+    return out
+
+
+def test_stream_windows_at_hop_positions_equal_file_windows(clf, record):
+    stream = StreamClassifier(clf, FS, LEADS, hop_s=2.0)
+    results = _feed_in_chunks(stream, record)
+    starts = [r.window_start_sample for r in results]
+    assert starts == list(range(0, record.shape[1] - 5000 + 1, 1000))
+    for r in results[::4]:
+        ref = clf.classify_window(record[:, r.window_start_sample : r.window_start_sample + 5000], FS)
+        np.testing.assert_allclose(r.scores, ref.scores, atol=1e-6)
+        assert r.top == ref.top and r.findings == ref.findings
+    assert stream.windows == len(results) == stream.windows_ok
+
+
+def test_stream_late_join_aligns_to_sample_zero(clf, record):
+    stream = StreamClassifier(clf, FS, n_channels=12, hop_s=2.0)
+    results = _feed_in_chunks(stream, record[:, 1234:], start=1234, seed=1)
+    assert results[0].window_start_sample == 2000
+    assert all(r.window_start_sample % 1000 == 0 for r in results)
+
+
+def test_stream_channels_first_eight_channel_input(clf, record):
+    x8 = record[[0, 1, 6, 7, 8, 9, 10, 11], :12000]
+    stream = StreamClassifier(clf, FS, EIGHT_CHANNEL_LEADS, hop_s=5.0)
+    results = stream.feed(x8, 0)  # [C, n] is accepted too
+    assert [r.window_start_sample for r in results] == [0, 2500, 5000, 7000][:3]
+    ref = clf.classify_window(record[:, 2500:7500], FS)
+    np.testing.assert_allclose(results[1].scores, ref.scores, atol=1e-5)
+
+
+def test_stream_missing_samples_flag_exactly_the_windows_that_contain_them(clf, record):
+    stream = StreamClassifier(clf, FS, LEADS, hop_s=2.0)
+    gap = (12000, 12050)  # 50 samples lost in transit
+    results = stream.feed(record[:, : gap[0]].T, 0)
+    results += stream.feed(record[:, gap[1] :].T, gap[1])  # first_sample jumps: the gap is missing
+    for r in results:
+        s = r.window_start_sample
+        inside = max(0, min(s + 5000, gap[1]) - max(s, gap[0]))
+        assert r.quality["missing_samples"] == inside
+        assert r.skipped == (inside > 0)
+    assert stream.missing_samples == 50
+    assert (
+        sum(r.skipped for r in results) == 3
+    )  # windows starting 8000, 9000, 10000 (the record ends at 15500)
+
+
+def test_stream_mark_missing_lead_off_and_duplicates(clf, record):
+    stream = StreamClassifier(clf, FS, LEADS, hop_s=10.0)
+    out = stream.feed(record[:, :3000].T, 0)
+    out += stream.mark_missing(3000, 10)
+    out += stream.feed(record[:, 2990:5000].T, 2990)  # overlaps what was marked: only new samples count
+    mask = np.zeros(5000, np.uint16)
+    mask[100:200] = 1 << 7  # V2 off for a while
+    out += stream.feed(record[:, 5000:10000].T, 5000, lead_off=mask)
+    out += stream.feed(record[:, 10000:15000].T, 10000, lead_off=0)
+    assert [r.window_start_sample for r in out] == [0, 5000, 10000]
+    assert out[0].quality["missing_samples"] == 10 and out[0].skipped
+    assert out[1].quality["lead_off"] == ["V2"] and out[1].skipped
+    assert out[2].quality["ok"]
+    assert stream.feed(record[:, 0:100].T, 0) == []  # old samples are ignored
+
+
+def test_stream_outage_longer_than_the_ring(clf, record):
+    stream = StreamClassifier(clf, FS, LEADS, hop_s=10.0)
+    stream.feed(record[:, :1000].T, 0)
+    out = stream.feed(record[:, :5000].T, 100000)  # the device kept counting through a long outage
+    missing = [r for r in out if r.skipped]
+    assert [r.window_start_sample for r in out] == list(range(0, 100001, 5000))
+    assert len(missing) == 20 and out[0].quality["missing_samples"] == 4000
+    assert out[-2].quality["missing_samples"] == 5000 and out[-1].quality["ok"]
+    stream.reset()
+    again = stream.feed(record[:, :5000].T, 0)
+    assert len(again) == 1 and again[0].quality["ok"]
+
+
+def test_stream_feed_cost_is_vectorised(clf):
+    """Feeding 60 s of 12-lead 500 Hz ECG in 10-sample frames, classification excluded, takes little time."""
+    import time
+
+    stream = StreamClassifier(clf, FS, LEADS, hop_s=2.0, window_s=1000.0)  # no window completes
+    x = np.zeros((FS * 60, 12), np.float32)
+    t0 = time.process_time()
+    for i in range(0, x.shape[0], 10):
+        stream.feed(x[i : i + 10], i)
+    per_second = (time.process_time() - t0) / 60
+    assert per_second < 0.01  # under 1 % of a core for the buffering (about 0.1 % measured)
