@@ -142,7 +142,9 @@ def _import_litert_interpreter():
         logger.info("ai_edge_litert not installed; using the tflite_runtime fallback")
         return Interpreter
     except ImportError:
-        raise BackendError("the litert backend needs LiteRT: pip install ai-edge-litert") from None
+        raise BackendError(
+            "the litert backend needs LiteRT: pip install ai-edge-litert (the litert extra)"
+        ) from None
 
 
 class LiteRTBackend(Backend):

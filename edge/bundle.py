@@ -50,8 +50,20 @@ FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 # manifest["models"] keys -> what they are; the runtime picks one by backend
 MODEL_KEYS = ("onnx_int8", "onnx_fp32", "tflite_int8")
-REQUIRED_KEYS = ("format", "format_version", "files", "models", "signal", "model", "embedding_dim", "labels",
-                 "label_embeddings", "quantization", "text_encoder", "provenance")
+REQUIRED_KEYS = (
+    "format",
+    "format_version",
+    "files",
+    "models",
+    "signal",
+    "model",
+    "embedding_dim",
+    "labels",
+    "label_embeddings",
+    "quantization",
+    "text_encoder",
+    "provenance",
+)
 
 
 class BundleError(ValueError):
@@ -81,7 +93,9 @@ def write_manifest(folder: str | Path, manifest: dict) -> dict:
     missing = [k for k in REQUIRED_KEYS if k not in manifest]
     if missing:
         raise BundleError(f"manifest lacks {missing}")
-    (folder / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (folder / MANIFEST_NAME).write_text(
+        json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     return manifest
 
 
@@ -96,8 +110,10 @@ def _read_manifest(folder: Path) -> dict:
     if manifest.get("format") != BUNDLE_FORMAT:
         raise BundleError(f"{path}: format {manifest.get('format')!r} is not {BUNDLE_FORMAT!r}")
     if manifest.get("format_version") != FORMAT_VERSION:
-        raise BundleError(f"{path}: bundle format version {manifest.get('format_version')} is not supported "
-                          f"(this runtime reads version {FORMAT_VERSION})")
+        raise BundleError(
+            f"{path}: bundle format version {manifest.get('format_version')} is not supported "
+            f"(this runtime reads version {FORMAT_VERSION})"
+        )
     missing = [k for k in REQUIRED_KEYS if k not in manifest]
     if missing:
         raise BundleError(f"{path}: manifest lacks {missing}")
@@ -120,7 +136,9 @@ def verify_bundle(folder: str | Path) -> dict:
         elif sha256_file(path) != entry["sha256"]:
             problems.append(f"{name}: sha256 does not match the manifest (file changed or corrupted)")
     referenced = [manifest["label_embeddings"], *[v for v in manifest["models"].values() if v]]
-    problems += [f"{name}: referenced but not listed in files" for name in referenced if name not in manifest["files"]]
+    problems += [
+        f"{name}: referenced but not listed in files" for name in referenced if name not in manifest["files"]
+    ]
     if problems:
         raise BundleError(f"bundle {folder} failed verification: " + "; ".join(problems))
     return manifest
@@ -188,11 +206,14 @@ def load_bundle(path: str | Path | None = None, verify: bool = True) -> Bundle:
         emb = np.load(folder / manifest["label_embeddings"], allow_pickle=False).astype(np.float32)
         labels = manifest["labels"]
         if emb.shape != (len(labels), manifest["embedding_dim"]):
-            raise BundleError(f"{folder}: label embeddings of shape {emb.shape}, manifest says "
-                              f"{(len(labels), manifest['embedding_dim'])}")
+            raise BundleError(
+                f"{folder}: label embeddings of shape {emb.shape}, manifest says "
+                f"{(len(labels), manifest['embedding_dim'])}"
+            )
         # A missing or null threshold (JSON has no infinity) means: never reported as a finding.
-        thresholds = np.array([np.inf if lb.get("threshold") is None else lb["threshold"] for lb in labels],
-                              dtype=np.float32)
+        thresholds = np.array(
+            [np.inf if lb.get("threshold") is None else lb["threshold"] for lb in labels], dtype=np.float32
+        )
         signal = SignalConfig.from_dict(manifest["signal"])
     except BundleError:
         if tmp:

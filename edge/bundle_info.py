@@ -76,9 +76,13 @@ def describe_bundle(bundle: Bundle, path: Path | str) -> str:
         f"{sig.normalization}, clip +-{sig.clip:g}"
     )
     model = m.get("model") or {}
+
+    def shape(dims) -> str:  # noqa: ANN001 - a list of ints, names or None (dynamic)
+        return "[" + ", ".join("batch" if d is None else str(d) for d in dims) + "]" if dims else "?"
+
     lines.append(
-        f"model       input {model.get('input_name', '?')} {_short(model.get('input_shape'))} -> "
-        f"output {model.get('output_name', '?')} {_short(model.get('output_shape'))}, "
+        f"model       input {model.get('input_name', '?')} {shape(model.get('input_shape'))} -> "
+        f"output {model.get('output_name', '?')} {shape(model.get('output_shape'))}, "
         f"embedding {m['embedding_dim']}-d, logit scale {_short(m.get('logit_scale'))}"
     )
     if model.get("encoder"):

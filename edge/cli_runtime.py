@@ -60,6 +60,17 @@ def _print_error(message: str) -> int:
     return 1
 
 
+def _utf8_stdout():  # noqa: ANN202 - TextIO
+    """stdout, made able to write Japanese when its locale encoding cannot (a pipe under LANG=C)."""
+    try:
+        "心電図".encode(sys.stdout.encoding or "ascii")
+    except (LookupError, UnicodeEncodeError):
+        reconfigure = getattr(sys.stdout, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(encoding="utf-8")
+    return sys.stdout
+
+
 def _user_errors(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     """Report the runtime's own errors as one line and exit status 1 (no traceback)."""
 
@@ -68,11 +79,12 @@ def _user_errors(func: Callable[[argparse.Namespace], int]) -> Callable[[argpars
         from edge.backends import BackendError
         from edge.bundle import BundleError
         from edge.records import RecordError
+        from edge.runtime import PortError
         from edge.signal import SignalError
 
         try:
             return func(args)
-        except (UsageError, BundleError, BackendError, RecordError, SignalError) as exc:
+        except (UsageError, BundleError, BackendError, RecordError, SignalError, PortError) as exc:
             return _print_error(str(exc))
 
     return wrapper
@@ -187,9 +199,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise _command_error("--max-windows must be at least 1")
     bundle = resolve_bundle(args.bundle)
     classifier = Classifier.from_bundle(bundle, backend=args.backend, threads=args.threads)
-    stdout = sys.stdout
+    stdout = _utf8_stdout()
     live = stdout.isatty() and not args.no_live and not args.quiet
     json_to_stdout = not args.quiet and not live
+    if not args.out and not json_to_stdout:
+        log.warning("the JSON lines are not kept anywhere: add --out FILE to record them")
     sink = JsonLinesFile(args.out, args.fsync) if args.out else None
     view = LiveView(stdout) if live else None
 
@@ -333,7 +347,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     leads = [s.strip() for s in args.leads.split(",")] if args.leads else None
     bundle = resolve_bundle(args.bundle)
     failed = 0
-    out = sys.stdout
+    out = _utf8_stdout()
     with Classifier.from_bundle(bundle, backend=args.backend, threads=args.threads) as classifier:
         for path in args.files:
             try:
@@ -376,9 +390,9 @@ def cmd_info(args: argparse.Namespace) -> int:
 
     with load_bundle(resolve_bundle(args.bundle), verify=True) as bundle:
         if args.json:
-            sys.stdout.write(json.dumps(bundle.manifest, ensure_ascii=False, indent=2) + "\n")
+            _utf8_stdout().write(json.dumps(bundle.manifest, ensure_ascii=False, indent=2) + "\n")
         else:
-            sys.stdout.write(describe_bundle(bundle, args.bundle or resolve_bundle(None)) + "\n")
+            _utf8_stdout().write(describe_bundle(bundle, args.bundle or resolve_bundle(None)) + "\n")
     return 0
 
 
@@ -403,9 +417,9 @@ def cmd_bundle_labels(args: argparse.Namespace) -> int:
         if not labels:
             raise _command_error(f"no label of the bundle matches {args.query!r}")
         if getattr(args, "json", False):
-            sys.stdout.write(json.dumps(labels, ensure_ascii=False, indent=2) + "\n")
+            _utf8_stdout().write(json.dumps(labels, ensure_ascii=False, indent=2) + "\n")
         else:
-            sys.stdout.write(bundle_label_rows(labels) + "\n")
+            _utf8_stdout().write(bundle_label_rows(labels) + "\n")
     return 0
 
 

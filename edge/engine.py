@@ -282,7 +282,7 @@ class Classifier:
             quality = qualities[i] if qualities is not None else None
             if quality is None:
                 try:
-                    quality = assess_window(x_mv, names, off, rail_mv, self.quality_config)
+                    quality = assess_window(x_mv, names, off, rail_mv, self.quality_config, fs=fs)
                 except ValueError as exc:
                     quality = failed_quality(str(exc))
             result = Result(quality=quality, fs=fs, bundle=self.bundle_id)

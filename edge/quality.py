@@ -7,8 +7,9 @@ a flat or clipped lead):
 
 - ``missing_samples``: samples marked NaN (lost frames, bad CRC, outages); never invented.
 - ``lead_off``: channels whose electrode-off bit was set in any frame of the window.
-- ``flat``: channels whose standard deviation is below ``flat_mv`` (10 µV): a disconnected or shorted
-  electrode that the device did not flag.
+- ``flat``: channels whose standard deviation is below ``flat_mv`` (10 µV) over the window or, when the
+  rate is known, over any ``flat_block_s`` (2 s) block of it, which always holds a heartbeat: an
+  electrode that came off or shorted (also mid-window) without the device flagging it.
 - ``saturated``: channels with at least ``saturation_fraction`` of their samples at the ADC rails
   (when the rail is known) or beyond ``max_abs_mv`` (10 mV): a clipping front end or a wrong gain.
 - ``implausible``: channels whose peak-to-peak amplitude exceeds ``max_ptp_mv`` (20 mV): far beyond
@@ -33,6 +34,7 @@ class QualityConfig:
     """Thresholds of the window quality check."""
 
     flat_mv: float = 0.01  # a channel with std below this (10 µV) is flat
+    flat_block_s: float = 2.0  # ... over the whole window or over any block this long (needs fs)
     max_abs_mv: float = 10.0  # |x| beyond this (mV) counts as a saturated sample
     saturation_fraction: float = (
         0.01  # share of samples at the rails / beyond max_abs_mv that flags a channel
@@ -66,12 +68,14 @@ def assess_window(
     lead_off: int | np.ndarray | Sequence[str] = 0,
     rail_mv: float | None = None,
     config: QualityConfig | None = None,
+    fs: float | None = None,
 ) -> dict:
     """Quality of a raw window ``x_mv[C, T]`` (NaN = missing sample) with channel names ``leads``.
 
     ``lead_off`` is a bit mask over channels (the OR of the frames' ``lead_off`` fields), an array of
     per-sample masks (OR-ed here), or a list of lead names. ``rail_mv`` is the ADC full scale in mV
     (``32767 * lsb_nv / 1e6`` for the wire protocol); samples at or beyond it count as saturated.
+    ``fs`` (Hz) enables the block-wise flat check.
 
     Returns ``{"ok", "missing_samples", "lead_off", "flat", "saturated", "implausible"}``; ``ok`` is
     true only when nothing is flagged.
@@ -111,6 +115,14 @@ def assess_window(
     limit = cfg.max_abs_mv if rail_mv is None else min(cfg.max_abs_mv, rail_mv * 0.999)
     saturated = (xa >= limit).sum(axis=1) / counts >= cfg.saturation_fraction
     flat = (std < cfg.flat_mv) & (counts > 1)
+    block = int(cfg.flat_block_s * fs) if fs else 0
+    if block > 1 and x.shape[1] >= 2 * block:
+        nb = x.shape[1] // block
+        blocks = x[:, : nb * block].reshape(x.shape[0], nb, block)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN blocks
+            bstd = np.nanstd(blocks, axis=2) if n_missing else blocks.std(axis=2)
+        flat |= (np.nan_to_num(bstd, nan=np.inf) < cfg.flat_mv).any(axis=1)
     implausible = ptp > cfg.max_ptp_mv
     report = {
         "ok": True,

@@ -42,7 +42,7 @@ from firmware_bridge.transport import DEFAULT_BAUD, open_port
 from .engine import Classifier, Result, StreamClassifier
 from .signal import SignalError, to_twelve_leads
 
-__all__ = ["RunConfig", "RunStats", "Runtime"]
+__all__ = ["RunConfig", "RunStats", "Runtime", "PortError"]
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +97,10 @@ class RunStats:
 def _add_stats(total: StreamStats, part: StreamStats) -> None:
     for key, value in part.as_dict().items():
         setattr(total, key, getattr(total, key) + value)
+
+
+class PortError(ValueError):
+    """A port that can never work as given (a malformed URL or setting); not retried."""
 
 
 class PortLost(ConnectionError):
@@ -159,8 +163,12 @@ class Runtime:
                 break
             try:
                 port = open_port(cfg.port, baud=cfg.baud, timeout=cfg.read_timeout_s)
-            except (OSError, ValueError) as exc:  # SerialException is an OSError (IOError)
-                logger.warning("cannot open %s (%s); retrying in %.1f s", cfg.port, exc, backoff)
+            except ValueError as exc:  # a malformed URL or setting: retrying cannot help
+                raise PortError(f"cannot open {cfg.port}: {exc}") from None
+            except OSError as exc:  # SerialException: not there (yet), busy, unplugged
+                # Warn once per outage; the retries after it are logged at INFO level.
+                level = logging.WARNING if backoff == cfg.backoff_min_s else logging.INFO
+                logger.log(level, "cannot open %s (%s); retrying in %.1f s", cfg.port, exc, backoff)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, cfg.backoff_max_s)
                 continue

@@ -189,7 +189,9 @@ def _bandpass_sos(low: float, high: float, order: int, fs: float) -> np.ndarray:
     return butter(order, [low, high], btype="bandpass", fs=fs, output="sos")
 
 
-def bandpass(x: np.ndarray, fs: float, band_hz: tuple[float, float], order: int = 2) -> tuple[np.ndarray, float]:
+def bandpass(
+    x: np.ndarray, fs: float, band_hz: tuple[float, float], order: int = 2
+) -> tuple[np.ndarray, float]:
     """Zero-phase Butterworth band-pass along time; ``(x, fs) -> (x, fs)``."""
     from scipy.signal import sosfiltfilt
 

@@ -80,6 +80,9 @@ class BundleDraft:
         with load_bundle(self.work, verify=True) as bundle:  # what the device will do, before it ships
             if bundle.label_ids != [lb["id"] for lb in labels]:
                 raise ExportError("the written bundle's labels do not match the label embeddings' rows")
+        for p in self.work.iterdir():  # mkdtemp makes the folder private; a bundle is meant to be read
+            p.chmod(0o644)
+        self.work.chmod(0o755)
         if self.out.is_dir():
             shutil.rmtree(self.out)
         elif self.out.exists():

@@ -72,6 +72,14 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _parts(text: str) -> tuple[str, ...]:
+    parts = tuple(p.strip() for p in text.split(",") if p.strip() and p.strip() != "none")
+    bad = [p for p in parts if p not in ("input", "head")]
+    if bad:
+        raise argparse.ArgumentTypeError(f"unknown part(s) {bad}: use input, head, input,head or none")
+    return parts
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -107,10 +115,16 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: uint8, 3-6x faster than int8 on x86-64 in our measurements)")
     q.add_argument("--calibrate-method", choices=["minmax", "percentile", "entropy"], default="minmax",
                    help="onnxruntime calibration method (default: minmax)")
+    q.add_argument("--fp32-layers", type=_parts, default=("input", "head"), metavar="PARTS",
+                   help="int8 ONNX parts kept in fp32: input (first conv), head (projection + L2 norm), both "
+                   "comma-separated, or none for every layer in int8 (default: input,head)")
     q.add_argument("--min-agreement", type=_fraction, default=0.99,
                    help="gate: minimum top-1 label agreement int8 vs fp32 (default: 0.99)")
     q.add_argument("--min-cosine", type=_fraction, default=0.999,
                    help="gate: minimum mean embedding cosine int8 vs fp32 (default: 0.999)")
+    q.add_argument("--tie-margin", type=_fraction, default=0.0,
+                   help="gate: count a top-1 change between labels whose fp32 scores differ by at most this as "
+                   "agreement (default: 0, the strict gate)")
     q.add_argument("--accept-below-gate", action="store_true",
                    help="write the bundle even if a quantized model fails the gate (recorded in the manifest)")
     c = p.add_argument_group("contents")
@@ -167,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         checkpoint=args.checkpoint, out=args.out, data=args.data, cache=args.cache, calib_folds=args.calib_folds,
         val_folds=args.val_folds, test_folds=args.test_folds, calib_windows=args.calib_windows,
         max_eval_windows=args.max_eval_windows, activations=args.activations, calibrate_method=args.calibrate_method,
-        gate=Gate(args.min_agreement, args.min_cosine), accept_below_gate=args.accept_below_gate,
+        keep_fp32=args.fp32_layers, gate=Gate(args.min_agreement, args.min_cosine, args.tie_margin),
+        accept_below_gate=args.accept_below_gate,
         extra_labels=args.extra_labels, fp32=args.fp32, tflite=args.tflite, zip=args.zip, name=args.name,
         latency_runs=max(0, args.latency_runs), seed=args.seed, overwrite=args.force, progress=not args.quiet)
     try:

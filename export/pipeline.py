@@ -32,7 +32,7 @@ from .gate import Gate, GateError, agreement
 from .labels import LabelSet, build_label_set, read_extra_labels
 from .latency import machine, median_latency_ms
 from .onnx_export import ExportError, check_onnx_against_torch, encoder_for_export, export_onnx
-from .quantize import ACTIVATION_TYPES, QuantSettings, quantize_onnx
+from .quantize import ACTIVATION_TYPES, FP32_PARTS, QuantSettings, quantize_onnx
 from .thresholds import NO_POSITIVES_PERCENTILE, label_thresholds
 
 __all__ = ["ExportConfig", "ExportResult", "export_bundle"]
@@ -57,6 +57,7 @@ class ExportConfig:
     max_eval_windows: int | None = None  # cap on validation / test windows (None: all)
     activations: str = "uint8"  # int8 ONNX activation type: uint8, int8, or auto (measure both, keep the faster)
     calibrate_method: str = "minmax"  # onnxruntime calibration: minmax, percentile, entropy
+    keep_fp32: tuple[str, ...] = FP32_PARTS  # int8 ONNX parts left in fp32: "input" (first conv), "head"
     gate: Gate = field(default_factory=Gate)  # minimum int8-vs-fp32 agreement
     accept_below_gate: bool = False  # write the bundle even below the gate (recorded in the manifest)
     extra_labels: str | None = None  # CSV/JSON of new labels appended at export time
@@ -131,10 +132,10 @@ def _quantize_best(cfg: ExportConfig, draft: BundleDraft, fp32: Path, windows: E
     tried = {}
     for act in kinds:
         path = draft.scratch_path(f"encoder_int8_{act}.onnx")
-        settings = quantize_onnx(fp32, path, windows.calib, QuantSettings(act, calibrate_method=cfg.calibrate_method),
-                                 progress=cfg.progress)
+        settings = QuantSettings(act, calibrate_method=cfg.calibrate_method, keep_fp32=tuple(cfg.keep_fp32))
+        quantize_onnx(fp32, path, windows.calib, settings, progress=cfg.progress)
         q = _embed_onnx(path, windows.test_x, cfg.progress, f"int8 ({act}) on test windows")
-        numbers = agreement(ref, q, labels.embeddings)
+        numbers = agreement(ref, q, labels.embeddings, labels.ids)
         passed, summary = cfg.gate.check(numbers, f"int8 ONNX ({act} activations)")
         latency = median_latency_ms(path, windows.test_x[0], runs=cfg.latency_runs) if cfg.latency_runs else None
         logger.info("%s; %s ms per window", summary, "-" if latency is None else f"{latency:.3f}")
@@ -164,9 +165,10 @@ def _gate_or_fail(cfg: ExportConfig, section: dict, summary: str, what: str) -> 
     if section["passed"]:
         return
     if not cfg.accept_below_gate:
-        numbers = {k: section[k] for k in ("n_windows", "agreement_top1", "cosine_mean", "cosine_min")}
-        raise GateError(f"{what} failed the gate: {summary}. Try --calibrate-method percentile, more "
-                        f"--calib-windows, or pass --accept-below-gate to write the bundle anyway", numbers)
+        numbers = {k: section[k] for k in ("n_windows", "agreement_top1", "cosine_mean", "cosine_min", "disagreements")}
+        raise GateError(f"{what} failed the gate: {summary}. If the top-1 changes are near-ties, "
+                        f"see --tie-margin; else try --calibrate-method percentile or --fp32-layers; or pass "
+                        f"--accept-below-gate to write the bundle anyway (recorded in the manifest)", numbers)
     section["accepted_below_gate"] = True
     logger.warning("%s is below the gate and accepted (--accept-below-gate): %s", what, summary)
 
@@ -179,7 +181,7 @@ def _tflite(cfg: ExportConfig, draft: BundleDraft, encoder, windows: ExportWindo
     diff = check_tflite_against_torch(encoder, fp32, windows.test_x[:8])
     info = quantize_tflite(fp32, draft.path("tflite_int8"), windows.calib, progress=cfg.progress)
     q = embed_tflite(draft.path("tflite_int8"), windows.test_x, progress=cfg.progress)
-    numbers = agreement(ref, q, labels.embeddings)
+    numbers = agreement(ref, q, labels.embeddings, labels.ids)
     passed, summary = cfg.gate.check(numbers, "int8 TFLite")
     logger.info(summary)
     section = {"mode": "full int8 TFLite (litert-torch fp32 conversion, ai-edge-quantizer static_wi8_ai8)",

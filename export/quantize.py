@@ -7,6 +7,12 @@ signal contract like everything the model sees. Activations are uint8 by default
 kernels ran 3-6x faster than S8S8 (toolchain notes; ``export.latency`` measures it again, see
 ``--activations auto``). Calibration methods: ``minmax`` (default), ``percentile`` (99.999th) and
 ``entropy``.
+
+Two small parts of the graph stay fp32 by default (``keep_fp32``), measured on the PTB-XL
+``resnet1d18-small`` model: the first convolution, whose input is the z-scored ECG clipped to +-20
+(uint8 over that range is a 0.16-sigma step), and the head after the last pooling (projection and L2
+norm). Together they lift the int8-vs-fp32 embedding cosine from 0.9993 to 0.9997 at no measurable
+latency cost and about 0.2 MB; ``keep_fp32=()`` quantizes every layer.
 """
 
 from __future__ import annotations
@@ -21,12 +27,14 @@ from onnxruntime.quantization import CalibrationDataReader
 
 from .onnx_export import INPUT_NAME, ExportError
 
-__all__ = ["ACTIVATION_TYPES", "CALIBRATION_METHODS", "QuantSettings", "WindowReader", "quantize_onnx"]
+__all__ = ["ACTIVATION_TYPES", "CALIBRATION_METHODS", "FP32_PARTS", "QuantSettings", "WindowReader", "fp32_nodes",
+           "quantize_onnx"]
 
 logger = logging.getLogger(__name__)
 
 ACTIVATION_TYPES = ("uint8", "int8")
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
+FP32_PARTS = ("input", "head")  # graph parts that keep_fp32 may name
 
 
 @dataclass
@@ -38,9 +46,11 @@ class QuantSettings:
     per_channel: bool = True  # one scale per output channel of every conv / linear weight
     calibrate_method: str = "minmax"  # one of CALIBRATION_METHODS
     percentile: float = 99.999  # for calibrate_method="percentile"
+    keep_fp32: tuple[str, ...] = FP32_PARTS  # parts left in fp32: "input" (first conv), "head" (projection, L2 norm)
 
     def to_dict(self) -> dict:
         d = asdict(self)
+        d["keep_fp32"] = list(self.keep_fp32)
         if self.calibrate_method != "percentile":
             del d["percentile"]
         return d
@@ -91,6 +101,28 @@ def _pre_process(fp32: Path, out: Path) -> None:
         quant_pre_process(str(fp32), str(out), skip_symbolic_shape=True)
 
 
+def fp32_nodes(model_path: str | Path, parts: tuple[str, ...]) -> list[str]:
+    """Names of the nodes that stay fp32: ``input`` = the nodes reading the graph input; ``head`` = the last
+    Gemm/MatMul and everything after it."""
+    import onnx
+
+    unknown = set(parts) - set(FP32_PARTS)
+    if unknown:
+        raise ExportError(f"unknown fp32 part(s) {sorted(unknown)}; choose from {FP32_PARTS}")
+    graph = onnx.load(str(model_path), load_external_data=False).graph
+    nodes = list(graph.node)
+    keep: list[str] = []
+    if "input" in parts:
+        inputs = {i.name for i in graph.input}
+        keep += [n.name for n in nodes if inputs & set(n.input)]
+    if "head" in parts:
+        last = max((i for i, n in enumerate(nodes) if n.op_type in ("Gemm", "MatMul")), default=None)
+        if last is None:
+            raise ExportError("no Gemm/MatMul projection found in the graph for keep_fp32 'head'")
+        keep += [n.name for n in nodes[last:]]
+    return keep
+
+
 def quantize_onnx(fp32_path: str | Path, out_path: str | Path, windows: np.ndarray,
                   settings: QuantSettings | None = None, progress: bool = False) -> QuantSettings:
     """Write the static QDQ int8 model of ``fp32_path`` to ``out_path``, calibrated on ``windows``."""
@@ -110,12 +142,14 @@ def quantize_onnx(fp32_path: str | Path, out_path: str | Path, windows: np.ndarr
     with tempfile.TemporaryDirectory(prefix="ecg-quant-") as tmp:
         pre = Path(tmp) / "pre.onnx"
         _pre_process(Path(fp32_path), pre)
+        exclude = fp32_nodes(pre, tuple(settings.keep_fp32))
         logger.info("quantizing (static QDQ, %s activations, int8 per-channel weights, %s calibration on %d "
                     "windows)", settings.activation_type, settings.calibrate_method, len(windows))
         try:
             quantize_static(str(pre), str(out_path), WindowReader(windows, progress=progress),
                             quant_format=QuantFormat.QDQ, per_channel=settings.per_channel, activation_type=act,
-                            weight_type=QuantType.QInt8, calibrate_method=method, extra_options=extra)
+                            weight_type=QuantType.QInt8, calibrate_method=method, extra_options=extra,
+                            nodes_to_exclude=exclude)
         except Exception as exc:
             raise ExportError(f"onnxruntime quantize_static failed: {exc}") from exc
     return settings

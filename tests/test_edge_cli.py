@@ -287,3 +287,9 @@ def test_sigterm_during_run_keeps_all_written_lines(tmp_path, tiny_bundle):
     assert [line["window_start_sample"] for line in written] == [i * 500 for i in range(len(written))]
     assert _json_lines(stdout) == written  # stdout is not a terminal: the same JSON lines
     assert "stopped (SIGTERM)" in stderr and f"{len(written)} windows" in stderr
+
+
+def test_run_with_a_malformed_port_url_fails_at_once(tiny_bundle, capsys):
+    assert main(["run", "--port", "nosuch://device", "--bundle", str(tiny_bundle), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot open nosuch://device" in err and err.count("\n") == 1

@@ -101,3 +101,12 @@ def test_fast_on_a_window(ecg):
     for _ in range(20):
         assess_window(ecg, LEADS)
     assert (time.perf_counter() - t0) / 20 < 0.02
+
+
+def test_lead_flat_for_part_of_the_window_needs_the_rate(ecg):
+    x = ecg.copy()
+    x[8, 3000:] = 0.05  # V3 falls off after 6 s without a lead-off bit
+    assert assess_window(x, LEADS)["flat"] == []  # over the whole window it still varies
+    q = assess_window(x, LEADS, fs=500)
+    assert q["flat"] == ["V3"] and not q["ok"]
+    assert assess_window(ecg, LEADS, fs=500)["ok"]

@@ -288,7 +288,9 @@ def test_replayed_bytes_need_a_hello_and_usable_channels(clf):
 
     counts = to_counts(synthesize(rhythm="sinus", fs=500, seed=9, duration_s=12.0), 1000)  # int16 [12, T]
     lines = []
-    runtime = Runtime(clf, RunConfig(port="capture.bin", hop_s=2.0), on_result=lambda r, line: lines.append(line))
+    runtime = Runtime(
+        clf, RunConfig(port="capture.bin", hop_s=2.0), on_result=lambda r, line: lines.append(line)
+    )
     seq = iter(range(10_000))
 
     def frames(first: int, n: int, leads=LEADS_12) -> bytes:

@@ -152,10 +152,11 @@ def _eval_parser() -> argparse.ArgumentParser:
         description="Evaluate a checkpoint on a dataset: top-1, top-5, macro AUROC and a per-label table "
         "(new labels, held out of training, reported separately).",
     )
-    p.add_argument("checkpoint", help="checkpoint.pt written by ecg-train")
+    p.add_argument("checkpoint", help="checkpoint.pt written by ecg-train, or a bundle (folder or .zip) from ecg-export")
+    p.add_argument("--model-key", default="onnx_int8", help="bundle encoder to evaluate: onnx_int8, onnx_fp32, tflite_int8")
     p.add_argument("--data", action="append", required=True, metavar="KIND=PATH", help="dataset(s) to evaluate on")
     p.add_argument("--folds", type=_folds, default=(10,), help="folds to evaluate (PTB-XL: 10 = test)")
-    p.add_argument("--cache", help="prepared-window cache folder (default: next to the checkpoint)")
+    p.add_argument("--cache", help="prepared-window cache folder (default: under ~/.cache/ecg-clip-ja/prepared)")
     p.add_argument("--out", help="write metrics.json and per_label.csv into this folder")
     p.add_argument("--min-n", type=int, default=1, help="only list labels with at least this many ECGs")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
@@ -168,25 +169,40 @@ def eval_main(argv: list[str] | None = None) -> int:
     try:
         import numpy as np
 
+        from edge.bundle import MANIFEST_NAME, load_bundle
         from edge.catalogue import load_catalogue
 
         from .checkpoint import load_checkpoint
         from .datasets import parse_source
         from .evaluate import evaluate_model, write_per_label_csv
-        from .prepare import Source, prepare
+        from .prepare import Source, default_cache_dir, prepare
 
-        model, ckpt = load_checkpoint(args.checkpoint)
+        target = Path(args.checkpoint)
+        is_bundle = (target / MANIFEST_NAME).is_file() or target.suffix == ".zip"
         catalogue = load_catalogue()
-        if list(catalogue.ids) != ckpt["label_ids"]:
-            raise ValueError("the checkpoint was trained with another label catalogue")
+        if is_bundle:
+            bundle = load_bundle(target)
+            signal = bundle.signal
+        else:
+            model, ckpt = load_checkpoint(target)
+            if list(catalogue.ids) != ckpt["label_ids"]:
+                raise ValueError("the checkpoint was trained with another label catalogue")
+            signal = ckpt["signal_config"]
         sources = [Source(*parse_source(s)) for s in args.data]
-        cache = args.cache or str(Path(args.checkpoint).parent / "eval_cache")
-        ds = prepare(sources, cache, ckpt["signal_config"], catalogue)
+        cache = args.cache or default_cache_dir(sources, signal)
+        ds = prepare(sources, cache, signal, catalogue)
         idx = ds.indices(args.folds)
         if len(idx) == 0:
             raise ValueError(f"no labelled windows in folds {args.folds}")
         windows = np.asarray(ds.windows[idx], dtype=np.float32)
-        metrics = evaluate_model(model, ckpt, windows, ds.labels[idx].astype(np.float32), [lb.ja for lb in catalogue.labels])
+        targets = ds.labels[idx].astype(np.float32)
+        if is_bundle:
+            from .evaluate import evaluate_bundle
+
+            with bundle:
+                metrics = evaluate_bundle(bundle, windows, targets, catalogue.ids, args.model_key)
+        else:
+            metrics = evaluate_model(model, ckpt, windows, targets, [lb.ja for lb in catalogue.labels])
         if args.out:
             Path(args.out).mkdir(parents=True, exist_ok=True)
             Path(args.out, "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False), encoding="utf-8")

@@ -17,7 +17,15 @@ from torch import nn
 
 from .metrics import evaluate_scores
 
-__all__ = ["embed_windows", "label_embeddings", "score_windows", "evaluate_model", "write_per_label_csv"]
+__all__ = [
+    "embed_windows",
+    "label_embeddings",
+    "score_windows",
+    "evaluate_model",
+    "write_per_label_csv",
+    "bundle_scores",
+    "evaluate_bundle",
+]
 
 UNSCORABLE = -1e4  # score for labels a supervised model has no output for (ranked last)
 
@@ -87,3 +95,35 @@ def write_per_label_csv(metrics: dict, path: str | Path) -> None:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
+
+
+def bundle_scores(bundle, windows: np.ndarray, model_key: str = "onnx_int8", backend: str | None = None,
+                  threads: int = 1, batch_size: int = 64) -> np.ndarray:
+    """Scores ``[N, n_bundle_labels]`` of model-input windows with a bundle's encoder (the device's path)."""
+    from edge.backends import get_backend
+
+    backend = backend or ("litert" if model_key.startswith("tflite") else "onnx")
+    net = get_backend(backend, bundle.model_path(model_key), threads=threads)
+    try:
+        emb = np.concatenate([net(np.asarray(windows[i : i + batch_size], dtype=np.float32))
+                              for i in range(0, len(windows), batch_size)])
+    finally:
+        net.close()
+    return emb @ bundle.embeddings.T
+
+
+def evaluate_bundle(bundle, windows: np.ndarray, targets: np.ndarray, target_ids: Sequence[str],
+                    model_key: str = "onnx_int8") -> dict:
+    """Evaluate a bundle on windows whose multi-hot ``targets`` are over ``target_ids`` (the catalogue).
+
+    Bundle labels not in ``target_ids`` (labels added at export) have no ground truth and are scored
+    but never counted as hits; labels marked ``new`` in the bundle are reported as new labels.
+    """
+    scores = bundle_scores(bundle, windows, model_key)
+    col = {lid: j for j, lid in enumerate(target_ids)}
+    t = np.zeros((len(windows), len(bundle.labels)), dtype=np.float32)
+    for k, lb in enumerate(bundle.labels):
+        if lb["id"] in col:
+            t[:, k] = targets[:, col[lb["id"]]]
+    new = [lb["id"] for lb in bundle.labels if lb.get("new") and lb["id"] in col]
+    return evaluate_scores(scores, t, bundle.label_ids, new_labels=new, names=[lb["ja"] for lb in bundle.labels])

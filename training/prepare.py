@@ -26,7 +26,7 @@ from edge.signal import SignalConfig, SignalError, iter_windows, preprocess
 from .datasets import READERS, DatasetError, SkipLog, open_dataset
 from .datasets.processed import check_compatible
 
-__all__ = ["PREPARE_VERSION", "Source", "PreparedDataset", "prepare", "fingerprint"]
+__all__ = ["PREPARE_VERSION", "Source", "PreparedDataset", "prepare", "fingerprint", "default_cache_dir"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +55,15 @@ def fingerprint(sources: Sequence[Source], config: SignalConfig, catalogue: Cata
         "extra": extra,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def default_cache_dir(sources: Sequence[Source], config: SignalConfig) -> Path:
+    """A per-user cache folder for these sources and this signal contract (``$ECG_CLIP_CACHE`` overrides the root)."""
+    import os
+
+    root = Path(os.environ.get("ECG_CLIP_CACHE", Path.home() / ".cache" / "ecg-clip-ja"))
+    key = hashlib.sha256(json.dumps([[s.describe() for s in sources], config.to_dict()], sort_keys=True, default=str).encode())
+    return root / "prepared" / key.hexdigest()[:16]
 
 
 class PreparedDataset:

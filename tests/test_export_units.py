@@ -1,0 +1,131 @@
+"""Fast unit tests of the export steps: extra labels, the gate, thresholds, refusals and clear errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("onnxruntime")
+
+from export.gate import Gate, agreement  # noqa: E402
+from export.labels import read_extra_labels  # noqa: E402
+from export.onnx_export import ExportError, encoder_for_export  # noqa: E402
+from export.thresholds import label_thresholds  # noqa: E402
+
+
+def test_extra_labels_csv_and_json(tmp_path):
+    csv_path = tmp_path / "new.csv"
+    # Spreadsheet software writes a BOM; lists are ';' or '|' separated; empty cells are absent.
+    csv_path.write_text("\ufeffid,ja,en,parents,aliases\nX1,新規所見,new finding,MI|STE,ｼﾝｷ\nX2,二,two,,\n",
+                        encoding="utf-8")
+    labels = read_extra_labels(csv_path)
+    assert [lb.id for lb in labels] == ["X1", "X2"]
+    assert labels[0].parents == ("MI", "STE") and labels[0].aliases == ("ｼﾝｷ",) and labels[1].category == "other"
+    json_path = tmp_path / "new.json"
+    json_path.write_text(json.dumps({"labels": [{"id": "X3", "ja": "三", "en": "three"}]}), encoding="utf-8")
+    assert read_extra_labels(json_path)[0].ja == "三"
+
+
+@pytest.mark.parametrize("text, match", [
+    ("id,ja\nX1,新規\n", "missing field"),
+    ("id,ja,en,color\nX1,a,b,red\n", "unknown field"),
+    ("id,ja,en\n", "no labels"),
+])
+def test_bad_extra_labels_are_explained(tmp_path, text, match):
+    path = tmp_path / "bad.csv"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ExportError, match=match):
+        read_extra_labels(path)
+    with pytest.raises(ExportError, match="not found"):
+        read_extra_labels(tmp_path / "none.csv")
+
+
+def test_extra_label_clashing_with_catalogue_is_refused(tiny_checkpoint, tmp_path):
+    from edge.catalogue import Label, load_catalogue
+    from export.labels import build_label_set
+    from training.checkpoint import load_checkpoint
+
+    model, ckpt = load_checkpoint(tiny_checkpoint.path)
+    with pytest.raises(ExportError, match="already names label"):
+        build_label_set(model, ckpt, load_catalogue(), [Label("X1", "心房細動", "af again")])
+
+
+def test_supervised_checkpoints_are_refused():
+    with pytest.raises(ExportError, match="contrastive"):
+        encoder_for_export(None, {"kind": "supervised"})
+
+
+def test_missing_training_data_asks_for_data(tmp_path):
+    from edge.catalogue import load_catalogue
+    from export.data import load_export_windows
+
+    ckpt = {"data": {"sources": [{"kind": "ptbxl", "path": str(tmp_path / "gone"), "options": {"rate": 100}}]}}
+    with pytest.raises(ExportError, match="--data KIND=PATH"):
+        load_export_windows(ckpt, tmp_path / "checkpoint.pt", load_catalogue())
+
+
+def test_agreement_and_gate():
+    labels = np.eye(3)
+    ref = np.array([[1.0, 0.999, 0.0], [0.0, 1.0, 0.2], [0.1, 0.0, 1.0], [1.0, 0.0, 0.0]])
+    q = ref.copy()
+    q[0] = [0.999, 1.0, 0.0]  # a near-tie swapped by noise
+    numbers = agreement(ref, q, labels, ["SR", "NORM", "AFIB"])
+    assert numbers["n_windows"] == 4 and numbers["agreement_top1"] == 0.75
+    assert numbers["disagreements"] == [{"fp32_top1": "SR", "quantized_top1": "NORM", "fp32_margin": 0.001}]
+    assert 0.999 < numbers["cosine_min"] < 1.0 and numbers["cosine_mean"] > numbers["cosine_min"]
+    ok, message = Gate().check(numbers, "int8 thing")
+    assert not ok and message.startswith("int8 thing vs fp32 on 4 test windows: top-1 agreement 0.7500")
+    assert "SR->NORM (0.0010)" in message and "0.7500 < 0.99" in message
+    assert Gate(tie_margin=0.005).check(numbers)[0]  # the swap is within the tie margin
+    assert not Gate(tie_margin=0.0005).check(numbers)[0]
+    assert not Gate(min_top1_agreement=0.5, min_cosine_mean=1.0).check(numbers)[0]
+    assert Gate(min_top1_agreement=0.75, min_cosine_mean=0.99).check(numbers)[0]
+    with pytest.raises(ExportError):
+        agreement(ref, q[:2], labels)
+
+
+def test_thresholds_by_f1_and_default_for_labels_without_data():
+    rng = np.random.default_rng(0)
+    targets = np.zeros((200, 2), dtype=np.float32)
+    targets[:50, 0] = 1
+    scores = rng.normal(0, 0.05, (200, 3))
+    scores[:50, 0] += 0.5  # label 0 separable; label 1 has no positives; label 2 is an extra label
+    th, by_f1 = label_thresholds(scores, targets)
+    assert by_f1.tolist() == [True, False, False]
+    assert 0.1 < th[0] < 0.5
+    assert th[1] == pytest.approx(np.percentile(scores[:, 1], 99)) and th[2] == pytest.approx(np.percentile(scores[:, 2], 99))
+
+
+def test_fp32_nodes_of_an_exported_encoder(tiny_encoder):
+    from export.quantize import fp32_nodes
+
+    _, fp32, _ = tiny_encoder
+    assert fp32_nodes(fp32, ()) == []
+    first = fp32_nodes(fp32, ("input",))
+    head = fp32_nodes(fp32, ("head",))
+    assert len(first) == 1 and len(head) >= 2 and not set(first) & set(head)
+    with pytest.raises(ExportError, match="unknown fp32 part"):
+        fp32_nodes(fp32, ("middle",))
+
+
+def test_onnx_export_checks_shape_and_numbers(tiny_encoder, tmp_path):
+    import torch
+
+    from export.onnx_export import check_onnx_against_torch, export_onnx
+
+    model, _, _ = tiny_encoder
+    x = np.random.default_rng(0).normal(size=(3, 12, 1000)).astype(np.float32)
+    info = export_onnx(model, tmp_path / "m.onnx", x[:2])
+    assert info.input_shape == [None, 12, 1000] and info.output_shape == [None, 64]
+    assert check_onnx_against_torch(model, tmp_path / "m.onnx", x) < 1e-4
+    with torch.no_grad():  # a model that differs from the file must be caught
+        other = type(model)(model.cfg).eval()
+    with pytest.raises(ExportError, match="differs from torch"):
+        check_onnx_against_torch(other, tmp_path / "m.onnx", x)
+    with pytest.raises(ExportError, match="batch >= 2"):
+        export_onnx(model, tmp_path / "n.onnx", x[:1])
+    assert not Path(tmp_path / "n.onnx").exists()
