@@ -23,7 +23,7 @@ from edge.bundle import MANIFEST_NAME, MODEL_KEYS, load_bundle, write_manifest
 
 from .onnx_export import ExportError
 
-__all__ = ["FILE_NAMES", "SIZE_BUDGET_BYTES", "BundleDraft", "folder_size", "zip_bundle"]
+__all__ = ["FILE_NAMES", "SIZE_BUDGET_BYTES", "BundleDraft", "check_destination", "folder_size", "zip_bundle"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,13 +39,19 @@ def folder_size(folder: str | Path) -> int:
     return sum(p.stat().st_size for p in Path(folder).iterdir() if p.is_file())
 
 
+def check_destination(out: str | Path, overwrite: bool = False) -> None:
+    """Refuse to replace an existing non-empty ``out`` unless ``overwrite`` (checked before any work)."""
+    out = Path(out)
+    if out.exists() and not (out.is_dir() and not any(out.iterdir())) and not overwrite:
+        raise ExportError(f"{out} already exists; choose another --out or pass --force to replace it")
+
+
 class BundleDraft:
     """A bundle being assembled in a work folder next to its destination; :meth:`finish` moves it there."""
 
     def __init__(self, out: str | Path, overwrite: bool = False) -> None:
         self.out = Path(out)
-        if self.out.exists() and not (self.out.is_dir() and not any(self.out.iterdir())) and not overwrite:
-            raise ExportError(f"{self.out} already exists; choose another --out or pass --force to replace it")
+        check_destination(self.out, overwrite)
         self.out.parent.mkdir(parents=True, exist_ok=True)
         self.work = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.", dir=self.out.parent))
         self.scratch = Path(tempfile.mkdtemp(prefix="scratch-", dir=self.work))  # removed before the manifest

@@ -26,7 +26,7 @@ from edge.bundle import sha256_file
 from edge.catalogue import load_catalogue
 from training.metrics import evaluate_scores
 
-from .bundle_writer import SIZE_BUDGET_BYTES, BundleDraft, folder_size, zip_bundle
+from .bundle_writer import SIZE_BUDGET_BYTES, BundleDraft, check_destination, folder_size, zip_bundle
 from .data import ExportWindows, load_export_windows
 from .gate import Gate, GateError, agreement
 from .labels import LabelSet, build_label_set, read_extra_labels
@@ -207,6 +207,7 @@ def export_bundle(cfg: ExportConfig) -> ExportResult:
 
         if reason := tflite_available():
             raise ExportError(reason)
+    check_destination(cfg.out, cfg.overwrite)
     checkpoint = Path(cfg.checkpoint)
     try:
         model, ckpt = load_checkpoint(checkpoint)

@@ -44,6 +44,7 @@ def test_bad_extra_labels_are_explained(tmp_path, text, match):
         read_extra_labels(tmp_path / "none.csv")
 
 
+@pytest.mark.slow
 def test_extra_label_clashing_with_catalogue_is_refused(tiny_checkpoint, tmp_path):
     from edge.catalogue import Label, load_catalogue
     from export.labels import build_label_set
