@@ -8,8 +8,9 @@ Steps, in order, each a pure ``(x, fs) -> (x, fs)`` function on lead-first float
 1. :func:`to_twelve_leads` - put channels in the order ``I, II, III, aVR, aVL, aVF, V1..V6`` by name
    (any case, ``AVR``/``avr``/``aVR``), deriving missing limb leads from any two of I, II, III by
    Einthoven's law and the Goldberger definitions (8-channel devices send I, II, V1-V6).
-2. :func:`resample` - polyphase resampling (``scipy.signal.resample_poly``) to ``config.fs``.
-3. :func:`bandpass` - zero-phase Butterworth band-pass (``scipy.signal.sosfiltfilt``).
+2-3. :func:`filter_resample` - zero-phase Butterworth band-pass and resampling to ``config.fs`` in one
+   pass in the frequency domain (numpy.fft; checked against ``scipy.signal`` in the tests, which the
+   device cannot afford to import).
 4. :func:`fit_length` - exactly ``config.n_samples`` samples (crop, or edge-pad by at most 2 %).
 5. :func:`normalize` - per-lead z-score by default, which makes the model indifferent to the gain
    of the recording device, then clipping to ``+-config.clip``.
@@ -23,8 +24,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from fractions import Fraction
-from functools import lru_cache
 
 import numpy as np
 
@@ -39,6 +38,8 @@ __all__ = [
     "to_twelve_leads",
     "resample",
     "bandpass",
+    "filter_resample",
+    "butter_zero_phase_gain",
     "fit_length",
     "normalize",
     "preprocess",
@@ -163,43 +164,90 @@ def to_twelve_leads(x: np.ndarray, leads: Sequence[str] | None = None) -> np.nda
     return out
 
 
-@lru_cache(maxsize=32)
-def _resample_ratio(fs_in: float, fs_out: float) -> tuple[int, int]:
-    frac = Fraction(fs_out / fs_in).limit_denominator(1000)
-    return frac.numerator, frac.denominator
+def _odd_extend(x: np.ndarray, n: int) -> np.ndarray:
+    """Odd (point-reflected) extension by ``n`` samples at both ends, as ``scipy.signal.filtfilt`` pads."""
+    if n <= 0:
+        return x
+    left = 2 * x[..., :1] - x[..., n:0:-1]
+    right = 2 * x[..., -1:] - x[..., -2 : -n - 2 : -1]
+    return np.concatenate([left, x, right], axis=-1)
+
+
+def butter_zero_phase_gain(
+    freqs: np.ndarray, band_hz: tuple[float, float] | None, order: int, fs_design: float
+) -> np.ndarray:
+    """Gain of the forward-backward digital Butterworth band-pass designed at ``fs_design``.
+
+    ``scipy.signal.butter(order, band_hz, "bandpass", fs=fs_design)`` is the order-``n`` analog
+    low-pass prototype moved to the band by ``s -> (s^2 + W0^2) / (s B)`` and discretised by the
+    bilinear transform; its magnitude-squared response is ``1 / (1 + v^(2n))`` with
+    ``v = (W^2 - W0^2) / (W B)``, ``W = tan(pi f / fs_design)`` (pre-warped), ``W0^2 = W_lo W_hi`` and
+    ``B = W_hi - W_lo``. Filtering forwards and backwards (``filtfilt``) applies exactly that
+    magnitude-squared gain with zero phase. Frequencies at or above ``fs_design / 2`` get gain 0.
+    """
+    if band_hz is None:
+        return np.ones_like(freqs)
+    lo, hi = (np.tan(np.pi * f / fs_design) for f in band_hz)
+    w0_sq, bw = lo * hi, hi - lo
+    inside = freqs < fs_design / 2
+    w = np.tan(np.pi * np.where(inside, freqs, 0.0) / fs_design)
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        v = (w * w - w0_sq) / (w * bw)
+        gain = 1.0 / (1.0 + v ** (2 * order))
+    gain = np.where(w == 0, 0.0, gain)
+    return np.where(inside, gain, 0.0)
+
+
+def filter_resample(
+    x: np.ndarray,
+    fs: float,
+    fs_out: float,
+    band_hz: tuple[float, float] | None = None,
+    order: int = 2,
+    fs_design: float | None = None,
+) -> tuple[np.ndarray, float]:
+    """Zero-phase band-pass and resampling in one step, in the frequency domain (numpy.fft only).
+
+    The window is odd-extended by one second at both ends (as ``filtfilt`` pads), transformed, weighted
+    by :func:`butter_zero_phase_gain` (designed at ``fs_design``, default ``fs_out``, so the result does
+    not depend on the input rate), and its spectrum truncated (or zero-padded) to ``fs_out``'s
+    Nyquist frequency before the inverse transform (the Fourier method of ``scipy.signal.resample``).
+    With the band's upper edge below ``fs_out / 2`` nothing aliases. SciPy is deliberately not used on
+    the device path: importing ``scipy.signal`` alone costs about 78 MB of resident memory, the whole
+    runtime's budget; the tests check this function against ``scipy.signal``.
+    ``(x, fs) -> (x, fs_out)``.
+    """
+    if fs <= 0 or fs_out <= 0:
+        raise SignalError(f"sampling rates must be positive, got {fs} -> {fs_out}")
+    x = np.asarray(x, dtype=np.float64)
+    t = x.shape[-1]
+    pad = min(t - 1, int(round(fs)))
+    n_out = int(round(t * fs_out / fs))
+    pad_out = int(round(pad * fs_out / fs))
+    xp = _odd_extend(x, pad)
+    n = xp.shape[-1]
+    n_total = n_out + 2 * pad_out
+    spec = np.fft.rfft(xp, axis=-1)
+    spec *= butter_zero_phase_gain(np.fft.rfftfreq(n, 1.0 / fs), band_hz, order, fs_design or fs_out)
+    keep = n_total // 2 + 1
+    if keep <= spec.shape[-1]:
+        spec = spec[..., :keep]
+    else:
+        spec = np.concatenate([spec, np.zeros(spec.shape[:-1] + (keep - spec.shape[-1],), spec.dtype)], axis=-1)
+    y = np.fft.irfft(spec, n_total, axis=-1) * (n_total / n)
+    return y[..., pad_out : pad_out + n_out].astype(np.float32), fs_out
 
 
 def resample(x: np.ndarray, fs: float, fs_out: float) -> tuple[np.ndarray, float]:
-    """Polyphase resampling along time; ``(x, fs) -> (x, fs_out)``."""
-    if fs <= 0:
-        raise SignalError(f"sampling rate must be positive, got {fs}")
+    """Fourier-method resampling along time (no band-pass); ``(x, fs) -> (x, fs_out)``."""
     if abs(fs - fs_out) < 1e-9:
-        return x.astype(np.float32, copy=False), fs_out
-    from scipy.signal import resample_poly
-
-    up, down = _resample_ratio(float(fs), float(fs_out))
-    y = resample_poly(x, up, down, axis=-1, padtype="line")
-    return y.astype(np.float32, copy=False), fs_out
+        return np.asarray(x, dtype=np.float32), fs_out
+    return filter_resample(x, fs, fs_out, None)
 
 
-@lru_cache(maxsize=32)
-def _bandpass_sos(low: float, high: float, order: int, fs: float) -> np.ndarray:
-    from scipy.signal import butter
-
-    return butter(order, [low, high], btype="bandpass", fs=fs, output="sos")
-
-
-def bandpass(
-    x: np.ndarray, fs: float, band_hz: tuple[float, float], order: int = 2
-) -> tuple[np.ndarray, float]:
+def bandpass(x: np.ndarray, fs: float, band_hz: tuple[float, float], order: int = 2) -> tuple[np.ndarray, float]:
     """Zero-phase Butterworth band-pass along time; ``(x, fs) -> (x, fs)``."""
-    from scipy.signal import sosfiltfilt
-
-    sos = _bandpass_sos(float(band_hz[0]), float(band_hz[1]), int(order), float(fs))
-    # One second of odd-extension padding keeps the 0.5 Hz high-pass transient off the window's edges.
-    padlen = min(x.shape[-1] - 1, int(fs))
-    y = sosfiltfilt(sos, x, axis=-1, padlen=padlen)
-    return y.astype(np.float32, copy=False), fs
+    return filter_resample(x, fs, fs, band_hz, order)
 
 
 def fit_length(x: np.ndarray, n: int, tolerance: float = 0.02) -> np.ndarray:
@@ -242,8 +290,9 @@ def preprocess(
     min_samples = int(0.98 * config.window_s * fs)
     if x12.shape[1] < min_samples:
         raise SignalError(f"window lasts {x12.shape[1] / fs:.2f} s; the model needs {config.window_s:g} s")
-    y, f = resample(x12, fs, config.fs)
-    y, f = bandpass(y, f, config.band_hz, config.filter_order)
+    if config.band_hz[1] >= min(fs, config.fs) / 2:
+        raise SignalError(f"a {fs:g} Hz recording cannot carry the {config.band_hz[1]:g} Hz upper band edge")
+    y, _ = filter_resample(x12, fs, config.fs, config.band_hz, config.filter_order)
     y = fit_length(y, config.n_samples)
     return normalize(y, config.normalization, config.eps, config.clip)
 

@@ -25,7 +25,7 @@ from torch import nn
 from .onnx_export import ExportError
 
 __all__ = ["TFLITE_HELP", "tflite_available", "convert_fp32", "check_tflite_against_torch", "quantize_tflite",
-           "running_min_max"]
+           "running_min_max", "embed_tflite"]
 
 logger = logging.getLogger(__name__)
 
@@ -115,28 +115,29 @@ def quantize_tflite(fp32_path: str | Path, out_path: str | Path, windows: np.nda
         raise ExportError(f"expected one signature in {fp32_path.name}, found {list(signatures)}")
     key, sig = next(iter(signatures.items()))
     (input_name,) = sig["inputs"]
+    rp = recipe.static_wi8_ai8()
+    manager = recipe_manager.RecipeManager()
+    manager.load_quantization_recipe(rp)
+    logger.info("quantizing the TFLite encoder (static_wi8_ai8, running min/max on %d windows)", len(windows))
     items = range(len(windows))
     if progress:
         from tqdm import tqdm
 
         items = tqdm(items, desc="TFLite calibration", unit="win", leave=False)
-    data = {key: [{input_name: np.ascontiguousarray(windows[i : i + 1], dtype=np.float32)} for i in items]}
-    rp = recipe.static_wi8_ai8()
-    manager = recipe_manager.RecipeManager()
-    manager.load_quantization_recipe(rp)
-    logger.info("quantizing the TFLite encoder (static_wi8_ai8, running min/max on %d windows)", len(windows))
     try:
         with _quiet():
             calib = calibrator.Calibrator(fp32_path.read_bytes(), num_threads=1, qsv_update_func=running_min_max)
-            calib.calibrate(data, manager)
+        for i in items:  # one window per call: the calibrator keeps its statistics across calls
+            sample = {input_name: np.ascontiguousarray(windows[i : i + 1], dtype=np.float32)}
+            with _quiet():
+                calib.calibrate({key: [sample]}, manager)
+        with _quiet():
             qt = quantizer.Quantizer(str(fp32_path), rp)
             result = qt.quantize(calib.get_model_qsvs(), enable_progress_report=False)
             result.export_model(str(out_path), overwrite=True)
     except Exception as exc:
         raise ExportError(f"ai-edge-quantizer failed: {exc}") from exc
-    import ai_edge_quantizer
-
-    return {"tool": f"ai-edge-quantizer {getattr(ai_edge_quantizer, '__version__', '?')}", "recipe": "static_wi8_ai8",
+    return {"recipe": "static_wi8_ai8",
             "activation_type": "int8", "weight_type": "int8", "calibrate_method": "running min/max",
             "calibration_windows": int(len(windows)), "input_shape": [1, *windows.shape[1:]]}
 

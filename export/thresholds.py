@@ -24,7 +24,6 @@ def label_thresholds(scores: np.ndarray, targets: np.ndarray) -> tuple[np.ndarra
 
     ``targets`` may have fewer columns than ``scores`` (extra labels without data come last).
     """
-    n_labels = scores.shape[1]
     full = np.zeros_like(scores, dtype=np.float32)
     full[:, : targets.shape[1]] = targets
     by_f1 = full.any(axis=0)
@@ -32,5 +31,4 @@ def label_thresholds(scores: np.ndarray, targets: np.ndarray) -> tuple[np.ndarra
     # choose_thresholds already uses the 99th percentile for labels without positives; say so explicitly.
     for j in np.flatnonzero(~by_f1):
         thresholds[j] = np.percentile(scores[:, j], NO_POSITIVES_PERCENTILE)
-    assert thresholds.shape == (n_labels,)
     return thresholds.astype(np.float32), by_f1

@@ -30,7 +30,7 @@ __all__ = ["PREPARE_VERSION", "Source", "PreparedDataset", "prepare", "fingerpri
 
 logger = logging.getLogger(__name__)
 
-PREPARE_VERSION = 1
+PREPARE_VERSION = 2  # 2: numpy frequency-domain filter+resample
 
 
 @dataclass(frozen=True)
