@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: test test-fast demo lint format c-test clean
+.PHONY: test test-fast demo lint format c-test clean default-bundle bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,18 @@ test-fast: $(STAMP)
 c-test:
 	$(MAKE) -C firmware_bridge/c test
 
+RHYTHM   ?= afib
+DURATION ?= 30
 demo: $(STAMP)
-	$(PY) -m edge.demo
+	$(PY) -m edge.demo --rhythm $(RHYTHM) --duration $(DURATION) $(if $(RECORD),--record $(RECORD))
+
+DATA ?= ../shared/data
+default-bundle: $(STAMP)
+	scripts/build_default_bundle.sh $(DATA)
+
+bench: $(STAMP)
+	$(PY) bench/bench_accuracy.py --data $(DATA)
+	$(PY) bench/bench_edge.py --bundle edge/bundles/default --checkpoint runs/default/checkpoint.pt
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

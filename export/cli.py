@@ -102,8 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--data", action="append", default=[], metavar="KIND=PATH",
                    help="a dataset: ptbxl=DIR, cinc2021=DIR, ptbxl_processed=DIR or manifest=CSV (repeatable; "
                    "default: the checkpoint's training datasets)")
-    g.add_argument("--cache", help="prepared-window cache folder (default: the run's cache if it still matches, "
-                   "else export_cache/ next to the checkpoint)")
+    g.add_argument("--cache", help="prepared-window cache folder (default: the training run's cache, read only, if it "
+                   "still matches the checkpoint, else the per-user cache under ~/.cache/ecg-clip-ja/prepared "
+                   "shared with ecg-eval; $ECG_CLIP_CACHE moves it)")
     g.add_argument("--calib-folds", type=_folds, help="calibration folds (default: the checkpoint's training folds)")
     g.add_argument("--val-folds", type=_folds, default=(9,), help="folds for the thresholds (default: 9)")
     g.add_argument("--test-folds", type=_folds, default=(10,), help="folds for the gate and metrics (default: 10)")

@@ -21,7 +21,7 @@ import numpy as np
 
 from edge.catalogue import Catalogue
 from training.datasets import DatasetError, parse_source
-from training.prepare import PreparedDataset, Source, prepare
+from training.prepare import PreparedDataset, Source, default_cache_dir, prepare
 
 from .onnx_export import ExportError
 
@@ -64,8 +64,8 @@ def _source_from_text(text: str) -> Source:
     return Source(kind, path, (("rate", 100),) if kind == "ptbxl" else ())
 
 
-def _training_cache(ckpt: dict, checkpoint: Path) -> Path | None:
-    """The run's own prepared cache, when it still holds exactly the checkpoint's data."""
+def _training_cache(ckpt: dict, checkpoint: Path) -> PreparedDataset | None:
+    """The run's own prepared cache, opened read only, when it still holds exactly the checkpoint's data."""
     cfg = ckpt.get("train_config") or {}
     candidates = [Path(cfg["cache_dir"])] if cfg.get("cache_dir") else []
     candidates += [checkpoint.parent.parent / "cache"]
@@ -74,8 +74,9 @@ def _training_cache(ckpt: dict, checkpoint: Path) -> Path | None:
         try:
             if meta.is_file() and json.loads(meta.read_text(encoding="utf-8")).get("fingerprint") == \
                     (ckpt.get("data") or {}).get("fingerprint"):
-                return folder
-        except (OSError, json.JSONDecodeError):
+                logger.info("reusing the training run's prepared windows in %s (read only)", folder)
+                return PreparedDataset(folder)
+        except (OSError, json.JSONDecodeError, DatasetError):
             continue
     return None
 
@@ -102,6 +103,7 @@ def load_export_windows(
 ) -> ExportWindows:
     """Prepare (or reuse) the windows of ``data`` (default: the checkpoint's sources) and split them by fold."""
     checkpoint = Path(checkpoint)
+    ds = None
     if data:
         try:
             sources = [_source_from_text(s) for s in data]
@@ -109,20 +111,20 @@ def load_export_windows(
             raise ExportError(f"--data: {exc}") from None
     else:
         sources = checkpoint_sources(ckpt)
+        ds = _training_cache(ckpt, checkpoint) if cache is None else None
         missing = [str(s.path) for s in sources if not Path(s.path).exists()]
-        if not sources or missing:
+        if ds is None and (not sources or missing):
             where = f" (missing: {', '.join(missing)})" if missing else ""
             raise ExportError("the checkpoint's training data is not available here" + where +
                               "; give the datasets with --data KIND=PATH (e.g. --data ptbxl=/data/ptbxl)")
-    if cache is None and not data:
-        cache = _training_cache(ckpt, checkpoint)
-    folder = Path(cache) if cache is not None else checkpoint.parent / "export_cache"
-    try:
-        ds: PreparedDataset = prepare(sources, folder, ckpt["signal_config"], catalogue, progress=progress)
-    except DatasetError as exc:
-        raise ExportError(f"cannot read the export data: {exc}") from None
+    if ds is None:
+        folder = Path(cache) if cache is not None else default_cache_dir(sources, ckpt["signal_config"])
+        try:
+            ds = prepare(sources, folder, ckpt["signal_config"], catalogue, progress=progress)
+        except DatasetError as exc:
+            raise ExportError(f"cannot read the export data: {exc}") from None
     if ds.label_ids != list(ckpt["label_ids"]):
-        raise ExportError(f"{folder} was prepared with another label catalogue than the checkpoint's")
+        raise ExportError(f"{ds.folder} was prepared with another label catalogue than the checkpoint's")
     calib_folds = list(calib_folds or (ckpt.get("data") or {}).get("train_folds") or range(1, 9))
     roles = {"calibration": calib_folds, "validation": list(val_folds), "test": list(test_folds)}
     flags = {"calibration": "--calib-folds", "validation": "--val-folds", "test": "--test-folds"}

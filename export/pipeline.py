@@ -49,7 +49,7 @@ class ExportConfig:
     checkpoint: str  # checkpoint.pt written by ecg-train
     out: str  # bundle folder to write
     data: list[str] = field(default_factory=list)  # KIND=PATH datasets; empty: the checkpoint's own sources
-    cache: str | None = None  # prepared-window cache (default: the run's cache if it matches, else next to the checkpoint)
+    cache: str | None = None  # prepared-window cache (default: the run's cache if it matches, else the per-user cache)
     calib_folds: tuple[int, ...] | None = None  # calibration folds (None: the checkpoint's training folds)
     val_folds: tuple[int, ...] = (9,)  # folds for the decision thresholds
     test_folds: tuple[int, ...] = (10,)  # folds for the gate and the reported metrics

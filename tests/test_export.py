@@ -38,9 +38,13 @@ def exported(tiny_checkpoint, tmp_path_factory):
     import contextlib
     import io
 
+    train_cache = tiny_checkpoint.path.parent.parent / "cache"
+    before = {p.name: p.stat().st_mtime_ns for p in train_cache.iterdir()}
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         assert main(args) == 0
+    # The training run's prepared windows were reused, read only.
+    assert {p.name: p.stat().st_mtime_ns for p in train_cache.iterdir()} == before
     return out, buf.getvalue()
 
 

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Rebuild the default bundle shipped in edge/bundles/default from the real data, with the project's
+# own commands only:  scripts/build_default_bundle.sh [DATA_DIR]   (or: make default-bundle DATA=...)
+#
+# 1. ecg-train on PTB-XL folds 1-8 + the labelled preprocessed PTB-XL set + Challenge 2021 records,
+#    fold 9 for validation / early stopping, fold 10 held out for the model card's figures;
+# 2. ecg-export: int8 ONNX calibrated on training windows, gate on fold 10, thresholds on fold 9.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=${1:-${DATA:-../shared/data}}
+RUN=${RUN:-runs/default}
+BIN=${BIN:-.venv/bin}
+for d in ptbxl ptbxl_processed cinc2021; do
+  [ -d "$DATA/$d" ] || { echo "build_default_bundle: $DATA/$d not found (give the data folder as argument)" >&2; exit 2; }
+done
+"$BIN/ecg-train" \
+  --data "ptbxl=$DATA/ptbxl" --data "ptbxl_processed=$DATA/ptbxl_processed" --data "cinc2021=$DATA/cinc2021" \
+  --out "$RUN" --cache "runs/cache" \
+  --encoder resnet1d18-small --text-encoder use-m3 --text-mode "${TEXT_MODE:-ja}" --loss "${LOSS:-multi_positive}" \
+  --epochs "${EPOCHS:-30}" --seed 0 --quiet
+"$BIN/ecg-export" "$RUN/checkpoint.pt" --out edge/bundles/default --force --name default --quiet
+"$BIN/ecg-edge" info --bundle edge/bundles/default
