@@ -25,8 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import re
 import statistics
 import subprocess
 import sys
@@ -34,31 +32,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from report import REPO, machine, machine_line, write_section  # bench/report.py, beside this script
 
-REPO = Path(__file__).resolve().parents[1]
-START, END = "<!-- bench_edge:start -->", "<!-- bench_edge:end -->"
 FS = 500
-
-
-def machine() -> dict:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith(("model name", "hardware", "processor\t: arm")):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        cpu = platform.processor() or "unknown"
-    import onnxruntime
-
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "onnxruntime": onnxruntime.__version__,
-        "numpy": np.__version__,
-        "platform": platform.platform(),
-    }
 
 
 def median_ms(fn, repeats: int, warmup: int = 5) -> float:
@@ -245,13 +221,11 @@ def render(
     runs: int,
 ) -> str:
     lines = [
-        START,
         "## Edge runtime (`bench/bench_edge.py`)",
         "",
         f"Command: `{cmd}`  ",
         f"Bundle: `{bundle_id}`  ",
-        f"Machine: {info['cpu']}, {info['cores']} cores, Python {info['python']}, onnxruntime "
-        f"{info['onnxruntime']}, numpy {info['numpy']} ({info['platform']})",
+        machine_line(info),
         "",
         f"Inference per 10 s window, batch 1, single thread, median of {repeats} runs:",
         "",
@@ -283,22 +257,8 @@ def render(
         f"- resident memory high-water mark (VmHWM; ru_maxrss is not used, it survives exec from the "
         f"benchmark's own torch-loaded process): {proc['vmhwm_kb'] / 1024:.1f} MiB; "
         f"torch imported: {proc['torch_imported']}",
-        END,
     ]
     return "\n".join(lines)
-
-
-def write_section(path: Path, section: str) -> None:
-    text = (
-        path.read_text(encoding="utf-8")
-        if path.exists()
-        else "# Benchmarks\n\nWritten by the scripts in `bench/`.\n"
-    )
-    if START in text and END in text:
-        text = re.sub(re.escape(START) + r".*?" + re.escape(END), lambda m: section, text, flags=re.S)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text, encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -340,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(section)
     if not args.no_write:
-        write_section(args.markdown, section)
+        write_section(args.markdown, "bench_edge", section)
         print(f"wrote {args.markdown}", file=sys.stderr)
     return 0
 

@@ -130,6 +130,8 @@ def train_main(argv: list[str] | None = None) -> int:
             print(json.dumps({k: v for k, v in metrics.items() if k != "per_label"}, indent=2, ensure_ascii=False))
             return 0
         results = {}
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        Path(args.out, "command.txt").write_text("ecg-train " + " ".join(argv if argv is not None else sys.argv[1:]) + "\n", encoding="utf-8")
         cache = args.cache or str(Path(args.out) / "cache")
         for name, overrides in COMPARE_VARIANTS.items():
             text = TextConfig(**{**cfg.text.to_dict(), **overrides.get("text", {})})

@@ -1,0 +1,147 @@
+"""Accuracy and fidelity of a bundle on the real data, for BENCHMARKS.md (section ``bench_accuracy``).
+
+- the bundle's int8 encoder on the test fold (PTB-XL fold 10 of every labelled source): top-1, top-5,
+  macro AUROC, mean per-label top-5 recall (the device's own path: prepared windows -> onnxruntime);
+- fidelity: int8 vs the fp32 model on the top-1 label and the embedding cosine, recomputed here against
+  the training checkpoint in torch (``--checkpoint``), over every labelled window of all folds;
+- bundle size;
+- the comparison table of an ``ecg-train --compare`` run (contrastive vs supervised, frozen vs
+  byte-level text, zero-shot new labels), read from its ``comparison.json``.
+
+Usage: ``python bench/bench_accuracy.py --data ../shared/data [--checkpoint runs/default/checkpoint.pt]
+[--compare runs/compare]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from report import REPO, machine, machine_line, write_section  # bench/report.py, beside this script
+
+SOURCES = ("ptbxl", "ptbxl_processed", "cinc2021")
+
+
+def _fmt(v) -> str:
+    return "–" if v is None or v != v else f"{v:.3f}"
+
+
+def evaluate(bundle_path: Path | None, data: Path, folds: list[int], checkpoint: Path | None) -> dict:
+    from edge.bundle import load_bundle
+    from edge.catalogue import load_catalogue
+    from training.evaluate import evaluate_bundle
+    from training.prepare import Source, default_cache_dir, prepare
+
+    bundle = load_bundle(bundle_path)
+    catalogue = load_catalogue()
+    sources = [Source(kind, data / kind) for kind in SOURCES]
+    ds = prepare(sources, default_cache_dir(sources, bundle.signal), bundle.signal, catalogue, progress=False)
+    idx = ds.indices(folds)
+    windows = np.asarray(ds.windows[idx], dtype=np.float32)
+    metrics = evaluate_bundle(bundle, windows, ds.labels[idx].astype(np.float32), catalogue.ids)
+    out = {"metrics": metrics, "n_windows": len(idx), "bundle_bytes": sum(f["bytes"] for f in bundle.manifest["files"].values()),
+           "files": {k: v["bytes"] for k, v in bundle.manifest["files"].items()}, "manifest": bundle.manifest}
+    if checkpoint is not None:
+        import torch
+
+        from training.checkpoint import load_checkpoint
+        from training.evaluate import embed_windows
+
+        torch.set_num_threads(1)
+        model, ckpt = load_checkpoint(checkpoint)
+        every = np.asarray(ds.windows[ds.indices()], dtype=np.float32)
+        from edge.backends import get_backend
+
+        fp32 = embed_windows(model.encode_ecg, every)
+        net = get_backend("onnx", bundle.model_path("onnx_int8"), threads=1)
+        emb8 = np.concatenate([net(every[i : i + 64]) for i in range(0, len(every), 64)])
+        net.close()
+        top8, top32 = (emb8 @ bundle.embeddings.T).argmax(1), (fp32 @ bundle.embeddings.T).argmax(1)
+        cos = (emb8 * fp32).sum(axis=1) / np.linalg.norm(emb8, axis=1) / np.linalg.norm(fp32, axis=1)
+        out["fidelity"] = {"windows": len(every), "top1_agreement": float((top8 == top32).mean()),
+                           "cosine_mean": float(cos.mean()), "cosine_min": float(cos.min())}
+    bundle.close()
+    return out
+
+
+def render(cmd: str, res: dict, compare: dict | None, compare_cmd: str | None) -> str:
+    m, man = res["metrics"], res["manifest"]
+    q = man["quantization"]
+    lines = [
+        "## Accuracy and fidelity (`bench/bench_accuracy.py`)",
+        "",
+        f"Command: `{cmd}`  ",
+        machine_line(machine()),
+        "",
+        f"Bundle `{man.get('name', '?')}` (int8 ONNX, {q.get('activation_type', '?')} activations / "
+        f"{q.get('weight_type', '?')} per-channel weights), {res['bundle_bytes'] / 1e6:.2f} MB in "
+        f"{len(res['files'])} files; evaluated on {res['n_windows']} labelled windows of the test fold through "
+        "onnxruntime, as on the device:",
+        "",
+        "| metric | value |",
+        "|---|---:|",
+        f"| top-1 accuracy | {_fmt(m['top1'])} |",
+        f"| top-5 accuracy | {_fmt(m['top5'])} |",
+        f"| macro AUROC | {_fmt(m['macro_auroc'])} |",
+        f"| mean per-label top-5 recall (filtered) | {_fmt(m.get('mean_label_top5_recall'))} |",
+        f"| bundle size | {res['bundle_bytes'] / 1e6:.2f} MB |",
+    ]
+    if "fidelity" in res:
+        f = res["fidelity"]
+        lines += [
+            f"| int8 vs fp32 (torch) top-1 label agreement, {f['windows']} windows of all folds | {f['top1_agreement'] * 100:.2f} % |",
+            f"| int8 vs fp32 embedding cosine, mean / min | {f['cosine_mean']:.5f} / {f['cosine_min']:.5f} |",
+        ]
+    lines += [
+        f"| export gate (fp32 ONNX vs int8, test fold, at `ecg-export`) | agreement {q.get('agreement_top1', float('nan')) * 100:.2f} %, "
+        f"cosine {q.get('cosine_mean', float('nan')):.5f}, passed: {q.get('passed')} |",
+    ]
+    if compare:
+        lines += ["", "Contrastive vs supervised baseline, text encoders, and new labels (zero-shot) on the test fold:", "",
+                  f"Command: `{compare_cmd}`", "",
+                  "| model | top-1 | top-5 | macro AUROC | mean label top-5 recall | new labels top-5 recall (filtered / raw) | new labels AUROC |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        for name, r in compare.items():
+            new = r.get("new", {})
+            lines.append(f"| {name} | {_fmt(r.get('top1'))} | {_fmt(r.get('top5'))} | {_fmt(r.get('macro_auroc'))} | "
+                         f"{_fmt(r.get('mean_label_top5_recall'))} | {_fmt(new.get('top5_recall'))} / {_fmt(new.get('top5_recall_raw'))} | "
+                         f"{_fmt(new.get('macro_auroc'))} |")
+        labels = next((r["new"]["labels"] for r in compare.values() if r.get("new")), [])
+        if labels:
+            lines += ["", f"New labels (held out of training entirely): {', '.join(labels)}."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--bundle", type=Path, help="bundle (default: the shipped default bundle)")
+    p.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data", help="folder with ptbxl/, ptbxl_processed/, cinc2021/")
+    p.add_argument("--folds", default="10", help="test folds (default 10)")
+    p.add_argument("--checkpoint", type=Path, help="training checkpoint for the int8 vs fp32 (torch) fidelity check")
+    p.add_argument("--compare", type=Path, help="an `ecg-train --compare` run folder (comparison.json, command.txt)")
+    p.add_argument("--markdown", type=Path, default=REPO / "BENCHMARKS.md")
+    p.add_argument("--no-write", action="store_true", help="print only")
+    args = p.parse_args(argv)
+    if not (args.data / "ptbxl").is_dir():
+        print(f"bench_accuracy: no data at {args.data}", file=sys.stderr)
+        return 2
+    folds = [int(f) for f in args.folds.split(",")]
+    res = evaluate(args.bundle, args.data, folds, args.checkpoint)
+    compare, compare_cmd = None, None
+    if args.compare:
+        compare = json.loads((args.compare / "comparison.json").read_text(encoding="utf-8"))
+        cmd_file = args.compare / "command.txt"
+        compare_cmd = cmd_file.read_text(encoding="utf-8").strip() if cmd_file.is_file() else "ecg-train --compare ..."
+    cmd = "python bench/bench_accuracy.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    body = render(cmd.strip(), res, compare, compare_cmd)
+    print(body)
+    if not args.no_write:
+        write_section(args.markdown, "bench_accuracy", body)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

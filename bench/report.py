@@ -1,0 +1,58 @@
+"""Shared pieces of the bench scripts: the machine they ran on, and their section of BENCHMARKS.md.
+
+Each script owns one section between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->`` and rewrites
+only that, so the scripts can be run separately and in any order.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+HEADER = "# Benchmarks\n\nWritten by the scripts in `bench/` (`make bench`); every figure names the command that produced it.\n"
+
+
+def markers(name: str) -> tuple[str, str]:
+    return f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+
+
+def machine() -> dict:
+    """CPU model, core count, Python and library versions."""
+    import numpy as np
+
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith(("model name", "hardware", "processor\t: arm")):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        cpu = platform.processor() or "unknown"
+    try:
+        import onnxruntime
+
+        ort = onnxruntime.__version__
+    except ImportError:
+        ort = "not installed"
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "onnxruntime": ort,
+            "numpy": np.__version__, "platform": platform.platform()}
+
+
+def machine_line(info: dict) -> str:
+    return (f"Machine: {info['cpu']}, {info['cores']} cores, Python {info['python']}, onnxruntime "
+            f"{info['onnxruntime']}, numpy {info['numpy']} ({info['platform']})")
+
+
+def write_section(path: Path, name: str, body: str) -> None:
+    """Replace (or append) the section ``name`` of the markdown file with ``body``."""
+    start, end = markers(name)
+    section = f"{start}\n{body.strip()}\n{end}"
+    text = path.read_text(encoding="utf-8") if path.exists() else HEADER
+    if start in text and end in text:
+        text = re.sub(re.escape(start) + r".*?" + re.escape(end), lambda m: section, text, flags=re.S)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    path.write_text(text, encoding="utf-8")
