@@ -139,6 +139,17 @@ def verify_bundle(folder: str | Path) -> dict:
     problems += [
         f"{name}: referenced but not listed in files" for name in referenced if name not in manifest["files"]
     ]
+    if not problems and "labels.json" in manifest["files"]:
+        # manifest.json itself carries no checksum: its label list must equal the checksummed labels.json.
+        try:
+            listed = json.loads((folder / "labels.json").read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            listed = None
+        key = ("id", "ja", "en", "threshold", "new")
+        if not isinstance(listed, list) or [[lb.get(k) for k in key] for lb in listed] != [
+            [lb.get(k) for k in key] for lb in manifest["labels"]
+        ]:
+            problems.append("the manifest's labels differ from labels.json (manifest edited?)")
     if problems:
         raise BundleError(f"bundle {folder} failed verification: " + "; ".join(problems))
     return manifest

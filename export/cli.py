@@ -22,7 +22,7 @@ Turn a contrastive checkpoint (from ecg-train) into a bundle that the bedside ru
   2. static int8 quantization with onnxruntime (QDQ, per-channel int8 weights), calibrated on real
      windows of the training folds that went through the signal contract;
   3. the gate: on the test folds the int8 encoder must pick the same top-1 label as fp32 for
-     >= 99%% of windows and keep the mean embedding cosine >= 0.999, otherwise the export fails
+     >= 99% of windows and keep the mean embedding cosine >= 0.999, otherwise the export fails
      (unless --accept-below-gate, which the manifest then records);
   4. every label's text embedding precomputed (the device runs no text model), plus new labels from
      --extra-labels, embedded by the checkpoint's text encoder without retraining;
@@ -114,8 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--activations", choices=["uint8", "int8", "auto"], default="uint8",
                    help="int8 ONNX activation type; auto measures both here and keeps the faster that passes "
                    "(default: uint8, 3-6x faster than int8 on x86-64 in our measurements)")
-    q.add_argument("--calibrate-method", choices=["minmax", "percentile", "entropy"], default="minmax",
-                   help="onnxruntime calibration method (default: minmax)")
+    q.add_argument("--calibrate-method", choices=["auto", "minmax", "percentile", "entropy"], default="auto",
+                   help="onnxruntime calibration method; auto quantizes with minmax and percentile and keeps the one "
+                   "that agrees best with fp32 on the validation folds (default: auto)")
     q.add_argument("--fp32-layers", type=_parts, default=("input", "head"), metavar="PARTS",
                    help="int8 ONNX parts kept in fp32: input (first conv), head (projection + L2 norm), both "
                    "comma-separated, or none for every layer in int8 (default: input,head)")

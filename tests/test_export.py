@@ -103,6 +103,7 @@ def test_manifest_schema(exported, tiny_checkpoint):
     assert q["calibration_windows"] == 32 and q["calibration_folds"] == [1]
     assert 0 <= q["agreement_top1"] <= 1 and 0.99 < q["cosine_mean"] <= 1 and q["cosine_min"] <= q["cosine_mean"]
     assert q["passed"] is True and q["accepted_below_gate"] is False
+    assert q["calibrate_method"] in ("minmax", "percentile") and set(q["calibration_choice"]) >= {"minmax", "percentile"}
     assert q["gate"]["min_top1_agreement"] == 0.99 and q["gate"]["min_cosine_mean"] == 0.999
     prov = m["provenance"]
     assert prov["checkpoint_sha256"] == sha256_file(tiny_checkpoint.path)
@@ -154,7 +155,7 @@ def test_edited_manifest_label_list_is_refused(exported, tmp_path):
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     del manifest["labels"][5]  # rows no longer match the embedding matrix
     (folder / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
-    with pytest.raises(BundleError, match="label embeddings of shape"):
+    with pytest.raises(BundleError, match="labels differ from labels.json"):
         load_bundle(folder)
 
 
@@ -165,12 +166,8 @@ def test_renamed_manifest_label_is_refused(exported, tmp_path):
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     manifest["labels"][0]["ja"] = "心室細動"
     (folder / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
-    try:
-        load_bundle(folder).close()
-    except BundleError as exc:
-        assert "labels" in str(exc)
-    else:
-        pytest.xfail("edge.bundle.load_bundle does not yet compare the manifest's labels with labels.json")
+    with pytest.raises(BundleError, match="labels differ from labels.json"):
+        load_bundle(folder)
 
 
 @pytest.mark.slow
@@ -178,9 +175,9 @@ def test_gate_failure_reports_numbers_and_writes_nothing(tiny_checkpoint, tmp_pa
     out = tmp_path / "b"
     # No int8 model reaches a mean cosine of 1.0 with fp32: the gate must fail.
     code = main([str(tiny_checkpoint.path), "--out", str(out), "--min-cosine", "1.0", "--latency-runs", "0", "--quiet"])
-    err = capsys.readouterr().err
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # library warnings may precede the one error line
     assert code == 3
-    assert err.startswith("ecg-export: error: the int8 ONNX encoder failed the gate") and err.count("\n") == 1
+    assert err.startswith("ecg-export: error: the int8 ONNX encoder failed the gate")
     assert "top-1 agreement" in err and "cosine mean" in err and "--accept-below-gate" in err
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
