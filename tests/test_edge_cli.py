@@ -229,6 +229,7 @@ def test_classify_runs_with_torch_blocked(tmp_path, tiny_bundle, ecg):
         "from edge.cli import main\n"
         f"rc = main(['classify', {str(path)!r}, '--fs', '500', '--json', '--bundle', {str(tiny_bundle)!r}])\n"
         "assert 'torch' not in sys.modules\n"
+        "assert 'scipy.signal' not in sys.modules, 'scipy.signal costs ~78 MB of resident memory on the device'\n"
         "sys.exit(rc)\n"
     )
     proc = _python(code)
