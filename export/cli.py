@@ -13,6 +13,8 @@ import argparse
 import logging
 import sys
 
+from training.cli import parse_folds
+
 __all__ = ["main", "build_parser"]
 
 DESCRIPTION = """\
@@ -44,22 +46,6 @@ examples:
 or JSON (a list of such objects). New labels are marked "new" in the bundle.
 
 exit status: 0 bundle written, 2 bad input or failed step, 3 a quantized model failed the gate."""
-
-
-def _folds(text: str) -> tuple[int, ...]:
-    out = []
-    try:
-        for part in text.split(","):
-            if "-" in part:
-                a, b = part.split("-")
-                out.extend(range(int(a), int(b) + 1))
-            elif part.strip():
-                out.append(int(part))
-    except ValueError:
-        out = []
-    if not out or any(f < 0 for f in out):
-        raise argparse.ArgumentTypeError(f"bad fold list {text!r} (e.g. 1-8 or 9 or 1,2,3)")
-    return tuple(out)
 
 
 def _fraction(text: str) -> float:
@@ -105,9 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--cache", help="prepared-window cache folder (default: the training run's cache, read only, if it "
                    "still matches the checkpoint, else the per-user cache under ~/.cache/ecg-clip-ja/prepared "
                    "shared with ecg-eval; $ECG_CLIP_CACHE moves it)")
-    g.add_argument("--calib-folds", type=_folds, help="calibration folds (default: the checkpoint's training folds)")
-    g.add_argument("--val-folds", type=_folds, default=(9,), help="folds for the thresholds (default: 9)")
-    g.add_argument("--test-folds", type=_folds, default=(10,), help="folds for the gate and metrics (default: 10)")
+    g.add_argument("--calib-folds", type=parse_folds, help="calibration folds (default: the checkpoint's training folds)")
+    g.add_argument("--val-folds", type=parse_folds, default=(9,), help="folds for the thresholds (default: 9)")
+    g.add_argument("--test-folds", type=parse_folds, default=(10,), help="folds for the gate and metrics (default: 10)")
     g.add_argument("--calib-windows", type=_positive_int, default=256, help="calibration windows (default: 256)")
     g.add_argument("--max-eval-windows", type=_positive_int, help="cap on validation and test windows (default: all)")
     q = p.add_argument_group("quantization and gate")

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .train import TrainConfig
 
-__all__ = ["train_main", "eval_main", "COMPARE_VARIANTS"]
+__all__ = ["train_main", "eval_main", "parse_folds", "COMPARE_VARIANTS"]
 
 # name -> overrides of TrainConfig for `ecg-train --compare`
 COMPARE_VARIANTS = {
@@ -31,14 +31,18 @@ COMPARE_VARIANTS = {
 }
 
 
-def _folds(text: str) -> tuple[int, ...]:
+def parse_folds(text: str) -> tuple[int, ...]:
+    """``"1-8"`` -> ``(1, ..., 8)``; ``"9"``; ``"1,2,3"`` (an argparse type)."""
     out = []
-    for part in text.split(","):
-        if "-" in part:
-            a, b = part.split("-")
-            out.extend(range(int(a), int(b) + 1))
-        elif part.strip():
-            out.append(int(part))
+    try:
+        for part in text.split(","):
+            if "-" in part:
+                a, b = part.split("-")
+                out.extend(range(int(a), int(b) + 1))
+            elif part.strip():
+                out.append(int(part))
+    except ValueError:
+        out = []
     if not out or any(f < 0 for f in out):
         raise argparse.ArgumentTypeError(f"bad fold list {text!r} (e.g. 1-8 or 9 or 1,2,3)")
     return tuple(out)
@@ -72,9 +76,9 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--patience", type=int, default=8, help="early stopping patience (epochs)")
     p.add_argument("--max-minutes", type=float, help="wall-clock budget per model")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--train-folds", type=_folds, default=(1, 2, 3, 4, 5, 6, 7, 8))
-    p.add_argument("--val-folds", type=_folds, default=(9,))
-    p.add_argument("--test-folds", type=_folds, default=(10,))
+    p.add_argument("--train-folds", type=parse_folds, default=(1, 2, 3, 4, 5, 6, 7, 8))
+    p.add_argument("--val-folds", type=parse_folds, default=(9,))
+    p.add_argument("--test-folds", type=parse_folds, default=(10,))
     p.add_argument("--holdout-labels", default="", help="comma-separated label ids or terms kept out of training (zero-shot)")
     p.add_argument("--ptbxl-rate", type=int, choices=[100, 500], default=100)
     p.add_argument("--no-augment", action="store_true")
@@ -157,7 +161,7 @@ def _eval_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help="checkpoint.pt written by ecg-train, or a bundle (folder or .zip) from ecg-export")
     p.add_argument("--model-key", default="onnx_int8", help="bundle encoder to evaluate: onnx_int8, onnx_fp32, tflite_int8")
     p.add_argument("--data", action="append", required=True, metavar="KIND=PATH", help="dataset(s) to evaluate on")
-    p.add_argument("--folds", type=_folds, default=(10,), help="folds to evaluate (PTB-XL: 10 = test)")
+    p.add_argument("--folds", type=parse_folds, default=(10,), help="folds to evaluate (PTB-XL: 10 = test)")
     p.add_argument("--cache", help="prepared-window cache folder (default: under ~/.cache/ecg-clip-ja/prepared)")
     p.add_argument("--out", help="write metrics.json and per_label.csv into this folder")
     p.add_argument("--min-n", type=int, default=1, help="only list labels with at least this many ECGs")

@@ -13,10 +13,13 @@ import logging
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 __all__ = ["Record", "DatasetError", "SkipLog", "Reader", "fold_from_key", "check_on_error"]
+
+LEAD_COUNTS = (8, 12)  # 12-lead recordings, or 8 channels (I, II, V1-V6) with the limb leads derived later
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +77,30 @@ class Reader:
 
     def __iter__(self) -> Iterator[Record]:  # pragma: no cover - overridden
         raise NotImplementedError
+
+    def read_wfdb(self, key: str, path, lead_counts: tuple[int, ...] | None = LEAD_COUNTS):
+        """``(signal float32 [C, T] mV, fs, lead names)`` of a WFDB record, or None after :meth:`fail`.
+
+        ``lead_counts=None`` accepts any channel count (leads are then picked by name downstream).
+        """
+        import wfdb
+
+        if not Path(f"{path}.hea").is_file():
+            self.fail(key, f"missing_file: {path}.hea not found")
+            return None
+        try:
+            rec = wfdb.rdrecord(str(path))
+        except Exception as exc:  # wfdb raises many types for broken files
+            self.fail(key, f"unreadable: {path}: {exc}")
+            return None
+        signal = np.asarray(rec.p_signal, dtype=np.float32).T
+        if lead_counts is not None and signal.shape[0] not in lead_counts:
+            self.fail(key, f"wrong_leads: {signal.shape[0]} leads in {path}, expected {' or '.join(map(str, lead_counts))}")
+            return None
+        if not np.isfinite(signal).all():
+            self.fail(key, f"nan: non-finite samples in {path}")
+            return None
+        return signal, float(rec.fs), tuple(rec.sig_name)
 
     def fail(self, key: str, reason: str) -> None:
         """Raise, or count a skip, according to ``on_error``."""

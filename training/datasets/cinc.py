@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
-
 from edge.catalogue import Catalogue, load_catalogue
 
 from .base import DatasetError, Reader, Record, fold_from_key
@@ -65,8 +63,6 @@ class CinC2021Reader(Reader):
         return len(self.headers)
 
     def __iter__(self) -> Iterator[Record]:
-        import wfdb
-
         for header in self.headers:
             key = record_key(header.stem)
             codes = read_dx_codes(header)
@@ -79,24 +75,16 @@ class CinC2021Reader(Reader):
                 self.fail(key, f"unknown_code: SNOMED CT code(s) {unknown} have no catalogue label")
                 continue
             labels = tuple(dict.fromkeys(self.catalogue.from_snomed(c).id for c in codes))
-            try:
-                rec = wfdb.rdrecord(str(header.with_suffix("")))
-            except Exception as exc:
-                self.fail(key, f"unreadable: {header}: {exc}")
+            loaded = self.read_wfdb(key, header.with_suffix(""))
+            if loaded is None:
                 continue
-            signal = np.asarray(rec.p_signal, dtype=np.float32).T
-            if signal.shape[0] not in (8, 12):
-                self.fail(key, f"wrong_leads: {signal.shape[0]} leads in {header}, expected 12 or 8")
-                continue
-            if not np.isfinite(signal).all():
-                self.fail(key, f"nan: non-finite samples in {header}")
-                continue
+            signal, fs, leads = loaded
             yield Record(
                 key=key,
                 source=self.name,
                 signal=signal,
-                fs=float(rec.fs),
-                leads=tuple(rec.sig_name),
+                fs=fs,
+                leads=leads,
                 labels=labels,
                 patient=key,
                 fold=fold_from_key(header.stem),

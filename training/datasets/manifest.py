@@ -97,18 +97,8 @@ class ManifestReader(Reader):
             if leads is None:
                 leads = LEADS if x.shape[0] == 12 else EIGHT_CHANNEL_LEADS if x.shape[0] == 8 else ()
             return x, float(row["fs"]), leads
-        import wfdb
-
         base = path.with_suffix("") if path.suffix == ".hea" else path
-        if not base.with_suffix(".hea").is_file():
-            self.fail(key, f"missing_file: {base}.hea")
-            return None
-        try:
-            rec = wfdb.rdrecord(str(base))
-        except Exception as exc:
-            self.fail(key, f"unreadable: {base}: {exc}")
-            return None
-        return np.asarray(rec.p_signal, dtype=np.float32).T, float(rec.fs), tuple(rec.sig_name)
+        return self.read_wfdb(key, base, lead_counts=None)  # extra channels are dropped by lead name later
 
     def __iter__(self) -> Iterator[Record]:
         for line, row in enumerate(self.rows, start=2):

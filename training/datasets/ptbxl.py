@@ -13,8 +13,6 @@ import csv
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
-
 from edge.catalogue import Catalogue, load_catalogue
 
 from .base import DatasetError, Reader, Record
@@ -75,8 +73,6 @@ class PTBXLReader(Reader):
         return tuple(dict.fromkeys(ids))
 
     def __iter__(self) -> Iterator[Record]:
-        import wfdb
-
         column = "filename_lr" if self.rate == 100 else "filename_hr"
         for row in self.rows:
             key = f"ptbxl:{int(float(row['ecg_id']))}"
@@ -92,28 +88,17 @@ class PTBXLReader(Reader):
                 self.fail(key, "no_labels: record has no SCP statements")
                 continue
             path = self.root / row[column]
-            if not path.with_suffix(".hea").is_file():
-                self.fail(key, f"missing_file: {path}.hea not found")
+            loaded = self.read_wfdb(key, path, lead_counts=(12,))
+            if loaded is None:
                 continue
-            try:
-                rec = wfdb.rdrecord(str(path))
-            except Exception as exc:  # wfdb raises many types for broken files
-                self.fail(key, f"unreadable: {path}: {exc}")
-                continue
-            signal = np.asarray(rec.p_signal, dtype=np.float32).T
-            if signal.shape[0] != 12:
-                self.fail(key, f"wrong_leads: {signal.shape[0]} leads in {path}, expected 12")
-                continue
-            if not np.isfinite(signal).all():
-                self.fail(key, f"nan: non-finite samples in {path}")
-                continue
+            signal, fs, leads = loaded
             patient = row.get("patient_id") or None
             yield Record(
                 key=key,
                 source=self.name,
                 signal=signal,
-                fs=float(rec.fs),
-                leads=tuple(rec.sig_name),
+                fs=fs,
+                leads=leads,
                 labels=labels,
                 patient=f"ptbxl:{int(float(patient))}" if patient else None,
                 fold=int(float(row["strat_fold"])),

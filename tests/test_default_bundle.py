@@ -1,0 +1,87 @@
+"""The default bundle shipped in edge/bundles/default: intact, small, and as good as its model card says."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from edge.bundle import default_bundle_path, load_bundle, verify_bundle
+
+BUNDLE = default_bundle_path()
+CARD = BUNDLE.parent / "MODEL_CARD.md"
+
+pytestmark = pytest.mark.skipif(not (BUNDLE / "manifest.json").is_file(), reason="no default bundle built yet")
+
+
+def test_manifest_matches_its_files_and_budget():
+    manifest = verify_bundle(BUNDLE)
+    on_disk = {p.name for p in BUNDLE.iterdir() if p.is_file() and p.name != "manifest.json"}
+    assert on_disk == set(manifest["files"]), "files on disk and in the manifest differ"
+    assert sum(f["bytes"] for f in manifest["files"].values()) <= 3_000_000
+    assert manifest["quantization"]["cosine_mean"] >= 0.999
+    with load_bundle() as bundle:  # the default is what ecg-edge uses without --bundle
+        assert len(bundle.labels) >= 98 and bundle.embeddings.shape[0] == len(bundle.labels)
+        np.testing.assert_allclose(np.linalg.norm(bundle.embeddings, axis=1), 1.0, atol=1e-4)
+
+
+def test_model_card_states_the_manifest_figures():
+    manifest = json.loads((BUNDLE / "manifest.json").read_text(encoding="utf-8"))
+    card = CARD.read_text(encoding="utf-8")
+    stated = manifest["metrics"]["onnx_int8"]
+    for key in ("top1", "top5"):
+        assert f"**{stated[key]:.3f}**" in card, key
+    assert "not a certified medical device" in card and "Wagner" in card
+
+
+@pytest.mark.slow
+def test_default_bundle_reproduces_its_figures_on_fold_10(shared_data):
+    from edge.catalogue import load_catalogue
+    from training.evaluate import evaluate_bundle
+    from training.prepare import Source, default_cache_dir, prepare
+
+    with load_bundle() as bundle:
+        sources = [Source(k, shared_data / k) for k in ("ptbxl", "ptbxl_processed", "cinc2021")]
+        ds = prepare(sources, default_cache_dir(sources, bundle.signal), bundle.signal, progress=False)
+        idx = ds.indices([10])
+        metrics = evaluate_bundle(bundle, np.asarray(ds.windows[idx], np.float32), ds.labels[idx].astype(np.float32),
+                                  load_catalogue().ids)
+        stated = bundle.manifest["metrics"]["onnx_int8"]
+    for key in ("top1", "top5", "macro_auroc"):
+        assert metrics[key] == pytest.approx(stated[key], abs=1e-6), key
+    card = CARD.read_text(encoding="utf-8")
+    assert f"top-1 accuracy **{metrics['top1']:.3f}**" in card
+
+
+@pytest.mark.slow
+def test_raw_ptbxl_records_through_the_device_path_match(shared_data):
+    """ecg-edge's Classifier on raw fold-10 WFDB files gives the scores of the evaluated windows."""
+    wfdb = pytest.importorskip("wfdb")
+    import csv
+
+    from edge.engine import Classifier
+
+    rows = [r for r in csv.DictReader((shared_data / "ptbxl" / "ptbxl_database.csv").open(encoding="utf-8"))
+            if r["strat_fold"] == "10"][:12]
+    with Classifier.from_bundle() as clf:
+        for row in rows:
+            rec = wfdb.rdrecord(str(shared_data / "ptbxl" / row["filename_hr"]))
+            result = clf.classify_window(rec.p_signal.T, rec.fs, leads=[n.upper() for n in rec.sig_name])
+            assert result.quality["ok"] and len(result.top) == 5
+            rec100 = wfdb.rdrecord(str(shared_data / "ptbxl" / row["filename_lr"]))
+            low = clf.classify_window(rec100.p_signal.T, rec100.fs, leads=rec100.sig_name)
+            # 500 Hz and 100 Hz files of the same ECG: the same leading findings.
+            assert result.top[0]["id"] in {t["id"] for t in low.top[:3]}
+
+
+@pytest.mark.slow
+def test_demo_runs_without_data(tmp_path, monkeypatch):
+    from edge.demo import main
+
+    monkeypatch.setenv("ECG_DATA_DIR", str(tmp_path / "nothing"))
+    out = tmp_path / "demo.jsonl"
+    assert main(["--duration", "13", "--out", str(out)]) == 0
+    lines = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    assert lines and all(re.match(r"\d{4}-", x["t"]) and len(x["top"]) == 5 for x in lines)
