@@ -141,3 +141,16 @@ def test_a_stale_training_cache_is_neither_used_nor_rewritten(tmp_path):
     ckpt = {"data": {"fingerprint": "new"}, "train_config": {"cache_dir": str(cache)}}
     assert _training_cache(ckpt, tmp_path / "run" / "checkpoint.pt") is None
     assert json.loads((cache / "meta.json").read_text(encoding="utf-8")) == {"fingerprint": "old"}
+
+
+def test_thresholds_resting_on_few_positives_keep_negatives_quiet():
+    rng = np.random.default_rng(1)
+    targets = np.zeros((300, 1), dtype=np.float32)
+    targets[0, 0] = 1  # one positive with a low score: F1 alone would put the cut below most negatives
+    scores = rng.normal(0.3, 0.05, (300, 1))
+    scores[0, 0] = 0.1
+    th, by_f1 = label_thresholds(scores, targets)
+    assert by_f1[0]
+    negatives = scores[1:, 0]
+    assert th[0] >= np.percentile(negatives, 99) - 1e-6
+    assert (negatives >= th[0]).mean() <= 0.02
