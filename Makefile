@@ -24,7 +24,7 @@ test-fast: $(STAMP)
 c-test:
 	$(MAKE) -C firmware_bridge/c test
 
-RHYTHM   ?= afib
+RHYTHM   ?= lbbb
 DURATION ?= 30
 demo: $(STAMP)
 	$(PY) -m edge.demo --rhythm $(RHYTHM) --duration $(DURATION) $(if $(RECORD),--record $(RECORD))

@@ -115,6 +115,34 @@ def render(cmd: str, res: dict, compare: dict | None, compare_cmd: str | None) -
     return "\n".join(lines)
 
 
+def seed_table(compare: Path | None, seeds: Path) -> list[str]:
+    """Mean and standard deviation over seeds of each variant (``<variant>-s<seed>`` run folders; seed 0
+    is the ``--compare`` run's own folder)."""
+    runs: dict[str, list[dict]] = {}
+    for folder in sorted(seeds.glob("*-s*")):
+        variant = folder.name.rsplit("-s", 1)[0]
+        if (folder / "metrics.json").is_file():
+            runs.setdefault(variant, []).append(json.loads((folder / "metrics.json").read_text(encoding="utf-8"))["test"])
+    for variant in list(runs):
+        if compare is not None and (compare / variant / "metrics.json").is_file():
+            runs[variant].insert(0, json.loads((compare / variant / "metrics.json").read_text(encoding="utf-8"))["test"])
+    if not runs:
+        return []
+
+    def ms(values) -> str:
+        values = [v for v in values if v is not None and v == v]
+        return f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f}" if len(values) > 1 else (_fmt(values[0]) if values else "–")
+
+    lines = ["", f"The same comparison over seeds (mean ± sd; runs in `{seeds}`, seed 0 from the run above):", "",
+             "| model | seeds | top-1 | top-5 | macro AUROC | new labels top-5 recall | new labels AUROC |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for variant, rs in runs.items():
+        lines.append(f"| {variant} | {len(rs)} | {ms([r['top1'] for r in rs])} | {ms([r['top5'] for r in rs])} | "
+                     f"{ms([r['macro_auroc'] for r in rs])} | {ms([r.get('new', {}).get('top5_recall') for r in rs])} | "
+                     f"{ms([r.get('new', {}).get('macro_auroc') for r in rs])} |")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--bundle", type=Path, help="bundle (default: the shipped default bundle)")
@@ -122,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--folds", default="10", help="test folds (default 10)")
     p.add_argument("--checkpoint", type=Path, help="training checkpoint for the int8 vs fp32 (torch) fidelity check")
     p.add_argument("--compare", type=Path, help="an `ecg-train --compare` run folder (comparison.json, command.txt)")
+    p.add_argument("--seeds", type=Path, help="folder of runs of the compared variants with other seeds (<variant>-s<seed>)")
     p.add_argument("--markdown", type=Path, default=REPO / "BENCHMARKS.md")
     p.add_argument("--no-write", action="store_true", help="print only")
     args = p.parse_args(argv)
@@ -137,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
         compare_cmd = cmd_file.read_text(encoding="utf-8").strip() if cmd_file.is_file() else "ecg-train --compare ..."
     cmd = "python bench/bench_accuracy.py " + " ".join(argv if argv is not None else sys.argv[1:])
     body = render(cmd.strip(), res, compare, compare_cmd)
+    if args.seeds:
+        body += "\n" + "\n".join(seed_table(args.compare, args.seeds))
     print(body)
     if not args.no_write:
         write_section(args.markdown, "bench_accuracy", body)

@@ -24,7 +24,7 @@ def _parser() -> argparse.ArgumentParser:
         "and show its live Japanese findings, then exit.",
     )
     p.add_argument("--record", help="WFDB record to stream (default: synthetic ECG)")
-    p.add_argument("--rhythm", default="afib", help="synthetic rhythm: sinus, afib, pvc, lbbb, rbbb, st_elevation, ...")
+    p.add_argument("--rhythm", default="lbbb", help="synthetic rhythm: sinus, afib, pvc, lbbb, rbbb, st_elevation, ...")
     p.add_argument("--duration", type=float, default=30.0, help="seconds to run (default 30)")
     p.add_argument("--channels", type=int, choices=[8, 12], default=8, help="device channels (8: I, II, V1-V6)")
     p.add_argument("--bundle", help="bundle folder or zip (default: the shipped default bundle)")

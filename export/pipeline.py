@@ -33,7 +33,7 @@ from .labels import LabelSet, build_label_set, read_extra_labels
 from .latency import machine, median_latency_ms
 from .onnx_export import ExportError, check_onnx_against_torch, encoder_for_export, export_onnx
 from .quantize import ACTIVATION_TYPES, CALIBRATION_METHODS, FP32_PARTS, QuantSettings, quantize_onnx
-from .thresholds import NO_POSITIVES_PERCENTILE, label_thresholds
+from .thresholds import MAX_FPR, MIN_POSITIVES, NO_POSITIVES_PERCENTILE, label_thresholds
 
 __all__ = ["ExportConfig", "ExportResult", "export_bundle"]
 
@@ -282,6 +282,8 @@ def export_bundle(cfg: ExportConfig) -> ExportResult:
                            "scores": "cosine, int8 ONNX encoder", "folds": windows.folds["validation"],
                            "n_windows": int(len(windows.val_x)),
                            "no_positives": f"{NO_POSITIVES_PERCENTILE:g}th percentile of the label's validation scores",
+                           "false_positive_bound": f"at most {MAX_FPR:.0%} of validation windows without the label "
+                                                   f"(1 % with fewer than {MIN_POSITIVES} positives)",
                            "labels_without_positives": [e["id"] for e, f in zip(entries, by_f1, strict=True) if not f]},
             "text_encoder": {"name": ckpt["text"].get("encoder"), **ckpt["text"],
                              "note": "label embeddings are precomputed; the device runs no text model"},

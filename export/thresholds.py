@@ -5,9 +5,10 @@ are chosen per label on the validation folds by :func:`training.metrics.choose_t
 that maximises F1), on the scores of the quantized model, since that is the model the device runs.
 Labels without a positive validation example (extra labels, rare labels) get the 99th percentile of
 their validation scores: such a label fires on about 1 % of ordinary windows, and only where the ECG
-is unusually close to its text. An F1 cut that rests on fewer than :data:`MIN_POSITIVES` positives is
-noise (one or two ECGs decide it, and it often lands low enough to fire on most windows), so such a
-label's threshold is at least the 99th percentile of its scores on the validation windows without it.
+is unusually close to its text. The F1 cut is also bounded by the false-positive rate it allows on the
+validation windows without the label: at most :data:`MAX_FPR` (F1 alone can prefer "always", when the
+positives score poorly), and at most 1 % when fewer than :data:`MIN_POSITIVES` positives decide the cut
+(one or two ECGs are noise, not a threshold).
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ import numpy as np
 
 from training.metrics import choose_thresholds
 
-__all__ = ["NO_POSITIVES_PERCENTILE", "MIN_POSITIVES", "label_thresholds"]
+__all__ = ["NO_POSITIVES_PERCENTILE", "MIN_POSITIVES", "MAX_FPR", "label_thresholds"]
 
 NO_POSITIVES_PERCENTILE = 99.0
 MIN_POSITIVES = 5  # fewer validation positives than this: the threshold keeps negatives below ~1 % false positives
+MAX_FPR = 0.20  # no threshold may fire on more than this share of validation windows without the label
 
 
 def label_thresholds(scores: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -35,8 +37,9 @@ def label_thresholds(scores: np.ndarray, targets: np.ndarray) -> tuple[np.ndarra
     for j in np.flatnonzero(~by_f1):
         thresholds[j] = np.percentile(scores[:, j], NO_POSITIVES_PERCENTILE)
     n_pos = full.sum(axis=0)
-    for j in np.flatnonzero(by_f1 & (n_pos < MIN_POSITIVES)):
+    for j in np.flatnonzero(by_f1):
         negatives = scores[full[:, j] == 0, j]
         if negatives.size:
-            thresholds[j] = max(thresholds[j], np.percentile(negatives, NO_POSITIVES_PERCENTILE))
+            q = NO_POSITIVES_PERCENTILE if n_pos[j] < MIN_POSITIVES else 100 * (1 - MAX_FPR)
+            thresholds[j] = max(thresholds[j], np.percentile(negatives, q))
     return thresholds.astype(np.float32), by_f1
