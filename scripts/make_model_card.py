@@ -34,6 +34,12 @@ def _f(v) -> str:
     return "–" if v is None or v != v else f"{v:.3f}"
 
 
+def _swaps(quantization: dict) -> str:
+    swaps = [f"{d['fp32_top1']}->{d['quantized_top1']} (fp32 margin {d['fp32_margin']:.4f})"
+             for d in quantization.get("disagreements", [])]
+    return ", ".join(swaps) or "none"
+
+
 def evaluate(bundle, data: Path, folds: list[int]) -> dict:
     from edge.catalogue import load_catalogue
     from training.evaluate import evaluate_bundle
@@ -95,8 +101,10 @@ def render(bundle, metrics: dict, compare: dict | None, compare_cmd: str | None)
         "",
         f"- ECGs: {metrics['n_ecgs']}; top-1 accuracy **{_f(metrics['top1'])}**, top-5 accuracy **{_f(metrics['top5'])}**,",
         f"  macro AUROC **{_f(metrics['macro_auroc'])}**, mean per-label top-5 recall {_f(metrics.get('mean_label_top5_recall'))}.",
-        f"- int8 vs fp32 at export: top-1 agreement {q.get('agreement_top1', float('nan')) * 100:.2f} %, embedding cosine mean",
-        f"  {q.get('cosine_mean', float('nan')):.5f} (gate: >= 99 % and >= 0.999; passed: {q.get('passed')}).",
+        f"- int8 vs fp32 at export: strict top-1 agreement {q.get('agreement_top1', float('nan')) * 100:.2f} %, embedding cosine mean",
+        f"  {q.get('cosine_mean', float('nan')):.5f}. Gate: >= 99 % agreement and cosine >= 0.999, where a top-1 swap between labels",
+        f"  whose fp32 scores differ by at most {q.get('gate', {}).get('tie_margin', 0):g} counts as agreement; passed: {q.get('passed')}.",
+        f"  The swaps: {_swaps(q)}.",
         "",
         "Top-k accuracy counts an ECG as correct when any of its labels is among the k best-scored labels.",
         "Per-label top-5 recall ranks a label only against the labels that are false for that ECG (filtered",
