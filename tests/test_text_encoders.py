@@ -9,13 +9,8 @@ import numpy as np
 import pytest
 
 from training.label_texts import JA_TEMPLATES, build_label_bank, label_texts
-from training.text_encoders import (
-    EmbeddingCache,
-    HashingEncoder,
-    default_cache_dir,
-    encode_cached,
-    get_text_encoder,
-)
+from training.text_cache import EmbeddingCache, default_cache_dir, encode_cached
+from training.text_encoders import HashingEncoder, get_text_encoder
 
 CRBBB, IRBBB, AFIB = "完全右脚ブロック", "不完全右脚ブロック", "心房細動"
 EN_CRBBB, EN_AFIB = "Complete right bundle branch block", "Atrial fibrillation"

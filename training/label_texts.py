@@ -26,7 +26,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .text_encoders import EmbeddingCache, TextEncoder, encode_cached
+from .text_cache import EmbeddingCache, encode_cached
+from .text_encoders import TextEncoder
 
 __all__ = ["JA_TEMPLATES", "MODES", "LabelLike", "build_label_bank", "label_texts"]
 
