@@ -229,10 +229,11 @@ def render(
         "",
         f"Inference per 10 s window, batch 1, single thread, median of {repeats} runs:",
         "",
-        "| model | ms per window |",
-        "|---|---:|",
+        "| model | ms per window | torch eager fp32 / this |",
+        "|---|---:|---:|",
     ]
-    lines += [f"| {k} | {v:.3f} |" for k, v in inf.items()]
+    eager = next((v for k, v in inf.items() if k.startswith("torch eager")), None)
+    lines += [f"| {k} | {v:.3f} | {f'{eager / v:.1f}x' if eager else '–'} |" for k, v in inf.items()]
     if notes:
         lines += [""] + [f"- {n}" for n in notes]
     lines += [
