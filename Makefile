@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# The CPU build of torch first: a looser requirement would pull several GB of CUDA packages.
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[all,tflite]'
+	$(PY) -m pip install -q -e '.[all,tflite,e5]'
 	touch $(STAMP)
 
 test: $(STAMP) c-test
