@@ -16,6 +16,7 @@ from training.loss import (  # noqa: E402
     bce_loss,
     clip_loss,
     multi_positive_clip_loss,
+    priority_targets,
     sigmoid_pairwise_loss,
 )
 
@@ -301,3 +302,58 @@ def test_registry_module_forms_and_bad_options():
         clip_loss(ecg, text, 3.0, targets, duplicates="bogus")
     with pytest.raises(ValueError):
         sigmoid_pairwise_loss(ecg, text, 3.0, 0.0, torch.eye(3), reduction="sum")
+
+
+# --- rarest-first targets -------------------------------------------------------------------------------
+
+
+def test_priority_targets_hand_computed():
+    multi_hot = torch.tensor([[1, 1, 0, 1], [0, 0, 0, 0], [0, 1, 0, 0], [1, 0, 1, 0]])
+    frequency = t([10, 3, 10, 50])  # label 1 is the rarest; labels 0 and 2 tie (index breaks it)
+    out = priority_targets(multi_hot, frequency, 2.0)
+    # row 0: order 1 (w 1), 0 (w 1/2), 3 (w 1/4) -> [2, 4, 0, 1] / 7
+    expected = [[2 / 7, 4 / 7, 0, 1 / 7], [0, 0, 0, 0], [0, 1, 0, 0], [2 / 3, 0, 1 / 3, 0]]
+    assert out.dtype == torch.float32
+    assert out.tolist() == pytest.approx([pytest.approx(r, rel=1e-6) for r in expected])
+    # ratio 1 is the uniform target; a float64 multi-hot keeps its dtype.
+    uniform = priority_targets(multi_hot.double(), frequency, 1.0)
+    assert uniform.dtype == torch.float64
+    rows = multi_hot.double().sum(dim=1, keepdim=True)
+    torch.testing.assert_close(uniform, multi_hot.double() / rows.clamp_min(1))
+
+
+def test_multi_positive_with_row_target_hand_computed():
+    ecg = t([[1, 0], [0.6, 0.8]])
+    bank = t([[1, 0], [0, 1], [0.8, -0.6]])
+    multi_hot = torch.tensor([[1, 0, 1], [1, 1, 0]])
+    target = priority_targets(multi_hot.double(), t([5, 1, 2]), 3.0)  # row 0: label 2 (3/4), 0 (1/4)
+    L = [[2.0, 0.0, 1.6], [1.2, 1.6, 0.0]]  # 2 * ecg @ bank.T
+    e2t = ((lse(L[0]) - (0.25 * L[0][0] + 0.75 * L[0][2])) + (lse(L[1]) - (0.25 * L[1][0] + 0.75 * L[1][1]))) / 2
+    out = multi_positive_clip_loss(ecg, bank, 2.0, multi_hot, target)
+    close(out["ecg_to_text"], e2t)
+    # the label -> ECG direction does not change
+    close(out["text_to_ecg"], multi_positive_clip_loss(ecg, bank, 2.0, multi_hot)["text_to_ecg"].item())
+    # the default row target is the uniform one
+    uniform = multi_hot.double() / multi_hot.sum(dim=1, keepdim=True)
+    close(multi_positive_clip_loss(ecg, bank, 2.0, multi_hot, uniform)["loss"],
+          multi_positive_clip_loss(ecg, bank, 2.0, multi_hot)["loss"].item())
+
+
+def test_rarest_first_optimum_separates_co_occurring_labels():
+    """Minimising the ECG -> label loss with rarest-first targets leaves a gap of log(ratio) in logits
+    between two always co-occurring labels; uniform targets leave them tied."""
+    torch.manual_seed(0)
+    bank = torch.nn.functional.normalize(torch.randn(4, 8, dtype=torch.float64), dim=1)
+    multi_hot = torch.tensor([[1, 1, 0, 0]])
+    for ratio, gap in ((1.0, 0.0), (2.0, math.log(2.0))):
+        ecg = torch.randn(1, 8, dtype=torch.float64, requires_grad=True)
+        opt = torch.optim.Adam([ecg], lr=0.05)
+        target = priority_targets(multi_hot, t([5, 1, 9, 9]), ratio)
+        for _ in range(1500):
+            e = torch.nn.functional.normalize(ecg, dim=1)
+            loss = multi_positive_clip_loss(e, bank, 10.0, multi_hot, target)["ecg_to_text"]
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        logits = 10.0 * torch.nn.functional.normalize(ecg, dim=1) @ bank.T
+        assert (logits[0, 1] - logits[0, 0]).item() == pytest.approx(gap, abs=0.05)

@@ -77,7 +77,8 @@ def test_contrastive_run_end_to_end(manifest, tmp_path):
     assert ev["top5"] == pytest.approx(metrics["test"]["top5"])
 
 
-@pytest.mark.parametrize("extra", [["--model", "supervised"], ["--text-encoder", "byte"], ["--loss", "clip"], ["--loss", "sigmoid"]])
+@pytest.mark.parametrize("extra", [["--model", "supervised"], ["--text-encoder", "byte"], ["--loss", "clip"], ["--loss", "sigmoid"],
+                                   ["--positive-order", "rarest-first", "--priority-ratio", "1.5", "--temperature", "0.2"]])
 def test_other_variants_train(manifest, tmp_path, extra):
     out = tmp_path / "run"
     args = _args(manifest, out)
@@ -87,12 +88,20 @@ def test_other_variants_train(manifest, tmp_path, extra):
     assert train_main(args) == 0
     _, ckpt = load_checkpoint(out / "checkpoint.pt")
     assert ckpt["kind"] == ("supervised" if "supervised" in extra else "contrastive")
+    if "--positive-order" in extra:
+        order = ckpt["positive_order"]
+        assert order["order"] == "rarest-first" and order["ratio"] == 1.5
+        assert order["train_frequency"]["SR"] > 0 and ckpt["init_temperature"] == 0.2
 
 
 def test_bad_arguments_fail_cleanly(manifest, tmp_path, capsys):
     assert train_main(_args(manifest, tmp_path / "r", "--holdout-labels", "NOT_A_LABEL")) == 2
     assert "NOT_A_LABEL" in capsys.readouterr().err
     assert eval_main([str(tmp_path / "missing.pt"), "--data", f"manifest={manifest}"]) == 2
+    assert train_main(_args(manifest, tmp_path / "r2", "--loss", "clip", "--positive-order", "rarest-first")) == 2
+    assert "multi_positive" in capsys.readouterr().err
+    assert train_main(_args(manifest, tmp_path / "r3", "--temperature", "0")) == 2
+    assert "temperature" in capsys.readouterr().err
 
 
 def _free_port() -> int:

@@ -9,6 +9,7 @@ and plain Python values, so ``torch.load(..., weights_only=True)`` loads it.
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import subprocess
 from pathlib import Path
 
@@ -44,7 +45,9 @@ def build_model(ckpt: dict) -> nn.Module:
     if ckpt["kind"] == "supervised":
         return SupervisedModel(enc_cfg, len(ckpt["train_label_ids"]))
     bias = 0.0 if ckpt.get("loss") == "sigmoid" else None
-    return ContrastiveModel(ECGEncoder(enc_cfg), build_text_tower(ckpt["text"]), init_logit_bias=bias)
+    scale = math.log(1 / float(ckpt.get("init_temperature") or 0.07))
+    return ContrastiveModel(ECGEncoder(enc_cfg), build_text_tower(ckpt["text"]), init_logit_scale=scale,
+                            init_logit_bias=bias)
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, **info) -> Path:

@@ -69,6 +69,14 @@ def _train_parser() -> argparse.ArgumentParser:
                    help="text projection: linear (trained) or none (frozen text space; the ECG encoder maps into it)")
     p.add_argument("--loss", choices=["multi_positive", "clip", "sigmoid"], default="multi_positive",
                    help="clip is the study's symmetric CLIP loss (one positive per ECG); multi_positive uses all labels")
+    p.add_argument("--temperature", type=float, default=0.07,
+                   help="initial temperature of the contrastive loss (learnable; the study used 0.07)")
+    p.add_argument("--positive-order", choices=["uniform", "rarest-first"], default="uniform",
+                   help="multi_positive targets over an ECG's labels: uniform (co-occurring labels tie), or "
+                        "rarest-first (the rarest, most specific label ranks first: 1度房室ブロック > 房室ブロック > "
+                        "伝導障害; keeps the top-1 label stable under int8 rounding)")
+    p.add_argument("--priority-ratio", type=float, default=2.0,
+                   help="rarest-first: target weight ratio between an ECG's consecutive labels")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-3)
@@ -99,6 +107,7 @@ def config_from_args(args) -> TrainConfig:
     return TrainConfig(
         sources=args.data, out_dir=args.out, cache_dir=args.cache, model=args.model, encoder=args.encoder,
         embed_dim=args.embed_dim, text=TextConfig(encoder=args.text_encoder, mode=args.text_mode, head=args.text_head), loss=args.loss,
+        temperature=args.temperature, positive_order=args.positive_order, priority_ratio=args.priority_ratio,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
         patience=args.patience, max_minutes=args.max_minutes, seed=args.seed, train_folds=args.train_folds,
         val_folds=args.val_folds, test_folds=args.test_folds, holdout_labels=holdout, ptbxl_rate=args.ptbxl_rate,

@@ -29,6 +29,7 @@ __all__ = [
     "bce_loss",
     "clip_loss",
     "multi_positive_clip_loss",
+    "priority_targets",
     "sigmoid_pairwise_loss",
 ]
 
@@ -96,8 +97,32 @@ def clip_loss(
     return {"loss": (e2t + t2e) / 2, "ecg_to_text": e2t, "text_to_ecg": t2e}
 
 
+def priority_targets(multi_hot: torch.Tensor, priority: torch.Tensor, ratio: float) -> torch.Tensor:
+    """ECG -> label soft targets that rank an ECG's positives instead of spreading mass evenly.
+
+    ``priority`` is ``[L]``, lower = first (e.g. a label's training frequency, so the rarest and most
+    specific label of an ECG comes first: 1度房室ブロック before 房室ブロック before 伝導障害, 正常心電図
+    before 洞調律). Within a row, the positive in position k (0 = first) gets weight ``ratio ** -k``,
+    then the row is normalised. At the optimum two co-occurring positives differ by
+    ``log(ratio) / logit_scale`` in cosine instead of tying, so the top-1 label of an ECG is a decision
+    the model makes, not a coin that numerical noise (int8 rounding) flips. ``ratio = 1`` is uniform.
+    Ties in ``priority`` are broken by label index. Rows without positives stay zero.
+    """
+    dtype = multi_hot.dtype if multi_hot.is_floating_point() else torch.float32
+    y = multi_hot.to(torch.float64)
+    order = torch.argsort(priority.to(torch.float64) * (priority.numel() + 1)
+                          + torch.arange(priority.numel(), dtype=torch.float64, device=priority.device))
+    ranked = y[:, order]
+    position = torch.empty_like(ranked)
+    position[:, order] = (ranked.cumsum(dim=1) - 1) * ranked  # within-row position of each positive
+    weights = y * torch.as_tensor(float(ratio), dtype=torch.float64).pow(-position)
+    total = weights.sum(dim=1, keepdim=True)
+    return torch.where(total > 0, weights / total.clamp_min(1e-12), weights).to(dtype)
+
+
 def multi_positive_clip_loss(
-    ecg: torch.Tensor, label_bank: torch.Tensor, logit_scale: torch.Tensor | float, multi_hot: torch.Tensor
+    ecg: torch.Tensor, label_bank: torch.Tensor, logit_scale: torch.Tensor | float, multi_hot: torch.Tensor,
+    row_target: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """Symmetric CLIP loss against the whole label bank with soft multi-positive targets.
 
@@ -106,6 +131,8 @@ def multi_positive_clip_loss(
         label_bank: ``[L, D]`` unit embeddings of every label text.
         logit_scale: the multiplier of the cosine similarities.
         multi_hot: ``[B, L]`` 0/1 (or bool) positives.
+        row_target: ``[B, L]`` ECG -> label targets (rows sum to 1 where there are positives), e.g.
+            :func:`priority_targets`; default ``multi_hot / rowsum`` (every positive alike).
 
     ECG -> label: each ECG row's softmax over the L labels is matched to ``multi_hot / rowsum``.
     Label -> ECG: each label column's softmax over the B ECGs of the batch is matched to
@@ -120,7 +147,8 @@ def multi_positive_clip_loss(
     y = multi_hot.to(logits.dtype)
     row_pos, col_pos = y.sum(dim=1), y.sum(dim=0)
     rows, cols = row_pos > 0, col_pos > 0
-    e2t = _soft_cross_entropy(logits[rows], y[rows] / row_pos[rows, None]) if rows.any() else _zero(logits)
+    target = y / row_pos.clamp_min(1)[:, None] if row_target is None else row_target.to(logits.dtype)
+    e2t = _soft_cross_entropy(logits[rows], target[rows]) if rows.any() else _zero(logits)
     if cols.any():
         t2e = _soft_cross_entropy(logits[:, cols].T, (y[:, cols] / col_pos[cols]).T)
     else:
@@ -195,8 +223,9 @@ class MultiPositiveClipLoss(nn.Module):
         label_bank: torch.Tensor,
         logit_scale: torch.Tensor | float,
         multi_hot: torch.Tensor,
+        row_target: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        return multi_positive_clip_loss(ecg, label_bank, logit_scale, multi_hot)
+        return multi_positive_clip_loss(ecg, label_bank, logit_scale, multi_hot, row_target)
 
 
 class SigmoidLoss(nn.Module):

@@ -31,7 +31,7 @@ from .augment import AugmentConfig, augment_batch
 from .checkpoint import build_model, save_checkpoint
 from .datasets import parse_source
 from .evaluate import evaluate_model, score_windows, write_per_label_csv
-from .loss import bce_loss, clip_loss, multi_positive_clip_loss, sigmoid_pairwise_loss
+from .loss import bce_loss, clip_loss, multi_positive_clip_loss, priority_targets, sigmoid_pairwise_loss
 from .metrics import per_label_auroc
 from .model import EncoderConfig
 from .prepare import PreparedDataset, Source, prepare
@@ -42,6 +42,7 @@ __all__ = ["TrainConfig", "train", "get_lr"]
 logger = logging.getLogger(__name__)
 
 LOSSES = ("multi_positive", "clip", "sigmoid")
+POSITIVE_ORDERS = ("uniform", "rarest-first")
 
 
 @dataclass
@@ -57,6 +58,9 @@ class TrainConfig:
     dropout: float = 0.1  # dropout before the ECG projection / classifier
     text: TextConfig = field(default_factory=TextConfig)  # text side (frozen encoder or trainable bytes)
     loss: str = "multi_positive"  # contrastive loss: multi_positive, clip (the study's), sigmoid
+    temperature: float = 0.07  # initial CLIP temperature (learnable, as in the study)
+    positive_order: str = "uniform"  # multi_positive targets: uniform, or rarest-first (see loss.priority_targets)
+    priority_ratio: float = 2.0  # rarest-first: weight ratio between consecutive positives of an ECG
     epochs: int = 30  # maximum epochs
     batch_size: int = 64  # windows per step (per process under DDP)
     lr: float = 2e-3  # peak learning rate
@@ -131,9 +135,16 @@ def _prepare(cfg: TrainConfig, catalogue, rank: int) -> PreparedDataset:
     return ds if rank == 0 else PreparedDataset(cache)
 
 
-def _loss(cfg: TrainConfig, out: dict, y: torch.Tensor, generator: torch.Generator) -> dict:
+def label_priority(targets: np.ndarray) -> np.ndarray:
+    """Order of a label among an ECG's positives for ``rarest-first``: its training frequency (rarest first)."""
+    return targets.astype(bool).sum(axis=0).astype(np.float64)
+
+
+def _loss(cfg: TrainConfig, out: dict, y: torch.Tensor, generator: torch.Generator,
+          priority: torch.Tensor | None = None) -> dict:
     if cfg.loss == "multi_positive":
-        return multi_positive_clip_loss(out["ecg"], out["text"], out["logit_scale"], y)
+        row = None if priority is None else priority_targets(y, priority, cfg.priority_ratio)
+        return multi_positive_clip_loss(out["ecg"], out["text"], out["logit_scale"], y, row)
     if cfg.loss == "sigmoid":
         return sigmoid_pairwise_loss(out["ecg"], out["text"], out["logit_scale"], out["logit_bias"], y)
     # The study's CLIP loss: one positive label drawn per ECG, the batch's labels as the text side.
@@ -148,6 +159,14 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         raise ValueError(f"model must be contrastive or supervised, got {cfg.model!r}")
     if cfg.model == "contrastive" and cfg.loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {cfg.loss!r}")
+    if cfg.positive_order not in POSITIVE_ORDERS:
+        raise ValueError(f"positive_order must be one of {POSITIVE_ORDERS}, got {cfg.positive_order!r}")
+    if cfg.positive_order != "uniform" and not (cfg.model == "contrastive" and cfg.loss == "multi_positive"):
+        raise ValueError("positive_order applies to the multi_positive contrastive loss only")
+    if not 0 < cfg.temperature <= 1:
+        raise ValueError(f"temperature must be in (0, 1], got {cfg.temperature}")
+    if not cfg.priority_ratio >= 1:
+        raise ValueError(f"priority_ratio must be >= 1, got {cfg.priority_ratio}")
     if not cfg.sources:
         raise ValueError("no data sources given")
     rank, world = _dist_setup()
@@ -183,6 +202,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         "train_label_ids": [label_ids[j] for j in train_cols],
         "holdout_label_ids": holdout,
         "loss": cfg.loss if cfg.model == "contrastive" else "bce",
+        "init_temperature": cfg.temperature,
         "data": {"sources": ds.meta["sources"], "fingerprint": ds.meta["fingerprint"], "train_folds": list(cfg.train_folds),
                  "val_folds": list(cfg.val_folds), "test_folds": list(cfg.test_folds), "n_train": int(len(train_idx))},
         "train_config": cfg.to_dict(),
@@ -202,6 +222,12 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     aug = AugmentConfig(**{**asdict(cfg.augment), "fs": cfg.signal.fs})
     text_input = info.get("text_input")
     train_cols_t = torch.from_numpy(train_cols)
+    priority = None
+    if cfg.positive_order == "rarest-first":
+        priority = torch.from_numpy(label_priority(targets[train_idx][:, train_cols]))
+        info["positive_order"] = {"order": cfg.positive_order, "ratio": cfg.priority_ratio,
+                                  "train_frequency": dict(zip([label_ids[j] for j in train_cols],
+                                                              priority.int().tolist(), strict=True))}
     history, best, best_state, bad_epochs, step = [], -1.0, None, 0, 0
     t0 = time.monotonic()
     if rank == 0:
@@ -230,7 +256,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
             else:
                 out = ddp_model(x, text_input)
                 out["text"] = out["text"][train_cols_t]  # held-out labels never enter training
-                loss = _loss(cfg, out, y, gen)["loss"]
+                loss = _loss(cfg, out, y, gen, priority)["loss"]
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
