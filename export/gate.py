@@ -22,7 +22,7 @@ import numpy as np
 
 from .onnx_export import ExportError
 
-__all__ = ["Gate", "GateError", "agreement", "agreement_within"]
+__all__ = ["Gate", "GateError", "agreement", "agreement_within", "near_ties", "wilson_interval"]
 
 
 class GateError(ExportError):
@@ -97,3 +97,69 @@ def agreement(reference: np.ndarray, quantized: np.ndarray, label_embeddings: np
         "disagreements": [{"fp32_top1": names[top_ref[i]], "quantized_top1": names[top_q[i]],
                            "fp32_margin": round(float(margin[i]), 6)} for i in changed],
     }
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion (95 % for ``z = 1.96``)."""
+    if n <= 0:
+        return float("nan"), float("nan")
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def near_ties(reference: np.ndarray, quantized: np.ndarray, label_embeddings: np.ndarray, gate_windows: int | None = None,
+              min_agreement: float = 0.99) -> dict:
+    """How top-1 agreement follows from the fp32 near-ties and the quantization noise.
+
+    For each window, ``margin`` is the fp32 score of its top-1 label minus that of its runner-up, and
+    ``noise`` is how much quantization changed that same difference. A window can only change its top-1
+    label when its margin is within the noise, so the agreement a quantized model can reach is set by
+    how many windows the fp32 model itself scores as near-ties. Returns:
+
+    - ``margin_quantiles``: fp32 margins at 1, 5, 10 and 50 %;
+    - ``noise_abs_quantiles``: |noise| at 50, 95 and 99 %;
+    - ``within_noise``: fraction of windows whose fp32 margin is below the 99th percentile of |noise|;
+    - ``agreement_beyond_noise``: top-1 agreement on the other windows;
+    - ``expected_change_rate``: the rate of top-1 changes predicted from the margins and the pooled noise
+      distribution (each window's margin against every window's noise); a lower-variance estimate than
+      counting the few changes that happened;
+    - ``agreement_ci95``: Wilson interval of the counted agreement;
+    - ``p_pass_strict``: with ``gate_windows``, the probability that a model with the expected change
+      rate keeps at least ``min_agreement`` on that many windows (binomial), i.e. how reproducible a
+      strict gate on a test fold of that size is.
+    """
+    ref = reference.astype(np.float64)
+    q = quantized.astype(np.float64)
+    emb = label_embeddings.astype(np.float64)
+    s_ref, s_q = ref @ emb.T, q @ emb.T
+    order = np.argsort(-s_ref, axis=1)
+    rows = np.arange(len(ref))
+    a, b = order[:, 0], order[:, 1]
+    margin = s_ref[rows, a] - s_ref[rows, b]
+    noise = (s_q[rows, a] - s_q[rows, b]) - margin
+    p99 = float(np.quantile(np.abs(noise), 0.99))
+    same = s_q.argmax(axis=1) == a
+    beyond = margin >= p99
+    # P(noise_j < -margin_i) over all pairs (i, j), by sorting: no N x N matrix.
+    sorted_noise = np.sort(noise)
+    expected = float(np.mean(np.searchsorted(sorted_noise, -margin, side="left") / len(noise)))
+    out = {
+        "n_windows": int(len(ref)),
+        "margin_quantiles": {f"p{k}": float(np.quantile(margin, k / 100)) for k in (1, 5, 10, 50)},
+        "noise_abs_quantiles": {f"p{k}": float(np.quantile(np.abs(noise), k / 100)) for k in (50, 95, 99)},
+        "within_noise": float(np.mean(~beyond)),
+        "agreement_beyond_noise": float(np.mean(same[beyond])) if beyond.any() else float("nan"),
+        "expected_change_rate": expected,
+        "agreement_ci95": wilson_interval(int(same.sum()), len(ref)),
+    }
+    if gate_windows:
+        from math import comb, floor
+
+        allowed = floor(gate_windows * (1 - min_agreement) + 1e-9)
+        r = min(max(expected, 0.0), 1.0)
+        out["p_pass_strict"] = {"windows": int(gate_windows), "allowed_changes": allowed,
+                                "probability": float(sum(comb(gate_windows, k) * r**k * (1 - r) ** (gate_windows - k)
+                                                         for k in range(allowed + 1)))}
+    return out

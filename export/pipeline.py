@@ -28,7 +28,7 @@ from training.metrics import evaluate_scores
 
 from .bundle_writer import SIZE_BUDGET_BYTES, BundleDraft, check_destination, folder_size, zip_bundle
 from .data import ExportWindows, load_export_windows
-from .gate import Gate, GateError, agreement
+from .gate import Gate, GateError, agreement, near_ties
 from .labels import LabelSet, build_label_set, read_extra_labels
 from .latency import machine, median_latency_ms
 from .onnx_export import ExportError, check_onnx_against_torch, encoder_for_export, export_onnx
@@ -160,6 +160,14 @@ def _quantize_best(cfg: ExportConfig, draft: BundleDraft, fp32: Path, windows: E
     q = _embed_onnx(path, windows.test_x, cfg.progress, "int8 on test windows")
     numbers = agreement(refs["test"], q, labels.embeddings, labels.ids)
     passed, summary = cfg.gate.check(numbers, f"int8 ONNX ({act} activations, {method} calibration)")
+    ties = near_ties(refs["test"], q, labels.embeddings)
+    if not passed and numbers["disagreements"]:
+        noise = ties["noise_abs_quantiles"]["p99"]
+        within = sum(d["fp32_margin"] <= noise for d in numbers["disagreements"])
+        summary += (f"; {within} of the {len(numbers['disagreements'])} top-1 changes are near-ties within the int8 "
+                    f"noise (fp32 margin <= {noise:.4f}, the 99th percentile of the change int8 makes to a "
+                    f"window's top-2 score difference); {ties['within_noise']:.1%} of the windows are such "
+                    f"near-ties in fp32")
     logger.info(summary)
     section = {
         "mode": "static QDQ (onnxruntime quantize_static after quant_pre_process)",
@@ -168,6 +176,7 @@ def _quantize_best(cfg: ExportConfig, draft: BundleDraft, fp32: Path, windows: E
         "calibration_windows": int(len(windows.calib)),
         "calibration_folds": windows.folds["calibration"],
         **numbers,
+        "near_ties": ties,
         "gate": {**cfg.gate.to_dict(), "reference": "fp32 ONNX", "folds": windows.folds["test"]},
         "passed": passed,
         "accepted_below_gate": False,

@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
-from export.gate import Gate, agreement  # noqa: E402
+from export.gate import Gate, agreement, near_ties, wilson_interval  # noqa: E402
 from export.labels import read_extra_labels  # noqa: E402
 from export.onnx_export import ExportError, encoder_for_export  # noqa: E402
 from export.thresholds import label_thresholds  # noqa: E402
@@ -154,3 +154,35 @@ def test_thresholds_resting_on_few_positives_keep_negatives_quiet():
     negatives = scores[1:, 0]
     assert th[0] >= np.percentile(negatives, 99) - 1e-6
     assert (negatives >= th[0]).mean() <= 0.02
+
+
+def test_wilson_interval_known_values():
+    assert wilson_interval(97, 100) == pytest.approx((0.9155, 0.9897), abs=1e-4)
+    lo, hi = wilson_interval(0, 10)
+    assert lo == 0.0 and hi == pytest.approx(0.2775, abs=1e-4)
+    assert all(np.isnan(wilson_interval(0, 0)))
+
+
+def test_near_ties_follow_margins_and_noise():
+    rng = np.random.default_rng(0)
+    n, labels = 4000, np.eye(3)
+    # fp32: label 0 wins over label 1 by a margin spread over [0, 0.02); label 2 far behind.
+    margin = rng.uniform(0, 0.02, n)
+    ref = np.stack([0.5 + margin, np.full(n, 0.5), np.zeros(n)], axis=1)
+    noise = rng.normal(0, 0.002, n)  # what "int8" adds to the top-2 difference
+    q = ref + np.stack([noise, np.zeros(n), np.zeros(n)], axis=1)
+    t = near_ties(ref, q, labels, gate_windows=119)
+    assert t["margin_quantiles"]["p50"] == pytest.approx(0.01, abs=5e-4)
+    assert t["noise_abs_quantiles"]["p50"] == pytest.approx(0.002 * 0.6745, rel=0.1)  # median of |N(0, s)|
+    assert t["agreement_beyond_noise"] > 0.998  # only the 1 % of noise beyond its p99 can reach them
+    changed = float(np.mean(margin + noise < 0))
+    # expected: E over margins of P(noise < -margin) = 0.002 / (0.02 * sqrt(2 pi)) for margins ~ U(0, 0.02)
+    assert t["expected_change_rate"] == pytest.approx(0.002 / (0.02 * np.sqrt(2 * np.pi)), rel=0.15)
+    assert t["expected_change_rate"] == pytest.approx(changed, abs=0.01)
+    lo, hi = t["agreement_ci95"]
+    assert lo < 1 - changed < hi
+    r, pp = t["expected_change_rate"], t["p_pass_strict"]
+    assert pp["allowed_changes"] == 1 and pp["probability"] == pytest.approx((1 - r) ** 119 + 119 * r * (1 - r) ** 118)
+    # no noise: nothing changes, the strict gate passes for sure
+    calm = near_ties(ref, ref, labels, gate_windows=119)
+    assert calm["expected_change_rate"] == 0.0 and calm["p_pass_strict"]["probability"] == pytest.approx(1.0)
