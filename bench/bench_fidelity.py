@@ -68,7 +68,7 @@ def measure(checkpoint: Path, train_windows: int = 600, seed: int = 5) -> dict:
     order = ckpt.get("positive_order") or {}
     out["training"] = {"temperature": ckpt.get("init_temperature", 0.07), "learned_scale": float(model.scale()),
                        "positive_order": order.get("order", "uniform"), "ratio": order.get("ratio"),
-                       "loss": ckpt.get("loss"), "encoder": train.get("encoder")}
+                       "loss": ckpt.get("loss"), "encoder": train.get("encoder"), "seed": train.get("seed")}
     out["test_auroc"] = ((ckpt.get("metrics") or {}).get("test") or {}).get("macro_auroc")
     return out
 
@@ -82,11 +82,13 @@ def render(cmd: str, results: list[dict]) -> str:
         "",
         "Each checkpoint quantized as `ecg-export` does by default; strict int8 vs fp32 top-1 agreement "
         "(changes / windows) on the validation fold, the test fold (the gate's windows) and training "
-        "windows; the last three columns pool all of them (`export.gate.near_ties`).",
+        "windows; the last three columns pool all of them (`export.gate.near_ties`). The runs differ from "
+        "`scripts/build_default_bundle.sh` only in `ecg-train --seed`, `--temperature`, `--positive-order` "
+        "and `--priority-ratio`.",
         "",
-        "| checkpoint | temperature (learned 1/scale) | targets over an ECG's labels | fp32 top-1, test | macro AUROC, test "
+        "| checkpoint | seed | temperature (learned 1/scale) | targets over an ECG's labels | fp32 top-1, test | macro AUROC, test "
         "| validation | test | training | cosine | within int8 noise | expected change rate | P(strict gate passes) |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         t, s, tr = r["near_ties"], r["splits"], r["training"]
@@ -100,7 +102,7 @@ def render(cmd: str, results: list[dict]) -> str:
         cos = np.mean([v["cosine"] for v in s.values()])
         auroc = "–" if r.get("test_auroc") is None else f"{r['test_auroc']:.3f}"
         lines.append(
-            f"| `{Path(r['checkpoint']).parent.name}` | {tr['temperature']:g} ({1 / tr['learned_scale']:.3f}) | {order} | "
+            f"| `{Path(r['checkpoint']).parent.name}` | {tr.get('seed')} | {tr['temperature']:g} ({1 / tr['learned_scale']:.3f}) | {order} | "
             f"{s['test']['fp32_top1_accuracy']:.3f} | {auroc} | {cell('validation')} | {cell('test')} | {cell('training')} | "
             f"{cos:.5f} | {t['within_noise'] * 100:.1f} % | {t['expected_change_rate'] * 100:.2f} % | "
             f"{t['p_pass_strict']['probability'] * 100:.0f} % |")

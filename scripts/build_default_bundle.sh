@@ -7,7 +7,7 @@
 # 2. ecg-export: int8 ONNX calibrated on training windows, gate on fold 10, thresholds on fold 9.
 #    --tie-margin 0.005: a top-1 swap between two labels whose fp32 cosine scores differ by at most
 #    0.005 counts as agreement (int8 rounding decides near-ties such as 洞調律 vs 正常心電図, which
-#    co-occur); the strict agreement and every swap are still recorded in the manifest.
+#    co-occur); the strict agreement and every swap are still recorded in the manifest. Why: docs/int8-gate.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${1:-${DATA:-../shared/data}}
