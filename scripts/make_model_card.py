@@ -105,6 +105,7 @@ def render(bundle, metrics: dict, compare: dict | None, compare_cmd: str | None)
         f"  {q.get('cosine_mean', float('nan')):.5f}. Gate: >= 99 % agreement and cosine >= 0.999, where a top-1 swap between labels",
         f"  whose fp32 scores differ by at most {q.get('gate', {}).get('tie_margin', 0):g} counts as agreement; passed: {q.get('passed')}.",
         f"  The swaps: {_swaps(q)}.",
+        *_near_tie_lines(q),
         "",
         "Top-k accuracy counts an ECG as correct when any of its labels is among the k best-scored labels.",
         "Per-label top-5 recall ranks a label only against the labels that are false for that ECG (filtered",
@@ -145,6 +146,16 @@ def render(bundle, metrics: dict, compare: dict | None, compare_cmd: str | None)
         "- Not validated clinically. Not a medical device under any jurisdiction.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _near_tie_lines(q: dict) -> list[str]:
+    t = q.get("near_ties")
+    if not t:
+        return []
+    return [f"  int8 changes a window's top-2 score difference by at most {t['noise_abs_quantiles']['p99']:.4f} (p99); "
+            f"{t['within_noise'] * 100:.0f} % of the test windows",
+            f"  are fp32 near-ties closer than that, and the expected rate of top-1 changes is "
+            f"{t['expected_change_rate'] * 100:.1f} % (docs/int8-gate.md)."]
 
 
 def main(argv: list[str] | None = None) -> int:
