@@ -239,6 +239,7 @@ def export_bundle(cfg: ExportConfig) -> ExportResult:
         if reason := tflite_available():
             raise ExportError(reason)
     check_destination(cfg.out, cfg.overwrite)
+    export_code = code_version()  # before anything is written: a bundle inside the repository makes the tree dirty
     checkpoint = Path(cfg.checkpoint)
     try:
         model, ckpt = load_checkpoint(checkpoint)
@@ -301,7 +302,7 @@ def export_bundle(cfg: ExportConfig) -> ExportResult:
                 "tool": f"{TOOL} (ecg-clip-ja {_version('ecg-clip-ja') or 'source'})", "created": now,
                 "checkpoint": checkpoint.name, "checkpoint_sha256": sha256_file(checkpoint),
                 "checkpoint_created": ckpt.get("created"), "code_version": ckpt.get("code_version"),
-                "export_code_version": code_version(), "training_data": ckpt.get("data"),
+                "export_code_version": export_code, "training_data": ckpt.get("data"),
                 "holdout_labels": list(ckpt.get("holdout_label_ids") or []),
                 "extra_labels": [lb.id for lb in extra], "export_data": windows.describe(),
                 "versions": {d: _version(d) for d in ("torch", "onnx", "onnxruntime", "litert-torch",
