@@ -83,6 +83,13 @@ def bench_inference(bundle_path: Path, checkpoint: Path | None, repeats: int) ->
             continue
         out[label] = median_ms(lambda be=be: be(inp), repeats)
         be.close()
+        if key == "onnx_int8":  # the same model with onnxruntime's default graph optimizers, for comparison
+            from edge.backends import ONNX_DISABLED_OPTIMIZERS, OnnxBackend
+
+            plain = OnnxBackend.from_file(model, threads=1, disabled_optimizers=())
+            out[f"int8 ONNX, onnxruntime default optimizers (runtime disables {', '.join(ONNX_DISABLED_OPTIMIZERS)})"] = \
+                median_ms(lambda: plain(inp), repeats)
+            plain.close()
     try:
         import torch
 

@@ -10,6 +10,10 @@ Export follows the toolchain notes: ``torch.onnx.export(dynamo=True)`` with ``ex
 file), an example batch of at least 2 and the batch dimension declared dynamic. The exporter once fixed
 the time length silently (``nn.MaxPool1d``), so the written file's input shape is read back and
 checked, and the file is run by onnxruntime on real windows at two batch sizes and compared with torch.
+
+The stem (conv, ReLU, max-pool) is written as 2-D operations over ``[B, 12, 1, T]`` (:class:`Stem2d`,
+the same numbers): onnxruntime runs 2-D convolutions and pools with its blocked NCHWc kernels, 1-D
+ones with im2col, and the stem stays fp32 in the int8 model, where it was the largest fp32 cost.
 """
 
 from __future__ import annotations
@@ -21,10 +25,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
-from training.model import fuse_batchnorm
+from training.model import ExportableMaxPool1d, fuse_batchnorm
 
-__all__ = ["INPUT_NAME", "OUTPUT_NAME", "ExportError", "OnnxModelInfo", "encoder_for_export", "export_onnx",
+__all__ = ["INPUT_NAME", "OUTPUT_NAME", "ExportError", "OnnxModelInfo", "Stem2d", "encoder_for_export", "export_onnx",
            "check_onnx_against_torch", "onnx_io"]
 
 logger = logging.getLogger(__name__)
@@ -52,6 +57,35 @@ class OnnxModelInfo:
                 "output_shape": self.output_shape, "opset": self.opset}
 
 
+class Stem2d(nn.Module):
+    """A folded stem ``Conv1d -> ReLU -> max-pool`` computed as 2-D operations on ``[B, C, 1, T]``."""
+
+    def __init__(self, conv: nn.Conv1d, pool: ExportableMaxPool1d) -> None:
+        super().__init__()
+        if conv.dilation[0] != 1 or conv.groups != 1 or conv.bias is None:
+            raise ExportError("Stem2d handles a plain folded Conv1d (bias, no dilation or groups)")
+        self.weight = nn.Parameter(conv.weight.detach().unsqueeze(2).clone(), requires_grad=False)
+        self.bias = nn.Parameter(conv.bias.detach().clone(), requires_grad=False)
+        self.stride, self.padding = conv.stride[0], conv.padding[0]
+        self.pool = (pool.kernel_size, pool.stride, pool.padding)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.relu(F.conv2d(x.unsqueeze(2), self.weight, self.bias, (1, self.stride), (0, self.padding)))
+        k, s, p = self.pool
+        return F.max_pool2d(h, (1, k), (1, s), (0, p)).squeeze(2)
+
+
+def _stem_as_2d(encoder: nn.Module) -> None:
+    """Replace ``encoder.trunk.stem`` (folded conv, Identity, ReLU, max-pool) by :class:`Stem2d` in place."""
+    stem = getattr(getattr(encoder, "trunk", None), "stem", None)
+    parts = [m for m in stem if not isinstance(m, nn.Identity)] if isinstance(stem, nn.Sequential) else []
+    kinds = [type(m) for m in parts]
+    if kinds != [nn.Conv1d, nn.ReLU, ExportableMaxPool1d]:
+        logger.info("stem %s kept as it is", [k.__name__ for k in kinds])
+        return
+    encoder.trunk.stem = Stem2d(parts[0], parts[2])
+
+
 def encoder_for_export(model: nn.Module, ckpt: dict) -> nn.Module:
     """The checkpoint's ECG tower with BatchNorm folded, in eval mode; refuses non-contrastive models."""
     if ckpt.get("kind") != "contrastive":
@@ -63,6 +97,7 @@ def encoder_for_export(model: nn.Module, ckpt: dict) -> nn.Module:
     left = [name for name, m in fused.named_modules() if isinstance(m, nn.BatchNorm1d)]
     if left:
         raise ExportError(f"BatchNorm layers not folded into a convolution: {left[:5]}")
+    _stem_as_2d(fused)
     return fused
 
 

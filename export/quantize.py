@@ -104,9 +104,13 @@ def _pre_process(fp32: Path, out: Path) -> None:
         quant_pre_process(str(fp32), str(out), skip_symbolic_shape=True)
 
 
+SHAPE_OPS = ("Unsqueeze", "Squeeze", "Reshape", "Transpose", "Identity")  # followed to find the first layer
+
+
 def fp32_nodes(model_path: str | Path, parts: tuple[str, ...]) -> list[str]:
-    """Names of the nodes that stay fp32: ``input`` = the nodes reading the graph input; ``head`` = the last
-    Gemm/MatMul and everything after it."""
+    """Names of the nodes that stay fp32: ``input`` = the nodes reading the graph input, followed through
+    shape-only ops (the stem's Unsqueeze) to the first convolution; ``head`` = the last Gemm/MatMul and
+    everything after it."""
     import onnx
 
     unknown = set(parts) - set(FP32_PARTS)
@@ -115,9 +119,13 @@ def fp32_nodes(model_path: str | Path, parts: tuple[str, ...]) -> list[str]:
     graph = onnx.load(str(model_path), load_external_data=False).graph
     nodes = list(graph.node)
     keep: list[str] = []
-    if "input" in parts:
-        inputs = {i.name for i in graph.input}
-        keep += [n.name for n in nodes if inputs & set(n.input)]
+    if "input" in parts:  # the first layer: from the graph input through shape-only ops to the first Conv(s)
+        tensors = {i.name for i in graph.input}
+        for n in nodes:  # nodes are in topological order
+            if tensors & set(n.input):
+                keep.append(n.name)
+                if n.op_type in SHAPE_OPS:
+                    tensors |= set(n.output)
     if "head" in parts:
         last = max((i for i, n in enumerate(nodes) if n.op_type in ("Gemm", "MatMul")), default=None)
         if last is None:

@@ -223,3 +223,24 @@ def test_litert_channels_last_input(tmp_path):
         assert backend.channels_last
         y = backend(x)
     np.testing.assert_allclose(y, x.transpose(0, 2, 1).reshape(2, -1) @ w.T, atol=1e-4)
+
+
+def test_default_bundle_int8_same_output_without_qdq_propagation():
+    """The ONNX backend switches off onnxruntime's QDQ propagation (max-pool in fp32 before quantizing):
+    the int8 encoder's output must stay bit for bit the same as with onnxruntime's defaults."""
+    from edge.bundle import load_bundle
+
+    bundle = load_bundle()  # the shipped default
+    path = bundle.model_path("onnx_int8")
+    rng = np.random.default_rng(0)
+    windows = [preprocess(synthesize(rhythm=r, fs=500, seed=i, duration_s=10.0), 500, bundle.signal)
+               for i, r in enumerate(("sinus", "afib", "wide_qrs", "st_elevation"))]
+    x = np.concatenate([np.stack(windows), rng.normal(size=(12, 12, windows[0].shape[-1])).astype(np.float32) * 3])
+    tuned = OnnxBackend.from_file(path)
+    plain = OnnxBackend.from_file(path, disabled_optimizers=())
+    try:
+        assert np.array_equal(tuned(x), plain(x))
+    finally:
+        tuned.close()
+        plain.close()
+        bundle.close()
