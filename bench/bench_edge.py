@@ -48,6 +48,26 @@ def median_ms(fn, repeats: int, warmup: int = 5) -> float:
     return statistics.median(times) * 1e3
 
 
+def paired_ratio(slow, fast, rounds: int = 21, per_round: int = 20) -> dict:
+    """Median over interleaved rounds of (time of ``slow``) / (time of ``fast``): both are timed in each
+    round, one after the other, so a busy or idle spell of the machine affects both alike."""
+    for _ in range(5):
+        slow()
+        fast()
+    ratios = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        for _ in range(per_round):
+            slow()
+        t1 = time.perf_counter()
+        for _ in range(per_round):
+            fast()
+        t2 = time.perf_counter()
+        ratios.append((t1 - t0) / (t2 - t1))
+    return {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios), "rounds": rounds,
+            "per_round": per_round}
+
+
 def raw_window(seconds: float = 10.0, seed: int = 0) -> np.ndarray:
     from firmware_bridge.synthetic import synthesize
 
@@ -88,8 +108,11 @@ def bench_inference(bundle_path: Path, checkpoint: Path | None, repeats: int) ->
 
             plain = OnnxBackend.from_file(model, threads=1, disabled_optimizers=())
             out[f"int8 ONNX, onnxruntime default optimizers (runtime disables {', '.join(ONNX_DISABLED_OPTIMIZERS)})"] = \
-                median_ms(lambda: plain(inp), repeats)
+                median_ms(lambda p=plain: p(inp), repeats)
+            tuned = get_backend(backend, model, threads=1)
+            out["paired_optimizers"] = paired_ratio(lambda p=plain: p(inp), lambda p=tuned: p(inp))
             plain.close()
+            tuned.close()
     try:
         import torch
 
@@ -112,6 +135,9 @@ def bench_inference(bundle_path: Path, checkpoint: Path | None, repeats: int) ->
         t = torch.from_numpy(inp)
         with torch.inference_mode():
             out[label] = median_ms(lambda: encode(t), repeats)
+            int8 = get_backend("onnx", bundle.model_path("onnx_int8"), threads=1)
+            out["paired"] = paired_ratio(lambda: encode(t), lambda: int8(inp))
+            int8.close()
     except ImportError:
         notes.append("torch eager: torch not installed")
     except (KeyError, ValueError, FileNotFoundError) as exc:
@@ -239,8 +265,19 @@ def render(
         "| model | ms per window | torch eager fp32 / this |",
         "|---|---:|---:|",
     ]
+    paired = inf.pop("paired", None)
+    paired_opt = inf.pop("paired_optimizers", None)
     eager = next((v for k, v in inf.items() if k.startswith("torch eager")), None)
     lines += [f"| {k} | {v:.3f} | {f'{eager / v:.1f}x' if eager else '–'} |" for k, v in inf.items()]
+    if paired:
+        lines += ["", f"torch eager fp32 / int8 ONNX, paired: median {paired['median']:.1f}x (range "
+                      f"{paired['min']:.1f}–{paired['max']:.1f}x) over {paired['rounds']} interleaved rounds of "
+                      f"{paired['per_round']} runs each (less sensitive to the machine's load changing between "
+                      "the two medians above)."]
+    if paired_opt:
+        lines += ["", f"int8 ONNX with onnxruntime's default optimizers / as the runtime loads it, paired: median "
+                      f"{paired_opt['median']:.2f}x (range {paired_opt['min']:.2f}–{paired_opt['max']:.2f}x) over "
+                      f"{paired_opt['rounds']} interleaved rounds."]
     if notes:
         lines += [""] + [f"- {n}" for n in notes]
     lines += [
