@@ -13,7 +13,7 @@ costs nothing and a board needs only the runtime it uses.
   moves the quantization of the fp32 stem's output in front of the max-pool, which then runs through
   onnxruntime's slow generic uint8 pooling instead of its fp32 kernel. Max-pooling commutes with the
   (monotone) quantization, so the output is bit for bit the same (tested); on x86-64 the int8 encoder
-  is about 7 % faster (``bench/bench_edge.py`` measures both).
+  is about 6 % faster (``bench/bench_edge.py`` measures both, paired).
 - :class:`LiteRTBackend`: ``ai_edge_litert.interpreter.Interpreter`` (fallback
   ``tflite_runtime.interpreter``). Handles float models and full-int8 models whose input and output
   are int8/uint8 with scale and zero point, models with a fixed batch of 1 (run window by window),
