@@ -86,6 +86,7 @@ def bench_inference(bundle_path: Path, checkpoint: Path | None, repeats: int) ->
     bundle = load_bundle(bundle_path)
 
     inp = preprocess(raw_window(), FS, bundle.signal)[None]
+    int8 = None  # the runtime's int8 backend, kept open for the paired comparisons
     for key, backend, label in (
         ("onnx_int8", "onnx", "int8 ONNX (onnxruntime)"),
         ("onnx_fp32", "onnx", "fp32 ONNX (onnxruntime)"),
@@ -102,17 +103,18 @@ def bench_inference(bundle_path: Path, checkpoint: Path | None, repeats: int) ->
             notes.append(f"{label}: not measured ({exc})")
             continue
         out[label] = median_ms(lambda be=be: be(inp), repeats)
-        be.close()
-        if key == "onnx_int8":  # the same model with onnxruntime's default graph optimizers, for comparison
-            from edge.backends import ONNX_DISABLED_OPTIMIZERS, OnnxBackend
+        if key != "onnx_int8":
+            be.close()
+            continue
+        int8 = be
+        # the same model with onnxruntime's default graph optimizers, for comparison
+        from edge.backends import ONNX_DISABLED_OPTIMIZERS, OnnxBackend
 
-            plain = OnnxBackend.from_file(model, threads=1, disabled_optimizers=())
-            out[f"int8 ONNX, onnxruntime default optimizers (runtime disables {', '.join(ONNX_DISABLED_OPTIMIZERS)})"] = \
-                median_ms(lambda p=plain: p(inp), repeats)
-            tuned = get_backend(backend, model, threads=1)
-            out["paired_optimizers"] = paired_ratio(lambda p=plain: p(inp), lambda p=tuned: p(inp))
-            plain.close()
-            tuned.close()
+        plain = OnnxBackend.from_file(model, threads=1, disabled_optimizers=())
+        out[f"int8 ONNX, onnxruntime default optimizers (runtime disables {', '.join(ONNX_DISABLED_OPTIMIZERS)})"] = \
+            median_ms(lambda p=plain: p(inp), repeats)
+        out["paired_optimizers"] = paired_ratio(lambda p=plain: p(inp), lambda q=int8: q(inp))
+        plain.close()
     try:
         import torch
 
@@ -135,9 +137,8 @@ def bench_inference(bundle_path: Path, checkpoint: Path | None, repeats: int) ->
         t = torch.from_numpy(inp)
         with torch.inference_mode():
             out[label] = median_ms(lambda: encode(t), repeats)
-            int8 = get_backend("onnx", bundle.model_path("onnx_int8"), threads=1)
-            out["paired"] = paired_ratio(lambda: encode(t), lambda: int8(inp))
-            int8.close()
+            if int8 is not None:
+                out["paired"] = paired_ratio(lambda: encode(t), lambda: int8(inp))
     except ImportError:
         notes.append("torch eager: torch not installed")
     except (KeyError, ValueError, FileNotFoundError) as exc:
@@ -147,6 +148,8 @@ def bench_inference(bundle_path: Path, checkpoint: Path | None, repeats: int) ->
         out["whole classify_window, raw 12-lead 500 Hz (int8 ONNX)"] = median_ms(
             lambda: clf.classify_window(raw, FS), repeats
         )
+    if int8 is not None:
+        int8.close()
     bundle.close()
     return out, notes
 

@@ -24,9 +24,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from report import machine, machine_line, write_section  # bench/report.py, beside this script
-
-REPO = Path(__file__).resolve().parents[1]
+from report import REPO, machine, machine_line, write_section  # bench/report.py, beside this script
 
 
 def measure(checkpoint: Path, train_windows: int = 600, seed: int = 5) -> dict:
@@ -121,15 +119,12 @@ def render(cmd: str, results: list[dict]) -> str:
 
 def rate_for_pass(windows: int, allowed: int, probability: float) -> float:
     """The change rate at which at most ``allowed`` of ``windows`` change with ``probability`` (bisection)."""
-    from math import comb
-
-    def p_pass(r: float) -> float:
-        return sum(comb(windows, k) * r**k * (1 - r) ** (windows - k) for k in range(allowed + 1))
+    from export.gate import pass_probability
 
     lo, hi = 0.0, 1.0
     for _ in range(60):
         mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if p_pass(mid) >= probability else (lo, mid)
+        lo, hi = (mid, hi) if pass_probability(windows, allowed, mid) >= probability else (lo, mid)
     return lo
 
 

@@ -122,13 +122,7 @@ class OnnxBackend(Backend):
             session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"],
                                            disabled_optimizers=disabled)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... classes
-            if not disabled:
-                raise BackendError(f"onnxruntime cannot load {path}: {exc}") from None
-            try:  # an onnxruntime that does not know the optimizer's name: load with its defaults
-                session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-            except Exception as exc2:  # noqa: BLE001
-                raise BackendError(f"onnxruntime cannot load {path}: {exc2}") from None
-            logger.debug("onnxruntime refused disabled_optimizers=%s (%s); using its defaults", disabled, exc)
+            raise BackendError(f"onnxruntime cannot load {path}: {exc}") from None
         return cls(path, session)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:

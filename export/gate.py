@@ -22,7 +22,7 @@ import numpy as np
 
 from .onnx_export import ExportError
 
-__all__ = ["Gate", "GateError", "agreement", "agreement_within", "near_ties", "wilson_interval"]
+__all__ = ["Gate", "GateError", "agreement", "agreement_within", "near_ties", "pass_probability", "wilson_interval"]
 
 
 class GateError(ExportError):
@@ -109,6 +109,14 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     return float(max(0.0, centre - half)), float(min(1.0, centre + half))
 
 
+def pass_probability(windows: int, allowed: int, rate: float) -> float:
+    """Probability that at most ``allowed`` of ``windows`` change, each independently with ``rate`` (binomial)."""
+    from math import comb
+
+    r = min(max(rate, 0.0), 1.0)
+    return float(sum(comb(windows, k) * r**k * (1 - r) ** (windows - k) for k in range(allowed + 1)))
+
+
 def near_ties(reference: np.ndarray, quantized: np.ndarray, label_embeddings: np.ndarray, gate_windows: int | None = None,
               min_agreement: float = 0.99) -> dict:
     """How top-1 agreement follows from the fp32 near-ties and the quantization noise.
@@ -155,11 +163,7 @@ def near_ties(reference: np.ndarray, quantized: np.ndarray, label_embeddings: np
         "agreement_ci95": wilson_interval(int(same.sum()), len(ref)),
     }
     if gate_windows:
-        from math import comb, floor
-
-        allowed = floor(gate_windows * (1 - min_agreement) + 1e-9)
-        r = min(max(expected, 0.0), 1.0)
+        allowed = int(np.floor(gate_windows * (1 - min_agreement) + 1e-9))
         out["p_pass_strict"] = {"windows": int(gate_windows), "allowed_changes": allowed,
-                                "probability": float(sum(comb(gate_windows, k) * r**k * (1 - r) ** (gate_windows - k)
-                                                         for k in range(allowed + 1)))}
+                                "probability": pass_probability(gate_windows, allowed, expected)}
     return out

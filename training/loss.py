@@ -110,8 +110,7 @@ def priority_targets(multi_hot: torch.Tensor, priority: torch.Tensor, ratio: flo
     """
     dtype = multi_hot.dtype if multi_hot.is_floating_point() else torch.float32
     y = multi_hot.to(torch.float64)
-    order = torch.argsort(priority.to(torch.float64) * (priority.numel() + 1)
-                          + torch.arange(priority.numel(), dtype=torch.float64, device=priority.device))
+    order = torch.argsort(priority, stable=True)
     ranked = y[:, order]
     position = torch.empty_like(ranked)
     position[:, order] = (ranked.cumsum(dim=1) - 1) * ranked  # within-row position of each positive
@@ -134,7 +133,8 @@ def multi_positive_clip_loss(
         row_target: ``[B, L]`` ECG -> label targets (rows sum to 1 where there are positives), e.g.
             :func:`priority_targets`; default ``multi_hot / rowsum`` (every positive alike).
 
-    ECG -> label: each ECG row's softmax over the L labels is matched to ``multi_hot / rowsum``.
+    ECG -> label: each ECG row's softmax over the L labels is matched to ``row_target`` (default
+    ``multi_hot / rowsum``).
     Label -> ECG: each label column's softmax over the B ECGs of the batch is matched to
     ``multi_hot[:, l] / colsum``. Rows and columns without any positive are skipped (they still appear
     as negatives in the other direction's softmax); each direction is the mean over the kept ones, and
