@@ -10,6 +10,9 @@ stream). Formats:
   optional (12 channels are I..V6, 8 channels are I, II, V1-V6).
 - CSV: a header row of lead names, one column per lead in mV, optionally a ``time`` column in seconds
   (which gives the rate); otherwise the rate must be given.
+- ECG-cart files (MFER, DICOM waveform, HL7 aECG, SCP-ECG, GE MUSE / Philips XML, EDF), recognised by
+  content through ``ecgdatakit`` (see ``edge.cart_formats``); WFDB records also read through it when the
+  ``wfdb`` package is not installed (a board installed with ``.[edge]``).
 """
 
 from __future__ import annotations
@@ -62,14 +65,14 @@ def _check_leads(leads: list[str], n_channels: int, source: str) -> list[str]:
 
 
 def _read_wfdb(path: Path) -> Recording:
-    try:
-        import wfdb
-    except ImportError:
-        raise RecordError("reading WFDB records needs wfdb: pip install wfdb") from None
     base = path.with_suffix("") if path.suffix.lower() in _WFDB_SUFFIXES else path
     header = Path(str(base) + ".hea")
     if not header.is_file():
         raise RecordError(f"{path}: WFDB header {header.name} not found")
+    try:
+        import wfdb
+    except ImportError:  # a board installed with .[edge]: ecgdatakit's WFDB reader (same values)
+        return _read_cart(header, str(path))
     try:
         record = wfdb.rdrecord(str(base))
     except Exception as exc:  # wfdb raises many kinds for broken records
@@ -170,8 +173,19 @@ def read_recording(path: str | Path, fs: float | None = None, leads: list[str] |
         if not path.is_file():
             raise RecordError(f"{path}: file not found")
         return _read_csv(path, fs, leads)
-    if suffix in _WFDB_SUFFIXES or Path(str(path) + ".hea").is_file():
+    wfdb_header = Path(str(path.with_suffix("") if suffix in _WFDB_SUFFIXES else path) + ".hea")
+    if wfdb_header.is_file() or (suffix in _WFDB_SUFFIXES and not path.is_file()):
         return _read_wfdb(path)
     if not path.exists():
         raise RecordError(f"{path}: file not found")
-    raise RecordError(f"{path}: unknown format (expected a WFDB record, .npy or .csv)")
+    return _read_cart(path, str(path))  # ECG-cart formats, recognised by content
+
+
+def _read_cart(path: Path, source: str) -> Recording:
+    from .cart_formats import CartFormatError, read_cart_file
+
+    try:
+        rec = read_cart_file(path)
+    except CartFormatError as exc:
+        raise RecordError(str(exc)) from None
+    return Recording(rec.x_mv, rec.fs, rec.leads, source)

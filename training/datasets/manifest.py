@@ -2,7 +2,9 @@
 
 Columns (header row required; paths relative to the CSV's folder):
 
-- ``path`` (required): a WFDB record (with or without ``.hea``) or a ``.npy`` array ``[leads, samples]`` in mV.
+- ``path`` (required): a WFDB record (with or without ``.hea``), a ``.npy`` array ``[leads, samples]`` in mV,
+  or an ECG-cart file (MFER, DICOM waveform, HL7 aECG, SCP-ECG, GE MUSE / Philips XML, EDF; recognised by
+  content, gains and lead names from the file: ``edge.cart_formats``).
 - ``labels`` (required): catalogue ids or Japanese/English terms, separated by ``;`` or ``|``
   (e.g. ``洞調律;完全右脚ブロック`` or ``SR|CRBBB``).
 - ``fs``: sampling rate in Hz, required for ``.npy``.
@@ -20,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.cart_formats import CartFormatError, read_cart_file
 from edge.catalogue import Catalogue, load_catalogue
 from edge.signal import EIGHT_CHANNEL_LEADS, LEADS
 
@@ -98,6 +101,13 @@ class ManifestReader(Reader):
                 leads = LEADS if x.shape[0] == 12 else EIGHT_CHANNEL_LEADS if x.shape[0] == 8 else ()
             return x, float(row["fs"]), leads
         base = path.with_suffix("") if path.suffix == ".hea" else path
+        if path.is_file() and not Path(f"{base}.hea").is_file():  # an ECG-cart file, format by content
+            try:
+                rec = read_cart_file(path)
+            except CartFormatError as exc:
+                self.fail(key, f"unreadable: {exc}")
+                return None
+            return rec.x_mv, rec.fs, tuple(rec.leads)
         return self.read_wfdb(key, base, lead_counts=None)  # extra channels are dropped by lead name later
 
     def __iter__(self) -> Iterator[Record]:
