@@ -19,6 +19,14 @@ Faults (DESIGN.md, contract 4):
 - a silent device (no bytes for ``stall_s``) is asked again for HELLO and START;
 - :meth:`Runtime.stop` (the CLI calls it on SIGINT/SIGTERM) ends the loop after the current read.
 
+Limits a host enforces (contract 4), so no byte sequence makes the work or memory unbounded: a HELLO
+outside 50 <= fs_hz <= 2000 or 1 <= n_channels <= 16 is refused (its samples ignored, one error); a
+jump of ``first_sample`` larger than one window starts a new segment instead of millions of missing
+samples; a frame that starts at most one window behind is a retransmission (its samples are
+duplicates), not a restart; a HELLO costs nothing until samples arrive in its format, so a HELLO storm
+allocates nothing. Everything a reader of the output must know besides windows (disconnected,
+reconnected, device_changed, device_rejected, segment) goes to ``on_event`` as a contract-5 event line.
+
 Per-sample work is numpy: frames of one read are merged into one block before they reach the ring.
 """
 
@@ -33,13 +41,22 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from firmware_bridge.frames import Event, EventCode, Hello, HelloRequest, Samples, Start, encode_frame
+from firmware_bridge.frames import (
+    Event,
+    EventCode,
+    Hello,
+    HelloRequest,
+    Samples,
+    Start,
+    encode_frame,
+    host_limit_violation,
+)
 from firmware_bridge.leads import lead_name
 from firmware_bridge.stream import StreamDecoder, StreamStats
 from firmware_bridge.tracker import SampleTracker
 from firmware_bridge.transport import DEFAULT_BAUD, open_port
 
-from .engine import Classifier, Result, StreamClassifier
+from .engine import Classifier, Result, StreamClassifier, now_iso
 from .signal import SignalError, to_twelve_leads
 
 __all__ = ["RunConfig", "RunStats", "Runtime", "PortError"]
@@ -78,6 +95,9 @@ class RunStats:
     hellos: int = 0
     reconfigurations: int = 0
     stream_restarts: int = 0  # the device restarted its sample counter
+    jumps: int = 0  # first_sample jumped ahead by more than a window: a new segment
+    duplicate_samples: int = 0  # samples received twice (retransmitted frames), ignored
+    rejected_hellos: int = 0  # HELLOs outside the host's limits
     samples: int = 0  # samples received and used
     samples_ignored: int = 0  # samples before a HELLO or with the wrong channel count
     missing_samples: int = 0  # samples that never arrived (gaps in first_sample)
@@ -111,7 +131,8 @@ class Runtime:
     """Read one serial stream, classify its windows, hand each result to ``on_result``.
 
     ``on_result(result, line)`` gets the :class:`Result` and its contract-5 dict (with ``device`` and
-    ``segment`` added); ``on_status(runtime)`` is called after every read (for a live view).
+    ``segment`` added); ``on_event(line)`` gets every event line (``{"t", "event", "source", ...}``);
+    ``on_status(runtime)`` is called after every read (for a live view).
     """
 
     def __init__(
@@ -120,11 +141,13 @@ class Runtime:
         config: RunConfig,
         on_result: Callable[[Result, dict], None] | None = None,
         on_status: Callable[[Runtime], None] | None = None,
+        on_event: Callable[[dict], None] | None = None,
     ) -> None:
         self.classifier = classifier
         self.config = config
         self.on_result = on_result or (lambda result, line: None)
         self.on_status = on_status or (lambda runtime: None)
+        self.on_event = on_event or (lambda line: None)
         self.stats = RunStats()
         self.tracker = SampleTracker()
         self.hello: Hello | None = None  # the HELLO of the current connection
@@ -132,7 +155,12 @@ class Runtime:
         self.connected = False
         self.last_result: Result | None = None
         self.segment = 0  # +1 each time the stream starts afresh (new format or counter restart)
-        self._format: tuple | None = None
+        self._format: tuple | None = None  # format of self.stream
+        self._pending: Hello | None = None  # an accepted HELLO whose stream is built when samples arrive
+        self._rejected: set[str] = set()  # problems of refused HELLOs already reported on this connection
+        self._rewind_ok = (
+            False  # False right after a (re)start: a step back is a restart, not a retransmission
+        )
         self._scale = 1e-3  # mV per count
         self._abs_next: int | None = None  # unwrapped index of the next sample expected
         self._decoder: StreamDecoder | None = None
@@ -174,11 +202,14 @@ class Runtime:
                 continue
             self.stats.connects += 1
             self.stats.reconnects = self.stats.connects - 1
+            if self.stats.reconnects:
+                self.event("reconnected", connects=self.stats.connects)
             try:
                 if self._session(port):
                     backoff = cfg.backoff_min_s  # the link worked: start the backoff over
             except PortLost as exc:
                 logger.warning("port %s lost (%s); reconnecting", cfg.port, exc)
+                self.event("disconnected", reason=str(exc))
             finally:
                 self.connected = False
                 with contextlib.suppress(Exception):  # closing a dead port may fail in any way
@@ -188,6 +219,12 @@ class Runtime:
                 backoff = min(backoff * 2, cfg.backoff_max_s)
         self.on_status(self)
         return self.stats
+
+    def event(self, name: str, **fields) -> dict:
+        """Emit a contract-5 event line (``{"t", "event", "source", "segment", ...}``) to ``on_event``."""
+        line = {"t": now_iso(), "event": name, "source": self.config.port, "segment": self.segment, **fields}
+        self.on_event(line)
+        return line
 
     # --- one connection ---------------------------------------------------------------------------
     def _send(self, port, frame) -> None:  # noqa: ANN001
@@ -206,6 +243,8 @@ class Runtime:
         cfg = self.config
         self._decoder = decoder = StreamDecoder()
         self.hello = None
+        self._rewind_ok = False
+        self._rejected.clear()
         self.connected = True
         got_hello = False
         try:
@@ -285,6 +324,10 @@ class Runtime:
         for item in decoded:
             frame = item.frame
             if isinstance(frame, Samples):
+                if self._pending is not None:  # the first samples of a new format: build its stream now
+                    self._feed(run)
+                    run = []
+                    self._build_stream(self._pending)
                 if self.stream is None or self.hello is None or frame.n_channels != len(self.stream.leads):
                     self.stats.samples_ignored += frame.n_samples
                     continue
@@ -293,42 +336,35 @@ class Runtime:
             self._feed(run)
             run = []
             if isinstance(frame, Hello):
-                self._on_hello(frame)
+                self._on_hello(frame, item.seq)
             elif isinstance(frame, Event):
                 self.stats.events += 1
                 self._on_event(frame)
         self._feed(run)
 
-    def _on_hello(self, hello: Hello) -> None:
+    def _on_hello(self, hello: Hello, seq: int = 1) -> None:
+        """Check a HELLO against the host's limits and the 12-lead rule; a new format is built lazily."""
         self.stats.hellos += 1
-        self.tracker.observe(hello)
-        fmt = (hello.fs_hz, hello.channel_leads, hello.lsb_nv)
+        if seq == 0:  # a device (re)starting announces itself with seq 0: a step back is a restart
+            self._rewind_ok = False
         leads = [lead_name(c) for c in hello.channel_leads]
-        if fmt != self._format:
+        problem = host_limit_violation(hello)
+        if problem is None:
             try:
                 to_twelve_leads(np.zeros((len(leads), 2), np.float32), leads)
             except SignalError as exc:
-                logger.error(
-                    "device channels %s cannot make the 12 leads (%s); ignoring its samples", leads, exc
-                )
-                self.stream, self._format, self.hello = None, None, hello
-                return
-            if self._format is not None:
-                self.stats.reconfigurations += 1
-                logger.warning(
-                    "stream format changed to %d Hz, leads %s, %d nV/LSB", hello.fs_hz, leads, hello.lsb_nv
-                )
-            self._format = fmt
-            self._scale = hello.lsb_nv * 1e-6
-            self.stream = StreamClassifier(
-                self.classifier,
-                hello.fs_hz,
-                leads,
-                hop_s=self.config.hop_s,
-                rail_mv=INT16_FULL_SCALE * self._scale,
-            )
-            self._abs_next = None
-            self.segment += 1
+                problem = f"device channels {leads} cannot make the 12 leads ({exc})"
+        self.hello = hello
+        if problem is not None:
+            self.stats.rejected_hellos += 1
+            if problem not in self._rejected and len(self._rejected) < 16:  # not once per HELLO of a storm
+                self._rejected.add(problem)
+                logger.error("HELLO from %r refused: %s; ignoring its samples", hello.device_id, problem)
+                self.event("device_rejected", device=hello.device_id, reason=problem)
+            self.stream, self._format, self._pending = None, None, None
+            return
+        fmt = (hello.fs_hz, hello.channel_leads, hello.lsb_nv)
+        self._pending = None if fmt == self._format else hello
         logger.info(
             "HELLO from %r: %d Hz, leads %s, %d nV/LSB, firmware %d.%d",
             hello.device_id,
@@ -338,7 +374,37 @@ class Runtime:
             hello.fw_major,
             hello.fw_minor,
         )
-        self.hello = hello
+
+    def _build_stream(self, hello: Hello) -> None:
+        """Start the stream of a new format (on its first samples: a HELLO alone allocates nothing)."""
+        self._pending = None
+        fmt = (hello.fs_hz, hello.channel_leads, hello.lsb_nv)
+        leads = [lead_name(c) for c in hello.channel_leads]
+        if self._format is not None:
+            self.stats.reconfigurations += 1
+            logger.warning(
+                "stream format changed to %d Hz, leads %s, %d nV/LSB", hello.fs_hz, leads, hello.lsb_nv
+            )
+        self.tracker.observe(hello)
+        self._format = fmt
+        self._scale = hello.lsb_nv * 1e-6
+        self.stream = StreamClassifier(
+            self.classifier,
+            hello.fs_hz,
+            leads,
+            hop_s=self.config.hop_s,
+            rail_mv=INT16_FULL_SCALE * self._scale,
+        )
+        self._abs_next = None
+        self.segment += 1
+        self.event(
+            "device_changed",
+            device=hello.device_id,
+            fs=hello.fs_hz,
+            leads=leads,
+            lsb_nv=hello.lsb_nv,
+            firmware=f"{hello.fw_major}.{hello.fw_minor}",
+        )
 
     def _on_event(self, event: Event) -> None:
         try:
@@ -357,37 +423,55 @@ class Runtime:
         if not frames:
             return
         stream = self.stream
+        tracker = self.tracker
+        # Contract 4: a forward jump beyond one window is a new segment; a step back of at most one window
+        # is a retransmission (after a device restart, any step back is a restart).
+        tracker.max_gap = stream.window
         blocks: list[np.ndarray] = []
         masks: list[np.ndarray] = []
         block_start: int | None = None
+        block_end = 0
         for frame in frames:
-            resets = self.tracker.resets
-            gaps = self.tracker.update(frame.first_sample, frame.n_samples)
+            tracker.max_rewind = stream.window if self._rewind_ok else 0
+            self._rewind_ok = True
+            expected, data = self._abs_next, frame.samples
+            gaps = tracker.update(frame.first_sample, frame.n_samples)
             lost = sum(g.count for g in gaps)
-            if self._abs_next is None or self.tracker.resets != resets:
-                if self._abs_next is not None:
-                    self.stats.stream_restarts += 1
-                    logger.warning(
-                        "device restarted its sample counter at %d; starting a new stream", frame.first_sample
-                    )
+            if expected is None or tracker.last in ("restart", "jump"):
+                if expected is not None:
+                    if tracker.last == "jump":
+                        self.stats.jumps += 1
+                        reason = f"first_sample jumped from {expected} to {frame.first_sample}"
+                    else:
+                        self.stats.stream_restarts += 1
+                        reason = f"device restarted its sample counter at {frame.first_sample}"
+                    logger.warning("%s; starting a new segment", reason)
                     self._flush(blocks, masks, block_start)
                     blocks, masks, block_start = [], [], None
                     stream.reset()
                     self.segment += 1
+                    self.event("segment", reason=reason, first_sample=frame.first_sample)
                 start = frame.first_sample
+            elif tracker.last == "overlap":
+                behind = (expected - frame.first_sample) % (1 << 32)
+                self.stats.duplicate_samples += min(behind, frame.n_samples)
+                if behind >= frame.n_samples:
+                    continue  # every sample of this frame was received already
+                data, start = data[behind:], expected
             else:
-                start = self._abs_next + lost
+                start = expected + lost
             if lost:
                 self.stats.missing_samples += lost
-            if block_start is not None and start != block_start + sum(b.shape[0] for b in blocks):
+            if block_start is not None and start != block_end:
                 self._flush(blocks, masks, block_start)
                 blocks, masks, block_start = [], [], None
             if block_start is None:
                 block_start = start
-            blocks.append(frame.samples)
-            masks.append(np.full(frame.n_samples, frame.lead_off, dtype=np.uint16))
-            self._abs_next = start + frame.n_samples
-            self.stats.samples += frame.n_samples
+            n = data.shape[0]
+            blocks.append(data)
+            masks.append(np.full(n, frame.lead_off, dtype=np.uint16))
+            self._abs_next = block_end = start + n
+            self.stats.samples += n
         self._flush(blocks, masks, block_start)
 
     def _flush(self, blocks: list[np.ndarray], masks: list[np.ndarray], start: int | None) -> None:

@@ -29,7 +29,8 @@ __all__ = [
     "MAX_DECODED_FRAME_SIZE", "MAX_ENCODED_FRAME_SIZE", "FrameType", "EventCode",
     "Hello", "Samples", "Event", "Start", "Stop", "HelloRequest", "Frame", "DecodedFrame", "FRAME_CLASSES",
     "cobs_encode", "cobs_decode", "cobs_max_encoded_size", "build_raw_frame", "pack_frame", "unpack_frame",
-    "encode_frame", "decode_frame", "frame_from_fields",
+    "encode_frame", "decode_frame", "frame_from_fields", "HOST_FS_RANGE", "HOST_MAX_CHANNELS",
+    "host_limit_violation",
 ]  # fmt: skip
 
 PROTOCOL_VERSION = 1
@@ -39,6 +40,10 @@ CRC_SIZE = 2
 MIN_FRAME_SIZE = HEADER_SIZE + CRC_SIZE
 MAX_CHANNELS = 12
 MAX_DECODED_FRAME_SIZE = HEADER_SIZE + 0xFFFF + CRC_SIZE
+# Limits a host enforces (DESIGN.md, contract 4): a HELLO outside them is refused with a clear error, so a
+# hostile or broken device cannot make the host allocate or compute in proportion to what it claims.
+HOST_FS_RANGE = (50, 2000)  # Hz
+HOST_MAX_CHANNELS = 16
 
 
 def cobs_max_encoded_size(n: int) -> int:
@@ -367,6 +372,16 @@ class DecodedFrame:
     def to_json_dict(self) -> dict[str, Any]:
         """``{"type": name, "seq": n, **fields}``, JSON-ready (samples as nested lists)."""
         return {"type": self.type.name, "seq": self.seq, **self.frame.to_fields()}
+
+
+def host_limit_violation(hello: Hello) -> str | None:
+    """Why a host refuses this HELLO's stream format (contract 4 limits), or None when it is acceptable."""
+    lo, hi = HOST_FS_RANGE
+    if not lo <= hello.fs_hz <= hi:
+        return f"fs_hz={hello.fs_hz} is outside the host's limits {lo}..{hi} Hz"
+    if not 1 <= hello.n_channels <= HOST_MAX_CHANNELS:
+        return f"n_channels={hello.n_channels} is outside the host's limits 1..{HOST_MAX_CHANNELS}"
+    return None
 
 
 def frame_from_fields(type_name: str, fields: dict[str, Any]) -> Frame:
