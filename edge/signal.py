@@ -39,6 +39,7 @@ __all__ = [
     "resample",
     "bandpass",
     "filter_resample",
+    "filter_resample_bands",
     "butter_zero_phase_gain",
     "fit_length",
     "normalize",
@@ -217,6 +218,18 @@ def filter_resample(
     runtime's budget; the tests check this function against ``scipy.signal``.
     ``(x, fs) -> (x, fs_out)``.
     """
+    return filter_resample_bands(x, fs, fs_out, [band_hz], order, fs_design)[0], fs_out
+
+
+def filter_resample_bands(
+    x: np.ndarray,
+    fs: float,
+    fs_out: float,
+    bands: Sequence[tuple[float, float] | None],
+    order: int = 2,
+    fs_design: float | None = None,
+) -> list[np.ndarray]:
+    """:func:`filter_resample` for several bands from one Fourier transform (one output per band)."""
     if fs <= 0 or fs_out <= 0:
         raise SignalError(f"sampling rates must be positive, got {fs} -> {fs_out}")
     x = np.asarray(x, dtype=np.float64)
@@ -227,15 +240,20 @@ def filter_resample(
     xp = _odd_extend(x, pad)
     n = xp.shape[-1]
     n_total = n_out + 2 * pad_out
-    spec = np.fft.rfft(xp, axis=-1)
-    spec *= butter_zero_phase_gain(np.fft.rfftfreq(n, 1.0 / fs), band_hz, order, fs_design or fs_out)
+    spec0 = np.fft.rfft(xp, axis=-1)
+    freqs = np.fft.rfftfreq(n, 1.0 / fs)
     keep = n_total // 2 + 1
-    if keep <= spec.shape[-1]:
-        spec = spec[..., :keep]
-    else:
-        spec = np.concatenate([spec, np.zeros(spec.shape[:-1] + (keep - spec.shape[-1],), spec.dtype)], axis=-1)
-    y = np.fft.irfft(spec, n_total, axis=-1) * (n_total / n)
-    return y[..., pad_out : pad_out + n_out].astype(np.float32), fs_out
+    outs = []
+    for band_hz in bands:
+        spec = spec0 * butter_zero_phase_gain(freqs, band_hz, order, fs_design or fs_out)
+        if keep <= spec.shape[-1]:
+            spec = spec[..., :keep]
+        else:
+            pad_spec = np.zeros(spec.shape[:-1] + (keep - spec.shape[-1],), spec.dtype)
+            spec = np.concatenate([spec, pad_spec], axis=-1)
+        y = np.fft.irfft(spec, n_total, axis=-1) * (n_total / n)
+        outs.append(y[..., pad_out : pad_out + n_out].astype(np.float32))
+    return outs
 
 
 def resample(x: np.ndarray, fs: float, fs_out: float) -> tuple[np.ndarray, float]:

@@ -34,6 +34,7 @@ __all__ = [
     "SyntheticStream",
     "from_counts",
     "synthesize",
+    "true_intervals",
     "to_counts",
 ]
 
@@ -353,6 +354,54 @@ def synthesize(config: SyntheticConfig | None = None, duration_s: float = 10.0, 
     """
     stream = SyntheticStream(config, **overrides)
     return stream.read(int(round(duration_s * stream.fs)))
+
+
+def true_intervals(morphology: str = "normal", rr_s: float = 60.0 / 72.0, fraction: float = 0.05) -> dict:
+    """The generator's own P/QRS/T timings for one beat of ``morphology`` at RR ``rr_s``, in ms.
+
+    Computed from the noise-free waves of each class on the eight independent leads (spatial magnitude,
+    1 ms grid), with the conventions a reader applies: a P or QRS boundary is where the spatial magnitude of
+    that wave group alone is ``fraction`` of its peak; the T wave ends where the tangent at the steepest
+    point of its down-slope meets zero (the tangent method of manual QT measurement). Returns
+    ``{"pr_ms", "qrs_ms", "qt_ms", "p_on_ms", "qrs_on_ms", "qrs_off_ms", "t_end_ms"}`` (times from R).
+    """
+    if morphology not in ("normal", "rbbb", "lbbb"):
+        raise ValueError(f"no ground truth for morphology {morphology!r}")
+    t = np.arange(-600.0, 1200.0) / 1000.0
+    groups: dict[str, np.ndarray] = {
+        "p": np.zeros((8, t.size)),
+        "q": np.zeros((8, t.size)),
+        "t": np.zeros((8, t.size)),
+    }
+    for off, sig, amp, cls in SyntheticStream._project(_MORPHS[morphology]):
+        if cls == "p":
+            off = off * min(rr_s, 1.5) ** 0.3
+        elif cls == "t":
+            stretch = np.sqrt(min(rr_s, 1.5))
+            off, sig = off * stretch, sig * stretch
+        groups[cls] += amp[:, None] * np.exp(-0.5 * ((t - off) / sig) ** 2)[None]
+    mag = {k: np.sqrt((v * v).sum(axis=0)) for k, v in groups.items()}
+
+    def span(m: np.ndarray) -> tuple[float, float]:
+        above = np.flatnonzero(m >= fraction * m.max())
+        return t[above[0]] * 1000.0, t[above[-1]] * 1000.0
+
+    p_on, _ = span(mag["p"])
+    q_on, q_off = span(mag["q"])
+    m = mag["t"]
+    k = int(np.argmax(m))
+    down = -np.gradient(m, t)
+    j = k + int(np.argmax(down[k:]))
+    t_end = (t[j] + m[j] / down[j]) * 1000.0
+    return {
+        "pr_ms": q_on - p_on,
+        "qrs_ms": q_off - q_on,
+        "qt_ms": t_end - q_on,
+        "p_on_ms": p_on,
+        "qrs_on_ms": q_on,
+        "qrs_off_ms": q_off,
+        "t_end_ms": t_end,
+    }
 
 
 def to_counts(x_mv: np.ndarray, lsb_nv: float) -> np.ndarray:
