@@ -35,6 +35,8 @@ import numpy as np
 
 from .backends import Backend, get_backend, model_key_for
 from .bundle import Bundle, load_bundle
+from .findings import FindingRules
+from .measure import measure
 from .quality import QualityConfig, assess_window, failed_quality, lead_off_names
 from .ring import SampleRing
 from .signal import EIGHT_CHANNEL_LEADS, LEADS, SignalConfig, SignalError, canonical_lead_name, preprocess
@@ -109,6 +111,7 @@ class Result:
     window_start_sample: int | None = None  # set by the stream / file loop
     fs: float | None = None  # sampling rate of the raw window
     bundle: str | None = None  # bundle_id()
+    measurements: dict | None = None  # edge.measure.measure() of the raw window (contract 7); None when skipped
 
     @property
     def skipped(self) -> bool:
@@ -134,6 +137,7 @@ class Result:
             "top": self.top,
             "findings": self.findings,
             "quality": self.quality,
+            "measurements": self.measurements,
             "skipped": self.skipped,
             "latency_ms": round(self.latency_ms, 3),
             "bundle": self.bundle,
@@ -158,6 +162,7 @@ class Classifier:
         emb = np.asarray(bundle.embeddings, dtype=np.float32)
         self.embeddings = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
         self.thresholds = np.asarray(bundle.thresholds, dtype=np.float32)
+        self.rules = FindingRules.for_labels(self.labels)  # consistent findings (edge/findings.py)
         self.bundle_id = bundle_id(bundle)
 
     @classmethod
@@ -219,7 +224,7 @@ class Classifier:
         """Cosine similarity ``[B, n_labels]`` of unit ECG embeddings with every label."""
         return embeddings @ self.embeddings.T
 
-    def _ranked(self, scores: np.ndarray) -> tuple[list[dict], list[str]]:
+    def _ranked(self, scores: np.ndarray, measurements: dict | None = None) -> tuple[list[dict], list[str]]:
         order = np.argsort(-scores, kind="stable")
         top = []
         for i in order[: self.top_k]:
@@ -232,8 +237,7 @@ class Classifier:
                     "score": round(float(scores[i]), 6),
                 }
             )
-        above = scores >= self.thresholds
-        findings = [self.labels[i]["id"] for i in order if above[i]]
+        findings = [self.labels[i]["id"] for i in self.rules.decide(scores, self.thresholds, measurements)]
         return top, findings
 
     # --- windows ----------------------------------------------------------------------------------
@@ -291,6 +295,8 @@ class Classifier:
                     inputs.append(self.preprocess(x_mv, fs, names))
                 except SignalError as exc:
                     result.quality = {**quality, "ok": False, "error": str(exc)}
+                else:
+                    result.measurements = measure(x_mv, fs, names)
             results.append(result)
         todo = [r for r in results if r.quality["ok"]]
         if todo:
@@ -298,20 +304,27 @@ class Classifier:
             scores = self.score(emb)
             for r, e, s in zip(todo, emb, scores, strict=True):
                 r.embedding, r.scores = e, s
-                r.top, r.findings = self._ranked(s)
+                r.top, r.findings = self._ranked(s, r.measurements)
         latency = (time.perf_counter() - t0) * 1e3 / max(len(results), 1)
         for r in results:
             r.latency_ms = latency
         return results
 
-    def classify_embedding(self, embedding: np.ndarray, quality: dict) -> Result:
-        """Score an embedding computed elsewhere (e.g. the mean over a record's windows)."""
+    def classify_embedding(self, embedding: np.ndarray, quality: dict, measurements: dict | None = None) -> Result:
+        """Score an embedding computed elsewhere (e.g. the mean over a record's windows), with the
+        measurements that go with it (e.g. ``edge.measure.combine_measurements`` of those windows)."""
         e = np.asarray(embedding, dtype=np.float32)
         e = e / max(float(np.linalg.norm(e)), 1e-12)
         s = self.score(e[None])[0]
-        top, findings = self._ranked(s)
+        top, findings = self._ranked(s, measurements)
         return Result(
-            quality=quality, top=top, findings=findings, scores=s, embedding=e, bundle=self.bundle_id
+            quality=quality,
+            top=top,
+            findings=findings,
+            scores=s,
+            embedding=e,
+            bundle=self.bundle_id,
+            measurements=measurements,
         )
 
 
