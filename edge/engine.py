@@ -111,7 +111,9 @@ class Result:
     window_start_sample: int | None = None  # set by the stream / file loop
     fs: float | None = None  # sampling rate of the raw window
     bundle: str | None = None  # bundle_id()
-    measurements: dict | None = None  # edge.measure.measure() of the raw window (contract 7); None when skipped
+    measurements: dict | None = (
+        None  # edge.measure.measure() of the raw window (contract 7); None when skipped
+    )
 
     @property
     def skipped(self) -> bool:
@@ -310,7 +312,9 @@ class Classifier:
             r.latency_ms = latency
         return results
 
-    def classify_embedding(self, embedding: np.ndarray, quality: dict, measurements: dict | None = None) -> Result:
+    def classify_embedding(
+        self, embedding: np.ndarray, quality: dict, measurements: dict | None = None
+    ) -> Result:
         """Score an embedding computed elsewhere (e.g. the mean over a record's windows), with the
         measurements that go with it (e.g. ``edge.measure.combine_measurements`` of those windows)."""
         e = np.asarray(embedding, dtype=np.float32)

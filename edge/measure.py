@@ -41,7 +41,7 @@ import numpy as np
 from .beats import ANALYSIS_FS, QRS_BAND_HZ, detection_envelope, pick_beats
 from .signal import LEADS, SignalError, filter_resample_bands, to_twelve_leads
 
-__all__ = ["MEASUREMENT_KEYS", "measure", "empty_measurements"]
+__all__ = ["MEASUREMENT_KEYS", "combine_measurements", "empty_measurements", "format_measurements", "measure"]
 
 # The keys every measurement dict carries (None when not measurable), in display order.
 MEASUREMENT_KEYS = (
@@ -341,3 +341,55 @@ def _finish(out: dict, reasons: dict[str, str], default: str) -> dict:
         k: reasons.get(k, default or "not measurable") for k in MEASUREMENT_KEYS if out.get(k) is None
     }
     return out
+
+
+def combine_measurements(items: Sequence[dict | None]) -> dict | None:
+    """One record's measurements from its windows': the median of each value measured in any window.
+
+    ``rhythm_regular`` and ``p_present`` take the majority; ``beats`` is dropped (window-relative).
+    """
+    items = [m for m in items if m]
+    if not items:
+        return None
+    out: dict = {}
+    reasons: dict[str, str] = {}
+    for k in MEASUREMENT_KEYS:
+        vals = [m.get(k) for m in items if m.get(k) is not None]
+        if not vals:
+            out[k] = None
+            reasons[k] = next((m["null_reasons"][k] for m in items if k in m.get("null_reasons", {})), "")
+        elif isinstance(vals[0], bool):
+            out[k] = sum(vals) * 2 >= len(vals)
+        elif k in ("n_beats",):
+            out[k] = int(sum(vals))
+        else:
+            out[k] = _r(float(np.median(vals)), 3 if k.endswith("_mv") or k == "rr_irregularity" else 1)
+    out["beats"] = []
+    out["null_reasons"] = reasons
+    out["windows"] = len(items)
+    return out
+
+
+def format_measurements(m: dict | None, lang: str = "ja") -> str:
+    """One line for a person: ``心拍数 72 bpm  PR 160 ms  QRS 94 ms  QT/QTc 380/416 ms  電気軸 45°``."""
+    if not m:
+        return "計測値なし" if lang == "ja" else "no measurements"
+
+    def v(key: str, unit: str = "") -> str:
+        x = m.get(key)
+        return "—" if x is None else f"{x:.0f}{unit}"
+
+    hr = "心拍数" if lang == "ja" else "HR"
+    axis = "電気軸" if lang == "ja" else "axis"
+    parts = [
+        f"{hr} {v('hr_bpm')} bpm",
+        f"PR {v('pr_ms')} ms",
+        f"QRS {v('qrs_ms')} ms",
+        f"QT/QTc {v('qt_ms')}/{v('qtc_ms')} ms",
+        f"{axis} {v('axis_deg', '°')}",
+    ]
+    if m.get("sv1_rv5_mv") is not None:
+        parts.append(f"SV1+RV5 {m['sv1_rv5_mv']:.2f} mV")
+    if m.get("rhythm_regular") is False:
+        parts.append("RR不整" if lang == "ja" else "irregular RR")
+    return "  ".join(parts)
