@@ -163,6 +163,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except (CommandError, CatalogueError, UnknownLabelError, OSError) as exc:
         return _error(str(exc))
+    except KeyboardInterrupt:  # Ctrl-C before a command installed its own handling (ecg-edge run does)
+        _utf8(sys.stderr).write(f"{PROG}: interrupted\n")
+        return 130
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ import contextlib
 import functools
 import json
 import logging
-import os
 import signal
 import sys
 import threading
@@ -76,16 +75,18 @@ def _user_errors(func: Callable[[argparse.Namespace], int]) -> Callable[[argpars
 
     @functools.wraps(func)
     def wrapper(args: argparse.Namespace) -> int:
-        from edge.backends import BackendError
-        from edge.bundle import BundleError
-        from edge.records import RecordError
-        from edge.runtime import PortError
-        from edge.signal import SignalError
-
         try:
             return func(args)
-        except (UsageError, BundleError, BackendError, RecordError, SignalError, PortError) as exc:
-            return _print_error(str(exc))
+        except Exception as exc:  # imported only now: ecg-edge run installs its signal handlers first
+            from edge.backends import BackendError
+            from edge.bundle import BundleError
+            from edge.records import RecordError
+            from edge.runtime import PortError
+            from edge.signal import SignalError
+
+            if isinstance(exc, (UsageError, BundleError, BackendError, RecordError, SignalError, PortError)):
+                return _print_error(str(exc))
+            raise
 
     return wrapper
 
@@ -150,6 +151,12 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
         "--no-live", action="store_true", help="on a terminal, print JSON lines instead of the live view"
     )
     p.add_argument("--quiet", action="store_true", help="print nothing on stdout (use with --out)")
+    p.add_argument(
+        "--view",
+        metavar="HOST:PORT",
+        help="serve the bedside web view (ECG traces, heart rate, findings) at http://HOST:PORT/, "
+        "e.g. 127.0.0.1:8080 (port 0: any free port)",
+    )
     _add_backend_args(p)
     p.set_defaults(func=cmd_run)
 
@@ -170,27 +177,23 @@ def _stop_on_signals(stop: Callable[[str], None]) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-class JsonLinesFile:
-    """An append-only JSON-lines file, flushed (and optionally fsynced) after every line."""
-
-    def __init__(self, path: Path, fsync: bool = False) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.fh = path.open("a", encoding="utf-8")
-        self.fsync = fsync
-
-    def write(self, text: str) -> None:
-        self.fh.write(text + "\n")
-        self.fh.flush()
-        if self.fsync:
-            os.fsync(self.fh.fileno())
-
-    def close(self) -> None:
-        self.fh.close()
+@contextlib.contextmanager
+def _signals_during_startup() -> Iterator[list[str]]:
+    """SIGINT/SIGTERM while the bundle loads are remembered (no KeyboardInterrupt half-way through an import)."""
+    requested: list[str] = []
+    with _stop_on_signals(requested.append):
+        yield requested
 
 
 @_user_errors
 def cmd_run(args: argparse.Namespace) -> int:
+    with _signals_during_startup() as stop_requests:
+        return _run(args, stop_requests)
+
+
+def _run(args: argparse.Namespace, stop_requests: list[str]) -> int:
     from edge.engine import Classifier
+    from edge.jsonl import JsonLinesFile
     from edge.liveview import LiveView
     from edge.runtime import RunConfig, Runtime
     from firmware_bridge.transport import DEFAULT_BAUD
@@ -204,8 +207,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     json_to_stdout = not args.quiet and not live
     if not args.out and not json_to_stdout:
         log.warning("the JSON lines are not kept anywhere: add --out FILE to record them")
-    sink = JsonLinesFile(args.out, args.fsync) if args.out else None
+    try:
+        sink = JsonLinesFile(args.out, args.fsync, lambda e: on_event(e, to_file=False)) if args.out else None
+    except OSError as exc:
+        raise _command_error(f"cannot open --out {args.out}: {exc.strerror or exc}") from None
     view = LiveView(stdout) if live else None
+    web = _start_web_view(args.view, classifier) if args.view else None
+
+    def on_event(line: dict, to_file: bool = True) -> None:
+        """Event lines (disconnected, disk_full, ...) go where the windows go (contract 5)."""
+        text = json.dumps(line, ensure_ascii=False)
+        if sink is not None and to_file:
+            sink.write(text)
+        if json_to_stdout:
+            stdout.write(text + "\n")
+            stdout.flush()
 
     def on_result(result, line: dict) -> None:  # noqa: ANN001 - edge.engine.Result
         text = json.dumps(line, ensure_ascii=False)
@@ -223,11 +239,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         duration_s=args.duration,
         max_windows=args.max_windows,
     )
-    runtime = Runtime(classifier, config, on_result, view.update if view else None)
+    runtime = Runtime(classifier, config, on_result, view.update if view else None, on_event=on_event)
+    for name in stop_requests:  # Ctrl-C while starting: stop cleanly before the first read
+        runtime.stop(name)
+    if web is not None:
+        web.attach(runtime)
+    if view is not None:
+        view.follow(runtime)  # redraws during reconnect backoff too, when the runtime calls no hook
     try:
         with _stop_on_signals(runtime.stop):
             stats = runtime.run()
     finally:
+        if view is not None:
+            view.unfollow()
+        if web is not None:
+            web.close()
         if sink is not None:
             sink.close()
         classifier.close()
@@ -241,6 +267,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         flush=True,
     )
     return 0
+
+
+def _start_web_view(address: str, classifier):  # noqa: ANN001, ANN202 - edge.engine.Classifier -> WebView
+    """Serve the bedside page at ``address`` (HOST:PORT); its URL goes to stderr."""
+    from edge.webview import WebView, parse_view_address
+
+    try:
+        host, port = parse_view_address(address)
+    except ValueError as exc:
+        raise _command_error(str(exc)) from None
+    web = WebView(host, port, labels=classifier.labels, bundle=classifier.bundle_id)
+    try:
+        url = web.start()
+    except OSError as exc:
+        raise _command_error(f"cannot serve the web view at {address}: {exc.strerror or exc}") from None
+    print(f"ecg-edge run: bedside view at {url}", file=sys.stderr, flush=True)
+    return web
 
 
 # -- classify ----------------------------------------------------------------------------------------
@@ -317,13 +360,16 @@ def _whole(classifier, windows: list) -> object:  # noqa: ANN001
         "windows": len(windows),
         "windows_ok": len(good),
     }
-    result = classifier.classify_embedding(mean, quality)
+    from edge.measure import combine_measurements
+
+    result = classifier.classify_embedding(mean, quality, combine_measurements([r.measurements for r in good]))
     result.latency_ms = sum(r.latency_ms for _, r in windows)
     return result
 
 
 def _table_lines(classifier, rec, rows: list) -> list[str]:  # noqa: ANN001
     from edge.liveview import describe_quality, display_width, pad
+    from edge.measure import format_measurements
 
     by_id = {lb["id"]: lb for lb in classifier.labels}
     header = ("start", "quality", "top 3", "findings")
@@ -333,6 +379,8 @@ def _table_lines(classifier, rec, rows: list) -> list[str]:  # noqa: ANN001
         found = ", ".join(by_id[i].get("ja", i) for i in r.findings) or "-"
         when = "whole" if start is None else f"{start / rec.fs:.1f} s"
         table.append((when, describe_quality(r.quality), top, found))
+        if not r.skipped:
+            table.append(("", "", "計測値: " + format_measurements(r.measurements), ""))
     widths = [max(display_width(row[i]) for row in table) for i in range(len(header))]
     lines = [f"{rec.source}  ({len(rec.leads)} channels, {rec.fs:g} Hz, {rec.duration_s:.1f} s)"]
     lines += ["  " + "  ".join(pad(c, w) for c, w in zip(row, widths, strict=True)).rstrip() for row in table]

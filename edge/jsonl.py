@@ -1,0 +1,98 @@
+"""The runtime's append-only JSON-lines file (DESIGN.md, contract 5): power loss and a full disk included.
+
+- A partial last line (power lost in the middle of a write) is never glued to a new one: on open, a file
+  that does not end in a newline gets one first, so the broken line stays alone and the next is whole.
+- A full disk (``ENOSPC``, ``EDQUOT``, ``EFBIG``) or an I/O error never stops the monitoring: the line is
+  dropped and counted, :attr:`JsonLinesFile.failing` says why, and each later write tries again. When a
+  write succeeds again the file first gets an event line ``{"event": "disk_full", "lines_lost": n,
+  "since": ...}`` so a reader sees the gap. A write that failed half-way is closed with a newline first.
+
+Writes go through ``os.write`` on an ``O_APPEND`` descriptor (no Python buffer that could hold a half line).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+from pathlib import Path
+
+__all__ = ["JsonLinesFile", "DISK_ERRNOS"]
+
+logger = logging.getLogger(__name__)
+
+DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO}
+
+
+def _ends_without_newline(fd: int) -> bool:
+    size = os.fstat(fd).st_size
+    return size > 0 and os.pread(fd, 1, size - 1) != b"\n"
+
+
+class JsonLinesFile:
+    """An append-only JSON-lines file, written line by line (optionally fsynced), that survives a full disk.
+
+    ``write(text)`` returns True when the line reached the file. ``on_event(line)`` (if given) is told
+    about the disk becoming full and writable again, so the caller can show it elsewhere (stdout, a view).
+    """
+
+    def __init__(self, path: Path, fsync: bool = False, on_event=None) -> None:  # noqa: ANN001
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self.fsync = fsync
+        self.on_event = on_event or (lambda line: None)
+        self.failing: str | None = None  # why the last write failed; None while writing works
+        self.lines_lost = 0  # lines dropped during the current failure
+        self._since: str | None = None
+        reader = os.open(self.path, os.O_RDONLY)
+        try:
+            self._needs_newline = _ends_without_newline(reader)
+        finally:
+            os.close(reader)
+        if self._needs_newline:
+            logger.warning("%s ends in a partial line (power loss?); it is kept on a line of its own", path)
+
+    def _write_all(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            n = os.write(self.fd, view)
+            if n > 0:
+                self._needs_newline = not bytes(view[:n]).endswith(b"\n")
+            view = view[n:]
+        if self.fsync:
+            os.fsync(self.fd)
+
+    def write(self, text: str) -> bool:
+        """Append one line; False (and counted) when the disk refused it."""
+        from edge.engine import now_iso
+
+        data = text.encode("utf-8") + b"\n"
+        try:
+            if self._needs_newline:
+                self._write_all(b"\n")
+            if self.failing is not None:
+                note = {"t": now_iso(), "event": "disk_full", "since": self._since,
+                        "lines_lost": self.lines_lost, "reason": self.failing}  # fmt: skip
+                self._write_all(json.dumps(note, ensure_ascii=False).encode("utf-8") + b"\n")
+                logger.warning("%s: writing again (%d lines lost)", self.path, self.lines_lost)
+                self.on_event({**note, "event": "disk_writable"})
+                self.failing, self.lines_lost, self._since = None, 0, None
+            self._write_all(data)
+            return True
+        except OSError as exc:
+            if exc.errno not in DISK_ERRNOS:
+                raise
+            self.lines_lost += 1
+            if self.failing is None:
+                self.failing = f"{self.path}: {os.strerror(exc.errno)}"
+                self._since = now_iso()
+                logger.error("cannot write %s (%s); classifying goes on", self.path, os.strerror(exc.errno))
+                self.on_event({"t": self._since, "event": "disk_full", "reason": self.failing})
+            return False
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
