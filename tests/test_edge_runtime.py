@@ -321,12 +321,12 @@ def test_live_view_renders_the_last_window(clf):
     screen = io.StringIO()
     view = LiveView(screen)
     view.update(runtime)
-    assert "no window yet" in screen.getvalue()
+    assert "最初の判定まで" in screen.getvalue()
     runtime.process_bytes(encode_frame(Hello(500, LEADS_12, 1000, device_id="bed-7"), 0))
     for i, a in enumerate(range(0, 5000, 100)):
         runtime.process_bytes(encode_frame(Samples(a, counts[:, a : a + 100].T), i + 1))
     view.update(runtime)
     text = screen.getvalue()
     top = runtime.last_result.top[0]
-    assert "\x1b[H\x1b[2J" in text and "bed-7" in text and "quality" in text and "OK" in text
-    assert top["ja"] in text and f"{top['score']:+.3f}" in text and "findings:" in text
+    assert "\x1b[H\x1b[2J" in text and "bed-7" in text and "信号品質" in text and "OK" in text
+    assert top["ja"] in text and f"{top['score']:+.3f}" in text and "所見:" in text

@@ -1,0 +1,444 @@
+"""The bedside web view: a small offline HTTP server inside the runtime (``ecg-edge run --view HOST:PORT``).
+
+Standard library only (``http.server`` in one daemon thread; a thread per open request), every asset
+served from the package (``edge/web/``: HTML, JavaScript, CSS; no CDN, no web font download). The page
+polls ``/api/state?since=N`` four times a second and gets one JSON object: the connection state, the
+newest trace samples after display index ``N`` (12 leads, decimated to about 250 Hz, 10 µV steps), the
+last window's measurements, findings, top labels and per-lead quality, and a timeline of past windows
+and events. Polling instead of a push channel keeps the server stateless per client, and a page that
+gets no answer for 2 s shows 切断 by itself (the runtime process is gone).
+
+The runtime side is hooks chained by :meth:`WebView.attach`, all called in the runtime's thread:
+:meth:`WebView.on_status` after every read (copies new samples out of the stream's ring and notes when data
+last arrived), :meth:`WebView.on_result` for every window, and :meth:`WebView.on_event` for the runtime's
+event lines (new device format, refused device) where it emits them. The connection state is decided
+when a page asks, from ``runtime.connected`` and the age of the newest sample, so it changes to
+``disconnected`` within about a second of a pulled cable even while the runtime sits in its reconnect
+backoff and calls no hook.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import threading
+import time
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from urllib.parse import parse_qs, urlsplit
+
+import numpy as np
+
+from .signal import LEADS, SignalError, to_twelve_leads
+
+__all__ = ["WebView", "parse_view_address", "lead_quality", "STALE_S"]
+
+logger = logging.getLogger(__name__)
+
+STALE_S = 1.0  # no new sample for this long: the device counts as disconnected (the traces stop)
+DISPLAY_FS = 250.0  # target rate of the traces sent to the page
+TRACE_S = 12.0  # seconds of trace kept for a page that (re)loads
+TIMELINE = 60  # past windows and events kept
+_ASSETS = {
+    "/": ("index.html", "text/html"),
+    "/app.js": ("app.js", "text/javascript"),
+    "/style.css": ("style.css", "text/css"),
+    "/i18n.js": ("i18n.js", "text/javascript"),
+}
+_LIMB_DERIVED = {"III", "aVR", "aVL", "aVF"}
+
+
+def parse_view_address(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (or ``:PORT``, or ``PORT``) -> (host, port); host defaults to 127.0.0.1."""
+    host, _, port = text.rpartition(":")
+    try:
+        number = int(port)
+    except ValueError:
+        raise ValueError(f"--view wants HOST:PORT (e.g. 127.0.0.1:8080), got {text!r}") from None
+    if not 0 <= number <= 65535:
+        raise ValueError(f"--view port must be 0..65535, got {number}")
+    return host.strip("[]") or "127.0.0.1", number
+
+
+def lead_quality(quality: dict, device_leads: list[str] | None = None) -> dict[str, list[str]]:
+    """Per-lead problems of a window's quality report: ``{lead: ["lead_off" | "noise" | "missing"]}``.
+
+    ``lead_off`` and ``flat`` channels are electrodes off (電極外れ), ``saturated`` and ``implausible`` are
+    noise (ノイズ), missing samples concern every lead (欠損). Limb leads the device does not record
+    (III, aVR, aVL, aVF from I and II) inherit the problems of I and II.
+    """
+    out: dict[str, list[str]] = {lead: [] for lead in LEADS}
+
+    def add(lead: str, what: str) -> None:
+        if lead in out and what not in out[lead]:
+            out[lead].append(what)
+
+    for key, what in (
+        ("lead_off", "lead_off"),
+        ("flat", "lead_off"),
+        ("saturated", "noise"),
+        ("implausible", "noise"),
+    ):
+        for lead in quality.get(key) or []:
+            add(lead, what)
+    derived = _LIMB_DERIVED - set(device_leads or LEADS)
+    for lead in derived:
+        for source in ("I", "II"):
+            for what in out[source]:
+                add(lead, what)
+    if quality.get("missing_samples"):
+        for lead in LEADS:
+            add(lead, "missing")
+    return out
+
+
+class _TraceBuffer:
+    """The newest ``TRACE_S`` seconds of the 12 leads at the display rate, addressed by display index."""
+
+    def __init__(self, fs: float, leads: list[str]) -> None:
+        self.source_fs = float(fs)
+        self.step = max(1, int(round(fs / DISPLAY_FS)))
+        self.fs = self.source_fs / self.step
+        self.device_leads = list(leads)
+        self.capacity = int(TRACE_S * self.fs)
+        self.data = np.full((12, self.capacity), np.nan, np.float32)
+        self.end: int | None = None  # display index one past the newest sample
+
+    def add(self, x_mv: np.ndarray, first: int) -> None:
+        """Raw device samples ``x_mv[C, n]`` starting at raw index ``first``."""
+        offset = (-first) % self.step  # keep raw samples whose index is a multiple of the step
+        x = x_mv[:, offset :: self.step]
+        if x.shape[1] == 0:
+            return
+        try:
+            twelve = to_twelve_leads(x, self.device_leads)
+        except SignalError:
+            return
+        start = (first + offset) // self.step
+        if self.end is None or start > self.end + self.capacity or start < self.end - self.capacity:
+            self.data.fill(np.nan)
+        elif start > self.end:  # a jump: the samples in between never arrived
+            for i in range(self.end, start):
+                self.data[:, i % self.capacity] = np.nan
+        n = twelve.shape[1]
+        idx = np.arange(start, start + n) % self.capacity
+        self.data[:, idx] = twelve
+        self.end = start + n if self.end is None else max(self.end, start + n)
+
+    def since(self, cursor: int | None, limit_s: float = 4.0) -> dict:
+        """Samples after display index ``cursor`` (at most ``limit_s`` s, all when unknown)."""
+        if self.end is None:
+            return {"fs": self.fs, "end": None, "start": None, "data": []}
+        oldest = self.end - self.capacity
+        begin = max(oldest, self.end - int(limit_s * self.fs)) if cursor is None else cursor
+        begin = min(max(begin, oldest), self.end)
+        idx = np.arange(begin, self.end) % self.capacity
+        block = np.round(self.data[:, idx] * 100.0)  # 10 µV steps; NaN = missing
+        data = [[None if v != v else int(v) for v in row] for row in block.tolist()]
+        return {"fs": self.fs, "start": int(begin), "end": int(self.end), "unit_mv": 0.01, "data": data}
+
+
+class WebView:
+    """State for the bedside page and the HTTP server that serves it."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        labels: list[dict] | None = None,
+        bundle: str | None = None,
+    ) -> None:
+        self.host, self.port = host, port
+        self.labels = {lb["id"]: lb for lb in labels or []}
+        self._label_index = {lb["id"]: i for i, lb in enumerate(labels or [])}
+        self.bundle = bundle
+        self._lock = threading.Lock()
+        self._runtime = None
+        self._stream = None  # the StreamClassifier whose ring the trace follows
+        self._trace: _TraceBuffer | None = None
+        self._raw_end: int | None = None  # raw index one past the newest sample copied
+        self._last_data: float | None = None  # monotonic time of the newest sample
+        self._live_off: list[str] = []
+        self._window: dict | None = None
+        self._timeline: collections.deque = collections.deque(maxlen=TIMELINE)
+        self._was_connected = False
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- runtime hooks (runtime thread) -----------------------------------------------------------
+    def attach(self, runtime) -> None:  # noqa: ANN001 - edge.runtime.Runtime
+        """Chain this view's hooks after the runtime's own ``on_status``, ``on_result`` and ``on_event``."""
+        status, result = runtime.on_status, runtime.on_result
+
+        def on_status(rt) -> None:  # noqa: ANN001
+            status(rt)
+            self.on_status(rt)
+
+        def on_result(r, line: dict) -> None:  # noqa: ANN001
+            result(r, line)
+            self.on_result(r, line)
+
+        runtime.on_status, runtime.on_result = on_status, on_result
+        self._runtime = runtime
+        event = getattr(runtime, "on_event", None)
+        if event is not None:  # contract-5 event lines, where the runtime emits them
+
+            def on_event(line: dict) -> None:
+                event(line)
+                self.on_event(line)
+
+            runtime.on_event = on_event
+
+    def on_event(self, line: dict) -> None:
+        """A contract-5 event line; connects and disconnects are seen by :meth:`connection` already."""
+        name = line.get("event")
+        if name in (None, "disconnected", "reconnected"):
+            return
+        if name == "device_changed":
+            leads = ",".join(line.get("leads") or [])
+            detail = f"{line.get('device') or '?'} {line.get('fs')} Hz {leads}"
+        else:
+            detail = str(line.get("reason") or line.get("device") or "")
+        self.add_event("warning" if name == "device_rejected" else "info", detail, name)
+
+    def on_status(self, runtime) -> None:  # noqa: ANN001 - edge.runtime.Runtime
+        """Copy the samples that arrived since the last call out of the stream's ring."""
+        self._runtime = runtime
+        stream = runtime.stream
+        if stream is None or stream.ring.end is None:
+            return
+        ring = stream.ring
+        with self._lock:
+            if stream is not self._stream or self._raw_end is None or ring.end < self._raw_end:
+                self._stream, self._raw_end = stream, ring.start
+                self._trace = _TraceBuffer(stream.fs, stream.leads)
+            if ring.end <= self._raw_end:
+                return
+            begin = max(self._raw_end, ring.start)
+            x, masks = ring.read(begin, ring.end)
+            self._trace.add(x, begin)
+            self._raw_end = ring.end
+            if np.isfinite(x[:, -1]).any():
+                self._last_data = time.monotonic()
+            mask = int(np.bitwise_or.reduce(masks[-max(1, int(stream.fs)) :].astype(np.int64)))
+            self._live_off = [name for i, name in enumerate(stream.leads) if mask >> i & 1]
+
+    def on_result(self, result, line: dict) -> None:  # noqa: ANN001 - edge.engine.Result
+        """Keep a window's result for the page and its timeline."""
+        window = self._summarise(line, getattr(result, "scores", None))
+        with self._lock:
+            self._window = window
+            self._timeline.appendleft(
+                {
+                    "kind": "window",
+                    **{
+                        k: window[k]
+                        for k in ("t", "window_start_s", "findings", "quality_ok", "hr_bpm", "quality_text")
+                    },
+                }
+            )
+
+    def add_event(self, level: str, text: str, code: str | None = None) -> None:
+        with self._lock:
+            self._timeline.appendleft(
+                {"kind": "event", "t": _now(), "level": level, "text": text, "code": code}
+            )
+
+    def _summarise(self, line: dict, all_scores: np.ndarray | None = None) -> dict:
+        quality = line.get("quality") or {}
+        measurements = line.get("measurements") or {}
+        zero_shot_ids = {
+            z.get("id") if isinstance(z, dict) else z for z in line.get("zero_shot_findings") or []
+        }
+        scores = {item.get("id"): item for item in line.get("top") or []}
+        findings = []
+        for fid in list(line.get("findings") or []) + [
+            z for z in zero_shot_ids if z not in (line.get("findings") or [])
+        ]:
+            label = self.labels.get(fid, {})
+            item = scores.get(fid, {})
+            findings.append(
+                {
+                    "id": fid,
+                    "ja": item.get("ja") or label.get("ja") or fid,
+                    "en": item.get("en") or label.get("en") or fid,
+                    "score": item.get("score", _score(all_scores, self._label_index.get(fid))),
+                    "zero_shot": bool(
+                        item.get("zero_shot") or label.get("zero_shot") or fid in zero_shot_ids
+                    ),
+                }
+            )
+        top = [
+            {
+                "id": t.get("id"),
+                "ja": t.get("ja"),
+                "en": t.get("en"),
+                "score": t.get("score"),
+                "zero_shot": bool(t.get("zero_shot")),
+                "finding": t.get("id") in (line.get("findings") or []),
+            }
+            for t in line.get("top") or []
+        ]
+        fs = line.get("fs") or 1
+        stream = self._stream
+        return {
+            "t": line.get("t"),
+            "window_start_s": None
+            if line.get("window_start_sample") is None
+            else round(line["window_start_sample"] / fs, 2),
+            "skipped": bool(line.get("skipped")),
+            "quality_ok": bool(quality.get("ok")),
+            "quality": quality,
+            "quality_text": _quality_words(quality),
+            "lead_quality": lead_quality(quality, stream.leads if stream is not None else None),
+            "measurements": measurements,
+            "hr_bpm": measurements.get("hr_bpm"),
+            "top": top,
+            "findings": findings,
+            "latency_ms": line.get("latency_ms"),
+        }
+
+    # --- state for the page -----------------------------------------------------------------------
+    def connection(self) -> dict:
+        """``connected`` | ``waiting`` (never connected yet) | ``disconnected``, with details."""
+        runtime = self._runtime
+        now = time.monotonic()
+        age = None if self._last_data is None else now - self._last_data
+        hello = getattr(runtime, "hello", None)
+        if runtime is not None and runtime.connected and age is not None and age <= STALE_S:
+            state = "connected"
+        elif self._last_data is None:
+            state = "waiting"
+        else:
+            state = "disconnected"
+        if state == "connected" and not self._was_connected:
+            self._was_connected = True
+            self.add_event("info", "", "connected")
+        elif state == "disconnected" and self._was_connected:
+            self._was_connected = False
+            self.add_event("warning", "", "disconnected")
+        stats = getattr(runtime, "stats", None)
+        return {
+            "state": state,
+            "port": getattr(getattr(runtime, "config", None), "port", None),
+            "device": getattr(hello, "device_id", None),
+            "fs": getattr(hello, "fs_hz", None),
+            "device_leads": list(self._stream.leads) if self._stream is not None else [],
+            "data_age_s": None if age is None else round(age, 2),
+            "reconnects": getattr(stats, "reconnects", 0),
+            "windows": getattr(stats, "windows", 0),
+            "missing_samples": getattr(stats, "missing_samples", 0),
+            "live_lead_off": list(self._live_off) if state == "connected" else [],
+        }
+
+    def state(self, since: int | None = None) -> dict:
+        """The JSON object of ``/api/state``."""
+        connection = self.connection()
+        with self._lock:
+            trace = self._trace.since(since) if self._trace is not None else {"end": None, "data": []}
+            return {
+                "server_time": _now(),
+                "bundle": self.bundle,
+                "leads": list(LEADS),
+                "connection": connection,
+                "trace": trace,
+                "window": self._window,
+                "timeline": list(self._timeline)[:30],
+            }
+
+    # --- server -----------------------------------------------------------------------------------
+    def start(self) -> str:
+        """Serve in a daemon thread; returns the page's URL."""
+        view = self
+
+        class Handler(_Handler):
+            pass
+
+        Handler.view = view
+        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.2}, name="ecg-webview", daemon=True
+        )
+        self._thread.start()
+        return self.url
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/"
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> WebView:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    view: WebView
+    protocol_version = "HTTP/1.1"  # keep-alive: one connection per page, not one per poll
+    server_version = "ecg-edge-view"
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        url = urlsplit(self.path)
+        if url.path == "/api/state":
+            query = parse_qs(url.query)
+            try:
+                since = int(query["since"][0]) if "since" in query else None
+            except ValueError:
+                since = None
+            body = json.dumps(self.view.state(since), ensure_ascii=False, separators=(",", ":"))
+            self._send(body.encode(), "application/json")
+        elif url.path in _ASSETS:
+            name, kind = _ASSETS[url.path]
+            self._send(resources.files("edge").joinpath("web", name).read_bytes(), kind)
+        else:
+            self._send(b"not found", "text/plain", HTTPStatus.NOT_FOUND)
+
+    def _send(self, body: bytes, kind: str, status: HTTPStatus = HTTPStatus.OK) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", f"{kind}; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 - http.server's signature
+        logger.debug("%s " + format, self.address_string(), *args)
+
+
+def _score(scores: np.ndarray | None, index: int | None) -> float | None:
+    if scores is None or index is None or index >= len(scores):
+        return None
+    return round(float(scores[index]), 6)
+
+
+def _quality_words(quality: dict) -> list[str]:
+    """Machine words of what is wrong (the page translates them)."""
+    words = []
+    if quality.get("missing_samples"):
+        words.append("missing")
+    if quality.get("lead_off") or quality.get("flat"):
+        words.append("lead_off")
+    if quality.get("saturated") or quality.get("implausible"):
+        words.append("noise")
+    if quality.get("error"):
+        words.append("error")
+    return words
+
+
+def _now() -> str:
+    from .engine import now_iso
+
+    return now_iso()
