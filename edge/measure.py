@@ -192,6 +192,7 @@ def _delineate(rep: np.ndarray, pre: int, rr_s: float, noise: float) -> dict:
         if tpk >= T_MIN_MV:
             down = -np.gradient(mag)
             stop = min(mag.size - edge, k + int(250 * ms))
+
             if stop > k + 2:
                 j = k + int(np.argmax(down[k:stop]))
                 slope = down[j]

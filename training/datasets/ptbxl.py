@@ -16,8 +16,16 @@ from pathlib import Path
 from edge.catalogue import Catalogue, load_catalogue
 
 from .base import DatasetError, Reader, Record
+from .known import AXIS_LABELS, known_labels, scp_vocabulary
 
-__all__ = ["PTBXLReader", "parse_scp_codes"]
+__all__ = ["PTBXLReader", "parse_scp_codes", "HEART_AXIS"]
+
+# ``heart_axis`` column -> axis-deviation label stated present (LAD/RAD) or None for "neither".
+# PTB-XL grades the axis: measured with edge.measure on its records, "LAD" lies between about 0 and -30 deg
+# (median -13, n=27) and "ALAD" (abnormal) below -30 (median -38, n=10); 左軸偏位 is < -30 deg, so only ALAD
+# states it. "RAD" (median 107) and "ARAD" are > 90 deg. LAD, AXR and MID state neither deviation.
+# AXL (not in this subset), SAG (sagittal) and empty cells state nothing: LAD and RAD stay unknown for the record.
+HEART_AXIS = {"ALAD": "LAD", "RAD": "RAD", "ARAD": "RAD", "MID": None, "LAD": None, "AXR": None}
 
 
 def parse_scp_codes(text: str) -> dict[str, float]:
@@ -42,10 +50,12 @@ class PTBXLReader(Reader):
         folds: set[int] | None = None,
         catalogue: Catalogue | None = None,
         on_error: str = "raise",
+        heart_axis: bool = True,
         **kwargs,
     ):
         super().__init__(on_error, **kwargs)
         self.root = Path(root)
+        self.heart_axis = heart_axis
         if rate not in (100, 500):
             raise DatasetError(f"PTB-XL rate must be 100 or 500, got {rate}")
         self.rate = rate
@@ -58,6 +68,7 @@ class PTBXLReader(Reader):
         if folds is not None:
             rows = [r for r in rows if int(float(r["strat_fold"])) in folds]
         self.rows = rows
+        self.vocabulary = scp_vocabulary(self.catalogue)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -87,6 +98,12 @@ class PTBXLReader(Reader):
             if not labels:
                 self.fail(key, "no_labels: record has no SCP statements")
                 continue
+            stated = set(self.vocabulary)
+            axis = (row.get("heart_axis") or "").strip().upper() if self.heart_axis else ""
+            if axis in HEART_AXIS:
+                stated.update(a for a in AXIS_LABELS if a in self.catalogue)
+                if HEART_AXIS[axis] is not None and HEART_AXIS[axis] in self.catalogue:
+                    labels = (*labels, HEART_AXIS[axis])
             path = self.root / row[column]
             loaded = self.read_wfdb(key, path, lead_counts=(12,))
             if loaded is None:
@@ -102,5 +119,6 @@ class PTBXLReader(Reader):
                 labels=labels,
                 patient=f"ptbxl:{int(float(patient))}" if patient else None,
                 fold=int(float(row["strat_fold"])),
-                meta={"scp_codes": codes, "path": str(path)},
+                meta={"scp_codes": codes, "path": str(path), "heart_axis": axis or None},
+                known=known_labels(self.catalogue, stated, labels),
             )
