@@ -105,6 +105,8 @@ class Result:
     quality: dict  # edge.quality report ({"ok", "missing_samples", "lead_off", ...})
     top: list[dict] = field(default_factory=list)  # [{"id", "ja", "en", "score"}] x TOP_K, best first
     findings: list[str] = field(default_factory=list)  # label ids at or above their thresholds, best first
+    # findings of labels never trained (bundle label "zero_shot"), listed apart (DESIGN.md contract 3)
+    zero_shot_findings: list[str] = field(default_factory=list)
     scores: np.ndarray | None = None  # float32 [n_labels] cosine similarities; None when skipped
     embedding: np.ndarray | None = None  # float32 [D] unit ECG embedding; None when skipped
     latency_ms: float = 0.0  # preprocessing + inference time of this window
@@ -138,6 +140,7 @@ class Result:
             "fs": None if rate is None else (int(rate) if float(rate).is_integer() else float(rate)),
             "top": self.top,
             "findings": self.findings,
+            "zero_shot_findings": self.zero_shot_findings,
             "quality": self.quality,
             "measurements": self.measurements,
             "skipped": self.skipped,
@@ -165,6 +168,8 @@ class Classifier:
         self.embeddings = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
         self.thresholds = np.asarray(bundle.thresholds, dtype=np.float32)
         self.rules = FindingRules.for_labels(self.labels)  # consistent findings (edge/findings.py)
+        # Labels never trained (older bundles only say "new": added at export or held out).
+        self.zero_shot = [bool(lb.get("zero_shot", lb.get("new", False))) for lb in self.labels]
         self.bundle_id = bundle_id(bundle)
 
     @classmethod
@@ -178,11 +183,14 @@ class Classifier:
         quality: QualityConfig | None = None,
         warmup: bool = True,
     ) -> Classifier:
-        """Load a bundle (``None``: the default one) and its encoder for ``backend`` (``onnx``/``litert``).
+        """Load a bundle (``None``: the default one) and its encoder for ``backend`` (``onnx``/``litert``;
+        ``auto``: onnx if the bundle has the int8 ONNX model, else litert).
 
         ``precision="fp32"`` runs the bundle's fp32 ONNX model instead of the int8 one (for comparisons).
         """
         bundle = load_bundle(path, verify=verify)
+        if backend == "auto":
+            backend = "onnx" if bundle.manifest["models"].get("onnx_int8") or precision == "fp32" else "litert"
         try:
             model = bundle.model_path(model_key_for(backend, precision))
             classifier = cls(bundle, get_backend(backend, model, threads), quality)
@@ -226,7 +234,10 @@ class Classifier:
         """Cosine similarity ``[B, n_labels]`` of unit ECG embeddings with every label."""
         return embeddings @ self.embeddings.T
 
-    def _ranked(self, scores: np.ndarray, measurements: dict | None = None) -> tuple[list[dict], list[str]]:
+    def _ranked(
+        self, scores: np.ndarray, measurements: dict | None = None
+    ) -> tuple[list[dict], list[str], list[str]]:
+        """``(top, findings, zero_shot_findings)``: findings of labels never trained are listed apart."""
         order = np.argsort(-scores, kind="stable")
         top = []
         for i in order[: self.top_k]:
@@ -237,10 +248,14 @@ class Classifier:
                     "ja": label.get("ja", ""),
                     "en": label.get("en", ""),
                     "score": round(float(scores[i]), 6),
+                    "zero_shot": self.zero_shot[i],
                 }
             )
-        findings = [self.labels[i]["id"] for i in self.rules.decide(scores, self.thresholds, measurements)]
-        return top, findings
+        decided = self.rules.decide(scores, self.thresholds, measurements)
+        # Apart: a never-trained label found by its score (one that a measurement decided stays a finding).
+        apart = [i for i in decided if self.zero_shot[i] and scores[i] >= self.thresholds[i]]
+        findings = [self.labels[i]["id"] for i in decided if i not in apart]
+        return top, findings, [self.labels[i]["id"] for i in apart]
 
     # --- windows ----------------------------------------------------------------------------------
     def classify_window(
@@ -306,7 +321,7 @@ class Classifier:
             scores = self.score(emb)
             for r, e, s in zip(todo, emb, scores, strict=True):
                 r.embedding, r.scores = e, s
-                r.top, r.findings = self._ranked(s, r.measurements)
+                r.top, r.findings, r.zero_shot_findings = self._ranked(s, r.measurements)
         latency = (time.perf_counter() - t0) * 1e3 / max(len(results), 1)
         for r in results:
             r.latency_ms = latency
@@ -320,11 +335,12 @@ class Classifier:
         e = np.asarray(embedding, dtype=np.float32)
         e = e / max(float(np.linalg.norm(e)), 1e-12)
         s = self.score(e[None])[0]
-        top, findings = self._ranked(s, measurements)
+        top, findings, zero_shot_findings = self._ranked(s, measurements)
         return Result(
             quality=quality,
             top=top,
             findings=findings,
+            zero_shot_findings=zero_shot_findings,
             scores=s,
             embedding=e,
             bundle=self.bundle_id,
