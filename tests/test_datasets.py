@@ -11,6 +11,7 @@ import pytest
 from edge.catalogue import load_catalogue
 from edge.signal import SignalConfig
 from training.datasets import (
+    Challenge2020Reader,
     CinC2021Reader,
     DatasetError,
     ManifestReader,
@@ -130,7 +131,7 @@ def test_ptbxl_reader_loads_every_record(shared_data):
     with (shared_data / "ptbxl" / "ptbxl_database.csv").open(encoding="utf-8") as f:
         for row in csv.DictReader(f):
             expected.update({cat.from_scp(code).id for code in ast.literal_eval(row["scp_codes"])})
-    assert counts == expected
+    assert counts == expected + Counter({"LAD": 14, "RAD": 9})  # + heart_axis (ALAD; RAD/ARAD)
     assert counts["NORM"] == 297 and counts["SR"] == 407
     test = PTBXLReader(shared_data / "ptbxl", rate=500, folds={10})
     assert len(test) == sum(1 for r in records if r.fold == 10)
@@ -153,13 +154,81 @@ def test_cinc_reader_loads_every_record(shared_data):
 
 @pytest.mark.slow
 def test_processed_reader_loads_labelled_part(shared_data):
-    reader = ProcessedPTBXLReader(shared_data / "ptbxl_processed")
+    reader = ProcessedPTBXLReader(shared_data / "ptbxl_processed", challenge_labels=False)
     records = list(reader)
     assert len(records) == 499
     assert all(r.preprocessed and r.signal.shape == (12, 1000) for r in records)
     counts = Counter(lb for r in records for lb in r.labels)
     assert counts["NORM"] == 139 and sum(counts.values()) > 499
     assert len(ProcessedPTBXLReader(shared_data / "ptbxl_processed", include_unlabelled=True)) == 1819
+
+
+@pytest.mark.slow
+def test_processed_reader_adds_the_challenge_labels_as_partial_training_only_sets(shared_data):
+    import csv
+
+    records = list(ProcessedPTBXLReader(shared_data / "ptbxl_processed"))
+    assert len(records) == 499 + 1308
+    challenge_only = [r for r in records if not r.meta["scp_codes"]]
+    assert len(challenge_only) == 1308
+    # Training folds only, derived (no strat_fold, no patient).
+    assert {r.fold for r in challenge_only} <= set(range(1, 9)) and all(r.fold_derived for r in challenge_only)
+    assert all(r.patient is None for r in challenge_only)
+    # Only the Challenge's 27 scored classes are known: NORM, infarction, ST-T localisations are unknown.
+    scored = {load_catalogue().from_snomed(c).id for c in
+              ["426783006", "164889003", "39732003", "47665007", "713427006", "59118001", "270492004"]}
+    for r in challenge_only:
+        assert scored <= r.known and "NORM" not in r.known and "IMI" not in r.known and "ISCAL" not in r.known
+        assert set(r.labels) <= r.known
+    # The labels are exactly the file's codes, mapped.
+    cat = load_catalogue()
+    with (shared_data / "ptbxl_processed" / "challenge2020_labels.csv").open(encoding="utf-8") as f:
+        codes = {int(row["ecg_id"]): row["snomed_codes"].split(";") for row in csv.DictReader(f) if row["snomed_codes"]}
+    for r in challenge_only[:200]:
+        ecg_id = int(r.key.split(":")[1])
+        assert set(r.labels) == {cat.from_snomed(c).id for c in codes[ecg_id]}
+    # Records with SCP codes keep them and gain the Challenge's statements (e.g. the axis).
+    both = [r for r in records if r.meta["scp_codes"] and r.meta["snomed"]]
+    assert len(both) == 497 and all("NORM" in r.known and "LAD" in r.known for r in both)
+
+
+@pytest.mark.slow
+def test_ptbxl_heart_axis_gives_axis_deviation(shared_data):
+    import csv
+
+    with (shared_data / "ptbxl" / "ptbxl_database.csv").open(encoding="utf-8") as f:
+        axis = {f"ptbxl:{int(float(r['ecg_id']))}": r["heart_axis"] for r in csv.DictReader(f)}
+    records = {r.key: r for r in PTBXLReader(shared_data / "ptbxl")}
+    # training.datasets.ptbxl.HEART_AXIS: PTB-XL's "LAD" is a leftward but normal axis (0..-30 deg, measured),
+    # only "ALAD" states 左軸偏位; "MID", "LAD", "AXR" state neither deviation; empty states nothing.
+    for key, value in axis.items():
+        r = records[key]
+        if value == "ALAD":
+            assert "LAD" in r.labels and "RAD" not in r.labels and {"LAD", "RAD", "AXIS"} <= r.known
+        elif value in ("RAD", "ARAD"):
+            assert "RAD" in r.labels and "LAD" not in r.labels and {"LAD", "RAD"} <= r.known
+        elif value in ("MID", "LAD", "AXR"):
+            assert not {"LAD", "RAD"} & set(r.labels) and {"LAD", "RAD", "AXIS"} <= r.known
+        else:  # empty (or a value that states nothing): unknown, not absent
+            assert not {"LAD", "RAD", "AXIS"} & (set(r.labels) | r.known)
+    counts = Counter(lb for r in records.values() for lb in r.labels)
+    assert counts["LAD"] == 14 and counts["RAD"] == 8 + 1
+
+
+@pytest.mark.slow
+def test_challenge2020_reader_full_and_scored_only_records(shared_data):
+    records = {r.key: r for r in Challenge2020Reader(shared_data / "challenge2020")}
+    assert len(records) == 43
+    assert all(r.signal.shape[0] == 12 and r.fs == 500 and r.signal.shape[1] >= 5000 for r in records.values())
+    # Q1847 has an unscored code: its diagnoses are full; 251259000 has no catalogue label and is recorded.
+    q = records["challenge2020:Q1847"]
+    assert q.meta["unmapped"] == ["251259000"] and set(q.labels) == {"SARRH", "STTC"} and "MI" in q.known
+    # A0001 (CPSC, only a scored class): MI and NORM are unknown, RBBB is a positive.
+    a = records["challenge2020:A0001"]
+    assert a.labels == ("RBBB",) and "MI" not in a.known and "LAD" in a.known and "AFIB" in a.known
+    partial = [r for r in records.values() if "MI" not in r.known]
+    assert len(partial) == 21  # every record whose codes are all scored classes (the data README says 17)
+    assert parse_source("challenge2020=/x")[0] == "challenge2020"
 
 
 @pytest.mark.slow
@@ -177,11 +246,21 @@ def test_prepare_all_real_sources(shared_data, tmp_path):
     ]
     ds = prepare(sources, tmp_path / "cache", progress=False)
     meta = json.loads((tmp_path / "cache" / "meta.json").read_text(encoding="utf-8"))
-    # 34 processed records are also in ptbxl/ (ecg_id <= 500); one is labelled, so it is deduplicated.
+    # 34 processed records are also in ptbxl/ (ecg_id <= 500); the labelled ones are merged into it.
     assert meta["records_per_source"]["ptbxl"] == 500
-    assert meta["records_per_source"]["cinc2021"] == 30
-    assert meta["records_per_source"]["ptbxl_processed"] + meta["duplicates_skipped"] == 499
+    # Every record is either cached or merged into the same ECG from an earlier source (one Challenge 2021
+    # HR record is a PTB-XL ECG that the processed set labels too).
+    assert sum(meta["records_per_source"].values()) + meta["duplicates_skipped"] == 500 + 499 + 1308 + 30
     assert len(ds) == sum(meta["records_per_source"].values())
+    # Known-label mask: positives are known; challenge-only records have NORM unknown; merged records
+    # keep ptbxl/'s official fold and gain the Challenge's labels.
+    assert ds.known.shape == ds.labels.shape and (ds.known >= ds.labels).all()
+    norm = ds.label_ids.index("NORM")
+    assert (ds.known[:, norm] == 0).sum() >= 1308
+    merged = [i for i, w in enumerate(meta["windows"]) if w.get("merged_from")]
+    into_ptbxl = [i for i in merged if meta["windows"][i]["source"] == "ptbxl"]
+    assert into_ptbxl and all(not meta["windows"][i]["fold_derived"] for i in into_ptbxl)
+    assert all("ptbxl_processed" in meta["windows"][i]["merged_from"] for i in into_ptbxl)
     reloaded = PreparedDataset(tmp_path / "cache")
     assert np.isfinite(np.asarray(reloaded.windows[:50], dtype=np.float32)).all()
     assert len(reloaded.indices(folds=[10])) > 40 and not meta["skipped"]

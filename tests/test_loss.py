@@ -357,3 +357,59 @@ def test_rarest_first_optimum_separates_co_occurring_labels():
             opt.step()
         logits = 10.0 * torch.nn.functional.normalize(ecg, dim=1) @ bank.T
         assert (logits[0, 1] - logits[0, 0]).item() == pytest.approx(gap, abs=0.05)
+
+
+# --- partial label sets: unknown labels leave the loss ---------------------------------------------
+def test_unknown_labels_leave_every_loss():
+    from training.loss import bce_loss, clip_loss, multi_positive_clip_loss, sigmoid_pairwise_loss
+
+    g = torch.Generator().manual_seed(3)
+    ecg = torch.nn.functional.normalize(torch.randn(6, 8, generator=g), dim=1)
+    bank = torch.nn.functional.normalize(torch.randn(5, 8, generator=g), dim=1)
+    y = torch.zeros(6, 5)
+    y[torch.arange(6), torch.tensor([0, 1, 2, 0, 1, 2])] = 1
+    known = torch.ones(6, 5, dtype=torch.bool)
+    known[:3, 3:] = False  # the first three ECGs cannot state labels 3 and 4
+    # Moving the unknown labels' scores must not change the loss; moving known negatives must.
+    bank2 = bank.clone()
+    bank2[3:] = torch.nn.functional.normalize(torch.randn(2, 8, generator=g), dim=1)
+    only_first = torch.ones(6, 5, dtype=torch.bool)
+    only_first[:, 3:] = False  # labels 3-4 unknown for every ECG
+    a = multi_positive_clip_loss(ecg, bank, 10.0, y, known=only_first)["loss"]
+    b = multi_positive_clip_loss(ecg, bank2, 10.0, y, known=only_first)["loss"]
+    assert torch.allclose(a, b) and not torch.allclose(
+        multi_positive_clip_loss(ecg, bank, 10.0, y)["loss"], multi_positive_clip_loss(ecg, bank2, 10.0, y)["loss"])
+    s1 = sigmoid_pairwise_loss(ecg, bank, 10.0, -5.0, y, known=only_first)["loss"]
+    s2 = sigmoid_pairwise_loss(ecg, bank2, 10.0, -5.0, y, known=only_first)["loss"]
+    assert torch.allclose(s1, s2)
+    logits = torch.randn(6, 5, generator=g)
+    logits2 = logits.clone()
+    logits2[:3, 3:] += 7.0
+    assert torch.allclose(bce_loss(logits, y, known=known)["loss"], bce_loss(logits2, y, known=known)["loss"])
+    assert not torch.allclose(bce_loss(logits, y)["loss"], bce_loss(logits2, y)["loss"])
+    # All-known mask equals no mask; the losses stay finite and differentiable.
+    full = torch.ones(6, 5, dtype=torch.bool)
+    assert torch.allclose(multi_positive_clip_loss(ecg, bank, 10.0, y, known=full)["loss"],
+                          multi_positive_clip_loss(ecg, bank, 10.0, y)["loss"])
+    e = ecg.clone().requires_grad_(True)
+    out = multi_positive_clip_loss(e, bank, 10.0, y, known=known)["loss"]
+    out.backward()
+    assert torch.isfinite(out) and torch.isfinite(e.grad).all()
+    # CLIP (one text per ECG): text j of label pick[j] is not a negative for an ECG that cannot state it.
+    pick = torch.tensor([0, 1, 2, 3, 4, 0])
+    y_clip = torch.nn.functional.one_hot(pick, 5).float()
+    texts = bank[pick]
+    k = torch.ones(6, 5, dtype=torch.bool)
+    k[0, 3] = False
+    base = clip_loss(ecg, texts, 10.0, pick, known=k)["loss"]
+    assert torch.isfinite(base) and not torch.allclose(base, clip_loss(ecg, texts, 10.0, pick)["loss"])
+    # Masking pair (0, 3) equals removing it from both softmaxes by hand.
+    logits = 10.0 * ecg @ texts.T
+    same = (pick[:, None] == pick[None, :]).float()
+    t = same / same.sum(1, keepdim=True)
+    logits[0, 3] = -1e4
+    manual = (-(t * logits.log_softmax(1)).sum(1).mean() - (t * logits.T.log_softmax(1)).sum(1).mean()) / 2
+    assert torch.allclose(base, manual)
+    with pytest.raises(ValueError, match="targets"):
+        clip_loss(ecg, texts, 10.0, None, known=k)
+    del y_clip

@@ -54,3 +54,26 @@ def test_evaluate_scores_reports_new_labels_separately():
     assert [r["new"] for r in m["per_label"]] == [False, False, True, False]
     with pytest.raises(ValueError, match="not among"):
         evaluate_scores(S, T, ["a", "b", "c", "d"], new_labels=["z"])
+
+
+def test_unknown_labels_are_neither_hits_nor_misses():
+    import numpy as np
+
+    from training.metrics import choose_thresholds, per_label_auroc, topk_accuracy
+
+    scores = np.array([[0.9, 0.5, 0.1], [0.2, 0.8, 0.7], [0.1, 0.3, 0.6]])
+    targets = np.array([[0, 1, 0], [0, 1, 0], [0, 0, 1]])
+    # ECG 0 ranks label 0 first, but its source cannot state label 0: its top-1 is then label 1, a hit.
+    known = np.ones_like(targets)
+    known[0, 0] = 0
+    assert topk_accuracy(scores, targets, 1) == 2 / 3
+    assert topk_accuracy(scores, targets, 1, known) == 1.0
+    # AUROC of label 2: ECG 1 (a negative scored above the positive) leaves when label 2 is unknown for it.
+    known[1, 2] = 0
+    assert per_label_auroc(scores, targets)[2] == 0.5
+    assert per_label_auroc(scores, targets, known)[2] == 1.0
+    # A threshold is chosen over the known rows only (the midpoint moves to the next known score).
+    s = np.array([[0.9], [0.8], [0.7], [0.1]])
+    t = np.array([[1], [1], [0], [0]])
+    k = np.array([[1], [1], [0], [1]])
+    assert np.isclose(choose_thresholds(s, t)[0], 0.75) and np.isclose(choose_thresholds(s, t, known=k)[0], 0.45)

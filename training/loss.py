@@ -4,6 +4,11 @@ Every loss returns a dict of named scalar tensors; ``"loss"`` is the total to ba
 entries are its parts for logging. ``logit_scale`` is always the multiplier itself (already exp'd and
 clamped, as :meth:`training.model.ContrastiveModel.forward` returns it), and the embeddings are unit vectors.
 
+Partial label sets: every loss takes an optional ``known`` ``[B, L]`` mask (True where the ECG's source
+states the label, present or absent; see :mod:`training.datasets.known`). An unknown (ECG, label) pair
+is neither a positive nor a negative: it is removed from the softmaxes (contrastive losses) or from the
+mean (sigmoid, BCE). ``known=None`` means every label is known.
+
 - :func:`clip_loss`: the symmetric InfoNCE / CLIP loss (Radford et al. 2021, "Learning Transferable Visual
   Models From Natural Language Supervision") on a B x B matrix, as in the reference study: one positive
   label text per ECG. Two ECGs in a batch can share a label; how such pairs count is a choice
@@ -41,6 +46,9 @@ def _soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Ten
     return -(target * logits.log_softmax(dim=-1)).sum(dim=-1).mean()
 
 
+MASKED = -1e4  # logit of a pair left out of a softmax (finite: a zero target times -inf would give nan)
+
+
 def _zero(like: torch.Tensor) -> torch.Tensor:
     # A zero that keeps the graph (and thus .backward()) alive when every row is skipped.
     return like.sum() * 0.0
@@ -52,6 +60,7 @@ def clip_loss(
     logit_scale: torch.Tensor | float,
     targets: torch.Tensor | None = None,
     duplicates: str = "positive",
+    known: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """Symmetric CLIP loss over a batch of B (ECG, label text) pairs.
 
@@ -75,6 +84,8 @@ def clip_loss(
               both softmaxes, so row i competes only against other labels (no floor).
             - ``"none"``: the standard CLIP loss (``arange(B)`` targets), ignoring duplicates, as in the
               reference study.
+        known: ``[B, L]`` bool over the label bank (needs ``targets``): pair (i, j) is left out of both
+            softmaxes when label ``targets[j]`` is unknown for ECG i.
 
     Returns:
         ``{"loss": mean of both directions, "ecg_to_text": ..., "text_to_ecg": ...}``.
@@ -85,6 +96,10 @@ def clip_loss(
     n = logits.shape[0]
     eye = torch.eye(n, dtype=torch.bool, device=logits.device)
     same = eye if targets is None else targets[:, None] == targets[None, :]
+    if known is not None:
+        if targets is None:
+            raise ValueError("clip_loss: a known-label mask needs the targets (label index of each text)")
+        logits = logits.masked_fill(~known.bool()[:, targets] & ~same, MASKED)
     if duplicates == "positive":
         target = same.to(logits.dtype)
         target = target / target.sum(dim=1, keepdim=True)  # symmetric, so it serves both directions
@@ -121,7 +136,7 @@ def priority_targets(multi_hot: torch.Tensor, priority: torch.Tensor, ratio: flo
 
 def multi_positive_clip_loss(
     ecg: torch.Tensor, label_bank: torch.Tensor, logit_scale: torch.Tensor | float, multi_hot: torch.Tensor,
-    row_target: torch.Tensor | None = None,
+    row_target: torch.Tensor | None = None, known: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """Symmetric CLIP loss against the whole label bank with soft multi-positive targets.
 
@@ -132,6 +147,8 @@ def multi_positive_clip_loss(
         multi_hot: ``[B, L]`` 0/1 (or bool) positives.
         row_target: ``[B, L]`` ECG -> label targets (rows sum to 1 where there are positives), e.g.
             :func:`priority_targets`; default ``multi_hot / rowsum`` (every positive alike).
+        known: ``[B, L]`` bool; an unknown pair leaves both softmaxes (ECG i does not compete against a
+            label its source cannot state, and that label's column does not count ECG i as a negative).
 
     ECG -> label: each ECG row's softmax over the L labels is matched to ``row_target`` (default
     ``multi_hot / rowsum``).
@@ -145,6 +162,8 @@ def multi_positive_clip_loss(
     """
     logits = logit_scale * ecg @ label_bank.T  # [B, L]
     y = multi_hot.to(logits.dtype)
+    if known is not None:
+        logits = logits.masked_fill(~(known.bool() | (y > 0)), MASKED)
     row_pos, col_pos = y.sum(dim=1), y.sum(dim=0)
     rows, cols = row_pos > 0, col_pos > 0
     target = y / row_pos.clamp_min(1)[:, None] if row_target is None else row_target.to(logits.dtype)
@@ -163,6 +182,7 @@ def sigmoid_pairwise_loss(
     logit_bias: torch.Tensor | float,
     multi_hot: torch.Tensor,
     reduction: str = "mean",
+    known: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """SigLIP loss: ``-log sigmoid(z_ij * (scale * <ecg_i, label_j> + bias))``, z = +1 positive / -1 not.
 
@@ -179,20 +199,28 @@ def sigmoid_pairwise_loss(
         raise ValueError(f"reduction must be 'mean' or 'batch', got {reduction!r}")
     logits = logit_scale * ecg @ label_bank.T + logit_bias  # [B, L]
     y = multi_hot.to(logits.dtype)
-    per_pair = -F.logsigmoid((2 * y - 1) * logits)
-    loss = per_pair.mean() if reduction == "mean" else per_pair.sum() / logits.shape[0]
+    keep = torch.ones_like(y, dtype=torch.bool) if known is None else known.bool() | (y > 0)
+    per_pair = -F.logsigmoid((2 * y - 1) * logits) * keep
+    n_kept = keep.sum().clamp_min(1)
+    loss = per_pair.sum() / n_kept if reduction == "mean" else per_pair.sum() / logits.shape[0]
     is_pos = y > 0
+    is_neg = ~is_pos & keep
     pos = per_pair[is_pos].mean() if is_pos.any() else _zero(per_pair)
-    neg = per_pair[~is_pos].mean() if (~is_pos).any() else _zero(per_pair)
+    neg = per_pair[is_neg].mean() if is_neg.any() else _zero(per_pair)
     return {"loss": loss, "pos": pos.detach(), "neg": neg.detach()}
 
 
 def bce_loss(
-    logits: torch.Tensor, multi_hot: torch.Tensor, pos_weight: torch.Tensor | None = None
+    logits: torch.Tensor, multi_hot: torch.Tensor, pos_weight: torch.Tensor | None = None,
+    known: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Binary cross-entropy with logits, mean over all (ECG, label) entries; ``pos_weight`` is ``[L]``."""
-    loss = F.binary_cross_entropy_with_logits(logits, multi_hot.to(logits.dtype), pos_weight=pos_weight)
-    return {"loss": loss}
+    """Binary cross-entropy with logits, mean over the known (ECG, label) entries; ``pos_weight`` is ``[L]``."""
+    y = multi_hot.to(logits.dtype)
+    if known is None:
+        return {"loss": F.binary_cross_entropy_with_logits(logits, y, pos_weight=pos_weight)}
+    keep = (known.bool() | (y > 0)).to(logits.dtype)
+    per = F.binary_cross_entropy_with_logits(logits, y, pos_weight=pos_weight, reduction="none")
+    return {"loss": (per * keep).sum() / keep.sum().clamp_min(1)}
 
 
 class ClipLoss(nn.Module):
@@ -210,8 +238,9 @@ class ClipLoss(nn.Module):
         text: torch.Tensor,
         logit_scale: torch.Tensor | float,
         targets: torch.Tensor | None = None,
+        known: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        return clip_loss(ecg, text, logit_scale, targets, duplicates=self.duplicates)
+        return clip_loss(ecg, text, logit_scale, targets, duplicates=self.duplicates, known=known)
 
 
 class MultiPositiveClipLoss(nn.Module):
@@ -224,8 +253,9 @@ class MultiPositiveClipLoss(nn.Module):
         logit_scale: torch.Tensor | float,
         multi_hot: torch.Tensor,
         row_target: torch.Tensor | None = None,
+        known: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        return multi_positive_clip_loss(ecg, label_bank, logit_scale, multi_hot, row_target)
+        return multi_positive_clip_loss(ecg, label_bank, logit_scale, multi_hot, row_target, known)
 
 
 class SigmoidLoss(nn.Module):
@@ -242,8 +272,9 @@ class SigmoidLoss(nn.Module):
         logit_scale: torch.Tensor | float,
         logit_bias: torch.Tensor | float,
         multi_hot: torch.Tensor,
+        known: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        return sigmoid_pairwise_loss(ecg, label_bank, logit_scale, logit_bias, multi_hot, self.reduction)
+        return sigmoid_pairwise_loss(ecg, label_bank, logit_scale, logit_bias, multi_hot, self.reduction, known)
 
 
 # Name -> loss function (options such as ``duplicates`` or ``reduction`` go through functools.partial).

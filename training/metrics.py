@@ -11,6 +11,11 @@ recall is therefore reported in the *filtered* setting of link prediction (Borde
 label is ranked only against the labels that are false for that ECG. The unfiltered figure is kept as
 ``top5_recall_raw``.
 New labels (held out of training) are ranked against all labels, zero-shot through their texts.
+
+Partial label sets: every function takes an optional ``known`` mask ``[N, L]`` (True where the ECG's
+sources state the label; see :mod:`training.datasets.known`). An unknown label is neither a hit nor a
+miss: it is left out of the ECG's ranking (top-k), out of the label's AUROC and out of its threshold.
+``known=None`` means every label is known.
 """
 
 from __future__ import annotations
@@ -30,11 +35,20 @@ __all__ = [
 ]
 
 
-def topk_accuracy(scores: np.ndarray, targets: np.ndarray, k: int) -> float:
-    """Fraction of ECGs (with at least one label) whose k best-scored labels include one of theirs."""
+def _drop_unknown(scores: np.ndarray, targets: np.ndarray, known: np.ndarray | None) -> np.ndarray:
+    """Scores with unknown (and not positive) labels pushed below every other label."""
+    if known is None:
+        return scores
+    keep = known.astype(bool) | targets.astype(bool)
+    return np.where(keep, scores, -np.inf)
+
+
+def topk_accuracy(scores: np.ndarray, targets: np.ndarray, k: int, known: np.ndarray | None = None) -> float:
+    """Fraction of ECGs (with at least one label) whose k best-scored known labels include one of theirs."""
     has = targets.any(axis=1)
     if not has.any():
         return float("nan")
+    scores = _drop_unknown(scores, targets, known)
     s, t = scores[has], targets[has].astype(bool)
     k = min(k, s.shape[1])
     top = np.argpartition(-s, k - 1, axis=1)[:, :k]
@@ -49,12 +63,14 @@ def label_ranks(scores: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def per_label_topk_recall(scores: np.ndarray, targets: np.ndarray, k: int = 5, filtered: bool = True) -> np.ndarray:
+def per_label_topk_recall(scores: np.ndarray, targets: np.ndarray, k: int = 5, filtered: bool = True,
+                          known: np.ndarray | None = None) -> np.ndarray:
     """For each label, the fraction of ECGs carrying it that rank it within their top k (nan if none).
 
     ``filtered=True`` ranks the label only against labels that are false for the ECG (its other true
     labels are not competitors); ``filtered=False`` ranks it against all labels.
     """
+    scores = _drop_unknown(scores, targets, known)
     t = targets.astype(bool)
     n = t.sum(axis=0)
     if not filtered:
@@ -90,19 +106,27 @@ def auroc(score: np.ndarray, target: np.ndarray) -> float:
     return float(u / (n_pos * n_neg))
 
 
-def per_label_auroc(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    return np.array([auroc(scores[:, j], targets[:, j]) for j in range(scores.shape[1])])
+def per_label_auroc(scores: np.ndarray, targets: np.ndarray, known: np.ndarray | None = None) -> np.ndarray:
+    """AUROC of every label over the ECGs on which it is known."""
+    if known is None:
+        return np.array([auroc(scores[:, j], targets[:, j]) for j in range(scores.shape[1])])
+    keep = known.astype(bool) | targets.astype(bool)
+    return np.array([auroc(scores[keep[:, j], j], targets[keep[:, j], j]) for j in range(scores.shape[1])])
 
 
-def choose_thresholds(scores: np.ndarray, targets: np.ndarray, default: float | None = None) -> np.ndarray:
-    """Per-label decision threshold maximising F1 on a validation set.
+def choose_thresholds(scores: np.ndarray, targets: np.ndarray, default: float | None = None,
+                      known: np.ndarray | None = None) -> np.ndarray:
+    """Per-label decision threshold maximising F1 on a validation set (over the ECGs where it is known).
 
     Labels without a positive example get ``default`` (if None: the 99th percentile of that label's
     scores, so it fires rarely).
     """
     thresholds = np.empty(scores.shape[1], dtype=np.float32)
+    keep = np.ones(scores.shape, dtype=bool) if known is None else known.astype(bool) | targets.astype(bool)
     for j in range(scores.shape[1]):
-        s, t = scores[:, j], targets[:, j].astype(bool)
+        s, t = scores[keep[:, j], j], targets[keep[:, j], j].astype(bool)
+        if s.size == 0:
+            s, t = scores[:, j], np.zeros(len(scores), dtype=bool)
         if not t.any():
             thresholds[j] = default if default is not None else np.percentile(s, 99)
             continue
@@ -124,6 +148,7 @@ def evaluate_scores(
     label_ids: Sequence[str],
     new_labels: Sequence[str] = (),
     names: Sequence[str] | None = None,
+    known: np.ndarray | None = None,
 ) -> dict:
     """Top-1, top-5, macro AUROC and a per-label table; new labels summarised separately.
 
@@ -137,11 +162,12 @@ def evaluate_scores(
         raise ValueError(f"new labels {sorted(unknown)} are not among the scored labels")
     seen_mask = np.array([lid not in new_set for lid in label_ids])
     t_seen = targets * seen_mask[None]
-    recall5 = per_label_topk_recall(scores, targets, 5)
-    recall5_raw = per_label_topk_recall(scores, targets, 5, filtered=False)
-    recall1 = per_label_topk_recall(scores, targets, 1)
-    aucs = per_label_auroc(scores, targets)
+    recall5 = per_label_topk_recall(scores, targets, 5, known=known)
+    recall5_raw = per_label_topk_recall(scores, targets, 5, filtered=False, known=known)
+    recall1 = per_label_topk_recall(scores, targets, 1, known=known)
+    aucs = per_label_auroc(scores, targets, known)
     n = targets.sum(axis=0)
+    n_known = np.full(targets.shape[1], len(targets)) if known is None else (known.astype(bool) | targets.astype(bool)).sum(axis=0)
     table = []
     for j, lid in enumerate(label_ids):
         table.append(
@@ -149,6 +175,7 @@ def evaluate_scores(
                 "id": lid,
                 "name": names[j] if names is not None else lid,
                 "n": int(n[j]),
+                "n_known": int(n_known[j]),
                 "top1_recall": None if np.isnan(recall1[j]) else float(recall1[j]),
                 "top5_recall": None if np.isnan(recall5[j]) else float(recall5[j]),
                 "top5_recall_raw": None if np.isnan(recall5_raw[j]) else float(recall5_raw[j]),
@@ -159,8 +186,8 @@ def evaluate_scores(
     seen_auc = aucs[seen_mask & ~np.isnan(aucs)]
     result = {
         "n_ecgs": int(targets.any(axis=1).sum()),
-        "top1": topk_accuracy(scores, t_seen, 1),
-        "top5": topk_accuracy(scores, t_seen, 5),
+        "top1": topk_accuracy(scores, t_seen, 1, known),
+        "top5": topk_accuracy(scores, t_seen, 5, known),
         "macro_auroc": float(seen_auc.mean()) if seen_auc.size else float("nan"),
         "mean_label_top5_recall": float(np.nanmean(recall5[seen_mask])) if np.isfinite(recall5[seen_mask]).any() else float("nan"),
         "per_label": table,

@@ -2,9 +2,13 @@
 
 The cache is a folder with ``windows.npy`` (float16 ``[N, 12, T]``, memory-mappable), ``labels.npy``
 (uint8 multi-hot ``[N, n_labels]`` over the catalogue, ancestors included: a record labelled 下壁心筋梗塞
-is also 心筋梗塞) and ``meta.json`` (signal contract, label ids, per-window record key / source / fold /
-patient / start sample, label counts, and every skipped record with its reason). Training epochs read
-the memory map instead of WFDB files. A fingerprint of the sources, the signal contract and the
+is also 心筋梗塞), ``known.npy`` (uint8 ``[N, n_labels]``: 1 where the record's sources state the label,
+present or absent; 0 = unknown, left out of the loss, the thresholds and the metrics) and ``meta.json``
+(signal contract, label ids, per-window record key / source / fold / patient / start sample, label
+counts, and every skipped record with its reason). The same ECG from several sources (same record key)
+is cached once, with the signal of the first source and the labels and known labels of all of them
+merged; an official fold wins over a derived one. Training epochs read the memory map instead of WFDB
+files. A fingerprint of the sources, the signal contract and the
 catalogue decides whether an existing cache can be reused.
 """
 
@@ -30,7 +34,7 @@ __all__ = ["PREPARE_VERSION", "Source", "PreparedDataset", "prepare", "fingerpri
 
 logger = logging.getLogger(__name__)
 
-PREPARE_VERSION = 2  # 2: numpy frequency-domain filter+resample
+PREPARE_VERSION = 3  # 2: numpy frequency-domain filter+resample; 3: known-label mask, labels merged across sources
 
 
 @dataclass(frozen=True)
@@ -77,13 +81,15 @@ class PreparedDataset:
         self.meta = json.loads(meta_path.read_text(encoding="utf-8"))
         self.windows = np.load(self.folder / "windows.npy", mmap_mode="r" if mmap else None)
         self.labels = np.load(self.folder / "labels.npy")
+        known = self.folder / "known.npy"
+        self.known = np.load(known) if known.is_file() else np.ones_like(self.labels)
         self.signal = SignalConfig.from_dict(self.meta["signal"])
         self.label_ids: list[str] = self.meta["label_ids"]
         items = self.meta["windows"]
         self.folds = np.array([w["fold"] if w["fold"] is not None else 0 for w in items], dtype=np.int64)
         self.keys = [w["key"] for w in items]
         self.sources = [w["source"] for w in items]
-        if len(self.windows) != len(self.labels) or len(self.labels) != len(items):
+        if len(self.windows) != len(self.labels) or len(self.labels) != len(items) or self.known.shape != self.labels.shape:
             raise DatasetError(f"{self.folder}: windows, labels and meta.json disagree in length")
 
     def __len__(self) -> int:
@@ -103,6 +109,11 @@ class PreparedDataset:
         counts = lab.sum(axis=0)
         return {lid: int(c) for lid, c in zip(self.label_ids, counts, strict=True) if c}
 
+    def known_counts(self, idx: np.ndarray | None = None) -> dict[str, int]:
+        """Windows on which each label is known (present or stated absent)."""
+        kn = self.known if idx is None else self.known[idx]
+        return {lid: int(c) for lid, c in zip(self.label_ids, kn.sum(axis=0), strict=True)}
+
 
 def _windows_of(record, config: SignalConfig, max_windows: int | None) -> list[tuple[int, np.ndarray]]:
     if record.preprocessed:
@@ -115,6 +126,19 @@ def _windows_of(record, config: SignalConfig, max_windows: int | None) -> list[t
     if max_windows is not None:
         spans = spans[:max_windows]
     return [(a, preprocess(record.signal[:, a:b], record.fs, config, record.leads)) for a, b in spans]
+
+
+def _merge(rows: list[int], record, hot: np.ndarray, known: np.ndarray, labels: list, knowns: list,
+           items: list) -> None:
+    """Merge a second source's labels of an ECG already cached (positives and known labels: union)."""
+    for i in rows:
+        labels[i] |= hot
+        knowns[i] |= known
+        item = items[i]
+        item["labels"] = list(dict.fromkeys([*item["labels"], *record.labels]))
+        item.setdefault("merged_from", []).append(record.source)
+        if item.get("fold_derived") and not record.fold_derived and record.fold is not None:
+            item.update(fold=record.fold, patient=record.patient, fold_derived=False)
 
 
 def prepare(
@@ -131,8 +155,9 @@ def prepare(
     """Read ``sources``, preprocess every window with the signal contract and cache them in ``out_dir``.
 
     Reuses an existing cache with the same fingerprint unless ``force``. The same ECG seen in two
-    sources (by record key) is kept once, from the first source. ``on_error="skip"`` counts bad
-    records instead of raising; they are listed in ``meta.json``.
+    sources (by record key) is kept once, with the first source's signal and every source's labels and
+    known labels merged. ``on_error="skip"`` counts bad records instead of raising; they are listed in
+    ``meta.json``.
     """
     config = config or SignalConfig()
     catalogue = catalogue or load_catalogue()
@@ -147,8 +172,9 @@ def prepare(
     skips = SkipLog()
     windows: list[np.ndarray] = []
     labels: list[np.ndarray] = []
+    knowns: list[np.ndarray] = []
     items: list[dict] = []
-    seen: set[str] = set()
+    seen: dict[str, list[int]] = {}  # record key -> its window rows
     duplicates = 0
     per_source: Counter = Counter()
     for source in sources:
@@ -165,22 +191,30 @@ def prepare(
 
             iterator = tqdm(reader, total=len(reader), desc=f"prepare {source.kind}", unit="rec", leave=False)
         for record in iterator:
+            hot = np.zeros(len(catalogue), dtype=np.uint8)
+            ids = catalogue.expand(record.labels) if record.labels else []
+            for lid in ids:
+                hot[catalogue.index(lid)] = 1
+            known = np.ones(len(catalogue), dtype=np.uint8)
+            if record.known is not None:
+                known[:] = 0
+                for lid in record.known:
+                    known[catalogue.index(lid)] = 1
+            known |= hot  # a positive is always known
             if record.key in seen:
                 duplicates += 1
+                _merge(seen[record.key], record, hot, known, labels, knowns, items)
                 continue
             try:
                 wins = _windows_of(record, config, max_windows_per_record)
             except SignalError as exc:
                 reader.fail(record.key, f"bad_signal: {exc}")
                 continue
-            seen.add(record.key)
-            hot = np.zeros(len(catalogue), dtype=np.uint8)
-            ids = catalogue.expand(record.labels) if record.labels else []
-            for lid in ids:
-                hot[catalogue.index(lid)] = 1
+            seen[record.key] = list(range(len(items), len(items) + len(wins)))
             for start, win in wins:
                 windows.append(win.astype(np.float16))
-                labels.append(hot)
+                labels.append(hot.copy())
+                knowns.append(known.copy())
                 items.append(
                     {
                         "key": record.key,
@@ -190,6 +224,7 @@ def prepare(
                         "start": start,
                         "fs_raw": record.fs,
                         "labels": list(record.labels),
+                        "fold_derived": record.fold_derived,
                     }
                 )
             per_source[record.source] += 1
@@ -203,6 +238,8 @@ def prepare(
     del arr
     lab = np.stack(labels)
     np.save(out / "labels.npy", lab)
+    kn = np.stack(knowns)
+    np.save(out / "known.npy", kn)
     meta = {
         "format": PREPARE_VERSION,
         "fingerprint": fp,
@@ -213,6 +250,7 @@ def prepare(
         "records_per_source": dict(per_source),
         "duplicates_skipped": duplicates,
         "label_counts": {lid: int(c) for lid, c in zip(catalogue.ids, lab.sum(axis=0), strict=True) if c},
+        "known_counts": {lid: int(c) for lid, c in zip(catalogue.ids, kn.sum(axis=0), strict=True)},
         "skipped": [{"key": k, "reason": r} for k, r in skips.items],
         "skip_counts": skips.counts(),
         "windows": items,

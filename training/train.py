@@ -141,16 +141,16 @@ def label_priority(targets: np.ndarray) -> np.ndarray:
 
 
 def _loss(cfg: TrainConfig, out: dict, y: torch.Tensor, generator: torch.Generator,
-          priority: torch.Tensor | None = None) -> dict:
+          priority: torch.Tensor | None = None, known: torch.Tensor | None = None) -> dict:
     if cfg.loss == "multi_positive":
         row = None if priority is None else priority_targets(y, priority, cfg.priority_ratio)
-        return multi_positive_clip_loss(out["ecg"], out["text"], out["logit_scale"], y, row)
+        return multi_positive_clip_loss(out["ecg"], out["text"], out["logit_scale"], y, row, known)
     if cfg.loss == "sigmoid":
-        return sigmoid_pairwise_loss(out["ecg"], out["text"], out["logit_scale"], out["logit_bias"], y)
+        return sigmoid_pairwise_loss(out["ecg"], out["text"], out["logit_scale"], out["logit_bias"], y, known=known)
     # The study's CLIP loss: one positive label drawn per ECG, the batch's labels as the text side.
     weights = y.float() + 1e-12 * (y.sum(dim=1, keepdim=True) == 0)
     pick = torch.multinomial(weights, 1, generator=generator).squeeze(1)
-    return clip_loss(out["ecg"], out["text"][pick], out["logit_scale"], pick)
+    return clip_loss(out["ecg"], out["text"][pick], out["logit_scale"], pick, known=known)
 
 
 def train(cfg: TrainConfig, progress: bool = True) -> dict:
@@ -188,6 +188,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         raise ValueError(f"no training or validation windows in folds {cfg.train_folds} / {cfg.val_folds}")
     windows = np.asarray(ds.windows, dtype=np.float32)  # small enough to hold in memory
     targets = ds.labels.astype(np.float32)
+    known = ds.known.astype(bool)  # labels each window's sources state; the rest are left out (datasets.known)
 
     text = text_spec(cfg.text, cfg.embed_dim) if cfg.model == "contrastive" else None
     embed_dim = text["embed_dim"] if text else cfg.embed_dim  # a frozen text space fixes the size
@@ -248,15 +249,16 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
             idx = np.sort(perm[b * cfg.batch_size : (b + 1) * cfg.batch_size])
             x = augment_batch(torch.from_numpy(windows[idx]), aug, gen)
             y = torch.from_numpy(targets[idx])[:, train_cols_t]
+            k = torch.from_numpy(known[idx])[:, train_cols_t]
             lr = get_lr(step, total_steps, warmup, cfg.lr, cfg.min_lr)
             for group in opt.param_groups:
                 group["lr"] = lr
             if cfg.model == "supervised":
-                loss = bce_loss(ddp_model(x), y)["loss"]
+                loss = bce_loss(ddp_model(x), y, known=k)["loss"]
             else:
                 out = ddp_model(x, text_input)
                 out["text"] = out["text"][train_cols_t]  # held-out labels never enter training
-                loss = _loss(cfg, out, y, gen, priority)["loss"]
+                loss = _loss(cfg, out, y, gen, priority, k)["loss"]
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -265,7 +267,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
             step += 1
         # Validation: macro AUROC over the trained labels present in the validation folds.
         val_scores = score_windows(model, info, windows[val_idx])[:, train_cols]
-        aucs = per_label_auroc(val_scores, targets[val_idx][:, train_cols])
+        aucs = per_label_auroc(val_scores, targets[val_idx][:, train_cols], known[val_idx][:, train_cols])
         val_auc = float(np.nanmean(aucs)) if np.isfinite(aucs).any() else 0.0
         history.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val_macro_auroc": val_auc,
                         "lr": lr, "minutes": (time.monotonic() - t0) / 60})
@@ -289,8 +291,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     result: dict = {}
     if rank == 0:
         names = [lb.ja for lb in catalogue.labels]
-        result = evaluate_model(model, info, windows[test_idx], targets[test_idx], names) if len(test_idx) else {}
-        val_metrics = evaluate_model(model, info, windows[val_idx], targets[val_idx], names)
+        result = (evaluate_model(model, info, windows[test_idx], targets[test_idx], names, known[test_idx])
+                  if len(test_idx) else {})
+        val_metrics = evaluate_model(model, info, windows[val_idx], targets[val_idx], names, known[val_idx])
         info["metrics"] = {"test": _summary(result), "val": _summary(val_metrics), "best_val_macro_auroc": best}
         info["history"] = history
         save_checkpoint(out_dir / "checkpoint.pt", model, **info)

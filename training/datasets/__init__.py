@@ -1,7 +1,9 @@
 """Dataset readers: each yields :class:`Record` objects labelled with catalogue ids.
 
 ``open_dataset("ptbxl", path)`` and friends; on the command line a source is written ``KIND=PATH``
-(``ptbxl=../shared/data/ptbxl``, ``cinc2021=...``, ``ptbxl_processed=...``, ``manifest=my.csv``).
+(``ptbxl=../shared/data/ptbxl``, ``cinc2021=...``, ``challenge2020=...``, ``ptbxl_processed=...``,
+``manifest=my.csv``). Each record carries the labels its source can state (``Record.known``, see
+:mod:`.known`); the rest are unknown for it.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import DatasetError, Reader, Record, SkipLog, fold_from_key
-from .cinc import CinC2021Reader
+from .cinc import Challenge2020Reader, CinC2021Reader
 from .manifest import ManifestReader
 from .processed import ProcessedPTBXLReader
 from .ptbxl import PTBXLReader
@@ -25,6 +27,7 @@ __all__ = [
     "parse_source",
     "PTBXLReader",
     "CinC2021Reader",
+    "Challenge2020Reader",
     "ProcessedPTBXLReader",
     "ManifestReader",
 ]
@@ -32,6 +35,7 @@ __all__ = [
 READERS: dict[str, type[Reader]] = {
     "ptbxl": PTBXLReader,
     "cinc2021": CinC2021Reader,
+    "challenge2020": Challenge2020Reader,
     "ptbxl_processed": ProcessedPTBXLReader,
     "manifest": ManifestReader,
 }

@@ -44,6 +44,8 @@ class Record:
     fold: int | None = None  # 1..10; PTB-XL strat_fold, or derived from the patient for other sources
     preprocessed: bool = False  # True when `signal` already went through the signal contract
     meta: dict = field(default_factory=dict)  # source-specific extras (codes as given, file path, ...)
+    known: frozenset[str] | None = None  # labels the source states (present or absent); None = every label
+    fold_derived: bool = False  # fold assigned here (no official fold): an official fold of the same ECG wins
 
 
 @dataclass

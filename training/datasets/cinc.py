@@ -14,8 +14,9 @@ from pathlib import Path
 from edge.catalogue import Catalogue, load_catalogue
 
 from .base import DatasetError, Reader, Record, fold_from_key
+from .known import SCORED_2020, known_labels, snomed_vocabulary
 
-__all__ = ["CinC2021Reader", "read_dx_codes", "record_key"]
+__all__ = ["CinC2021Reader", "Challenge2020Reader", "read_dx_codes", "record_key"]
 
 
 def record_key(stem: str) -> str:
@@ -39,6 +40,7 @@ class CinC2021Reader(Reader):
     """All records (``*.hea``) found under ``root``, recursively."""
 
     name = "cinc2021"
+    ignore_unmapped = False  # a SNOMED code without a catalogue label: fail (cinc2021) or only record it
 
     def __init__(
         self,
@@ -58,23 +60,34 @@ class CinC2021Reader(Reader):
             raise DatasetError(f"{self.root}: no WFDB headers (*.hea) found")
         if folds is not None:
             self.headers = [h for h in self.headers if fold_from_key(h.stem) in folds]
+        self.full_vocabulary = snomed_vocabulary(self.catalogue)
+        self.scored_vocabulary = snomed_vocabulary(self.catalogue, SCORED_2020)
 
     def __len__(self) -> int:
         return len(self.headers)
 
+    def record_key(self, stem: str) -> str:
+        return record_key(stem)
+
+    def stated(self, codes: list[str]) -> frozenset[str]:
+        """Labels the header states (present or absent): the 2021 Challenge released full diagnoses."""
+        return self.full_vocabulary
+
     def __iter__(self) -> Iterator[Record]:
         for header in self.headers:
-            key = record_key(header.stem)
+            key = self.record_key(header.stem)
             codes = read_dx_codes(header)
             if not codes:
                 self.fail(key, f"no_labels: no '# Dx:' line in {header}")
                 continue
-            labels = []
             unknown = [c for c in codes if self.catalogue.from_snomed(c) is None]
-            if unknown:
+            if unknown and not self.ignore_unmapped:
                 self.fail(key, f"unknown_code: SNOMED CT code(s) {unknown} have no catalogue label")
                 continue
-            labels = tuple(dict.fromkeys(self.catalogue.from_snomed(c).id for c in codes))
+            labels = tuple(dict.fromkeys(self.catalogue.from_snomed(c).id for c in codes if c not in unknown))
+            if not labels:
+                self.fail(key, f"unknown_code: none of the SNOMED CT codes {codes} has a catalogue label")
+                continue
             loaded = self.read_wfdb(key, header.with_suffix(""))
             if loaded is None:
                 continue
@@ -88,5 +101,28 @@ class CinC2021Reader(Reader):
                 labels=labels,
                 patient=key,
                 fold=fold_from_key(header.stem),
-                meta={"snomed": codes, "path": str(header.with_suffix(""))},
+                meta={"snomed": codes, "path": str(header.with_suffix("")), "unmapped": unknown},
+                known=known_labels(self.catalogue, self.stated(codes), labels),
+                fold_derived=True,
             )
+
+
+class Challenge2020Reader(CinC2021Reader):
+    """PhysioNet/CinC Challenge 2020 records from other hospitals (CPSC 2018 and CPSC-Extra, China: ``A*``,
+    ``Q*``; Georgia, USA: ``E*``), same header format as 2021.
+
+    Some of these records carry only the Challenge's 27 scored classes. A record whose every code is a
+    scored class cannot be told apart from such a record, so it is read as one: only the scored classes
+    are known for it, every other label is unknown. A record with an unscored code carries its full
+    diagnoses. Codes without a catalogue label (e.g. 251259000) are kept in ``meta["unmapped"]``; the
+    record keeps its other labels.
+    """
+
+    name = "challenge2020"
+    ignore_unmapped = True
+
+    def record_key(self, stem: str) -> str:
+        return f"challenge2020:{stem}"
+
+    def stated(self, codes: list[str]) -> frozenset[str]:
+        return self.scored_vocabulary if all(c in SCORED_2020 for c in codes) else self.full_vocabulary

@@ -3,8 +3,14 @@
 A third party band-pass filtered these records 0.5-40 Hz (zero-phase), z-scored each lead and decimated
 to 100 Hz, so absolute amplitude is lost. The arrays are therefore only usable with a signal contract
 that produces the same thing (100 Hz, 10 s, 0.5-40 Hz band, per-lead z-score): the reader checks that
-and refuses otherwise. Records without ``scp_codes`` are unlabelled; they are left out unless asked for
-(quantization calibration, self-supervised pretraining).
+and refuses otherwise.
+
+Labels: ``scp_codes`` of ``index.csv`` where present, and the PhysioNet/CinC Challenge 2020 labels of
+``challenge2020_labels.csv`` (SNOMED CT, only the Challenge's 27 scored classes) merged in. The 1,308
+records labelled by the Challenge alone state only those classes (every other label is unknown for
+them) and have no ``strat_fold`` or patient: they get a stable fold 1-8 (training folds only, never
+validation or test). Records without any label are left out unless asked for (quantization
+calibration, self-supervised pretraining).
 """
 
 from __future__ import annotations
@@ -18,8 +24,12 @@ import numpy as np
 from edge.catalogue import Catalogue, load_catalogue
 from edge.signal import LEADS, SignalConfig
 
-from .base import DatasetError, Reader, Record
+from .base import DatasetError, Reader, Record, fold_from_key
+from .known import SCORED_2020, known_labels, scp_vocabulary, snomed_vocabulary
 from .ptbxl import parse_scp_codes
+
+CHALLENGE_LABELS = "challenge2020_labels.csv"
+TRAIN_ONLY_FOLDS = 8  # records without strat_fold go to a stable fold 1..8 (PTB-XL's training folds)
 
 __all__ = ["ProcessedPTBXLReader", "check_compatible"]
 
@@ -51,6 +61,7 @@ class ProcessedPTBXLReader(Reader):
         include_unlabelled: bool = False,
         catalogue: Catalogue | None = None,
         on_error: str = "raise",
+        challenge_labels: bool = True,
         **kwargs,
     ):
         super().__init__(on_error, **kwargs)
@@ -62,6 +73,16 @@ class ProcessedPTBXLReader(Reader):
         self.catalogue = catalogue or load_catalogue()
         with index.open(newline="", encoding="utf-8") as f:
             rows = {int(r["ecg_id"]): r for r in csv.DictReader(f)}
+        self.challenge: dict[int, list[str]] = {}
+        extra = self.root / CHALLENGE_LABELS
+        if challenge_labels and extra.is_file():
+            with extra.open(newline="", encoding="utf-8") as f:
+                for r in csv.DictReader(f):
+                    codes = [c.strip() for c in (r.get("snomed_codes") or "").split(";") if c.strip()]
+                    if codes:
+                        self.challenge[int(r["ecg_id"])] = codes
+        self.scp_vocabulary = scp_vocabulary(self.catalogue)
+        self.scored_vocabulary = snomed_vocabulary(self.catalogue, SCORED_2020)
         with np.load(npz) as data:  # no allow_pickle: plain arrays only
             self.x = data["x"]
             self.ecg_id = data["ecg_id"].astype(np.int64)
@@ -72,10 +93,12 @@ class ProcessedPTBXLReader(Reader):
             row = rows.get(int(ecg_id))
             if row is None:
                 raise DatasetError(f"{npz}: ecg_id {ecg_id} has no row in index.csv")
-            labelled = bool(row["scp_codes"].strip())
+            labelled = bool(row["scp_codes"].strip()) or int(ecg_id) in self.challenge
             if not labelled and not include_unlabelled:
                 continue
             fold = int(float(row["strat_fold"])) if row["strat_fold"].strip() else None
+            if fold is None and int(ecg_id) in self.challenge:
+                fold = fold_from_key(f"ptbxl:{int(ecg_id)}", TRAIN_ONLY_FOLDS)
             if folds is not None and fold not in folds:
                 continue
             self.items.append((i, row, fold))
@@ -87,7 +110,16 @@ class ProcessedPTBXLReader(Reader):
         for i, row, fold in self.items:
             key = f"ptbxl:{int(row['ecg_id'])}"
             codes = parse_scp_codes(row["scp_codes"])
-            labels = []
+            snomed = self.challenge.get(int(row["ecg_id"]), [])
+            labels, stated = [], set()
+            if codes:
+                stated |= self.scp_vocabulary
+            if snomed:
+                stated |= self.scored_vocabulary
+            for code in snomed:
+                label = self.catalogue.from_snomed(code)
+                if label is not None:  # every scored class has a catalogue label
+                    labels.append(label.id)
             for code in codes:
                 label = self.catalogue.from_scp(code)
                 if label is None:
@@ -110,5 +142,7 @@ class ProcessedPTBXLReader(Reader):
                     patient=f"ptbxl:{int(float(patient))}" if patient else None,
                     fold=fold,
                     preprocessed=True,
-                    meta={"scp_codes": codes},
+                    meta={"scp_codes": codes, "snomed": snomed},
+                    known=known_labels(self.catalogue, stated, labels) if labels else frozenset(),
+                    fold_derived=not row["strat_fold"].strip(),
                 )
