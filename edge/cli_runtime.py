@@ -312,6 +312,14 @@ def add_classify_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--fs", type=_positive, help="sampling rate in Hz (.npy, CSV without a time column)")
     p.add_argument("--leads", help="comma-separated channel names for .npy/CSV, e.g. I,II,V1,V2,V3,V4,V5,V6")
+    p.add_argument(
+        "--report",
+        type=Path,
+        metavar="OUT.pdf|OUT.png",
+        help="draw the 12-lead report (3x4 leads and a lead-II rhythm strip at 25 mm/s, 10 mm/mV, with the "
+        "measurements and the Japanese findings) of the file's first good window (with --whole: the file's "
+        "result); one FILE only; needs the report extra (matplotlib)",
+    )
     _add_backend_args(p)
     p.set_defaults(func=cmd_classify)
 
@@ -393,6 +401,10 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from edge.records import RecordError, read_recording
 
     leads = [s.strip() for s in args.leads.split(",")] if args.leads else None
+    if args.report is not None and len(args.files) != 1:
+        raise _command_error("--report draws one record: give one FILE")
+    if args.report is not None and args.report.suffix.lower() not in (".pdf", ".png"):
+        raise _command_error(f"--report {args.report}: the report is a .pdf or a .png file")
     bundle = resolve_bundle(args.bundle)
     failed = 0
     out = _utf8_stdout()
@@ -414,7 +426,33 @@ def cmd_classify(args: argparse.Namespace) -> int:
             else:
                 out.write("\n".join(_table_lines(classifier, rec, rows)) + "\n")
             out.flush()
+            if args.report is not None:
+                _write_report(args.report, classifier, rec, windows, rows[0][1] if args.whole else None)
     return 1 if failed else 0
+
+
+def _write_report(path: Path, classifier, rec, windows: list, whole=None) -> None:  # noqa: ANN001
+    """The report of the first good window (or the first window), with ``whole``'s result if given."""
+    from edge.report import ReportError, write_report
+
+    start, result = next(((s, r) for s, r in windows if not r.skipped), windows[0])
+    width = classifier.window_samples(rec.fs)
+    try:
+        write_report(
+            path,
+            rec.x_mv[:, start : start + width],
+            rec.fs,
+            rec.leads,
+            whole if whole is not None else result,
+            source=str(rec.source),
+            labels=classifier.labels,
+            window_start_s=start / rec.fs,
+        )
+    except ReportError as exc:
+        raise _command_error(str(exc)) from None
+    except OSError as exc:
+        raise _command_error(f"cannot write --report {path}: {exc.strerror or exc}") from None
+    print(f"ecg-edge classify: report written to {path}", file=sys.stderr, flush=True)
 
 
 # -- info --------------------------------------------------------------------------------------------

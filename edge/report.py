@@ -1,0 +1,233 @@
+"""The 12-lead report (``ecg-edge classify FILE --report out.pdf|out.png``): one A4 landscape page.
+
+The standard layout clinicians read on paper: four columns of 2.5 s (I, II, III | aVR, aVL, aVF | V1, V2,
+V3 | V4, V5, V6) over three rows, then a 10-s lead-II rhythm strip, each row starting with a 1 mV
+calibration pulse, on ECG grid paper (1 mm and 5 mm squares) at 25 mm/s and 10 mm/mV: the page is drawn
+in millimetres, so a printed A4 page has those true scales. Above the grid: the source, the time, the
+bundle id, the measurements (``edge.measure``, via the window's result), the findings in Japanese with
+their scores (labels never trained marked 未検証) and the signal quality; below it, the disclaimer that this
+is not a diagnosis.
+
+matplotlib (and its Japanese font, :mod:`edge.fonts`) is imported only when a report is drawn, so the
+device path (``ecg-edge run``, ``classify`` without ``--report``) never loads it; it comes with the
+``report`` extra. The traces are band-passed 0.5-100 Hz for display only (baseline wander removed, as an
+ECG cart's display filter does); classification and measurements use their own contracts.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .signal import LEADS, SignalError, bandpass, to_twelve_leads
+
+__all__ = ["ReportError", "write_report", "LAYOUT", "DISCLAIMER", "PAGE_MM"]
+
+PAGE_MM = (297.0, 210.0)  # A4 landscape
+MM_PER_S = 25.0
+MM_PER_MV = 10.0
+LAYOUT = (("I", "aVR", "V1", "V4"), ("II", "aVL", "V2", "V5"), ("III", "aVF", "V3", "V6"))
+RHYTHM_LEAD = "II"
+DISCLAIMER = "診断ではありません。AI による参考所見です。必ず医師が心電図を確認してください。"
+_GRID_X0, _TRACE_X0, _GRID_Y0, _ROW_MM = 10.0, 22.0, 22.0, 33.0
+_INK, _MINOR, _MAJOR = "#111111", "#f4c7c0", "#e58b7d"
+_MEASURES = (  # key, label, unit, digits
+    ("hr_bpm", "心拍数", "bpm", 0),
+    ("rr_ms", "RR", "ms", 0),
+    ("pr_ms", "PR", "ms", 0),
+    ("qrs_ms", "QRS", "ms", 0),
+    ("qt_ms", "QT", "ms", 0),
+    ("qtc_ms", "QTc (Bazett)", "ms", 0),
+    ("qtcf_ms", "QTcF", "ms", 0),
+    ("axis_deg", "QRS 軸", "°", 0),
+    ("sv1_rv5_mv", "SV1+RV5", "mV", 2),
+)
+
+
+class ReportError(ValueError):
+    """A report that cannot be drawn (unknown format, missing plotting dependency)."""
+
+
+def _value(m: dict, key: str, unit: str, digits: int) -> str:
+    v = m.get(key)
+    if v is None:
+        return "—"
+    return f"{v:.{digits}f} {unit}".replace(" °", "°")
+
+
+def measurement_text(measurements: dict | None) -> str:
+    """The measurements as one line (— for a value that could not be measured)."""
+    m = measurements or {}
+    parts = [f"{label} {_value(m, key, unit, digits)}" for key, label, unit, digits in _MEASURES]
+    if m.get("rhythm_regular") is not None:
+        parts.append("RR 整" if m["rhythm_regular"] else "RR 不整")
+    return "   ".join(parts)
+
+
+def findings_text(result, labels: Sequence[dict] = ()) -> tuple[str, str]:  # noqa: ANN001 - edge.engine.Result
+    """(findings line, candidates line) in Japanese with scores; 未検証 marks labels never trained."""
+    if result.skipped:
+        return "判定なし: 信号品質が不十分です", ""
+    by_id = {lb["id"]: lb for lb in labels}
+    index = {lb["id"]: i for i, lb in enumerate(labels)}
+    top = {t["id"]: t for t in result.top}
+    zero_shot = {t["id"] for t in result.top if t.get("zero_shot")}
+    zero_shot |= {lb["id"] for lb in labels if lb.get("zero_shot")}
+
+    def item(fid: str) -> str:
+        name = top.get(fid, {}).get("ja") or by_id.get(fid, {}).get("ja") or fid
+        score = top.get(fid, {}).get("score")
+        if score is None and result.scores is not None and fid in index:
+            score = float(result.scores[index[fid]])
+        mark = " [未検証]" if fid in zero_shot else ""
+        return f"{name} {score:.3f}{mark}" if score is not None else f"{name}{mark}"
+
+    findings = "、".join(item(f) for f in result.findings) or "閾値を超えた所見なし"
+    others = [t["id"] for t in result.top if t["id"] not in result.findings]
+    return findings, "、".join(item(f) for f in others)
+
+
+def quality_text(quality: dict) -> str:
+    from .liveview import describe_quality
+
+    return describe_quality(quality)
+
+
+def _display_leads(x_mv: np.ndarray, fs: float, leads: Sequence[str] | None) -> np.ndarray:
+    x = to_twelve_leads(x_mv, leads)
+    x = np.where(np.isfinite(x), x, 0.0).astype(np.float32)
+    high = min(100.0, 0.45 * fs)
+    try:
+        x, _ = bandpass(x, fs, (0.5, high))
+    except (SignalError, ValueError):
+        x = x - np.median(x, axis=1, keepdims=True)
+    return x
+
+
+def _grid(ax, x0: float, x1: float, y0: float, y1: float) -> None:  # noqa: ANN001
+    from matplotlib.collections import LineCollection
+
+    for step, color, width in ((1.0, _MINOR, 0.25), (5.0, _MAJOR, 0.6)):
+        xs = np.arange(x0, x1 + 1e-6, step)
+        ys = np.arange(y0, y1 + 1e-6, step)
+        segs = [((x, y0), (x, y1)) for x in xs] + [((x0, y), (x1, y)) for y in ys]
+        ax.add_collection(LineCollection(segs, colors=color, linewidths=width, zorder=1))
+
+
+def _calibration(ax, x: float, base: float) -> None:  # noqa: ANN001
+    """1 mV for 200 ms: 10 mm high, 5 mm wide."""
+    ax.plot([x, x + 1, x + 1, x + 6, x + 6, x + 7], [base, base, base + 10, base + 10, base, base],
+            color=_INK, lw=0.7, zorder=3)  # fmt: skip
+
+
+def write_report(
+    path: str | Path,
+    x_mv: np.ndarray,
+    fs: float,
+    leads: Sequence[str] | None,
+    result,  # noqa: ANN001 - edge.engine.Result
+    *,
+    source: str,
+    labels: Sequence[dict] = (),
+    window_start_s: float = 0.0,
+    created: _dt.datetime | None = None,
+) -> Path:
+    """Draw the report of the 10-s window ``x_mv[C, T]`` (mV) and its ``result`` to ``path`` (.pdf/.png)."""
+    path = Path(path)
+    kind = path.suffix.lower()
+    if kind not in (".pdf", ".png"):
+        raise ReportError(f"--report {path}: the report is a .pdf or a .png file")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ReportError("--report needs matplotlib: pip install 'ecg-clip-ja[report]'") from None
+    from .fonts import FontError, use_japanese_font
+
+    try:
+        use_japanese_font()
+    except FontError as exc:
+        raise ReportError(str(exc)) from None
+    plt.rcParams["pdf.fonttype"] = 42  # TrueType in the PDF: text stays text (searchable, extractable)
+    x = _display_leads(x_mv, fs, leads)
+    created = created or _dt.datetime.now(_dt.timezone.utc).astimezone()
+    width_mm, height_mm = PAGE_MM
+    fig = plt.figure(figsize=(width_mm / 25.4, height_mm / 25.4))
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_xlim(0, width_mm)
+    ax.set_ylim(0, height_mm)
+    ax.axis("off")
+
+    # --- the grid, the 3x4 leads and the rhythm strip -------------------------------------------------
+    n_rows = len(LAYOUT) + 1
+    grid_top = _GRID_Y0 + n_rows * _ROW_MM
+    strip_mm = 10.0 * MM_PER_S  # 250 mm: 10 s at 25 mm/s
+    _grid(ax, _GRID_X0, _TRACE_X0 + strip_mm + 5, _GRID_Y0, grid_top)
+    col_s = 10.0 / len(LAYOUT[0])
+    n_col = int(round(col_s * fs))
+    rows = [*LAYOUT, (RHYTHM_LEAD,)]
+    for r, names in enumerate(rows):
+        base = grid_top - (r + 0.55) * _ROW_MM
+        _calibration(ax, _GRID_X0 + 3, base)
+        for c, name in enumerate(names):
+            i = LEADS.index(name)
+            if len(names) == 1:
+                seg, t0 = x[i, : int(round(10.0 * fs))], 0.0
+            else:
+                seg, t0 = x[i, c * n_col : (c + 1) * n_col], c * col_s
+            t = t0 + np.arange(seg.shape[0]) / fs
+            ax.plot(_TRACE_X0 + t * MM_PER_S, base + seg * MM_PER_MV, color=_INK, lw=0.5, zorder=3,
+                    solid_joinstyle="round")  # fmt: skip
+            x_label = _TRACE_X0 + t0 * MM_PER_S + 1
+            ax.text(x_label, base + 0.42 * _ROW_MM, name, fontsize=8, zorder=4,
+                    bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.6})  # fmt: skip
+            if c:  # a short mark where the columns meet
+                ax.plot([x_label - 1] * 2, [base - 3, base + 3], color=_INK, lw=0.8, zorder=4)
+    ax.text(_TRACE_X0 + strip_mm + 5, _GRID_Y0 - 4, f"{MM_PER_S:g} mm/s   {MM_PER_MV:g} mm/mV   表示フィルタ 0.5–"
+            f"{min(100.0, 0.45 * fs):g} Hz", fontsize=7, ha="right")  # fmt: skip
+
+    # --- header: who, when, what was found --------------------------------------------------------------
+    measures = getattr(result, "measurements", None) or {}
+    findings, candidates = findings_text(result, labels)
+    top = height_mm - 10
+    ax.text(_GRID_X0, top, "12誘導心電図 レポート", fontsize=15, va="top")
+    ax.text(
+        width_mm - 10,
+        top,
+        f"作成 {created.strftime('%Y-%m-%d %H:%M:%S %z')}",
+        fontsize=8,
+        va="top",
+        ha="right",
+    )
+    ax.text(width_mm - 10, top - 5, f"バンドル {result.bundle or '?'}", fontsize=8, va="top", ha="right")
+    ax.text(_GRID_X0, top - 8.5, f"記録 {source}   区間 {window_start_s:.1f}–{window_start_s + 10:.1f} 秒   "
+            f"{fs:g} Hz   信号品質 {quality_text(result.quality)}", fontsize=8, va="top")  # fmt: skip
+    ax.text(_GRID_X0, top - 14, "計測値", fontsize=9, va="top")
+    ax.text(_GRID_X0 + 14, top - 14, measurement_text(measures), fontsize=9, va="top")
+    ax.text(_GRID_X0, top - 20, "所見", fontsize=9, va="top")
+    ax.text(_GRID_X0 + 14, top - 20, findings, fontsize=11, va="top", wrap=True)
+    if candidates:
+        ax.text(_GRID_X0, top - 27, "候補", fontsize=8, va="top", color="#444444")
+        ax.text(_GRID_X0 + 14, top - 27, candidates, fontsize=8, va="top", color="#444444")
+    ax.text(_GRID_X0 + 14, top - 32, "スコア: 心電図と所見ラベル文の類似度 (-1〜1)。ラベルごとの閾値以上を所見とする。"
+            "[未検証] = 学習例のないラベル。", fontsize=6.5, va="top", color="#555555")  # fmt: skip
+
+    # --- footer --------------------------------------------------------------------------------------------
+    ax.text(_GRID_X0, 10, DISCLAIMER, fontsize=10, color="#b71c1c", va="bottom")
+    fig.savefig(path, dpi=200 if kind == ".png" else None, metadata=_metadata(kind, source))
+    plt.close(fig)
+    return path
+
+
+def _metadata(kind: str, source: str) -> dict:
+    if kind == ".pdf":
+        return {
+            "Title": f"12誘導心電図 レポート: {Path(source).name}",
+            "Creator": "ecg-edge classify --report",
+        }
+    return {"Title": f"12-lead ECG report: {Path(source).name}", "Software": "ecg-edge classify --report"}
