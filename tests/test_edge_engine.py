@@ -34,7 +34,7 @@ def test_classify_window_equals_manual_steps(clf, record):
     np.testing.assert_allclose(result.scores, scores, atol=1e-6)
     order = np.argsort(-scores)[:5]
     assert [t["id"] for t in result.top] == [clf.bundle.labels[i]["id"] for i in order]
-    assert all(set(t) == {"id", "ja", "en", "score"} for t in result.top)
+    assert all(set(t) == {"id", "ja", "en", "score", "zero_shot"} for t in result.top)
     assert result.top[0]["ja"] == clf.bundle.labels[order[0]]["ja"]
     above = {clf.bundle.labels[i]["id"] for i in np.flatnonzero(scores >= clf.bundle.thresholds)}
     expected = [clf.bundle.labels[i]["id"] for i in clf.rules.decide(scores, clf.bundle.thresholds)]
