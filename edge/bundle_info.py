@@ -15,7 +15,11 @@ import numpy as np
 from .bundle import Bundle
 from .liveview import display_width, pad
 
-__all__ = ["describe_bundle", "filter_labels", "bundle_label_rows", "human_bytes"]
+__all__ = ["BACKEND_OF", "describe_bundle", "filter_labels", "bundle_label_rows", "format_sizes", "gate_lines",
+           "human_bytes", "zero_shot_note"]
+
+# device model (manifest["models"] key) -> the ecg-edge --backend that runs it
+BACKEND_OF = {"onnx_int8": "onnx (onnxruntime)", "tflite_int8": "litert (LiteRT)"}
 
 
 def human_bytes(n: int) -> str:
@@ -48,6 +52,64 @@ def _short(v) -> str:  # noqa: ANN001
     if isinstance(v, list):
         return "[" + ", ".join(_short(x) for x in v) + "]"
     return "-" if v is None or v == "" else str(v)
+
+
+def format_sizes(manifest: dict, manifest_bytes: int = 0) -> dict[str, int]:
+    """Bytes a device needs per int8 format it can run: the common files plus that format's model."""
+    models = {k: v for k, v in manifest["models"].items() if v}
+    common = manifest_bytes + sum(e["bytes"] for n, e in manifest["files"].items() if n not in models.values())
+    return {k: common + manifest["files"][v]["bytes"] for k, v in models.items() if k in BACKEND_OF}
+
+
+def _num(v, fmt: str = ".4f") -> str:  # noqa: ANN001
+    return "-" if v is None else format(v, fmt)
+
+
+def gate_lines(key: str, q: dict) -> list[str]:
+    """The int8 gate (v2) of one format's quantization section, readable; older sections as they are."""
+    gate = q.get("gate") or {}
+    if gate.get("version") != 2:
+        return [f"  {key}: gate v{gate.get('version', 1)}, top-1 agreement {_num(q.get('agreement_top1'))}, "
+                f"cosine {_num(q.get('cosine_mean'), '.5f')}, passed {q.get('passed')}"]
+    cond = gate.get("conditions") or {}
+    state = "passed" if q.get("passed") else "BELOW THE GATE, accepted with --accept-below-gate" \
+        if q.get("accepted_below_gate") else "FAILED"
+    win = gate.get("windows") or {}
+
+    def mark(name: str) -> str:
+        return "ok" if (cond.get(name) or {}).get("passed", True) else "FAILED"
+
+    d, f = q.get("decisive") or {}, q.get("findings") or {}
+    acc = q.get("accuracy") or {}
+    fp, qq, loss = acc.get("fp32") or {}, acc.get("quantized") or {}, acc.get("loss") or {}
+    lines = [
+        f"  {key}: gate v2 {state}, vs fp32 on {q.get('n_windows')} windows "
+        f"({win.get('validation')} validation + {win.get('test')} test)",
+        f"    embedding cosine mean {_num(q.get('cosine_mean'), '.5f')} (>= {gate.get('min_cosine_mean')}) "
+        f"{mark('cosine')}; min {_num(q.get('cosine_min'), '.5f')}",
+        f"    top-1 agreement on decisive windows {_num(d.get('agreement'))} (>= {gate.get('min_decisive_agreement')}) "
+        f"{mark('decisive_top1')}: {d.get('windows')} windows whose fp32 margin exceeds the int8 noise "
+        f"{_num(q.get('int8_noise'))}, {d.get('changes')} changed",
+        f"    finding decisions agree {_num(f.get('agreement'))} (>= {gate.get('min_finding_agreement')}) "
+        f"{mark('findings')}: {f.get('changed')} of {f.get('pairs')} window-label pairs differ",
+        f"    top-5 accuracy {_num(qq.get('top5'))} vs fp32 {_num(fp.get('top5'))} (loss {_num(loss.get('top5'))} "
+        f"<= {gate.get('max_top5_loss')}) {mark('top5')}; macro AUROC {_num(qq.get('macro_auroc'))} vs "
+        f"{_num(fp.get('macro_auroc'))} (loss {_num(loss.get('macro_auroc'))} <= {gate.get('max_auroc_loss')}) "
+        f"{mark('macro_auroc')}",
+    ]
+    changed = q.get("changed_windows") or []
+    lines.append(f"    strict top-1 agreement {_num(q.get('agreement_top1'))}: {len(changed)} window(s) changed"
+                 + (" (fp32 margin; near-tie = within the int8 noise)" if changed else ""))
+    for c in changed:
+        lines.append(f"      {c.get('split') or '-'} {c.get('record') or '-'}: {c['fp32_top1']} -> "
+                     f"{c['quantized_top1']} (margin {c['fp32_margin']:.4f}, "
+                     f"{'decisive' if c.get('decisive') else 'near-tie'})")
+    return lines
+
+
+_SHOWN = {"n_windows", "agreement_top1", "cosine_mean", "cosine_min", "int8_noise", "int8_noise_quantile", "decisive",
+          "findings", "accuracy", "changed_windows", "gate", "passed", "failed_conditions", "accepted_below_gate",
+          "tflite", "format", "formats"}
 
 
 def describe_bundle(bundle: Bundle, path: Path | str) -> str:
@@ -92,12 +154,33 @@ def describe_bundle(bundle: Bundle, path: Path | str) -> str:
             + (", ".join(f"{k}={_short(v)}" for k, v in enc.items()) if isinstance(enc, dict) else str(enc))
         )
     lines.append("models      " + ", ".join(f"{k}: {v or '-'}" for k, v in m["models"].items()))
+    try:
+        manifest_bytes = (Path(bundle.folder) / "manifest.json").stat().st_size
+    except OSError:
+        manifest_bytes = 0
+    sizes = format_sizes(m, manifest_bytes)
+    lines.append(
+        "formats     "
+        + ("; ".join(f"{k} -> --backend {BACKEND_OF[k]}, {human_bytes(v)} on the device" for k, v in sizes.items())
+           or "none (no int8 model)")
+    )
+    q = m.get("quantization") or {}
+    sections = {q.get("format", "onnx_int8"): q}
+    if isinstance(q.get("tflite"), dict):
+        sections["tflite_int8"] = q["tflite"]
+    lines.append("int8 gate")
+    for key, section in sections.items():
+        lines += gate_lines(key, section)
     lines.append("quantization")
-    lines += _nested(m.get("quantization") or {}, 2)
-    new = [lb for lb in bundle.labels if lb.get("new")]
+    for key, section in sections.items():
+        lines.append(f"  {key}:")
+        lines += _nested({k: v for k, v in section.items() if k not in _SHOWN}, 4)
+    zero = [lb for lb in bundle.labels if lb.get("zero_shot", lb.get("new"))]
     lines.append(
         f"labels      {len(bundle.labels)}"
-        + (f" (new, zero-shot: {', '.join(lb['id'] + ' ' + lb.get('ja', '') for lb in new)})" if new else "")
+        + (f"; {len(zero)} never trained (zero-shot, shown as 未検証): "
+           + ", ".join(lb["id"] + " " + lb.get("ja", "") for lb in zero[:12])
+           + (f", ... ({len(zero) - 12} more: ecg-edge labels --bundle)" if len(zero) > 12 else "") if zero else "")
     )
     th = bundle.thresholds[np.isfinite(bundle.thresholds)]
     if th.size:
@@ -135,9 +218,32 @@ def filter_labels(labels: list[dict], query: str | None = None, category: str | 
     return out
 
 
+def zero_shot_note(labels: list[dict], manifest: dict) -> str:
+    """How the thresholds of the listed labels that were never trained came about ("" if there are none)."""
+    zero = [lb for lb in labels if lb.get("zero_shot", lb.get("new"))]
+    if not zero:
+        return ""
+    th = manifest.get("thresholds") or {}
+    without = set(th.get("labels_without_positives") or [])
+    pct = th.get("no_positives") or "99th percentile of the label's validation scores"
+    by_pct = [lb["id"] for lb in zero if lb["id"] in without]
+    by_f1 = [lb["id"] for lb in zero if lb["id"] not in without]
+    lines = [f"未検証 (zero-shot): {len(zero)} label(s) had no training example (added at export, held out, or absent "
+             "from the training folds). Their scores come from the text embedding alone and were never validated."]
+    if by_pct:
+        lines.append(f"  {len(by_pct)} of them had no positive validation window either; their threshold is the {pct}, so "
+                     "each fires on about 1 % of ordinary windows, where the ECG is unusually close to its text: "
+                     + ", ".join(by_pct[:20]) + (" ..." if len(by_pct) > 20 else ""))
+    if by_f1:
+        lines.append(f"  {len(by_f1)} had positive validation windows; their threshold maximises F1 on them (bounded "
+                     "by the false-positive rate, as for trained labels): " + ", ".join(by_f1[:20]))
+    lines.append("  The runtime reports their findings apart (zero_shot_findings), never among the validated ones.")
+    return "\n".join(lines) + "\n"
+
+
 def bundle_label_rows(labels: list[dict]) -> str:
-    """A table of bundle labels: id, ja, en, category, threshold, new."""
-    rows = [("id", "ja", "en", "category", "threshold", "new")]
+    """A table of bundle labels: id, ja, en, category, threshold, new, zero-shot (未検証 with the reason)."""
+    rows = [("id", "ja", "en", "category", "threshold", "new", "zero-shot")]
     for lb in labels:
         th = lb.get("threshold")
         th_text = "-" if th is None or not np.isfinite(th) else f"{th:.3f}"
@@ -149,6 +255,7 @@ def bundle_label_rows(labels: list[dict]) -> str:
                 lb.get("category", ""),
                 th_text,
                 "new" if lb.get("new") else "",
+                f"未検証 ({lb.get('zero_shot_reason', 'new')})" if lb.get("zero_shot", lb.get("new")) else "",
             )
         )
     widths = [max(display_width(row[i]) for row in rows) for i in range(len(rows[0]))]

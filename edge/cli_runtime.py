@@ -112,11 +112,35 @@ def _add_backend_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bundle", type=Path, help=BUNDLE_HELP)
     p.add_argument(
         "--backend",
-        choices=("onnx", "litert"),
-        default="onnx",
-        help="inference runtime: onnx (onnxruntime, int8 ONNX) or litert (int8 .tflite); default onnx",
+        choices=("auto", "onnx", "litert"),
+        default="auto",
+        help="inference runtime: onnx (onnxruntime, int8 ONNX) or litert (int8 .tflite); default auto: onnx "
+        "if the bundle has the int8 ONNX model, else litert (ecg-edge info lists a bundle's formats)",
     )
     p.add_argument("--threads", type=int, default=1, help="inference threads (default 1)")
+    _add_trust_arg(p)
+
+
+def _add_trust_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--trust-key",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="PUB",
+        help="trust manifests signed by this public key (.pub from ecg-edge keygen, or a folder of them; "
+        "repeatable; also $ECG_EDGE_TRUSTED_KEYS and /etc/ecg-clip-ja/trusted_keys). A device that trusts "
+        "a key refuses unsigned bundles; the shipped default bundle is pinned by its sha256",
+    )
+
+
+def _trust(args: argparse.Namespace):  # noqa: ANN202 - edge.signing.Trust
+    from edge.signing import SigningError, Trust
+
+    try:
+        return Trust.from_config(getattr(args, "trust_key", None) or ())
+    except SigningError as exc:
+        raise _command_error(str(exc)) from None
 
 
 def _positive(text: str) -> float:
@@ -201,7 +225,7 @@ def _run(args: argparse.Namespace, stop_requests: list[str]) -> int:
     if args.max_windows is not None and args.max_windows < 1:
         raise _command_error("--max-windows must be at least 1")
     bundle = resolve_bundle(args.bundle)
-    classifier = Classifier.from_bundle(bundle, backend=args.backend, threads=args.threads)
+    classifier = Classifier.from_bundle(bundle, backend=args.backend, threads=args.threads, trust=_trust(args))
     stdout = _utf8_stdout()
     live = stdout.isatty() and not args.no_live and not args.quiet
     json_to_stdout = not args.quiet and not live
@@ -383,8 +407,14 @@ def _table_lines(classifier, rec, rows: list) -> list[str]:  # noqa: ANN001
     header = ("start", "quality", "top 3", "findings")
     table = [header]
     for start, r in rows:
-        top = "  ".join(f"{t['ja']} {t['score']:.3f}" for t in r.top[:3]) if not r.skipped else "-"
-        found = ", ".join(by_id[i].get("ja", i) for i in r.findings) or "-"
+        top = (
+            "  ".join(f"{t['ja']}{' 未検証' if t.get('zero_shot') else ''} {t['score']:.3f}" for t in r.top[:3])
+            if not r.skipped
+            else "-"
+        )
+        found = [by_id[i].get("ja", i) for i in r.findings]
+        found += [f"{by_id[i].get('ja', i)} (未検証)" for i in r.zero_shot_findings]  # never trained: apart
+        found = ", ".join(found) or "-"
         when = "whole" if start is None else f"{start / rec.fs:.1f} s"
         table.append((when, describe_quality(r.quality), top, found))
         if not r.skipped:
@@ -392,6 +422,8 @@ def _table_lines(classifier, rec, rows: list) -> list[str]:  # noqa: ANN001
     widths = [max(display_width(row[i]) for row in table) for i in range(len(header))]
     lines = [f"{rec.source}  ({len(rec.leads)} channels, {rec.fs:g} Hz, {rec.duration_s:.1f} s)"]
     lines += ["  " + "  ".join(pad(c, w) for c, w in zip(row, widths, strict=True)).rstrip() for row in table]
+    if any(r.zero_shot_findings or any(t.get("zero_shot") for t in r.top[:3]) for _, r in rows):
+        lines.append("  未検証 = 学習例のないラベル (ゼロショット): 精度は検証されていません")
     return lines
 
 
@@ -408,7 +440,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     bundle = resolve_bundle(args.bundle)
     failed = 0
     out = _utf8_stdout()
-    with Classifier.from_bundle(bundle, backend=args.backend, threads=args.threads) as classifier:
+    with Classifier.from_bundle(bundle, backend=args.backend, threads=args.threads, trust=_trust(args)) as classifier:
         for path in args.files:
             try:
                 rec = read_recording(path, fs=args.fs, leads=leads)
@@ -466,6 +498,7 @@ def add_info_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--bundle", type=Path, help=BUNDLE_HELP)
     p.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    _add_trust_arg(p)
     p.set_defaults(func=cmd_info)
 
 
@@ -474,7 +507,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     from edge.bundle import load_bundle
     from edge.bundle_info import describe_bundle
 
-    with load_bundle(resolve_bundle(args.bundle), verify=True) as bundle:
+    with load_bundle(resolve_bundle(args.bundle), verify=True, trust=_trust(args)) as bundle:
         if args.json:
             _utf8_stdout().write(json.dumps(bundle.manifest, ensure_ascii=False, indent=2) + "\n")
         else:
@@ -496,16 +529,16 @@ def add_bundle_labels_argument(p: argparse.ArgumentParser) -> None:
 @_user_errors
 def cmd_bundle_labels(args: argparse.Namespace) -> int:
     from edge.bundle import load_bundle
-    from edge.bundle_info import bundle_label_rows, filter_labels
+    from edge.bundle_info import bundle_label_rows, filter_labels, zero_shot_note
 
-    with load_bundle(resolve_bundle(args.bundle), verify=True) as bundle:
+    with load_bundle(resolve_bundle(args.bundle), verify=True, trust=_trust(args)) as bundle:
         labels = filter_labels(bundle.labels, getattr(args, "query", None), getattr(args, "category", None))
         if not labels:
             raise _command_error(f"no label of the bundle matches {args.query!r}")
         if getattr(args, "json", False):
             _utf8_stdout().write(json.dumps(labels, ensure_ascii=False, indent=2) + "\n")
         else:
-            _utf8_stdout().write(bundle_label_rows(labels) + "\n")
+            _utf8_stdout().write(bundle_label_rows(labels) + "\n" + zero_shot_note(labels, bundle.manifest))
     return 0
 
 
