@@ -42,6 +42,9 @@ class ExportWindows:
     sources: list[dict]  # the datasets, as Source.describe() gives them
     fingerprint: str  # the prepared cache's fingerprint
     folds: dict[str, list[int]]  # {"calibration": [...], "validation": [...], "test": [...]}
+    # known-label masks (uint8, like val_y / test_y): 1 where the window's sources state the label
+    val_known: np.ndarray | None = None
+    test_known: np.ndarray | None = None
 
     def describe(self) -> dict:
         """What the manifest records about the data the export measured on."""
@@ -144,4 +147,5 @@ def load_export_windows(
                 len(calib), calib_folds, len(val), list(val_folds), len(test), list(test_folds))
     return ExportWindows(load(calib), load(val), ds.labels[val].astype(np.float32), load(test),
                          ds.labels[test].astype(np.float32), [s.describe() for s in sources],
-                         ds.meta["fingerprint"], roles)
+                         ds.meta["fingerprint"], roles, val_known=np.asarray(ds.known[val]),
+                         test_known=np.asarray(ds.known[test]))

@@ -33,7 +33,7 @@ from .labels import LabelSet, build_label_set, read_extra_labels
 from .latency import machine, median_latency_ms
 from .onnx_export import ExportError, check_onnx_against_torch, encoder_for_export, export_onnx
 from .quantize import ACTIVATION_TYPES, CALIBRATION_METHODS, FP32_PARTS, QuantSettings, quantize_onnx
-from .thresholds import MAX_FPR, MIN_POSITIVES, NO_POSITIVES_PERCENTILE, label_thresholds
+from .thresholds import MAX_FPR, MIN_POSITIVES, NO_POSITIVES_PERCENTILE, TARGET_PRECISION, label_thresholds
 
 __all__ = ["ExportConfig", "ExportResult", "export_bundle"]
 
@@ -265,7 +265,9 @@ def export_bundle(cfg: ExportConfig) -> ExportResult:
             draft.add_model("onnx_fp32")
 
         q_val = _embed_onnx(int8, windows.val_x, cfg.progress, "int8 on validation windows")
-        thresholds, by_f1 = label_thresholds(q_val @ labels.embeddings.T, windows.val_y)
+        threshold_report: dict = {}
+        thresholds, by_f1 = label_thresholds(q_val @ labels.embeddings.T, windows.val_y, windows.val_known,
+                                             report=threshold_report)
         entries = [{**e, "threshold": round(float(t), 6)} for e, t in zip(labels.entries, thresholds, strict=True)]
         metrics = {"folds": windows.folds["test"], "n_windows": int(len(windows.test_x)),
                    "onnx_fp32": _accuracy(ref, windows, labels), "onnx_int8": _accuracy(q_test, windows, labels),
@@ -288,7 +290,10 @@ def export_bundle(cfg: ExportConfig) -> ExportResult:
             "embedding_dim": int(labels.embeddings.shape[1]),
             "logit_scale": float(model.scale().detach()),
             "quantization": quant,
-            "thresholds": {"method": "max F1 per label (training.metrics.choose_thresholds)",
+            "thresholds": {"method": f"lowest cut with validation precision >= {TARGET_PRECISION:g} (else max F1), on the "
+                                     "windows where the label is known (export.thresholds)",
+                           "target_precision": TARGET_PRECISION,
+                           "per_label": {labels.entries[j]["id"]: r for j, r in threshold_report.items()},
                            "scores": "cosine, int8 ONNX encoder", "folds": windows.folds["validation"],
                            "n_windows": int(len(windows.val_x)),
                            "no_positives": f"{NO_POSITIVES_PERCENTILE:g}th percentile of the label's validation scores",

@@ -186,3 +186,31 @@ def test_near_ties_follow_margins_and_noise():
     # no noise: nothing changes, the strict gate passes for sure
     calm = near_ties(ref, ref, labels, gate_windows=119)
     assert calm["expected_change_rate"] == 0.0 and calm["p_pass_strict"]["probability"] == pytest.approx(1.0)
+
+
+def test_thresholds_reach_the_stated_precision_on_known_windows_only():
+    from export.thresholds import TARGET_PRECISION, precision_cut
+
+    rng = np.random.default_rng(2)
+    n = 400
+    targets = np.zeros((n, 1), dtype=np.float32)
+    targets[:80, 0] = 1
+    scores = rng.normal(0.2, 0.1, (n, 1))
+    scores[:80, 0] += 0.15  # overlapping classes: F1 and the precision rule disagree
+    report: dict = {}
+    th, _ = label_thresholds(scores, targets, report=report)
+    fired = scores[:, 0] >= th[0]
+    ppv = targets[fired, 0].mean()
+    assert report[0]["method"].startswith("precision") and ppv >= TARGET_PRECISION
+    assert report[0]["ppv"] == pytest.approx(ppv)
+    # The most sensitive such cut: one step lower would fall below the precision.
+    order = np.sort(scores[:, 0])[::-1]
+    below = order[order < th[0]][0]
+    assert targets[scores[:, 0] >= below, 0].mean() < TARGET_PRECISION or below == order[-1]
+    assert precision_cut(np.array([0.9, 0.8]), np.array([0, 0]), 0.5) is None
+    # Windows where the label is unknown do not count: 100 high-scoring unknown negatives change nothing.
+    extra = np.full((100, 1), 0.9)
+    s2, t2 = np.vstack([scores, extra]), np.vstack([targets, np.zeros((100, 1), dtype=np.float32)])
+    k2 = np.vstack([np.ones((n, 1)), np.zeros((100, 1))])
+    assert label_thresholds(s2, t2, known=k2)[0][0] == pytest.approx(th[0])
+    assert label_thresholds(s2, t2)[0][0] > th[0]

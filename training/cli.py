@@ -56,7 +56,8 @@ def _train_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--data", action="append", required=True, metavar="KIND=PATH",
-                   help="a dataset: ptbxl=DIR, cinc2021=DIR, ptbxl_processed=DIR or manifest=CSV (repeatable)")
+                   help="a dataset: ptbxl=DIR, cinc2021=DIR, challenge2020=DIR, ptbxl_processed=DIR or manifest=CSV "
+                        "(repeatable; the same ECG in several sources is merged)")
     p.add_argument("--out", required=True, help="run folder to write")
     p.add_argument("--cache", help="prepared-window cache folder (default: <out>/../cache)")
     p.add_argument("--model", choices=["contrastive", "supervised"], default="contrastive")
@@ -211,13 +212,14 @@ def eval_main(argv: list[str] | None = None) -> int:
             raise ValueError(f"no labelled windows in folds {args.folds}")
         windows = np.asarray(ds.windows[idx], dtype=np.float32)
         targets = ds.labels[idx].astype(np.float32)
+        known = np.asarray(ds.known[idx])  # labels the windows' sources state (training.datasets.known)
         if is_bundle:
             from .evaluate import evaluate_bundle
 
             with bundle:
-                metrics = evaluate_bundle(bundle, windows, targets, catalogue.ids, args.model_key)
+                metrics = evaluate_bundle(bundle, windows, targets, catalogue.ids, args.model_key, known)
         else:
-            metrics = evaluate_model(model, ckpt, windows, targets, [lb.ja for lb in catalogue.labels])
+            metrics = evaluate_model(model, ckpt, windows, targets, [lb.ja for lb in catalogue.labels], known)
         if args.out:
             Path(args.out).mkdir(parents=True, exist_ok=True)
             Path(args.out, "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False), encoding="utf-8")
@@ -245,6 +247,11 @@ def format_report(metrics: dict, min_n: int = 1) -> str:
     for r in rows:
         flag = "  [new]" if r["new"] else ""
         lines.append(f"{r['id']:<8} {r['n']:>4} {_fmt(r['top5_recall']):>6} {_fmt(r['auroc']):>6}  {r['name']}{flag}")
+    if "decisions" in metrics:  # a bundle: its findings at its thresholds, after the consistency rules
+        from .decisions import format_decisions
+
+        lines.append("\nfindings at the bundle's thresholds (after the consistency rules):")
+        lines.append(format_decisions(metrics["decisions"], min_n))
     return "\n".join(lines)
 
 

@@ -73,8 +73,12 @@ def evaluate_model(
     windows: np.ndarray,
     targets: np.ndarray,
     names: Sequence[str] | None = None,
+    known: np.ndarray | None = None,
 ) -> dict:
-    """Top-1, top-5, macro AUROC and the per-label table; held-out labels reported as new labels."""
+    """Top-1, top-5, macro AUROC and the per-label table; held-out labels reported as new labels.
+
+    ``known`` (``[N, L]``, see :mod:`training.datasets.known`) leaves labels a window's sources cannot
+    state out of its ranking and of the labels' AUROC."""
     scores = score_windows(model, ckpt, windows)
     new = list(ckpt.get("holdout_label_ids", []))
     if ckpt["kind"] == "supervised":
@@ -85,7 +89,7 @@ def evaluate_model(
         mask[keep] = True
         targets[:, ~mask] = 0
         new = []
-    return evaluate_scores(scores, targets, ckpt["label_ids"], new_labels=new, names=names)
+    return evaluate_scores(scores, targets, ckpt["label_ids"], new_labels=new, names=names, known=known)
 
 
 def write_per_label_csv(metrics: dict, path: str | Path) -> None:
@@ -113,17 +117,26 @@ def bundle_scores(bundle, windows: np.ndarray, model_key: str = "onnx_int8", bac
 
 
 def evaluate_bundle(bundle, windows: np.ndarray, targets: np.ndarray, target_ids: Sequence[str],
-                    model_key: str = "onnx_int8") -> dict:
+                    model_key: str = "onnx_int8", known: np.ndarray | None = None) -> dict:
     """Evaluate a bundle on windows whose multi-hot ``targets`` are over ``target_ids`` (the catalogue).
 
-    Bundle labels not in ``target_ids`` (labels added at export) have no ground truth and are scored
-    but never counted as hits; labels marked ``new`` in the bundle are reported as new labels.
+    Bundle labels not in ``target_ids`` (labels added at export) have no ground truth: they are unknown
+    everywhere (scored, never counted as hits or misses); labels marked ``new`` in the bundle are
+    reported as new labels. ``decisions`` judges the findings at the bundle's thresholds after the
+    consistency rules (:func:`training.decisions.decision_metrics`).
     """
+    from .decisions import decision_metrics
+
     scores = bundle_scores(bundle, windows, model_key)
     col = {lid: j for j, lid in enumerate(target_ids)}
     t = np.zeros((len(windows), len(bundle.labels)), dtype=np.float32)
+    k_mask = np.zeros((len(windows), len(bundle.labels)), dtype=bool)
     for k, lb in enumerate(bundle.labels):
         if lb["id"] in col:
             t[:, k] = targets[:, col[lb["id"]]]
+            k_mask[:, k] = True if known is None else known[:, col[lb["id"]]] > 0
     new = [lb["id"] for lb in bundle.labels if lb.get("new") and lb["id"] in col]
-    return evaluate_scores(scores, t, bundle.label_ids, new_labels=new, names=[lb["ja"] for lb in bundle.labels])
+    metrics = evaluate_scores(scores, t, bundle.label_ids, new_labels=new, names=[lb["ja"] for lb in bundle.labels],
+                              known=k_mask)
+    metrics["decisions"] = decision_metrics(scores, t, np.asarray(bundle.thresholds), bundle.labels, k_mask)
+    return metrics
