@@ -11,6 +11,12 @@ the model's input/output names and shapes, the embedding dimension and logit sca
 decision thresholds, the label list in row order, the text encoder used, the quantization mode and
 its measured agreement with fp32, metrics and provenance. :func:`load_bundle` checks every checksum
 and refuses a bundle that does not match, saying which file and how.
+
+Hostile bundles (contract 3, "Integrity of the manifest itself"): before the manifest is parsed its
+bytes are checked against the package's pin (the default bundle) or its Ed25519 signature
+(``edge.signing``); then every field is validated (``edge.manifest``); symlinks, absolute paths and
+``..`` are refused; a zip is checked for entry count, names, types and total size before anything is
+extracted, and a failed load removes its extraction.
 """
 
 from __future__ import annotations
@@ -19,14 +25,18 @@ import hashlib
 import json
 import logging
 import shutil
+import stat
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .signal import SignalConfig
+from .manifest import FILE_NAME_RE, MAX_FILE_BYTES, ManifestError, validate_manifest
+from .signal import SignalConfig, SignalError
+from .signing import SIGNATURE_NAME, SigningError, Trust, verify_manifest_signature
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -41,6 +51,8 @@ __all__ = [
     "verify_bundle",
     "load_bundle",
     "default_bundle_path",
+    "default_bundle_pin",
+    "manifest_sha256",
 ]
 
 logger = logging.getLogger(__name__)
@@ -66,6 +78,11 @@ REQUIRED_KEYS = (
 )
 
 
+MAX_MANIFEST_BYTES = 8 * 2**20
+MAX_ZIP_ENTRIES = 16
+MAX_BUNDLE_BYTES = 512 * 2**20  # all files of a bundle, uncompressed
+
+
 class BundleError(ValueError):
     """A bundle that is missing, malformed, or whose files do not match their checksums."""
 
@@ -87,7 +104,9 @@ def file_entry(path: str | Path) -> dict:
 def write_manifest(folder: str | Path, manifest: dict) -> dict:
     """Fill in ``files`` (checksums of every file in ``folder`` except the manifest) and write it."""
     folder = Path(folder)
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.name != MANIFEST_NAME)
+    files = sorted(
+        p for p in folder.iterdir() if p.is_file() and p.name not in (MANIFEST_NAME, SIGNATURE_NAME)
+    )
     manifest = {"format": BUNDLE_FORMAT, "format_version": FORMAT_VERSION, **manifest}
     manifest["files"] = {p.name: file_entry(p) for p in files}
     missing = [k for k in REQUIRED_KEYS if k not in manifest]
@@ -99,14 +118,89 @@ def write_manifest(folder: str | Path, manifest: dict) -> dict:
     return manifest
 
 
-def _read_manifest(folder: Path) -> dict:
-    path = folder / MANIFEST_NAME
-    if not path.is_file():
-        raise BundleError(f"{folder}: not a bundle (no {MANIFEST_NAME})")
+def manifest_sha256(folder: str | Path) -> str:
+    """sha256 of a bundle's ``manifest.json`` bytes (what the default bundle's pin holds)."""
+    return sha256_file(Path(folder) / MANIFEST_NAME)
+
+
+def default_bundle_pin() -> str:
+    """The sha256 of the default bundle's manifest, pinned in the package (``edge/bundles/default.sha256``)."""
+    path = default_bundle_path().with_suffix(".sha256")
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return path.read_text(encoding="ascii").split()[0].lower()
+    except (OSError, IndexError, UnicodeDecodeError):
+        raise BundleError(f"the default bundle's pin {path} is missing or empty") from None
+
+
+def _regular(path: Path, what: str) -> Path:
+    """``path`` if it is a regular file (not a symlink, not a folder); BundleError otherwise."""
+    try:
+        mode = path.lstat().st_mode
+    except OSError:
+        raise BundleError(f"{path}: {what} missing") from None
+    if stat.S_ISLNK(mode):
+        raise BundleError(f"{path}: {what} is a symbolic link (refused)")
+    if not stat.S_ISREG(mode):
+        raise BundleError(f"{path}: {what} is not a regular file")
+    return path
+
+
+def _manifest_bytes(folder: Path) -> bytes:
+    path = folder / MANIFEST_NAME
+    if not path.exists() and not path.is_symlink():
+        raise BundleError(f"{folder}: not a bundle (no {MANIFEST_NAME})")
+    _regular(path, "manifest")
+    if path.stat().st_size > MAX_MANIFEST_BYTES:
+        raise BundleError(f"{path}: manifest larger than {MAX_MANIFEST_BYTES >> 20} MiB")
+    return path.read_bytes()
+
+
+def check_trust(folder: Path, data: bytes, trust: Trust | None = None) -> str:
+    """Decide whether the manifest's bytes may be read (see ``edge.signing``); returns who vouches for them."""
+    path = folder / MANIFEST_NAME
+    if folder.resolve() == default_bundle_path().resolve():
+        pin = default_bundle_pin()
+        if hashlib.sha256(data).hexdigest() != pin:
+            raise BundleError(
+                f"{path}: the default bundle's manifest does not match the sha256 pinned in the package "
+                f"({pin[:12]}...): edited, or re-exported without updating edge/bundles/default.sha256"
+            )
+        return "pinned default bundle"
+    trust = trust if trust is not None else Trust.from_config()
+    sig = folder / SIGNATURE_NAME
+    if sig.exists() or sig.is_symlink():
+        _regular(sig, "signature")
+        try:
+            kid, trusted = verify_manifest_signature(sig, data, trust)
+        except SigningError as exc:
+            raise BundleError(str(exc)) from None
+        if trusted:
+            return f"signed by trusted key {kid}"
+        if trust.require_signature:
+            raise BundleError(f"{path}: signed by key {kid}, which this device does not trust (--trust-key)")
+        if trust.warn_unsigned:
+            logger.warning(
+                "%s: signed by key %s, which this device does not trust (none configured)", path, kid
+            )
+        return f"signed by untrusted key {kid}"
+    if trust.require_signature:
+        raise BundleError(
+            f"{path}: unsigned; this device only loads manifests signed by a trusted key (ecg-export --sign-key)"
+        )
+    if trust.warn_unsigned:
+        logger.warning("%s: unsigned bundle; its manifest is not protected (ecg-export --sign-key)", path)
+    return "unsigned"
+
+
+def _read_manifest(folder: Path, data: bytes | None = None) -> dict:
+    path = folder / MANIFEST_NAME
+    data = _manifest_bytes(folder) if data is None else data
+    try:
+        manifest = json.loads(data.decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise BundleError(f"{path}: manifest is not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise BundleError(f"{path}: manifest is not a JSON object")
     if manifest.get("format") != BUNDLE_FORMAT:
         raise BundleError(f"{path}: format {manifest.get('format')!r} is not {BUNDLE_FORMAT!r}")
     if manifest.get("format_version") != FORMAT_VERSION:
@@ -117,18 +211,28 @@ def _read_manifest(folder: Path) -> dict:
     missing = [k for k in REQUIRED_KEYS if k not in manifest]
     if missing:
         raise BundleError(f"{path}: manifest lacks {missing}")
-    return manifest
+    try:
+        return validate_manifest(manifest)
+    except ManifestError as exc:
+        raise BundleError(f"{path}: {exc}") from None
 
 
-def verify_bundle(folder: str | Path) -> dict:
-    """Check every listed file's size and sha256, and that no unlisted file is referenced; returns the manifest."""
-    folder = Path(folder)
-    manifest = _read_manifest(folder)
+def verify_bundle(folder: str | Path, trust: Trust | None = None) -> dict:
+    """Check the manifest's pin or signature, its fields, every listed file's size and sha256; returns it."""
+    return _verify(Path(folder), trust)[0]
+
+
+def _verify(folder: Path, trust: Trust | None) -> tuple[dict, str]:
+    data = _manifest_bytes(folder)
+    vouch = check_trust(folder, data, trust)
+    manifest = _read_manifest(folder, data)
     problems = []
     for name, entry in manifest["files"].items():
         path = folder / name
         if Path(name).name != name:
             problems.append(f"{name}: file names must not contain folders")
+        elif path.is_symlink():
+            problems.append(f"{name}: a symbolic link (refused)")
         elif not path.is_file():
             problems.append(f"{name}: missing")
         elif path.stat().st_size != entry["bytes"]:
@@ -143,16 +247,19 @@ def verify_bundle(folder: str | Path) -> dict:
         # manifest.json itself carries no checksum: its label list must equal the checksummed labels.json.
         try:
             listed = json.loads((folder / "labels.json").read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
             listed = None
         key = ("id", "ja", "en", "threshold", "new")
-        if not isinstance(listed, list) or [[lb.get(k) for k in key] for lb in listed] != [
-            [lb.get(k) for k in key] for lb in manifest["labels"]
-        ]:
+        if (
+            not isinstance(listed, list)
+            or not all(isinstance(lb, dict) for lb in listed)
+            or [[lb.get(k) for k in key] for lb in listed]
+            != [[lb.get(k) for k in key] for lb in manifest["labels"]]
+        ):
             problems.append("the manifest's labels differ from labels.json (manifest edited?)")
     if problems:
         raise BundleError(f"bundle {folder} failed verification: " + "; ".join(problems))
-    return manifest
+    return manifest, vouch
 
 
 @dataclass
@@ -166,6 +273,7 @@ class Bundle:
     embeddings: np.ndarray  # float32 [n_labels, embedding_dim], unit rows
     thresholds: np.ndarray  # float32 [n_labels]
     _tmp: str | None = field(default=None, repr=False)
+    trust: str = ""  # who vouches for the manifest: pinned default, signed by key ..., unsigned
 
     @property
     def label_ids(self) -> list[str]:
@@ -196,38 +304,112 @@ def default_bundle_path() -> Path:
     return Path(__file__).resolve().parent / "bundles" / "default"
 
 
-def load_bundle(path: str | Path | None = None, verify: bool = True) -> Bundle:
-    """Load (and by default verify) a bundle folder or zip; ``None`` loads the shipped default bundle."""
+def _zip_members(path: Path, zf: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
+    """The entries of a zipped bundle, refused before anything is extracted if any looks hostile."""
+    infos = zf.infolist()
+    if not 1 <= len(infos) <= MAX_ZIP_ENTRIES:
+        raise BundleError(f"{path}: {len(infos)} zip entries; a bundle has 1..{MAX_ZIP_ENTRIES}")
+    seen: set[str] = set()
+    total = 0
+    members = []
+    for info in infos:
+        name = info.filename
+        if info.is_dir():
+            continue
+        kind = stat.S_IFMT(info.external_attr >> 16)
+        if kind == stat.S_IFLNK:
+            raise BundleError(f"{path}: zip entry {name!r} is a symbolic link (refused)")
+        if kind not in (0, stat.S_IFREG):
+            raise BundleError(f"{path}: zip entry {name!r} is not a regular file")
+        if name.startswith(("/", "\\")) or ".." in name.replace("\\", "/").split("/") or ":" in name:
+            raise BundleError(f"{path}: zip entry {name!r} has an absolute or parent path (refused)")
+        if not FILE_NAME_RE.fullmatch(name) and name not in (MANIFEST_NAME, SIGNATURE_NAME):
+            raise BundleError(f"{path}: zip entry {name!r} is not a flat bundle file name")
+        if name in seen:
+            raise BundleError(f"{path}: zip entry {name!r} appears twice")
+        if info.file_size > MAX_FILE_BYTES:
+            raise BundleError(
+                f"{path}: zip entry {name!r} unpacks to {info.file_size} bytes (limit {MAX_FILE_BYTES})"
+            )
+        seen.add(name)
+        total += info.file_size
+        members.append(info)
+    if total > MAX_BUNDLE_BYTES:
+        raise BundleError(f"{path}: the zip unpacks to {total} bytes (limit {MAX_BUNDLE_BYTES})")
+    return members
+
+
+def _extract_zip(path: Path, tmp: Path) -> None:
+    """Unpack a checked zip into ``tmp``, never more bytes than each entry declared."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in _zip_members(path, zf):
+                left = info.file_size
+                with zf.open(info) as src, (tmp / info.filename).open("xb") as dst:
+                    while chunk := src.read(min(1 << 20, left + 1)):
+                        left -= len(chunk)
+                        if left < 0:
+                            raise BundleError(
+                                f"{path}: zip entry {info.filename!r} is larger than it declares"
+                            )
+                        dst.write(chunk)
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, ValueError) as exc:
+        if isinstance(exc, BundleError):
+            raise
+        raise BundleError(f"{path}: corrupt zip ({exc})") from None
+
+
+def load_bundle(path: str | Path | None = None, verify: bool = True, trust: Trust | None = None) -> Bundle:
+    """Load (and by default verify) a bundle folder or zip; ``None`` loads the shipped default bundle.
+
+    ``trust`` (default: ``Trust.from_config()``, see ``edge.signing``) decides which signatures count.
+    """
     path = Path(path) if path is not None else default_bundle_path()
     tmp = None
-    if path.is_file() and zipfile.is_zipfile(path):
+    if path.is_file():
+        if not zipfile.is_zipfile(path):
+            raise BundleError(f"bundle {path} is a file but not a zip (truncated or corrupt?)")
         tmp = tempfile.mkdtemp(prefix="ecg-bundle-")
-        with zipfile.ZipFile(path) as zf:
-            for info in zf.infolist():
-                name = Path(info.filename).name  # flatten: bundles have no subfolders; blocks path traversal
-                if name and not info.is_dir():
-                    (Path(tmp) / name).write_bytes(zf.read(info))
         folder = Path(tmp)
     elif path.is_dir():
         folder = path
     else:
         raise BundleError(f"bundle {path} not found (expected a folder with {MANIFEST_NAME} or a .zip)")
     try:
-        manifest = verify_bundle(folder) if verify else _read_manifest(folder)
-        emb = np.load(folder / manifest["label_embeddings"], allow_pickle=False).astype(np.float32)
-        labels = manifest["labels"]
-        if emb.shape != (len(labels), manifest["embedding_dim"]):
-            raise BundleError(
-                f"{folder}: label embeddings of shape {emb.shape}, manifest says "
-                f"{(len(labels), manifest['embedding_dim'])}"
-            )
-        # A missing or null threshold (JSON has no infinity) means: never reported as a finding.
-        thresholds = np.array(
-            [np.inf if lb.get("threshold") is None else lb["threshold"] for lb in labels], dtype=np.float32
-        )
-        signal = SignalConfig.from_dict(manifest["signal"])
-    except BundleError:
+        if tmp:
+            _extract_zip(path, folder)
+        return _load_folder(folder, path, verify, trust, tmp)
+    except BaseException:
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return Bundle(folder, manifest, signal, labels, emb, thresholds, tmp)
+
+
+def _load_folder(folder: Path, path: Path, verify: bool, trust: Trust | None, tmp: str | None) -> Bundle:
+    if verify:
+        manifest, vouch = _verify(folder, trust)
+    else:
+        manifest, vouch = _read_manifest(folder), "not verified"
+    name = manifest["label_embeddings"]
+    try:
+        emb = np.load(_regular(folder / name, "label embeddings"), allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise BundleError(f"{path}: {name} is not a numeric .npy array ({exc})") from None
+    labels = manifest["labels"]
+    if emb.dtype.kind not in "fiu" or emb.shape != (len(labels), manifest["embedding_dim"]):
+        raise BundleError(
+            f"{path}: label embeddings of shape {emb.shape} and dtype {emb.dtype}, manifest says "
+            f"{(len(labels), manifest['embedding_dim'])} numbers"
+        )
+    emb = emb.astype(np.float32)
+    if not np.isfinite(emb).all():
+        raise BundleError(f"{path}: {name} holds NaN or infinite values")
+    # A missing or null threshold (JSON has no infinity) means: never reported as a finding.
+    thresholds = np.array(
+        [np.inf if lb.get("threshold") is None else lb["threshold"] for lb in labels], dtype=np.float32
+    )
+    try:
+        signal = SignalConfig.from_dict(manifest["signal"])
+    except (SignalError, TypeError, ValueError) as exc:
+        raise BundleError(f"{path}: manifest field signal: {exc}") from None
+    return Bundle(folder, manifest, signal, labels, emb, thresholds, tmp, vouch)

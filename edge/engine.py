@@ -182,13 +182,14 @@ class Classifier:
         verify: bool = True,
         quality: QualityConfig | None = None,
         warmup: bool = True,
+        trust=None,  # noqa: ANN001 - edge.signing.Trust: the keys that count (default: the device's)
     ) -> Classifier:
         """Load a bundle (``None``: the default one) and its encoder for ``backend`` (``onnx``/``litert``;
         ``auto``: onnx if the bundle has the int8 ONNX model, else litert).
 
         ``precision="fp32"`` runs the bundle's fp32 ONNX model instead of the int8 one (for comparisons).
         """
-        bundle = load_bundle(path, verify=verify)
+        bundle = load_bundle(path, verify=verify, trust=trust)
         if backend == "auto":
             backend = "onnx" if bundle.manifest["models"].get("onnx_int8") or precision == "fp32" else "litert"
         try:

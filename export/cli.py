@@ -84,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--zip", action="store_true", help="also write BUNDLE.zip (ecg-edge loads either)")
     p.add_argument("--name", help="bundle name shown by ecg-edge info (default: the run folder's name)")
+    p.add_argument("--sign-key", metavar="KEY", help="sign the manifest with this Ed25519 private key (from "
+                   "ecg-edge keygen); devices that trust KEY.pub refuse unsigned or edited bundles")
     g = p.add_argument_group("data (calibration, thresholds, gate)")
     g.add_argument("--data", action="append", default=[], metavar="KIND=PATH",
                    help="a dataset: ptbxl=DIR, cinc2021=DIR, ptbxl_processed=DIR or manifest=CSV (repeatable; "
@@ -173,8 +175,15 @@ def main(argv: list[str] | None = None) -> int:
         accept_below_gate=args.accept_below_gate,
         extra_labels=args.extra_labels, fp32=args.fp32, tflite=args.tflite, zip=args.zip, name=args.name,
         latency_runs=max(0, args.latency_runs), seed=args.seed, overwrite=args.force, progress=not args.quiet)
+    signed = None
     try:
+        if args.sign_key:
+            from .bundle_writer import check_sign_key, sign_bundle
+
+            check_sign_key(args.sign_key)  # before the long export, not after it
         result = export_bundle(cfg)
+        if args.sign_key:
+            signed = sign_bundle(result.folder, args.sign_key, result.zip_path)
     except (ExportError, OSError) as exc:
         logging.getLogger("export").debug("export failed", exc_info=True)
         message = " ".join(str(exc).split())  # one line, whatever the underlying tool printed
@@ -185,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ecg-export: interrupted", file=sys.stderr)
         return 130
-    print(_summary(result))
+    print(_summary(result) + (f"\nsigned   manifest.sig, key {signed}" if signed else ""))
     return 0
 
 
