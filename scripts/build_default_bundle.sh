@@ -25,4 +25,8 @@ done
   --encoder resnet1d18-small --text-encoder use-m3 --text-mode "${TEXT_MODE:-ja}" --loss "${LOSS:-multi_positive}" \
   --epochs "${EPOCHS:-30}" --seed 0 --quiet
 "$BIN/ecg-export" "$RUN/checkpoint.pt" --out edge/bundles/default --force --name default --tie-margin 0.005 --quiet
+# The package trusts the default bundle by the sha256 of its manifest (edge/bundles/default.sha256; DESIGN.md
+# contract 3): after a re-export, update the pin, or every ecg-edge command refuses the new default bundle
+# (tests/test_hostile_bundle.py::test_default_bundle_pin_is_current says so too). Commit both together.
+sha256sum edge/bundles/default/manifest.json | cut -d' ' -f1 > edge/bundles/default.sha256
 "$BIN/ecg-edge" info --bundle edge/bundles/default
