@@ -20,7 +20,7 @@ import numpy as np
 
 from .signal import filter_resample
 
-__all__ = ["ANALYSIS_FS", "QRS_BAND_HZ", "detection_envelope", "detect_beats", "pick_beats"]
+__all__ = ["ANALYSIS_FS", "QRS_BAND_HZ", "moving_average", "detection_envelope", "detect_beats", "pick_beats"]
 
 ANALYSIS_FS = 500.0  # every measurement works at this rate (resampled in the frequency domain)
 QRS_BAND_HZ = (5.0, 30.0)  # the band the detector looks at
@@ -33,7 +33,7 @@ T_WAVE_S = 0.36  # a peak this soon after a beat with less than half its slope i
 REFERENCE_S = 10.0  # span of the local reference around a candidate
 
 
-def _moving_average(x: np.ndarray, n: int) -> np.ndarray:
+def moving_average(x: np.ndarray, n: int) -> np.ndarray:
     """Centred moving average of a 1-D signal over ``n`` samples (no delay)."""
     if n <= 1:
         return x
@@ -60,7 +60,7 @@ def detection_envelope(y: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray
         return z, z
     d = d[ok] / scale[ok, None]
     sv = np.sqrt(np.einsum("ct,ct->t", d, d) / ok.sum())
-    return sv, _moving_average(sv, max(1, int(round(MWI_S * fs))))
+    return sv, moving_average(sv, max(1, int(round(MWI_S * fs))))
 
 
 def _local_maxima(e: np.ndarray) -> np.ndarray:

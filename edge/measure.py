@@ -38,7 +38,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .beats import ANALYSIS_FS, QRS_BAND_HZ, detection_envelope, pick_beats
+from .beats import ANALYSIS_FS, QRS_BAND_HZ, detection_envelope, moving_average, pick_beats
 from .signal import LEADS, SignalError, filter_resample_bands, to_twelve_leads
 
 __all__ = ["MEASUREMENT_KEYS", "combine_measurements", "empty_measurements", "format_measurements", "measure"]
@@ -69,11 +69,16 @@ MEASUREMENT_KEYS = (
 BAND_HZ = (0.5, 100.0)
 QRS_FRACTION = 0.10  # QRS boundary: spatial velocity below this fraction of its QRS maximum
 QRS_RISE = 0.25  # ... unless it rises above this fraction again within 20 ms (notched, slurred QRS)
-P_FRACTION = 0.05  # P boundary: spatial magnitude below this fraction of the P peak
+P_FRACTION = 0.10  # P boundary: spatial magnitude below this fraction of the P peak
 P_MAX_MS = 150.0  # a "P wave" longer than this has merged with the previous T wave: no P onset
 P_MIN_MV = 0.03  # a P wave smaller than this (spatial magnitude) counts as absent
 P_NOISE_FACTOR = 3.0  # ... and it must stand this many times above the beat-to-beat noise
 T_MIN_MV = 0.05  # a T wave smaller than this (spatial magnitude) cannot be ended reliably
+PR_RANGE_MS = (60.0, 400.0)  # a PR outside this is a wrong P onset (e.g. a flutter wave), not a measurement
+QT_MIN_MS, QT_MAX_RR = (
+    200.0,
+    0.9,
+)  # a QT outside 200 ms .. 0.9 RR has found the wrong wave (flutter, U, next P)
 IRREGULAR_CV = 0.15  # RR coefficient of variation above which the rhythm is called irregular
 MIN_BEATS = 3  # fewer beats: no heart rate, no representative beat
 MAX_NOISE_RATIO = 0.25  # beat-to-beat noise above this fraction of the QRS amplitude: no intervals
@@ -158,7 +163,7 @@ def _delineate(rep: np.ndarray, pre: int, rr_s: float, noise: float) -> dict:
     ind = rep[_INDEP_IDX]
     d = np.gradient(ind, axis=1) * fs  # mV/s
     sv = np.sqrt((d * d).sum(axis=0))
-    sv = np.convolve(sv, np.ones(5) / 5, mode="same")
+    sv = moving_average(sv, 5)
     w = rep.shape[1]
     c = pre
     peak_lo, peak_hi = max(0, c - int(40 * ms)), min(w, c + int(40 * ms))
@@ -184,7 +189,7 @@ def _delineate(rep: np.ndarray, pre: int, rr_s: float, noise: float) -> dict:
     if t_hi - t_lo > int(80 * ms):
         seg = ind[:, t_lo:t_hi] - baseline[_INDEP_IDX][:, None]
         mag = np.sqrt((seg * seg).sum(axis=0))
-        mag = np.convolve(mag, np.ones(int(16 * ms)) / int(16 * ms), mode="same")
+        mag = moving_average(mag, int(16 * ms))
         edge = int(8 * ms)  # the smoothing's edge effect
         k = edge + int(np.argmax(mag[edge : mag.size - edge]))
         tpk = float(mag[k])
@@ -209,23 +214,23 @@ def _delineate(rep: np.ndarray, pre: int, rr_s: float, noise: float) -> dict:
         p_lo = max(p_lo, int(out["t_end"] - rr_s * fs) + int(10 * ms))
     p_hi = on - int(10 * ms)
     if p_hi - p_lo > int(40 * ms):
-        # baseline drawn from the TP segment at the window's start to the PR baseline (wander residue)
-        start = ind[:, p_lo : p_lo + int(10 * ms)].mean(axis=1)
-        ramp = np.linspace(0.0, 1.0, p_hi - p_lo)[None, :]
-        base = start[:, None] + (baseline[_INDEP_IDX] - start)[:, None] * ramp
-        seg = ind[:, p_lo:p_hi] - base
+        seg = ind[:, p_lo:p_hi] - baseline[_INDEP_IDX][:, None]
         mag = np.sqrt((seg * seg).sum(axis=0))
-        mag = np.convolve(mag, np.ones(int(10 * ms)) / int(10 * ms), mode="same")
+        mag = moving_average(mag, int(10 * ms))
         k = int(np.argmax(mag))
         pk = float(mag[k])
         present = pk >= P_MIN_MV and pk >= P_NOISE_FACTOR * noise * np.sqrt(len(_INDEP))
         out["p_peak_mv"] = pk
         out["p_present"] = bool(present)
         if present:
-            floor = float(np.percentile(mag, 10))  # residual noise and wander: the magnitude never reaches 0
-            thr = floor + P_FRACTION * (pk - floor)
-            p_on = _first_below(mag, k, -1, thr, -1)
-            p_off = _first_below(mag, k, mag.size, thr, 1)
+            # residual noise and wander: the magnitude never reaches 0, so the boundaries are relative to the
+            # quietest point on each side of the peak (TP segment before it, PR segment after it)
+            lo_min = int(np.argmin(mag[: k + 1]))
+            hi_min = k + int(np.argmin(mag[k:]))
+            thr_on = mag[lo_min] + P_FRACTION * (pk - mag[lo_min])
+            thr_off = mag[hi_min] + P_FRACTION * (pk - mag[hi_min])
+            p_on = _first_below(mag, k, lo_min - 1, thr_on, -1)
+            p_off = _first_below(mag, k, hi_min + 1, thr_off, 1)
             # a P wave that starts right at the window's start merges with the previous T wave: no onset
             out["p_on"] = None if p_on is None or p_on < int(15 * ms) else p_lo + p_on
             out["p_off"] = None if p_off is None else p_lo + p_off
@@ -289,7 +294,7 @@ def measure(x_mv: np.ndarray, fs: float, leads: Sequence[str] | None = None) -> 
     if beats.size < MIN_BEATS:
         return _finish(out, reasons, f"fewer than {MIN_BEATS} beats")
     rr_med = float(np.median(rr))
-    pre = int(min(0.35, max(0.2, 0.6 * rr_med)) * ANALYSIS_FS)
+    pre = int(min(0.45, max(0.2, 0.6 * rr_med)) * ANALYSIS_FS)
     post = int(min(0.75, max(0.3, rr_med)) * ANALYSIS_FS)
     rep, used, noise = _representative(y, beats, pre, post)
     if used.size < MIN_BEATS:
@@ -304,15 +309,20 @@ def measure(x_mv: np.ndarray, fs: float, leads: Sequence[str] | None = None) -> 
     on, off, base = dl["qrs_on"], dl["qrs_off"], dl["baseline"]
     out["qrs_ms"] = _r((off - on) * ms)
     out["p_present"] = dl.get("p_present")
-    if dl.get("p_on") is not None and not (out["rhythm_regular"] is False and not dl.get("p_present")):
-        out["pr_ms"] = _r((on - dl["p_on"]) * ms)
+    pr = None if dl.get("p_on") is None else (on - dl["p_on"]) * ms
+    if pr is not None and not PR_RANGE_MS[0] <= pr <= PR_RANGE_MS[1]:
+        reasons["pr_ms"] = f"P onset implausible (PR {pr:.0f} ms)"
+    elif pr is not None:
+        out["pr_ms"] = _r(pr)
     elif not dl.get("p_present"):
         irregular = out["rhythm_regular"] is False
         reasons["pr_ms"] = "no P wave" + (" (irregular rhythm)" if irregular else "")
     else:
         reasons["pr_ms"] = "P onset not found"
-    if dl.get("t_end") is not None:
-        qt = (dl["t_end"] - on) * ms
+    qt = None if dl.get("t_end") is None else (dl["t_end"] - on) * ms
+    if qt is not None and not QT_MIN_MS <= qt <= QT_MAX_RR * rr_med * 1000:
+        reasons["qt_ms"] = reasons["qtc_ms"] = reasons["qtcf_ms"] = f"T end implausible (QT {qt:.0f} ms)"
+    elif qt is not None:
         out["qt_ms"] = _r(qt)
         out["qtc_ms"] = _r(qt / np.sqrt(rr_mean))
         out["qtcf_ms"] = _r(qt / np.cbrt(rr_mean))

@@ -83,6 +83,15 @@ def _assert_same(stream_line: dict, file_line: dict) -> None:
         [t["score"] for t in stream_line["top"]], [t["score"] for t in file_line["top"]], atol=1e-5
     )
     assert stream_line["findings"] == file_line["findings"]
+    # the same measurement function on the same samples (contract 7): the same measurements
+    a, b = stream_line["measurements"], file_line["measurements"]
+    assert a is not None and b is not None and a.keys() == b.keys()
+    assert a["beats"] == b["beats"] and a["null_reasons"] == b["null_reasons"]
+    for key, value in a.items():
+        if isinstance(value, float):
+            assert b[key] == pytest.approx(value, abs=0.11), key
+        else:
+            assert b[key] == value, key
 
 
 @pytest.mark.slow
