@@ -129,7 +129,7 @@ def bench_synthetic() -> list[str]:
                     else:
                         errs[k].append(m[k] - truth[k])
 
-            def cell(k: str) -> str:
+            def cell(k: str, errs: dict = errs, nulls: dict = nulls) -> str:
                 e = np.asarray(errs[k])
                 txt = f"{e.mean():+.0f} [{e.min():+.0f}, {e.max():+.0f}]" if e.size else "—"
                 return txt + (f", null {nulls[k]}" if nulls[k] else "")
@@ -179,7 +179,8 @@ def _nk_version() -> str:
 def bench_neurokit(data: Path, n_records: int, plot: Path | None) -> list[str]:
     import wfdb
 
-    rows = list(csv.DictReader(open(data / "ptbxl" / "ptbxl_database.csv", newline="")))[:n_records]
+    with open(data / "ptbxl" / "ptbxl_database.csv", newline="") as f:
+        rows = list(csv.DictReader(f))[:n_records]
     pairs: dict[str, list[tuple[float, float, str]]] = {k: [] for k in ("hr_bpm", "pr_ms", "qrs_ms", "qt_ms")}
     axis_ok = axis_n = 0
     axis_ranges = {
