@@ -168,28 +168,31 @@ def test_processed_reader_adds_the_challenge_labels_as_partial_training_only_set
     import csv
 
     records = list(ProcessedPTBXLReader(shared_data / "ptbxl_processed"))
-    assert len(records) == 499 + 1308
+    # 1,308 records have Challenge classes; one of them only the dropped left-axis class.
+    assert len(records) == 499 + 1307
     challenge_only = [r for r in records if not r.meta["scp_codes"]]
-    assert len(challenge_only) == 1308
+    assert len(challenge_only) == 1307
     # Training folds only, derived (no strat_fold, no patient).
     assert {r.fold for r in challenge_only} <= set(range(1, 9)) and all(r.fold_derived for r in challenge_only)
     assert all(r.patient is None for r in challenge_only)
     # Only the Challenge's 27 scored classes are known: NORM, infarction, ST-T localisations are unknown.
     scored = {load_catalogue().from_snomed(c).id for c in
-              ["426783006", "164889003", "39732003", "47665007", "713427006", "59118001", "270492004"]}
+              ["426783006", "164889003", "713427006", "59118001", "270492004", "251146004"]}
     for r in challenge_only:
         assert scored <= r.known and "NORM" not in r.known and "IMI" not in r.known and "ISCAL" not in r.known
+        # The Challenge's axis classes for PTB-XL do not follow 左軸偏位 (see processed.UNRELIABLE_AXIS_CODES).
+        assert "LAD" not in r.labels and "LAD" not in r.known and ("RAD" in r.known) == ("RAD" in r.labels)
         assert set(r.labels) <= r.known
     # The labels are exactly the file's codes, mapped.
     cat = load_catalogue()
     with (shared_data / "ptbxl_processed" / "challenge2020_labels.csv").open(encoding="utf-8") as f:
-        codes = {int(row["ecg_id"]): row["snomed_codes"].split(";") for row in csv.DictReader(f) if row["snomed_codes"]}
+        codes = {int(row["ecg_id"]): row["snomed_codes"].split(";") for row in csv.DictReader(f)}
     for r in challenge_only[:200]:
         ecg_id = int(r.key.split(":")[1])
-        assert set(r.labels) == {cat.from_snomed(c).id for c in codes[ecg_id]}
+        assert set(r.labels) == {cat.from_snomed(c).id for c in codes[ecg_id] if c != "39732003"}
     # Records with SCP codes keep them and gain the Challenge's statements (e.g. the axis).
     both = [r for r in records if r.meta["scp_codes"] and r.meta["snomed"]]
-    assert len(both) == 497 and all("NORM" in r.known and "LAD" in r.known for r in both)
+    assert len(both) == 497 and all("NORM" in r.known and "AFIB" in r.known for r in both)
 
 
 @pytest.mark.slow
@@ -250,13 +253,13 @@ def test_prepare_all_real_sources(shared_data, tmp_path):
     assert meta["records_per_source"]["ptbxl"] == 500
     # Every record is either cached or merged into the same ECG from an earlier source (one Challenge 2021
     # HR record is a PTB-XL ECG that the processed set labels too).
-    assert sum(meta["records_per_source"].values()) + meta["duplicates_skipped"] == 500 + 499 + 1308 + 30
+    assert sum(meta["records_per_source"].values()) + meta["duplicates_skipped"] == 500 + 499 + 1307 + 30
     assert len(ds) == sum(meta["records_per_source"].values())
     # Known-label mask: positives are known; challenge-only records have NORM unknown; merged records
     # keep ptbxl/'s official fold and gain the Challenge's labels.
     assert ds.known.shape == ds.labels.shape and (ds.known >= ds.labels).all()
     norm = ds.label_ids.index("NORM")
-    assert (ds.known[:, norm] == 0).sum() >= 1308
+    assert (ds.known[:, norm] == 0).sum() >= 1307
     merged = [i for i, w in enumerate(meta["windows"]) if w.get("merged_from")]
     into_ptbxl = [i for i in merged if meta["windows"][i]["source"] == "ptbxl"]
     assert into_ptbxl and all(not meta["windows"][i]["fold_derived"] for i in into_ptbxl)
