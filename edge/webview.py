@@ -206,6 +206,10 @@ class WebView:
     def on_status(self, runtime) -> None:  # noqa: ANN001 - edge.runtime.Runtime
         """Copy the samples that arrived since the last call out of the stream's ring."""
         self._runtime = runtime
+        self._copy_samples(runtime)
+        self.connection()  # a change of state goes to the timeline when it happens, not when a page asks
+
+    def _copy_samples(self, runtime) -> None:  # noqa: ANN001
         stream = runtime.stream
         if stream is None or stream.ring.end is None:
             return

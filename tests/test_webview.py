@@ -1,0 +1,131 @@
+"""The web view's server and state without a browser: assets offline, trace samples as sent by the device,
+the window's results, per-lead quality, the connection state and its timeline events, one-line CLI errors."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from importlib import resources
+
+import numpy as np
+import pytest
+
+import edge.webview as webview
+from edge.cli import main as edge_main
+from edge.engine import Classifier
+from edge.runtime import RunConfig, Runtime
+from edge.webview import WebView, lead_quality, parse_view_address
+from firmware_bridge.frames import Hello, Samples, encode_frame
+from firmware_bridge.leads import LEADS_8
+from firmware_bridge.synthetic import synthesize, to_counts
+
+
+@pytest.fixture(scope="module")
+def clf(tiny_bundle):
+    with Classifier.from_bundle(tiny_bundle) as classifier:
+        yield classifier
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as res:
+            return res.status, res.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def test_view_address_parsing():
+    assert parse_view_address("127.0.0.1:8080") == ("127.0.0.1", 8080)
+    assert parse_view_address(":0") == ("127.0.0.1", 0)
+    assert parse_view_address("8081") == ("127.0.0.1", 8081)
+    assert parse_view_address("[::1]:9000") == ("::1", 9000)
+    for bad in ("localhost", "host:http", "1.2.3.4:70000"):
+        with pytest.raises(ValueError):
+            parse_view_address(bad)
+
+
+def test_lead_quality_words_and_derived_limb_leads():
+    q = {"ok": False, "missing_samples": 0, "lead_off": ["I"], "flat": ["V2"], "saturated": ["V5"],
+         "implausible": []}  # fmt: skip
+    per_lead = lead_quality(q, list(("I", "II", "V1", "V2", "V3", "V4", "V5", "V6")))
+    assert per_lead["I"] == ["lead_off"] and per_lead["V2"] == ["lead_off"] and per_lead["V5"] == ["noise"]
+    assert per_lead["III"] == ["lead_off"] and per_lead["aVR"] == ["lead_off"]  # derived from I and II
+    assert per_lead["II"] == [] and per_lead["V1"] == []
+    assert lead_quality(q, None)["III"] == []  # a 12-lead device records III itself
+    assert all(v == ["missing"] for v in lead_quality({"missing_samples": 5}).values())
+
+
+def test_assets_are_local_and_served(clf):
+    folder = resources.files("edge").joinpath("web")
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == ["app.js", "i18n.js", "index.html", "style.css"]
+    for name in names:
+        text = folder.joinpath(name).read_text(encoding="utf-8")
+        assert "http://" not in text and "https://" not in text and "//cdn" not in text, name
+    with WebView("127.0.0.1", 0) as web:
+        status, body = _get(web.url)
+        assert (
+            status == 200 and b"/app.js" in body and "心拍数".encode() not in body
+        )  # words come from i18n.js
+        for name in ("app.js", "i18n.js", "style.css"):
+            assert _get(web.url + name)[0] == 200
+        assert "未検証".encode() in _get(web.url + "i18n.js")[1]
+        assert _get(web.url + "../pyproject.toml")[0] == 404
+        state = json.loads(_get(web.url + "api/state")[1])
+        assert state["connection"]["state"] == "waiting" and state["window"] is None
+
+
+def _feed(runtime: Runtime, counts: np.ndarray, start: int, stop: int, seq: int) -> int:
+    for a in range(start, stop, 50):
+        runtime.process_bytes(encode_frame(Samples(a, counts[:, a : a + 50].T), seq))
+        seq += 1
+        runtime.on_status(runtime)
+    return seq
+
+
+def test_state_follows_the_stream_and_turns_disconnected(clf, monkeypatch):
+    monkeypatch.setattr(webview, "STALE_S", 0.3)
+    x = synthesize(rhythm="sinus", fs=500, seed=4, duration_s=14.0)
+    eight = x[[0, 1, 6, 7, 8, 9, 10, 11]]
+    counts = to_counts(eight, 1000)
+    lines: list[dict] = []
+    runtime = Runtime(clf, RunConfig(port="bed-3"), on_result=lambda r, line: lines.append(line))
+    with WebView("127.0.0.1", 0, labels=clf.labels, bundle=clf.bundle_id) as web:
+        web.attach(runtime)
+        runtime.connected = True  # as in a port session (process_bytes alone opens none)
+        runtime.process_bytes(encode_frame(Hello(500, LEADS_8, 1000, device_id="bed-3"), 0))
+        seq = _feed(runtime, counts, 0, 6000, 1)
+        state = json.loads(_get(web.url + "api/state")[1])
+        assert state["connection"]["state"] == "connected" and state["connection"]["device"] == "bed-3"
+        trace = state["trace"]
+        assert trace["fs"] == 250 and trace["end"] == 3000 and len(trace["data"]) == 12
+        got = np.array(trace["data"], dtype=float) * trace["unit_mv"]  # newest 4 s, every other sample
+        want = x[:, 2 * trace["start"] : 6000 : 2]
+        assert np.abs(got - want).max() <= 0.006  # 1 µV ADC + 10 µV display steps
+        findings = state["window"]["findings"]
+        assert [f["id"] for f in findings] == lines[-1]["findings"]
+        assert all(isinstance(f["score"], float) and f["ja"] for f in findings)
+        m = lines[-1].get("measurements") or {}
+        assert state["window"]["hr_bpm"] == m.get("hr_bpm")
+        kinds = [e.get("code") or e["kind"] for e in state["timeline"]]  # newest first
+        assert kinds[0] == "window" and kinds.index("connected") > kinds.index("window")
+        assert "device_changed" in kinds  # the runtime's event line
+        cursor = trace["end"]
+        _feed(runtime, counts, 6000, 6500, seq)
+        newer = json.loads(_get(web.url + f"api/state?since={cursor}")[1])["trace"]
+        assert newer["start"] == cursor and newer["end"] == 3250 and len(newer["data"][0]) == 250
+        time.sleep(0.4)  # no sample for longer than STALE_S: the device counts as gone
+        state = json.loads(_get(web.url + "api/state")[1])
+        assert state["connection"]["state"] == "disconnected"
+        assert [e["code"] for e in state["timeline"] if e["kind"] == "event"][:2] == [
+            "disconnected",
+            "connected",
+        ]
+
+
+def test_run_view_errors_are_one_line(tiny_bundle, capsys):
+    code = edge_main(["run", "--port", "loop://", "--view", "nonsense", "--bundle", str(tiny_bundle)])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "HOST:PORT" in err
