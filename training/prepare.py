@@ -25,16 +25,22 @@ from pathlib import Path
 import numpy as np
 
 from edge.catalogue import Catalogue, load_catalogue
+from edge.measure import measure
 from edge.signal import SignalConfig, SignalError, iter_windows, preprocess
 
 from .datasets import READERS, DatasetError, SkipLog, open_dataset
 from .datasets.processed import check_compatible
 
-__all__ = ["PREPARE_VERSION", "Source", "PreparedDataset", "prepare", "fingerprint", "default_cache_dir"]
+__all__ = ["MEASURED_KEYS", "PREPARE_VERSION", "Source", "PreparedDataset", "prepare", "fingerprint", "default_cache_dir"]
 
 logger = logging.getLogger(__name__)
 
-PREPARE_VERSION = 3  # 2: numpy frequency-domain filter+resample; 3: known-label mask, labels merged across sources
+PREPARE_VERSION = 4  # 2: numpy frequency-domain filter+resample; 3: known-label mask, labels merged across sources
+# 4: contract-7 measurements of each raw window (measurements.npy)
+MEASURED_KEYS = (
+    "hr_bpm", "rr_irregularity", "pr_ms", "qrs_ms", "qt_ms", "qtc_ms", "axis_deg", "p_present",
+    "sv1_mv", "rv5_mv", "rv6_mv", "sv1_rv5_mv", "limb_qrs_max_mv", "chest_qrs_max_mv",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,14 @@ class PreparedDataset:
         self.labels = np.load(self.folder / "labels.npy")
         known = self.folder / "known.npy"
         self.known = np.load(known) if known.is_file() else np.ones_like(self.labels)
+        # contract-7 measurements of each raw window (NaN = not measurable), columns MEASURED_KEYS
+        self.measurement_keys: list[str] = self.meta.get("measurement_keys", list(MEASURED_KEYS))
+        measured = self.folder / "measurements.npy"
+        self.measurements = (
+            np.load(measured)
+            if measured.is_file()
+            else np.full((len(self.labels), len(self.measurement_keys)), np.nan, dtype=np.float32)
+        )
         self.signal = SignalConfig.from_dict(self.meta["signal"])
         self.label_ids: list[str] = self.meta["label_ids"]
         items = self.meta["windows"]
@@ -115,17 +129,42 @@ class PreparedDataset:
         return {lid: int(c) for lid, c in zip(self.label_ids, kn.sum(axis=0), strict=True)}
 
 
-def _windows_of(record, config: SignalConfig, max_windows: int | None) -> list[tuple[int, np.ndarray]]:
+def _measured(x: np.ndarray, fs: float, leads, amplitudes: bool) -> np.ndarray:
+    """The window's contract-7 measurements as float32 ``[len(MEASURED_KEYS)]`` (NaN = not measured).
+
+    ``amplitudes=False`` (windows z-scored per lead by a third party) keeps only what timing gives: the
+    axis and the voltages depend on the leads' true amplitudes and are NaN there.
+    """
+    m = measure(x, fs, leads)
+    out = np.full(len(MEASURED_KEYS), np.nan, dtype=np.float32)
+    for i, key in enumerate(MEASURED_KEYS):
+        value = m.get(key)
+        if value is None or (not amplitudes and (key.endswith("_mv") or key == "axis_deg")):
+            continue
+        out[i] = float(value)
+    return out
+
+
+def _windows_of(record, config: SignalConfig, max_windows: int | None) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """(start, model input, measurements) of each window of a record."""
     if record.preprocessed:
         if record.signal.shape != config.input_shape:
             raise SignalError(f"preprocessed array of shape {record.signal.shape}, expected {config.input_shape}")
-        return [(0, record.signal.astype(np.float32))]
+        x = record.signal.astype(np.float32)
+        return [(0, x, _measured(x, config.fs, None, amplitudes=False))]
     spans = list(iter_windows(record.signal.shape[1], record.fs, config.window_s))
     if not spans:
         raise SignalError(f"record lasts {record.signal.shape[1] / record.fs:.2f} s, shorter than one window")
     if max_windows is not None:
         spans = spans[:max_windows]
-    return [(a, preprocess(record.signal[:, a:b], record.fs, config, record.leads)) for a, b in spans]
+    return [
+        (
+            a,
+            preprocess(record.signal[:, a:b], record.fs, config, record.leads),
+            _measured(record.signal[:, a:b], record.fs, record.leads, amplitudes=True),
+        )
+        for a, b in spans
+    ]
 
 
 def _merge(rows: list[int], record, hot: np.ndarray, known: np.ndarray, labels: list, knowns: list,
@@ -173,6 +212,7 @@ def prepare(
     windows: list[np.ndarray] = []
     labels: list[np.ndarray] = []
     knowns: list[np.ndarray] = []
+    measured: list[np.ndarray] = []
     items: list[dict] = []
     seen: dict[str, list[int]] = {}  # record key -> its window rows
     duplicates = 0
@@ -211,8 +251,9 @@ def prepare(
                 reader.fail(record.key, f"bad_signal: {exc}")
                 continue
             seen[record.key] = list(range(len(items), len(items) + len(wins)))
-            for start, win in wins:
+            for start, win, meas in wins:
                 windows.append(win.astype(np.float16))
+                measured.append(meas)
                 labels.append(hot.copy())
                 knowns.append(known.copy())
                 items.append(
@@ -240,11 +281,13 @@ def prepare(
     np.save(out / "labels.npy", lab)
     kn = np.stack(knowns)
     np.save(out / "known.npy", kn)
+    np.save(out / "measurements.npy", np.stack(measured))
     meta = {
         "format": PREPARE_VERSION,
         "fingerprint": fp,
         "signal": config.to_dict(),
         "label_ids": list(catalogue.ids),
+        "measurement_keys": list(MEASURED_KEYS),
         "sources": [s.describe() for s in sources],
         "n_windows": len(items),
         "records_per_source": dict(per_source),
