@@ -272,6 +272,7 @@ def _plot_disagreements(data: Path, kept: dict, worst: list, path: Path) -> None
         for b in ours["beats"]:
             ax.axvline(b / rec.fs, color="tab:blue", lw=0.5, alpha=0.5)
     fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
     plt.close(fig)
 
@@ -326,7 +327,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data", help="the real data folder")
     p.add_argument("--records", type=int, default=500, help="PTB-XL records for the neurokit2 comparison")
     p.add_argument("--runs", type=int, default=200, help="timing repetitions")
-    p.add_argument("--plots", type=Path, default=REPO / "bench" / "measure_disagreements.png")
+    # real ECGs are drawn there: a git-ignored folder, never committed (the data's licence and the project's rule)
+    p.add_argument("--plots", type=Path, default=REPO / "runs" / "bench" / "measure_disagreements.png")
     p.add_argument("--markdown", type=Path, default=REPO / "BENCHMARKS.md")
     args = p.parse_args(argv)
     cmd = "python bench/bench_measure.py " + " ".join(argv if argv is not None else sys.argv[1:])
