@@ -237,6 +237,8 @@ def _run(args: argparse.Namespace, stop_requests: list[str]) -> int:
         raise _command_error(f"cannot open --out {args.out}: {exc.strerror or exc}") from None
     view = LiveView(stdout) if live else None
     web = _start_web_view(args.view, classifier) if args.view else None
+    if view is not None and web is not None:
+        view.web_url = web.url  # the terminal view shows where the web view is
 
     def on_event(line: dict, to_file: bool = True) -> None:
         """Event lines (disconnected, disk_full, ...) go where the windows go (contract 5)."""

@@ -124,7 +124,9 @@ def describe_quality(quality: dict) -> str:
 
 
 def _ms(value: float | None, unit: str = "ms") -> str:
-    return "—" if value is None else f"{value:.0f} {unit}"
+    if value is None:
+        return "—"
+    return f"{value:.0f}°" if unit == "°" else f"{value:.0f} {unit}"
 
 
 class LiveView:
@@ -134,6 +136,7 @@ class LiveView:
         self.out = out
         self.min_interval_s = min_interval_s
         self.width = width
+        self.web_url: str | None = None  # shown when the runtime also serves the web view
         self._last_draw = 0.0
         self._last_windows = -1
         self._samples = -1
@@ -195,6 +198,8 @@ class LiveView:
             "disconnected": f"{RED}{BOLD}✖ 切断{RESET}",
         }[state]
         lines = [f"{BOLD}ECG ベッドサイドモニタ{RESET}  {badge}  {cfg.port}"]
+        if self.web_url:
+            lines.append(f"ブラウザ表示: {self.web_url}")
         if state == "disconnected":
             age = time.monotonic() - (self._last_data or time.monotonic())
             lines.append(
