@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: test test-fast demo lint format c-test clean default-bundle bench
+.PHONY: test test-fast demo lint format c-test clean default-bundle bench browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,17 @@ test-fast: $(STAMP)
 
 c-test:
 	$(MAKE) -C firmware_bridge/c test
+
+# Debian's headless Chromium for the web view's browser test (tests/test_webview_browser.py skips without it)
+# and a Japanese font for its screenshots (test-output/webview/). Needs root and apt-get; CI runs it.
+browser:
+	@if command -v chromium >/dev/null 2>&1 && fc-list 2>/dev/null | grep -q "Noto Sans CJK"; then \
+		echo "chromium and Noto CJK already installed"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium fonts-noto-cjk; \
+	else \
+		echo "make browser: needs root and apt-get (apt-get install chromium fonts-noto-cjk)" >&2; exit 1; \
+	fi
 
 RHYTHM   ?= lbbb
 DURATION ?= 30
