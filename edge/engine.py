@@ -176,7 +176,7 @@ class Classifier:
     def from_bundle(
         cls,
         path: str | Path | None = None,
-        backend: str = "onnx",
+        backend: str = "auto",
         threads: int = 1,
         precision: str = "int8",
         verify: bool = True,
