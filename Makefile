@@ -35,9 +35,19 @@ browser:
 		echo "make browser: needs root and apt-get (apt-get install chromium fonts-noto-cjk)" >&2; exit 1; \
 	fi
 
+# The demo needs only the device side (numpy, cobs, pyserial, onnxruntime, ecgdatakit: about 20 s from a warm
+# package cache, no torch), so it has its own stamp in the same .venv; `make test` adds the rest later.
+EDGE_STAMP := $(VENV)/.installed-edge
+$(EDGE_STAMP): pyproject.toml
+	@echo "== make demo: installing the device side only (numpy, cobs, pyserial, onnxruntime) into $(VENV) =="
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --progress-bar on -e '.[edge]'
+	@touch $(EDGE_STAMP)
+	@echo "== installed: activate with 'source $(VENV)/bin/activate', or call $(VENV)/bin/ecg-edge directly =="
+
 RHYTHM   ?= lbbb
 DURATION ?= 30
-demo: $(STAMP)
+demo: $(EDGE_STAMP)
 	$(PY) -m edge.demo --rhythm $(RHYTHM) --duration $(DURATION) $(if $(RECORD),--record $(RECORD))
 
 DATA ?= ../shared/data

@@ -63,18 +63,38 @@ def _derive(leads_mv: dict[int, np.ndarray], code: int) -> np.ndarray | None:
     return {2: ii - i, 3: -(i + ii) / 2, 4: i - ii / 2, 5: ii - i / 2}[code]
 
 
+def _read_wfdb(path: Path):  # noqa: ANN202 - an object with sig_name, units, p_signal [T, C], fs
+    """A WFDB record through ``wfdb`` (lazy: only ``--record`` needs it) or, on a device-side install
+    without it, through ``ecgdatakit`` (the ``edge`` extra), which gives the same values in mV."""
+    try:
+        import wfdb
+    except ImportError:
+        from types import SimpleNamespace
+
+        try:
+            from ecgdatakit import FileParser
+        except ImportError:
+            raise ImportError("reading a WFDB record needs wfdb or ecgdatakit: pip install ecgdatakit") from None
+        leads = FileParser.parse(path.with_suffix(".hea")).leads
+        return SimpleNamespace(
+            sig_name=[lead.label for lead in leads],
+            units=["mV"] * len(leads),
+            p_signal=np.stack([np.asarray(lead.samples, np.float64) for lead in leads], axis=1),
+            fs=float(leads[0].sampling_rate),
+        )
+    return wfdb.rdrecord(str(path))
+
+
 class RecordSource:
     """Samples of a WFDB record at the record's own rate; ``loop=True`` repeats it without end."""
 
     def __init__(self, path: str | Path, channel_leads: tuple[int, ...], lsb_nv: int, loop: bool = False):
-        import wfdb  # lazy: only the simulator with --record needs it
-
         path = Path(path)
         if path.suffix in (".hea", ".dat", ".mat"):
             path = path.with_suffix("")
         if not path.with_suffix(".hea").is_file():
             raise FileNotFoundError(f"WFDB header not found: {path.with_suffix('.hea')}")
-        record = wfdb.rdrecord(str(path))
+        record = _read_wfdb(path)
         by_code: dict[int, np.ndarray] = {}
         for idx, name in enumerate(record.sig_name):
             try:
