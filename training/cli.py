@@ -90,6 +90,9 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-folds", type=parse_folds, default=(10,))
     p.add_argument("--holdout-labels", default="", help="comma-separated label ids or terms kept out of training (zero-shot)")
     p.add_argument("--ptbxl-rate", type=int, choices=[100, 500], default=100)
+    p.add_argument("--exclude", default="", metavar="PREFIX,...",
+                   help="leave records whose key starts with one of these prefixes out of every fold "
+                        "(e.g. challenge2020:E,cinc2021:E: leave the Georgia hospital out)")
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--skip-bad", action="store_true", help="skip (and count) bad records instead of stopping")
@@ -112,6 +115,7 @@ def config_from_args(args) -> TrainConfig:
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
         patience=args.patience, max_minutes=args.max_minutes, seed=args.seed, train_folds=args.train_folds,
         val_folds=args.val_folds, test_folds=args.test_folds, holdout_labels=holdout, ptbxl_rate=args.ptbxl_rate,
+        exclude_keys=tuple(t.strip() for t in args.exclude.split(",") if t.strip()),
         augment=AugmentConfig(enabled=not args.no_augment), num_threads=args.threads,
         on_error="skip" if args.skip_bad else "raise",
     )

@@ -74,6 +74,7 @@ class TrainConfig:
     val_folds: tuple[int, ...] = (9,)
     test_folds: tuple[int, ...] = (10,)
     holdout_labels: tuple[str, ...] = ()  # label ids/terms removed from training, evaluated zero-shot
+    exclude_keys: tuple[str, ...] = ()  # record-key prefixes left out of every fold (leave-one-source-out)
     ptbxl_rate: int = 100  # PTB-XL files to read: 100 or 500 Hz
     signal: SignalConfig = field(default_factory=SignalConfig)  # the signal contract for this model
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -184,6 +185,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     train_cols = np.array([j for j, lid in enumerate(label_ids) if lid not in set(holdout)])
     train_idx = ds.indices(cfg.train_folds)
     val_idx, test_idx = ds.indices(cfg.val_folds), ds.indices(cfg.test_folds)
+    if cfg.exclude_keys:  # e.g. ("challenge2020:E", "cinc2021:E"): a hospital the model must never see
+        kept = np.array([not k.startswith(tuple(cfg.exclude_keys)) for k in ds.keys])
+        train_idx, val_idx, test_idx = (i[kept[i]] for i in (train_idx, val_idx, test_idx))
     if len(train_idx) == 0 or len(val_idx) == 0:
         raise ValueError(f"no training or validation windows in folds {cfg.train_folds} / {cfg.val_folds}")
     windows = np.asarray(ds.windows, dtype=np.float32)  # small enough to hold in memory
@@ -205,7 +209,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         "loss": cfg.loss if cfg.model == "contrastive" else "bce",
         "init_temperature": cfg.temperature,
         "data": {"sources": ds.meta["sources"], "fingerprint": ds.meta["fingerprint"], "train_folds": list(cfg.train_folds),
-                 "val_folds": list(cfg.val_folds), "test_folds": list(cfg.test_folds), "n_train": int(len(train_idx))},
+                 "val_folds": list(cfg.val_folds), "test_folds": list(cfg.test_folds), "n_train": int(len(train_idx)),
+                 "exclude_keys": list(cfg.exclude_keys)},
         "train_config": cfg.to_dict(),
     }
     if cfg.model == "contrastive":
