@@ -74,7 +74,9 @@ def _read_wfdb(path: Path):  # noqa: ANN202 - an object with sig_name, units, p_
         try:
             from ecgdatakit import FileParser
         except ImportError:
-            raise ImportError("reading a WFDB record needs wfdb or ecgdatakit: pip install ecgdatakit") from None
+            raise ImportError(
+                "reading a WFDB record needs wfdb or ecgdatakit: pip install ecgdatakit"
+            ) from None
         leads = FileParser.parse(path.with_suffix(".hea")).leads
         return SimpleNamespace(
             sig_name=[lead.label for lead in leads],
