@@ -4,7 +4,7 @@ Registered in ``edge.cli`` through :data:`RUNTIME_SUBCOMMANDS`; each ``add_*_par
 adds its parser and sets ``func``. Handlers return the exit status; user errors print one line on stderr and exit 1.
 
 - ``run``: the live serial runtime (``edge.runtime``), JSON lines to ``--out`` (append, flushed per
-  line) and to stdout when it is not a terminal; a live view when it is.
+  line, reopened on SIGHUP for log rotation) and to stdout when it is not a terminal; a live view when it is.
 - ``classify``: files (WFDB, ``.npy``, CSV) window by window through the same
   ``Classifier.classify_windows`` as the stream; JSON lines or a table.
 - ``info``: a bundle's manifest in readable form.
@@ -167,7 +167,7 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--baud", type=int, default=None, help="baud rate (default 230400; ignored by ptys)")
     p.add_argument("--hop", type=_positive, default=2.0, help="seconds between windows (default 2)")
     p.add_argument("--fs", type=int, help="ask the device for this sampling rate in START")
-    p.add_argument("--out", type=Path, help="append JSON lines to this file (flushed per line)")
+    p.add_argument("--out", type=Path, help="append JSON lines to this file (flushed per line; reopened on SIGHUP)")
     p.add_argument("--fsync", action="store_true", help="fsync --out after every line (power-loss safe)")
     p.add_argument("--duration", type=_positive, help="stop after S seconds")
     p.add_argument("--max-windows", type=int, help="stop after N windows")
@@ -199,6 +199,20 @@ def _stop_on_signals(stop: Callable[[str], None]) -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def _reopen_on_sighup(sink) -> Iterator[None]:  # noqa: ANN001 - edge.jsonl.JsonLinesFile | None
+    """SIGHUP reopens ``--out`` before its next line (log rotation, docs/deploy.md); main thread only."""
+    main = threading.current_thread() is threading.main_thread()
+    if sink is None or not hasattr(signal, "SIGHUP") or not main:
+        yield
+        return
+    previous = signal.signal(signal.SIGHUP, lambda signum, frame: sink.request_reopen())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGHUP, previous)
 
 
 @contextlib.contextmanager
@@ -273,7 +287,7 @@ def _run(args: argparse.Namespace, stop_requests: list[str]) -> int:
     if view is not None:
         view.follow(runtime)  # redraws during reconnect backoff too, when the runtime calls no hook
     try:
-        with _stop_on_signals(runtime.stop):
+        with _stop_on_signals(runtime.stop), _reopen_on_sighup(sink):
             stats = runtime.run()
     finally:
         if view is not None:

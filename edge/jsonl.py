@@ -8,6 +8,10 @@
   "since": ...}`` so a reader sees the gap. A write that failed half-way is closed with a newline first.
 
 Writes go through ``os.write`` on an ``O_APPEND`` descriptor (no Python buffer that could hold a half line).
+
+Log rotation: :meth:`JsonLinesFile.request_reopen` (``ecg-edge run`` calls it on SIGHUP) makes the next
+write open the path afresh, so after ``mv findings.jsonl findings.jsonl.1`` + SIGHUP every line is in one of
+the two files: lines before the reopen go to the renamed file, lines after it to the new one.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ class JsonLinesFile:
         self.failing: str | None = None  # why the last write failed; None while writing works
         self.lines_lost = 0  # lines dropped during the current failure
         self._since: str | None = None
+        self._reopen = False  # set by request_reopen (SIGHUP): reopen before the next write
         reader = os.open(self.path, os.O_RDONLY)
         try:
             self._needs_newline = _ends_without_newline(reader)
@@ -69,6 +74,8 @@ class JsonLinesFile:
         from edge.engine import now_iso
 
         data = text.encode("utf-8") + b"\n"
+        if self._reopen:
+            self._reopen_now()
         try:
             if self._needs_newline:
                 self._write_all(b"\n")
@@ -91,6 +98,29 @@ class JsonLinesFile:
                 logger.error("cannot write %s (%s); classifying goes on", self.path, os.strerror(exc.errno))
                 self.on_event({"t": self._since, "event": "disk_full", "reason": self.failing})
             return False
+
+    def request_reopen(self) -> None:
+        """Reopen the path before the next line (after log rotation); safe to call from a signal handler."""
+        self._reopen = True
+
+    def _reopen_now(self) -> None:
+        self._reopen = False
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as exc:
+            logger.error(
+                "cannot reopen %s (%s); still writing to the old file", self.path, exc.strerror or exc
+            )
+            return
+        old, self.fd = self.fd, fd
+        if old >= 0:
+            os.close(old)
+        reader = os.open(self.path, os.O_RDONLY)
+        try:
+            self._needs_newline = _ends_without_newline(reader)
+        finally:
+            os.close(reader)
+        logger.info("reopened %s", self.path)
 
     def close(self) -> None:
         if self.fd >= 0:
