@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: test test-fast demo lint format c-test clean default-bundle bench browser
+.PHONY: wheel test test-fast demo lint format c-test clean default-bundle bench browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,12 @@ RHYTHM   ?= lbbb
 DURATION ?= 30
 demo: $(EDGE_STAMP)
 	$(PY) -m edge.demo --rhythm $(RHYTHM) --duration $(DURATION) $(if $(RECORD),--record $(RECORD))
+
+# The wheel for a board: `pip install dist/ecg_clip_ja-*.whl[edge]` there (docs/deploy.md).
+wheel: $(EDGE_STAMP)
+	rm -rf build/lib build/bdist.*
+	$(PY) -m pip wheel --no-deps -w dist .
+	@ls -l dist/ecg_clip_ja-*.whl
 
 DATA ?= ../shared/data
 default-bundle: $(STAMP)
