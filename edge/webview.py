@@ -164,6 +164,7 @@ class WebView:
         self._window: dict | None = None
         self._timeline: collections.deque = collections.deque(maxlen=TIMELINE)
         self._was_connected = False
+        self._version = 0  # +1 whenever the window or the timeline changes
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -234,6 +235,7 @@ class WebView:
         window = self._summarise(line, getattr(result, "scores", None))
         with self._lock:
             self._window = window
+            self._version += 1
             self._timeline.appendleft(
                 {
                     "kind": "window",
@@ -246,6 +248,7 @@ class WebView:
 
     def add_event(self, level: str, text: str, code: str | None = None) -> None:
         with self._lock:
+            self._version += 1
             self._timeline.appendleft(
                 {"kind": "event", "t": _now(), "level": level, "text": text, "code": code}
             )
@@ -337,20 +340,24 @@ class WebView:
             "live_lead_off": list(self._live_off) if state == "connected" else [],
         }
 
-    def state(self, since: int | None = None) -> dict:
-        """The JSON object of ``/api/state``."""
+    def state(self, since: int | None = None, version: int | None = None) -> dict:
+        """The JSON object of ``/api/state``: trace samples after display index ``since``; the window and
+        the timeline only when they changed after ``version`` (the page keeps what it has)."""
         connection = self.connection()
         with self._lock:
             trace = self._trace.since(since) if self._trace is not None else {"end": None, "data": []}
-            return {
+            state = {
                 "server_time": _now(),
                 "bundle": self.bundle,
                 "leads": list(LEADS),
                 "connection": connection,
                 "trace": trace,
-                "window": self._window,
-                "timeline": list(self._timeline)[:30],
+                "version": self._version,
             }
+            if version != self._version:
+                state["window"] = self._window
+                state["timeline"] = list(self._timeline)[:30]
+            return state
 
     # --- server -----------------------------------------------------------------------------------
     def start(self) -> str:
@@ -398,11 +405,8 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         if url.path == "/api/state":
             query = parse_qs(url.query)
-            try:
-                since = int(query["since"][0]) if "since" in query else None
-            except ValueError:
-                since = None
-            body = json.dumps(self.view.state(since), ensure_ascii=False, separators=(",", ":"))
+            since, version = (_int(query, key) for key in ("since", "v"))
+            body = json.dumps(self.view.state(since, version), ensure_ascii=False, separators=(",", ":"))
             self._send(body.encode(), "application/json")
         elif url.path in _ASSETS:
             name, kind = _ASSETS[url.path]
@@ -420,6 +424,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - http.server's signature
         logger.debug("%s " + format, self.address_string(), *args)
+
+
+def _int(query: dict, key: str) -> int | None:
+    try:
+        return int(query[key][0]) if key in query else None
+    except ValueError:
+        return None
 
 
 def _score(scores: np.ndarray | None, index: int | None) -> float | None:

@@ -113,6 +113,8 @@ def test_state_follows_the_stream_and_turns_disconnected(clf, monkeypatch):
         assert kinds[0] == "window" and kinds.index("connected") > kinds.index("window")
         assert "device_changed" in kinds  # the runtime's event line
         cursor = trace["end"]
+        same = json.loads(_get(web.url + f"api/state?since={cursor}&v={state['version']}")[1])
+        assert "window" not in same and "timeline" not in same  # unchanged: the page keeps its copy
         _feed(runtime, counts, 6000, 6500, seq)
         newer = json.loads(_get(web.url + f"api/state?since={cursor}")[1])["trace"]
         assert newer["start"] == cursor and newer["end"] == 3250 and len(newer["data"][0]) == 250

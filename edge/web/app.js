@@ -11,7 +11,7 @@ const params = new URLSearchParams(location.search);
 const view = {
   lang: params.get("lang") || localStorage.getItem("ecg-lang") || "ja",
   nLeads: Number(params.get("leads") || localStorage.getItem("ecg-leads") || 3) === 12 ? 12 : 3,
-  fs: 250, end: null, cursor: null, buf: null, leads: LEAD_SETS[12],
+  fs: 250, end: null, cursor: null, version: null, buf: null, leads: LEAD_SETS[12],
   play: null, lastFrame: null, lastOk: performance.now(), state: null, conn: "waiting",
 };
 
@@ -47,15 +47,18 @@ async function poll() {
   const ctl = new AbortController();
   const timer = setTimeout(() => ctl.abort(), 1500);
   try {
-    const q = view.cursor === null ? "" : `?since=${view.cursor}`;
-    const res = await fetch(`/api/state${q}`, { signal: ctl.signal, cache: "no-store" });
+    const q = new URLSearchParams();
+    if (view.cursor !== null) q.set("since", view.cursor);
+    if (view.version !== null) q.set("v", view.version); // window and timeline only when they changed
+    const res = await fetch(`/api/state?${q}`, { signal: ctl.signal, cache: "no-store" });
     const state = await res.json();
     view.lastOk = performance.now();
     if (state.trace && state.trace.end !== null && view.end !== null && state.trace.end < view.end) {
       view.cursor = null; resetBuffer(state.trace.fs); // a new stream: start over
     }
     addTrace(state.trace);
-    view.state = state;
+    view.state = { ...(view.state || {}), ...state };
+    view.version = state.version;
     render();
   } catch (e) {
     // no answer: the watchdog below decides when this means 切断
