@@ -66,7 +66,7 @@ def evaluate(bundle_path: Path | None, data: Path, folds: list[int], checkpoint:
     from edge.bundle import load_bundle
     from edge.catalogue import load_catalogue
     from training.evaluate import evaluate_bundle
-    from training.prepare import Source, default_cache_dir, prepare
+    from training.prepare import Source, default_cache_dir, measurement_dicts, prepare
 
     bundle = load_bundle(bundle_path)
     catalogue = load_catalogue()
@@ -74,7 +74,9 @@ def evaluate(bundle_path: Path | None, data: Path, folds: list[int], checkpoint:
     ds = prepare(sources, default_cache_dir(sources, bundle.signal), bundle.signal, catalogue, progress=False)
     idx = ds.indices(folds)
     windows = np.asarray(ds.windows[idx], dtype=np.float32)
-    metrics = evaluate_bundle(bundle, windows, ds.labels[idx].astype(np.float32), catalogue.ids)
+    meas = measurement_dicts(ds.measurements[idx], ds.measurement_keys)
+    metrics = evaluate_bundle(bundle, windows, ds.labels[idx].astype(np.float32), catalogue.ids,
+                              known=np.asarray(ds.known[idx]), measurements=meas)
     out = {"metrics": metrics, "n_windows": len(idx), "bundle_bytes": sum(f["bytes"] for f in bundle.manifest["files"].values()),
            "files": {k: v["bytes"] for k, v in bundle.manifest["files"].items()}, "manifest": bundle.manifest}
     if checkpoint is not None:

@@ -167,7 +167,9 @@ class Classifier:
         emb = np.asarray(bundle.embeddings, dtype=np.float32)
         self.embeddings = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
         self.thresholds = np.asarray(bundle.thresholds, dtype=np.float32)
-        self.rules = FindingRules.for_labels(self.labels)  # consistent findings (edge/findings.py)
+        # consistent findings (edge/findings.py): the rules the bundle was exported with, else the shipped ones;
+        # criteria_weight moves measurement-defined labels in the ranking (chosen on validation at export)
+        self.rules, self.criteria_weight = FindingRules.from_manifest(self.labels, bundle.manifest)
         # Labels never trained (older bundles only say "new": added at export or held out).
         self.zero_shot = [bool(lb.get("zero_shot", lb.get("new", False))) for lb in self.labels]
         self.bundle_id = bundle_id(bundle)
@@ -238,8 +240,14 @@ class Classifier:
     def _ranked(
         self, scores: np.ndarray, measurements: dict | None = None
     ) -> tuple[list[dict], list[str], list[str]]:
-        """``(top, findings, zero_shot_findings)``: findings of labels never trained are listed apart."""
-        order = np.argsort(-scores, kind="stable")
+        """``(top, findings, zero_shot_findings)``: findings of labels never trained are listed apart.
+
+        The top labels are ranked by the cosine score moved by the bundle's ``criteria_weight`` where a
+        measurement meets (+) or contradicts (-) a label's definition (``FindingRules.adjust``); findings
+        are decided on the cosine score, the thresholds, the measurement criteria and the rules.
+        """
+        rank = self.rules.adjust(scores, measurements, self.criteria_weight)
+        order = np.argsort(-rank, kind="stable")
         top = []
         for i in order[: self.top_k]:
             label = self.labels[i]
@@ -248,7 +256,7 @@ class Classifier:
                     "id": label["id"],
                     "ja": label.get("ja", ""),
                     "en": label.get("en", ""),
-                    "score": round(float(scores[i]), 6),
+                    "score": round(float(rank[i]), 6),
                     "zero_shot": self.zero_shot[i],
                 }
             )

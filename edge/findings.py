@@ -59,21 +59,44 @@ def load_rules_doc(path: str | Path | None = None) -> dict:
     return doc
 
 
+def _condition(cond: Mapping, measurements: Mapping) -> bool | None:
+    """``{"key", "min", "max"}``: min <= value < max; ``None`` when the value was not measured."""
+    value = measurements.get(cond["key"])
+    if value is None:
+        return None
+    lo, hi = cond.get("min"), cond.get("max")
+    return bool((lo is None or value >= lo) and (hi is None or value < hi))
+
+
 def _range_criterion(spec: Mapping) -> Criterion:
-    key, lo, hi, mode = spec["key"], spec.get("min"), spec.get("max"), spec.get("mode", "decide")
+    """A criterion from its JSON: one condition (``key``/``min``/``max``), or ``all`` / ``any`` of several.
+
+    ``all``: true when every condition holds, false when one fails, else unknown. ``any``: true when one
+    holds, false when all fail, else unknown. ``mode`` ``"decide"`` returns that verdict; ``"veto"`` only
+    its false (outside the range the label is removed, inside the score decides).
+    """
+    mode = spec.get("mode", "decide")
     if mode not in ("decide", "veto"):
         raise ValueError(
             f"criterion for {spec.get('label')!r}: mode must be 'decide' or 'veto', got {mode!r}"
         )
+    if "all" in spec or "any" in spec:
+        conds, need_all = list(spec.get("all") or spec.get("any")), "all" in spec
+    else:
+        conds, need_all = [spec], True
+    for cond in conds:
+        if not isinstance(cond, Mapping) or not isinstance(cond.get("key"), str):
+            raise ValueError(f"criterion for {spec.get('label')!r}: each condition needs a 'key'")
 
     def criterion(measurements: Mapping) -> bool | None:
-        value = measurements.get(key)
-        if value is None:
-            return None
-        inside = (lo is None or value >= lo) and (hi is None or value < hi)
+        verdicts = [_condition(c, measurements) for c in conds]
+        if need_all:
+            verdict = False if False in verdicts else (None if None in verdicts else True)
+        else:
+            verdict = True if True in verdicts else (None if None in verdicts else False)
         if mode == "veto":
-            return None if inside else False
-        return inside
+            return None if verdict is not False else False
+        return verdict
 
     return criterion
 
@@ -139,6 +162,14 @@ class FindingRules:
         """Rules from the shipped file (or ``path``) bound to ``labels``."""
         return cls(labels, load_rules_doc(path), criteria)
 
+    @classmethod
+    def from_manifest(cls, labels: Sequence[Mapping], manifest: Mapping) -> tuple[FindingRules, float]:
+        """A bundle's rules and criteria weight (its manifest's ``decision`` block; else the shipped rules, 0)."""
+        decision = manifest.get("decision") or {}
+        doc = decision.get("rules")
+        rules = cls(labels, doc) if doc else cls.for_labels(labels)
+        return rules, float(decision.get("criteria_weight", 0.0))
+
     @staticmethod
     def _walk(lid: str, parents: Mapping[str, list[str]]) -> set[str]:
         seen: set[str] = set()
@@ -168,6 +199,21 @@ class FindingRules:
             verdict = fn(measurements)
             if verdict is not None:
                 out[i] = bool(verdict)
+        return out
+
+    def adjust(self, scores: np.ndarray, measurements: Mapping | None, weight: float) -> np.ndarray:
+        """Ranking scores: ``score + weight`` where a measurement criterion holds, ``- weight`` where it fails.
+
+        The ranking stays the contrastive one (labels scored against their text embeddings, new labels
+        zero-shot); a label defined by a measurement moves up when the measurement meets its definition
+        and down when it contradicts it. ``weight`` is chosen on validation data and stored in the bundle.
+        """
+        scores = np.asarray(scores, dtype=np.float32)
+        if not weight or not measurements or not self.criteria:
+            return scores
+        out = scores.copy()
+        for i, verdict in self.measured(measurements).items():
+            out[i] += weight if verdict else -weight
         return out
 
     def decide_explained(

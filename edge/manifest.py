@@ -219,4 +219,16 @@ def validate_manifest(manifest: Any) -> dict:
     for key in ("metrics", "thresholds"):
         if key in manifest:
             _dict(manifest[key], key)
+    if "decision" in manifest:  # measurement criteria and consistency rules the findings use (edge/findings.py)
+        decision = _dict(manifest["decision"], "decision")
+        if "criteria_weight" in decision:
+            _num(decision["criteria_weight"], "decision.criteria_weight", 0.0, 1.0)
+        if "rules" in decision:
+            from .findings import FindingRules
+
+            rules = _dict(decision["rules"], "decision.rules")
+            try:
+                FindingRules(manifest["labels"], rules)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise _fail("decision.rules", f"not valid rules ({str(exc)[:120]})") from None
     return manifest

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -42,9 +42,18 @@ class ExportWindows:
     sources: list[dict]  # the datasets, as Source.describe() gives them
     fingerprint: str  # the prepared cache's fingerprint
     folds: dict[str, list[int]]  # {"calibration": [...], "validation": [...], "test": [...]}
+    val_keys: list[str] = field(default_factory=list)  # record key of each validation window
+    test_keys: list[str] = field(default_factory=list)  # record key of each test window
+    # positive windows per catalogue label in the checkpoint's training folds; None unless the export
+    # data is exactly the checkpoint's training data (same fingerprint)
+    train_positives: np.ndarray | None = None
     # known-label masks (uint8, like val_y / test_y): 1 where the window's sources state the label
     val_known: np.ndarray | None = None
     test_known: np.ndarray | None = None
+    # contract-7 measurements of each raw window (float32 [N, len(measurement_keys)], NaN = not measured)
+    val_measurements: np.ndarray | None = None
+    test_measurements: np.ndarray | None = None
+    measurement_keys: list[str] = field(default_factory=list)
 
     def describe(self) -> dict:
         """What the manifest records about the data the export measured on."""
@@ -145,7 +154,14 @@ def load_export_windows(
 
     logger.info("export windows: %d calibration (folds %s), %d validation (folds %s), %d test (folds %s)",
                 len(calib), calib_folds, len(val), list(val_folds), len(test), list(test_folds))
+    train_positives = None
+    if ds.meta.get("fingerprint") == (ckpt.get("data") or {}).get("fingerprint"):
+        train_idx = ds.indices(list((ckpt.get("data") or {}).get("train_folds") or range(1, 9)))
+        train_positives = (np.asarray(ds.labels[train_idx]) > 0).sum(axis=0)
     return ExportWindows(load(calib), load(val), ds.labels[val].astype(np.float32), load(test),
                          ds.labels[test].astype(np.float32), [s.describe() for s in sources],
-                         ds.meta["fingerprint"], roles, val_known=np.asarray(ds.known[val]),
-                         test_known=np.asarray(ds.known[test]))
+                         ds.meta["fingerprint"], roles, [ds.keys[i] for i in val], [ds.keys[i] for i in test],
+                         train_positives, val_known=np.asarray(ds.known[val]), test_known=np.asarray(ds.known[test]),
+                         val_measurements=np.asarray(ds.measurements[val]),
+                         test_measurements=np.asarray(ds.measurements[test]),
+                         measurement_keys=list(ds.measurement_keys))

@@ -75,5 +75,7 @@ def test_complete_lbbb_record_00180_has_no_contradictory_findings(shared_data, c
         x, fs = np.asarray(rec.x_mv), rec.fs
         result = clf.classify_window(x[:, : int(10 * fs)], fs, rec.leads)
         above = {clf.label_ids[i] for i in np.flatnonzero(result.scores >= clf.thresholds)}
-        assert set(result.findings) <= above and result.findings == lines[0]["findings"]
+        by_measurement = {clf.rules.ids[i] for i, v in clf.rules.measured(result.measurements).items() if v}
+        assert set(result.findings) <= above | by_measurement and result.findings == lines[0]["findings"]
+        assert result.measurements["qrs_ms"] >= 120  # complete LBBB: a wide QRS, measured
         assert clf.rules.contradictions(sorted(above))  # thresholds alone would contradict themselves here

@@ -180,7 +180,27 @@ def _eval_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="write metrics.json and per_label.csv into this folder")
     p.add_argument("--min-n", type=int, default=1, help="only list labels with at least this many ECGs")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.add_argument("--measurements", metavar="CSV",
+                   help="write each evaluated window's measurements (計測値: heart rate, PR, QRS, QT/QTc, axis, "
+                        "voltages; edge.measure, as on the device) with its record and labels to this CSV")
     return p
+
+
+def _write_measurements(path: str, ds, idx) -> None:  # noqa: ANN001 - a PreparedDataset
+    """One row per evaluated window: record key, source, fold, start sample, labels, then the measurements."""
+    import csv
+
+    import numpy as np
+
+    rows = ds.measurements[idx]
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["record", "source", "fold", "start", "labels", *ds.measurement_keys])
+        for i, row in zip(idx, rows, strict=True):
+            item = ds.meta["windows"][i]
+            values = ["" if not np.isfinite(v) else f"{v:.4g}" for v in row]
+            w.writerow([item["key"], item["source"], item["fold"], item["start"], ";".join(item["labels"]), *values])
+    print(f"ecg-eval: measurements of {len(idx)} windows written to {path}", file=sys.stderr)
 
 
 def eval_main(argv: list[str] | None = None) -> int:
@@ -195,7 +215,7 @@ def eval_main(argv: list[str] | None = None) -> int:
         from .checkpoint import load_checkpoint
         from .datasets import parse_source
         from .evaluate import evaluate_model, write_per_label_csv
-        from .prepare import Source, default_cache_dir, prepare
+        from .prepare import Source, default_cache_dir, measurement_dicts, prepare
 
         target = Path(args.checkpoint)
         is_bundle = (target / MANIFEST_NAME).is_file() or target.suffix == ".zip"
@@ -220,10 +240,13 @@ def eval_main(argv: list[str] | None = None) -> int:
         if is_bundle:
             from .evaluate import evaluate_bundle
 
+            meas = measurement_dicts(ds.measurements[idx], ds.measurement_keys)
             with bundle:
-                metrics = evaluate_bundle(bundle, windows, targets, catalogue.ids, args.model_key, known)
+                metrics = evaluate_bundle(bundle, windows, targets, catalogue.ids, args.model_key, known, meas)
         else:
             metrics = evaluate_model(model, ckpt, windows, targets, [lb.ja for lb in catalogue.labels], known)
+        if args.measurements:
+            _write_measurements(args.measurements, ds, idx)
         if args.out:
             Path(args.out).mkdir(parents=True, exist_ok=True)
             Path(args.out, "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False), encoding="utf-8")

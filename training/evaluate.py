@@ -117,7 +117,8 @@ def bundle_scores(bundle, windows: np.ndarray, model_key: str = "onnx_int8", bac
 
 
 def evaluate_bundle(bundle, windows: np.ndarray, targets: np.ndarray, target_ids: Sequence[str],
-                    model_key: str = "onnx_int8", known: np.ndarray | None = None) -> dict:
+                    model_key: str = "onnx_int8", known: np.ndarray | None = None,
+                    measurements: Sequence[dict | None] | None = None) -> dict:
     """Evaluate a bundle on windows whose multi-hot ``targets`` are over ``target_ids`` (the catalogue).
 
     Bundle labels not in ``target_ids`` (labels added at export) have no ground truth: they are unknown
@@ -125,9 +126,16 @@ def evaluate_bundle(bundle, windows: np.ndarray, targets: np.ndarray, target_ids
     reported as new labels. ``decisions`` judges the findings at the bundle's thresholds after the
     consistency rules (:func:`training.decisions.decision_metrics`).
     """
+    from edge.findings import FindingRules
+
     from .decisions import decision_metrics
 
-    scores = bundle_scores(bundle, windows, model_key)
+    cosine = bundle_scores(bundle, windows, model_key)
+    # As on the device: the ranking moves measurement-defined labels by the bundle's criteria weight
+    # (edge.engine.Classifier._ranked); findings are decided on the cosine scores with the measurements.
+    rules, weight = FindingRules.from_manifest(bundle.labels, bundle.manifest)
+    meas = list(measurements) if measurements is not None else [None] * len(cosine)
+    scores = np.stack([rules.adjust(s, m, weight) for s, m in zip(cosine, meas, strict=True)]) if len(cosine) else cosine
     col = {lid: j for j, lid in enumerate(target_ids)}
     t = np.zeros((len(windows), len(bundle.labels)), dtype=np.float32)
     k_mask = np.zeros((len(windows), len(bundle.labels)), dtype=bool)
@@ -138,5 +146,8 @@ def evaluate_bundle(bundle, windows: np.ndarray, targets: np.ndarray, target_ids
     new = [lb["id"] for lb in bundle.labels if lb.get("new") and lb["id"] in col]
     metrics = evaluate_scores(scores, t, bundle.label_ids, new_labels=new, names=[lb["ja"] for lb in bundle.labels],
                               known=k_mask)
-    metrics["decisions"] = decision_metrics(scores, t, np.asarray(bundle.thresholds), bundle.labels, k_mask)
+    metrics["decisions"] = decision_metrics(cosine, t, np.asarray(bundle.thresholds), bundle.labels, k_mask,
+                                            measurements=measurements, rules=rules)
+    metrics["criteria_weight"] = weight
+    metrics["measured_windows"] = int(sum(1 for m in meas if m))
     return metrics

@@ -31,7 +31,7 @@ from edge.signal import SignalConfig, SignalError, iter_windows, preprocess
 from .datasets import READERS, DatasetError, SkipLog, open_dataset
 from .datasets.processed import check_compatible
 
-__all__ = ["MEASURED_KEYS", "PREPARE_VERSION", "Source", "PreparedDataset", "prepare", "fingerprint", "default_cache_dir"]
+__all__ = ["MEASURED_KEYS", "PREPARE_VERSION", "Source", "measurement_dicts", "PreparedDataset", "prepare", "fingerprint", "default_cache_dir"]
 
 logger = logging.getLogger(__name__)
 
@@ -142,6 +142,22 @@ def _measured(x: np.ndarray, fs: float, leads, amplitudes: bool) -> np.ndarray:
         if value is None or (not amplitudes and (key.endswith("_mv") or key == "axis_deg")):
             continue
         out[i] = float(value)
+    return out
+
+
+def measurement_dicts(rows: np.ndarray, keys: Sequence[str]) -> list[dict]:
+    """Cached measurement rows (``PreparedDataset.measurements[i]``) back to ``edge.measure`` dicts (NaN -> None)."""
+    out = []
+    for row in np.asarray(rows, dtype=np.float64):
+        d: dict = {}
+        for key, value in zip(keys, row, strict=True):
+            if not np.isfinite(value):
+                d[key] = None
+            elif key in ("p_present", "rhythm_regular"):
+                d[key] = bool(value >= 0.5)
+            else:
+                d[key] = float(value)
+        out.append(d)
     return out
 
 
