@@ -106,3 +106,17 @@ def test_command_errors_are_one_line(tmp_path, capsys):
         main([str(reports), "--out", str(tmp_path / "m.csv")])
     assert main([str(tmp_path / "missing.csv"), "--out", str(tmp_path / "m.csv")]) == 1
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_manifest_labels_accept_every_spelling_the_lookup_accepts(tmp_path):
+    from training.datasets import ManifestReader
+
+    np.save(tmp_path / "a.npy", np.zeros((12, 1000), np.float32))
+    terms = ["left atrial enlargement", "164889003", "ＣＲＢＢＢ", "complete RBBB", "IRBBB", "ぶるがだ型心電図"]
+    rows = [["a.npy", t, "100"] for t in terms] + [["a.npy", "左房", "100"]]  # 左房: LAE, LVH and AH
+    with (tmp_path / "m.csv").open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([["path", "labels", "fs"], *rows])
+    reader = ManifestReader(tmp_path / "m.csv", on_error="skip")
+    assert [r.labels for r in reader] == [("LAE",), ("AFIB",), ("CRBBB",), ("CRBBB",), ("IRBBB",), ("BRU",)]
+    ((_, reason),) = reader.skips.items
+    assert "左房" in reason and "did you mean" in reason

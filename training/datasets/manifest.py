@@ -5,8 +5,11 @@ Columns (header row required; paths relative to the CSV's folder):
 - ``path`` (required): a WFDB record (with or without ``.hea``), a ``.npy`` array ``[leads, samples]`` in mV,
   or an ECG-cart file (MFER, DICOM waveform, HL7 aECG, SCP-ECG, GE MUSE / Philips XML, EDF; recognised by
   content, gains and lead names from the file: ``edge.cart_formats``).
-- ``labels`` (required): catalogue ids or Japanese/English terms, separated by ``;`` or ``|``
-  (e.g. ``洞調律;完全右脚ブロック`` or ``SR|CRBBB``).
+- ``labels`` (required): separated by ``;`` or ``|`` (e.g. ``洞調律;完全右脚ブロック`` or ``SR|CRBBB``). Each is a
+  catalogue id, a Japanese or English name or alias (any width, case, hiragana/katakana), a PTB-XL SCP-ECG
+  statement code, a SNOMED CT concept id as in PhysioNet Challenge headers (``164889003``), or any term
+  that ``ecg-edge labels TERM`` finds exactly one label for (``left atrial enlargement`` -> LAE); a term
+  that matches several labels is refused with suggestions.
 - ``fs``: sampling rate in Hz, required for ``.npy``.
 - ``leads``: channel names for ``.npy``, comma-separated (default: 12 standard leads, or I, II, V1-V6 for 8).
 - ``patient_id``: keeps splits patient-wise.
@@ -80,6 +83,10 @@ class ManifestReader(Reader):
             try:
                 ids.append(self.catalogue.resolve(term).id)
             except KeyError as exc:
+                found = self.catalogue.search(term)  # what `ecg-edge labels TERM` finds
+                if len(found) == 1:
+                    ids.append(found[0].id)
+                    continue
                 self.fail(key, f"unknown_code: {exc.args[0] if exc.args else term}")
                 return None
         if not ids:
