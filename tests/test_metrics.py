@@ -77,3 +77,20 @@ def test_unknown_labels_are_neither_hits_nor_misses():
     t = np.array([[1], [1], [0], [0]])
     k = np.array([[1], [1], [0], [1]])
     assert np.isclose(choose_thresholds(s, t)[0], 0.75) and np.isclose(choose_thresholds(s, t, known=k)[0], 0.45)
+
+
+def test_new_label_superset_recall_counts_a_parent_in_the_top5():
+    from edge.catalogue import load_catalogue
+    from training.metrics import evaluate_scores
+
+    ids = list(load_catalogue().ids)
+    rng = np.random.default_rng(0)
+    scores = rng.random((40, len(ids)))
+    targets = np.zeros_like(scores)
+    imi, mi = ids.index("IMI"), ids.index("MI")
+    targets[:10, [imi, mi]] = 1  # the hierarchy: 下壁心筋梗塞 is also 心筋梗塞
+    scores[:10, imi] = -1.0  # the new label itself never in the top 5 ...
+    scores[:5, mi] = 5.0  # ... its parent in the top 5 of half its ECGs
+    new = evaluate_scores(scores, targets, ids, new_labels=["IMI"])["new"]
+    assert new["top5_recall_raw"] == 0.0
+    assert new["top5_recall_superset"] == 0.5

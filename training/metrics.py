@@ -203,6 +203,30 @@ def evaluate_scores(
                 float(sum(recall5[j] * n[j] for j in idx) / sum(n[j] for j in idx)) if idx else float("nan")
             ),
             "top5_recall_raw": float(np.mean([recall5_raw[j] for j in idx])) if idx else float("nan"),
+            "top5_recall_superset": _superset_recall(scores, targets, label_ids, idx, known),
             "macro_auroc": float(np.mean(new_auc)) if new_auc else float("nan"),
         }
     return result
+
+
+def _superset_recall(scores: np.ndarray, targets: np.ndarray, label_ids: Sequence[str], idx: Sequence[int],
+                     known: np.ndarray | None, k: int = 5) -> float:
+    """Mean over new labels of the fraction of their ECGs whose top k holds the label or one of its ancestors.
+
+    The reference study's measure for new labels: a new label counts as found when it or a superset label
+    (a parent in the catalogue's hierarchy) is among the k best-scored labels of the ECG.
+    """
+    from edge.catalogue import load_catalogue
+
+    if not idx:
+        return float("nan")
+    cat = load_catalogue()
+    col = {lid: j for j, lid in enumerate(label_ids)}
+    in_top = label_ranks(_drop_unknown(scores, targets, known)) < k
+    recalls = []
+    for j in idx:
+        lid = label_ids[j]
+        group = [j] + [col[a] for a in (cat.ancestors(lid) if lid in cat else ()) if a in col]
+        rows = np.flatnonzero(targets[:, j] > 0)
+        recalls.append(float(in_top[np.ix_(rows, group)].any(axis=1).mean()))
+    return float(np.mean(recalls))
