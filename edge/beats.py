@@ -112,7 +112,7 @@ def pick_beats(sv: np.ndarray, env: np.ndarray, fs: float) -> np.ndarray:
     """Beat positions (samples at ``fs``) from the spatial velocity ``sv`` and its integral ``env``."""
     cand = _local_maxima(env)
     if cand.size:  # ripples far below any QRS never become beats: skip them early (speed only)
-        cand = cand[env[cand] >= 0.05 * THRESHOLD * np.percentile(env[cand], 99)]
+        cand = cand[env[cand] >= 0.5 * SEARCHBACK_THRESHOLD * np.percentile(env[cand], 99)]
     if cand.size == 0:
         return cand
     cand = _refractory(cand, env[cand], int(round(REFRACTORY_S * fs)))
