@@ -2,8 +2,8 @@
 
 The folder is assembled in a temporary sibling folder and renamed into place only when complete and
 verified by :func:`edge.bundle.load_bundle`, so a failed export never leaves a half-written bundle.
-Files: the int8 ONNX encoder (``encoder_int8.onnx``), optionally ``encoder_fp32.onnx`` and
-``encoder_int8.tflite``, ``label_embeddings.npy`` (float32, no pickle) and ``labels.json`` (the same
+Files: the int8 encoders of the requested formats (``encoder_int8.onnx`` and/or
+``encoder_int8.tflite``), optionally ``encoder_fp32.onnx``, ``label_embeddings.npy`` (float32, no pickle) and ``labels.json`` (the same
 label list as the manifest's, row order of the embedding matrix). :func:`edge.bundle.write_manifest`
 adds the sha256 and size of every file.
 """
@@ -78,8 +78,8 @@ class BundleDraft:
     def finish(self, manifest: dict, labels: list[dict], embeddings: np.ndarray) -> dict:
         """Write embeddings, labels and manifest, verify with ``load_bundle``, move into place."""
         shutil.rmtree(self.scratch, ignore_errors=True)
-        if not self.models.get("onnx_int8"):
-            raise ExportError("a bundle needs the int8 ONNX encoder")
+        if not (self.models.get("onnx_int8") or self.models.get("tflite_int8")):
+            raise ExportError("a bundle needs an int8 encoder (ONNX or TFLite)")
         np.save(self.work / EMBEDDINGS_NAME, np.ascontiguousarray(embeddings, dtype=np.float32), allow_pickle=False)
         (self.work / LABELS_NAME).write_text(json.dumps(labels, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
         manifest = write_manifest(self.work, {**manifest, "models": self.models, "labels": labels,

@@ -23,7 +23,13 @@ EXTRA_CSV = """id,ja,en,category,parents,description_ja
 HOSP_TAKO,たこつぼ型心筋症疑い,suspected takotsubo cardiomyopathy,ischemia/ST-T,STE,広範な誘導のST上昇と陰性T波を認める。
 HOSP_MISPLACE,電極付け違い疑い,suspected limb electrode misplacement,other,,肢誘導の電極付け違いを疑う波形。
 """
-FAST = ["--quiet", "--latency-runs", "5"]
+# The tiny model is scored on 24 labelled windows (STE is held out): one window is 0.042 of top-5 accuracy,
+# so the accuracy condition of the gate gets room for one window. It also scores all 100 labels within a
+# narrow band, and most thresholds are the top percentile of 16 validation windows: 0.995 of 3,200
+# finding decisions (16 pairs) swings with a handful of windows, so that condition gets 0.98. Cosine and
+# top-1 keep the contract's values. tests/test_export_real.py runs the contract's gate on a real model.
+TINY_GATE = ["--max-accuracy-loss", "0.05", "--min-finding-agreement", "0.98"]
+FAST = ["--quiet", "--latency-runs", "5", *TINY_GATE]
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +60,8 @@ def test_round_trip_bundle_loads_and_classifies(exported, tiny_checkpoint):
     from firmware_bridge.synthetic import synthesize
 
     folder, stdout = exported
-    assert "bundle" in stdout and "top-1 agreement" in stdout
+    assert "bundle" in stdout and "onnx_int8   gate v2 passed on 32 windows" in stdout
+    assert "description_ja of extra label(s) HOSP_TAKO, HOSP_MISPLACE is not used" in stdout  # text mode ja
     for path in (folder, folder.with_name(folder.name + ".zip")):
         with load_bundle(path) as bundle:
             assert bundle.manifest["models"]["onnx_int8"] == "encoder_int8.onnx"
@@ -104,7 +111,22 @@ def test_manifest_schema(exported, tiny_checkpoint):
     assert 0 <= q["agreement_top1"] <= 1 and 0.99 < q["cosine_mean"] <= 1 and q["cosine_min"] <= q["cosine_mean"]
     assert q["passed"] is True and q["accepted_below_gate"] is False
     assert q["calibrate_method"] in ("minmax", "percentile") and set(q["calibration_choice"]) >= {"minmax", "percentile"}
-    assert q["gate"]["min_top1_agreement"] == 0.99 and q["gate"]["min_cosine_mean"] == 0.999
+    # Gate v2 (DESIGN.md contract 3) on every validation and test window, each condition recorded.
+    gate = q["gate"]
+    assert gate["version"] == 2 and gate["min_decisive_agreement"] == 0.99 and gate["min_cosine_mean"] == 0.999
+    assert gate["min_finding_agreement"] == 0.98 and gate["max_top5_loss"] == gate["max_auroc_loss"] == 0.05
+    assert "tie_margin" not in gate
+    assert gate["windows"] == {"validation": 16, "test": 16} and q["n_windows"] == 32
+    assert set(gate["conditions"]) == {"cosine", "decisive_top1", "findings", "top5", "macro_auroc"}
+    assert all(c["passed"] for c in gate["conditions"].values()) and q["failed_conditions"] == []
+    assert q["int8_noise"] >= 0 and q["decisive"]["windows"] <= 32
+    assert q["findings"]["pairs"] == 32 * 100 and 0.98 <= q["findings"]["agreement"] <= 1
+    assert set(q["accuracy"]) == {"fp32", "quantized", "loss"} and q["near_ties"]["n_windows"] == 32
+    assert q["format"] == "onnx_int8" and q["formats"] == ["onnx_int8"]
+    for c in q["changed_windows"]:  # every window whose top-1 changed, named
+        assert c["split"] in ("validation", "test") and c["record"] and c["fp32_top1"] != c["quantized_top1"]
+        assert c["decisive"] is (c["fp32_margin"] > q["int8_noise"])
+    assert len(q["changed_windows"]) == round((1 - q["agreement_top1"]) * 32)
     prov = m["provenance"]
     assert prov["checkpoint_sha256"] == sha256_file(tiny_checkpoint.path)
     assert prov["training_data"]["fingerprint"] == ckpt["data"]["fingerprint"]
@@ -119,13 +141,22 @@ def test_manifest_schema(exported, tiny_checkpoint):
 
 
 @pytest.mark.slow
-def test_extra_and_holdout_labels_are_new(exported):
+def test_extra_and_holdout_labels_are_new(exported, tiny_checkpoint):
     from edge.bundle_info import filter_labels
 
     folder, _ = exported
     with load_bundle(folder) as bundle:
         new = {lb["id"] for lb in bundle.labels if lb["new"]}
         assert new == {"STE", "HOSP_TAKO", "HOSP_MISPLACE"}  # the checkpoint's holdout + the extra labels
+        reasons = {lb["id"]: lb.get("zero_shot_reason") for lb in bundle.labels if lb["zero_shot"]}
+        assert reasons["HOSP_TAKO"] == reasons["HOSP_MISPLACE"] == "added at export (--extra-labels)"
+        assert reasons["STE"] == "held out of training"
+        # The trained labels had training windows; every catalogue label without one is zero-shot too.
+        assert not {"SR", "AFIB", "CLBBB"} & set(reasons)
+        assert {"VF", "WPW"} <= set(reasons) and reasons["VF"] == "no training example"
+        assert all(lb["zero_shot"] is (lb["id"] in reasons) for lb in bundle.labels)
+        assert bundle.manifest["provenance"]["labels_without_training_examples"] == [
+            i for i, r in reasons.items() if r == "no training example"]
         tako = bundle.labels[98]
         assert tako["ja"] == "たこつぼ型心筋症疑い" and tako["parents"] == ["STE"] and tako["category"] == "ischemia/ST-T"
         np.testing.assert_allclose(np.linalg.norm(bundle.embeddings, axis=1), 1.0, atol=1e-5)
@@ -174,11 +205,15 @@ def test_renamed_manifest_label_is_refused(exported, tmp_path):
 def test_gate_failure_reports_numbers_and_writes_nothing(tiny_checkpoint, tmp_path, capsys):
     out = tmp_path / "b"
     # No int8 model reaches a mean cosine of 1.0 with fp32: the gate must fail.
-    code = main([str(tiny_checkpoint.path), "--out", str(out), "--min-cosine", "1.0", "--latency-runs", "0", "--quiet"])
+    code = main([str(tiny_checkpoint.path), "--out", str(out), "--min-cosine", "1.0", "--latency-runs", "0", "--quiet",
+                 *TINY_GATE])
     err = capsys.readouterr().err.strip().splitlines()[-1]  # library warnings may precede the one error line
     assert code == 3
-    assert err.startswith("ecg-export: error: the int8 ONNX encoder failed the gate")
-    assert "top-1 agreement" in err and "cosine mean" in err and "--accept-below-gate" in err
+    # Short: which condition, by how much, what to try.
+    assert err.startswith("ecg-export: error: the int8 ONNX encoder failed gate v2 on 32 validation and test windows")
+    assert "mean embedding cosine 0.99" in err and "needs >= 1" in err and "short by" in err
+    assert "top-1" not in err and "finding" not in err  # only the failed condition is named
+    assert "Try --calib-windows" in err and "--accept-below-gate" in err and len(err) < 400
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
@@ -186,11 +221,12 @@ def test_gate_failure_reports_numbers_and_writes_nothing(tiny_checkpoint, tmp_pa
 def test_accept_below_gate_is_recorded(tiny_checkpoint, tmp_path):
     out = tmp_path / "b"
     assert main([str(tiny_checkpoint.path), "--out", str(out), "--min-cosine", "1.0", "--accept-below-gate",
-                 "--latency-runs", "0", "--quiet"]) == 0
+                 *TINY_GATE, "--latency-runs", "0", "--quiet"]) == 0
     with load_bundle(out) as bundle:
         q = bundle.manifest["quantization"]
     assert q["passed"] is False and q["accepted_below_gate"] is True
-    assert q["gate"]["min_cosine_mean"] == 1.0 and 0.99 < q["cosine_mean"] < 1.0 and q["n_windows"] == 16
+    assert q["gate"]["min_cosine_mean"] == 1.0 and 0.99 < q["cosine_mean"] < 1.0 and q["n_windows"] == 32
+    assert q["failed_conditions"] == ["cosine"] and q["gate"]["conditions"]["cosine"]["short_by"] > 0
 
 
 def test_help_explains(capsys):
@@ -198,8 +234,10 @@ def test_help_explains(capsys):
         main(["--help"])
     assert exc.value.code == 0
     text = capsys.readouterr().out
-    for word in ("bundle", "--extra-labels", "--accept-below-gate", "--tflite", "gate", "thresholds", "--data"):
+    for word in ("bundle", "--extra-labels", "--accept-below-gate", "--formats", "gate v2", "decisive", "thresholds",
+                 "--data", "zero_shot"):
         assert word in text
+    assert "--tie-margin" not in text
 
 
 def test_bad_input_fails_with_one_line(tmp_path, capsys):
@@ -227,3 +265,38 @@ def test_missing_data_asks_for_data(tiny_checkpoint, tmp_path, capsys):
     assert "nope.csv" in capsys.readouterr().err
     assert main([str(tiny_checkpoint.path), "--out", str(tmp_path / "b"), "--data", "nonsense", "--quiet"]) == 2
     assert "KIND=PATH" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_extra_label_is_marked_zero_shot_in_json_table_labels_and_info(exported, capsys):
+    """A label added at export: flagged in the manifest, in the runtime's JSON (top and zero_shot_findings,
+    apart from findings), marked 未検証 in the classify table, explained by labels --bundle and info."""
+    from types import SimpleNamespace
+
+    from edge.cli import main as edge_main
+    from edge.cli_runtime import _table_lines
+    from edge.engine import Classifier
+
+    folder, _ = exported
+    with Classifier.from_bundle(folder) as clf:
+        row = clf.label_ids.index("HOSP_TAKO")
+        assert clf.bundle.labels[row]["zero_shot"] is True
+        # An ECG embedding on the label's own text embedding: HOSP_TAKO scores 1.0, top-1 and above threshold.
+        result = clf.classify_embedding(clf.embeddings[row], {"ok": True})
+    line = json.loads(json.dumps(result.to_json_dict("test", 0, 500), ensure_ascii=False))
+    assert line["top"][0]["id"] == "HOSP_TAKO" and line["top"][0]["zero_shot"] is True
+    by_id = {lb["id"]: lb for lb in clf.labels}
+    assert all(t["zero_shot"] is by_id[t["id"]]["zero_shot"] for t in line["top"])
+    assert "HOSP_TAKO" in line["zero_shot_findings"] and "HOSP_TAKO" not in line["findings"]
+    assert not [f for f in line["findings"] if by_id[f]["zero_shot"]]  # validated findings only
+    rec = SimpleNamespace(source="test.npy", leads=["I"] * 12, fs=500.0, duration_s=10.0)
+    table = "\n".join(_table_lines(clf, rec, [(None, result)]))
+    assert "たこつぼ型心筋症疑い 未検証 1.000" in table and "たこつぼ型心筋症疑い (未検証)" in table
+    assert "未検証 = 学習例のないラベル" in table
+    assert edge_main(["labels", "--bundle", str(folder), "たこつぼ"]) == 0
+    out = capsys.readouterr().out
+    assert "未検証 (added at export (--extra-labels))" in out and "their threshold is the 99th percentile" in out
+    assert edge_main(["info", "--bundle", str(folder)]) == 0
+    info = capsys.readouterr().out
+    assert "gate v2 passed, vs fp32 on 32 windows (16 validation + 16 test)" in info
+    assert "formats     onnx_int8 -> --backend onnx" in info and "never trained (zero-shot, shown as 未検証)" in info
