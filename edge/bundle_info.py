@@ -15,8 +15,16 @@ import numpy as np
 from .bundle import Bundle
 from .liveview import display_width, pad
 
-__all__ = ["BACKEND_OF", "describe_bundle", "filter_labels", "bundle_label_rows", "format_sizes", "gate_lines",
-           "human_bytes", "zero_shot_note"]
+__all__ = [
+    "BACKEND_OF",
+    "describe_bundle",
+    "filter_labels",
+    "bundle_label_rows",
+    "format_sizes",
+    "gate_lines",
+    "human_bytes",
+    "zero_shot_note",
+]
 
 # device model (manifest["models"] key) -> the ecg-edge --backend that runs it
 BACKEND_OF = {"onnx_int8": "onnx (onnxruntime)", "tflite_int8": "litert (LiteRT)"}
@@ -57,7 +65,9 @@ def _short(v) -> str:  # noqa: ANN001
 def format_sizes(manifest: dict, manifest_bytes: int = 0) -> dict[str, int]:
     """Bytes a device needs per int8 format it can run: the common files plus that format's model."""
     models = {k: v for k, v in manifest["models"].items() if v}
-    common = manifest_bytes + sum(e["bytes"] for n, e in manifest["files"].items() if n not in models.values())
+    common = manifest_bytes + sum(
+        e["bytes"] for n, e in manifest["files"].items() if n not in models.values()
+    )
     return {k: common + manifest["files"][v]["bytes"] for k, v in models.items() if k in BACKEND_OF}
 
 
@@ -69,11 +79,18 @@ def gate_lines(key: str, q: dict) -> list[str]:
     """The int8 gate (v2) of one format's quantization section, readable; older sections as they are."""
     gate = q.get("gate") or {}
     if gate.get("version") != 2:
-        return [f"  {key}: gate v{gate.get('version', 1)}, top-1 agreement {_num(q.get('agreement_top1'))}, "
-                f"cosine {_num(q.get('cosine_mean'), '.5f')}, passed {q.get('passed')}"]
+        return [
+            f"  {key}: gate v{gate.get('version', 1)}, top-1 agreement {_num(q.get('agreement_top1'))}, "
+            f"cosine {_num(q.get('cosine_mean'), '.5f')}, passed {q.get('passed')}"
+        ]
     cond = gate.get("conditions") or {}
-    state = "passed" if q.get("passed") else "BELOW THE GATE, accepted with --accept-below-gate" \
-        if q.get("accepted_below_gate") else "FAILED"
+    state = (
+        "passed"
+        if q.get("passed")
+        else "BELOW THE GATE, accepted with --accept-below-gate"
+        if q.get("accepted_below_gate")
+        else "FAILED"
+    )
     win = gate.get("windows") or {}
 
     def mark(name: str) -> str:
@@ -98,18 +115,38 @@ def gate_lines(key: str, q: dict) -> list[str]:
         f"{mark('macro_auroc')}",
     ]
     changed = q.get("changed_windows") or []
-    lines.append(f"    strict top-1 agreement {_num(q.get('agreement_top1'))}: {len(changed)} window(s) changed"
-                 + (" (fp32 margin; near-tie = within the int8 noise)" if changed else ""))
+    lines.append(
+        f"    strict top-1 agreement {_num(q.get('agreement_top1'))}: {len(changed)} window(s) changed"
+        + (" (fp32 margin; near-tie = within the int8 noise)" if changed else "")
+    )
     for c in changed:
-        lines.append(f"      {c.get('split') or '-'} {c.get('record') or '-'}: {c['fp32_top1']} -> "
-                     f"{c['quantized_top1']} (margin {c['fp32_margin']:.4f}, "
-                     f"{'decisive' if c.get('decisive') else 'near-tie'})")
+        lines.append(
+            f"      {c.get('split') or '-'} {c.get('record') or '-'}: {c['fp32_top1']} -> "
+            f"{c['quantized_top1']} (margin {c['fp32_margin']:.4f}, "
+            f"{'decisive' if c.get('decisive') else 'near-tie'})"
+        )
     return lines
 
 
-_SHOWN = {"n_windows", "agreement_top1", "cosine_mean", "cosine_min", "int8_noise", "int8_noise_quantile", "decisive",
-          "findings", "accuracy", "changed_windows", "gate", "passed", "failed_conditions", "accepted_below_gate",
-          "tflite", "format", "formats"}
+_SHOWN = {
+    "n_windows",
+    "agreement_top1",
+    "cosine_mean",
+    "cosine_min",
+    "int8_noise",
+    "int8_noise_quantile",
+    "decisive",
+    "findings",
+    "accuracy",
+    "changed_windows",
+    "gate",
+    "passed",
+    "failed_conditions",
+    "accepted_below_gate",
+    "tflite",
+    "format",
+    "formats",
+}
 
 
 def describe_bundle(bundle: Bundle, path: Path | str) -> str:
@@ -161,8 +198,12 @@ def describe_bundle(bundle: Bundle, path: Path | str) -> str:
     sizes = format_sizes(m, manifest_bytes)
     lines.append(
         "formats     "
-        + ("; ".join(f"{k} -> --backend {BACKEND_OF[k]}, {human_bytes(v)} on the device" for k, v in sizes.items())
-           or "none (no int8 model)")
+        + (
+            "; ".join(
+                f"{k} -> --backend {BACKEND_OF[k]}, {human_bytes(v)} on the device" for k, v in sizes.items()
+            )
+            or "none (no int8 model)"
+        )
     )
     q = m.get("quantization") or {}
     sections = {q.get("format", "onnx_int8"): q}
@@ -178,9 +219,13 @@ def describe_bundle(bundle: Bundle, path: Path | str) -> str:
     zero = [lb for lb in bundle.labels if lb.get("zero_shot", lb.get("new"))]
     lines.append(
         f"labels      {len(bundle.labels)}"
-        + (f"; {len(zero)} never trained (zero-shot, shown as 未検証): "
-           + ", ".join(lb["id"] + " " + lb.get("ja", "") for lb in zero[:12])
-           + (f", ... ({len(zero) - 12} more: ecg-edge labels --bundle)" if len(zero) > 12 else "") if zero else "")
+        + (
+            f"; {len(zero)} never trained (zero-shot, shown as 未検証): "
+            + ", ".join(lb["id"] + " " + lb.get("ja", "") for lb in zero[:12])
+            + (f", ... ({len(zero) - 12} more: ecg-edge labels --bundle)" if len(zero) > 12 else "")
+            if zero
+            else ""
+        )
     )
     th = bundle.thresholds[np.isfinite(bundle.thresholds)]
     if th.size:
@@ -228,16 +273,25 @@ def zero_shot_note(labels: list[dict], manifest: dict) -> str:
     pct = th.get("no_positives") or "99th percentile of the label's validation scores"
     by_pct = [lb["id"] for lb in zero if lb["id"] in without]
     by_f1 = [lb["id"] for lb in zero if lb["id"] not in without]
-    lines = [f"未検証 (zero-shot): {len(zero)} label(s) had no training example (added at export, held out, or absent "
-             "from the training folds). Their scores come from the text embedding alone and were never validated."]
+    lines = [
+        f"未検証 (zero-shot): {len(zero)} label(s) had no training example (added at export, held out, or absent "
+        "from the training folds). Their scores come from the text embedding alone and were never validated."
+    ]
     if by_pct:
-        lines.append(f"  {len(by_pct)} of them had no positive validation window either; their threshold is the {pct}, so "
-                     "each fires on about 1 % of ordinary windows, where the ECG is unusually close to its text: "
-                     + ", ".join(by_pct[:20]) + (" ..." if len(by_pct) > 20 else ""))
+        lines.append(
+            f"  {len(by_pct)} of them had no positive validation window either; their threshold is the {pct}, so "
+            "each fires on about 1 % of ordinary windows, where the ECG is unusually close to its text: "
+            + ", ".join(by_pct[:20])
+            + (" ..." if len(by_pct) > 20 else "")
+        )
     if by_f1:
-        lines.append(f"  {len(by_f1)} had positive validation windows; their threshold maximises F1 on them (bounded "
-                     "by the false-positive rate, as for trained labels): " + ", ".join(by_f1[:20]))
-    lines.append("  The runtime reports their findings apart (zero_shot_findings), never among the validated ones.")
+        lines.append(
+            f"  {len(by_f1)} had positive validation windows; their threshold follows the rule for every label "
+            f"({th.get('method') or 'max F1 on validation'}): " + ", ".join(by_f1[:20])
+        )
+    lines.append(
+        "  The runtime reports their findings apart (zero_shot_findings), never among the validated ones."
+    )
     return "\n".join(lines) + "\n"
 
 
