@@ -79,7 +79,9 @@ def _source_from_text(text: str) -> Source:
 def _training_cache(ckpt: dict, checkpoint: Path) -> PreparedDataset | None:
     """The run's own prepared cache, opened read only, when it still holds exactly the checkpoint's data."""
     cfg = ckpt.get("train_config") or {}
-    candidates = [Path(cfg["cache_dir"])] if cfg.get("cache_dir") else []
+    data = ckpt.get("data") or {}
+    candidates = [Path(data["cache"])] if data.get("cache") else []  # where the run prepared its windows
+    candidates += [Path(cfg["cache_dir"])] if cfg.get("cache_dir") else []
     candidates += [checkpoint.parent.parent / "cache"]
     for folder in candidates:
         meta = folder / "meta.json"
@@ -90,6 +92,8 @@ def _training_cache(ckpt: dict, checkpoint: Path) -> PreparedDataset | None:
                 return PreparedDataset(folder)
         except (OSError, json.JSONDecodeError, DatasetError):
             continue
+    logger.warning("the training run's prepared windows are not in %s any more (moved, deleted or prepared again "
+                   "for other data); preparing the data again", ", ".join(str(c) for c in dict.fromkeys(candidates)))
     return None
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.bundle import sha256_file
-from edge.catalogue import load_catalogue
+from training.label_catalogue import catalogue_of_checkpoint
 from training.metrics import evaluate_scores
 from training.prepare import measurement_dicts
 
@@ -299,7 +299,7 @@ def export_bundle(cfg: ExportConfig) -> ExportResult:
     except (FileNotFoundError, ValueError) as exc:
         raise ExportError(str(exc)) from None
     encoder = encoder_for_export(model, ckpt)
-    catalogue = load_catalogue()
+    catalogue = catalogue_of_checkpoint(ckpt)  # the shipped labels, or the hospital's (ecg-train --catalogue)
     extra = read_extra_labels(cfg.extra_labels) if cfg.extra_labels else []
     labels = build_label_set(model, ckpt, catalogue, extra)
     windows = load_export_windows(ckpt, checkpoint, catalogue, cfg.data, cfg.cache, cfg.calib_folds, cfg.val_folds,

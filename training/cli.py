@@ -59,7 +59,10 @@ def _train_parser() -> argparse.ArgumentParser:
                    help="a dataset: ptbxl=DIR, cinc2021=DIR, challenge2020=DIR, ptbxl_processed=DIR or manifest=CSV "
                         "(repeatable; the same ECG in several sources is merged)")
     p.add_argument("--out", required=True, help="run folder to write")
-    p.add_argument("--cache", help="prepared-window cache folder (default: <out>/../cache)")
+    p.add_argument("--cache", help="prepared-window cache folder (default: <out>/../cache/<key of the inputs>)")
+    p.add_argument("--catalogue", metavar="FILE",
+                   help='label catalogue JSON: a whole catalogue, or {"extends": "default", "labels": [...]} for '
+                        "the shipped 98 plus your own (training/label_catalogue.py)")
     p.add_argument("--model", choices=["contrastive", "supervised"], default="contrastive")
     p.add_argument("--encoder", default="resnet1d18", help="ECG encoder preset: resnet1d18, resnet1d18-small, resnet1d10-tiny")
     p.add_argument("--embed-dim", type=int, default=256)
@@ -117,7 +120,7 @@ def config_from_args(args) -> TrainConfig:
         val_folds=args.val_folds, test_folds=args.test_folds, holdout_labels=holdout, ptbxl_rate=args.ptbxl_rate,
         exclude_keys=tuple(t.strip() for t in args.exclude.split(",") if t.strip()),
         augment=AugmentConfig(enabled=not args.no_augment), num_threads=args.threads,
-        on_error="skip" if args.skip_bad else "raise",
+        on_error="skip" if args.skip_bad else "raise", catalogue=args.catalogue,
     )
 
 
@@ -176,7 +179,8 @@ def _eval_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-key", default="onnx_int8", help="bundle encoder to evaluate: onnx_int8, onnx_fp32, tflite_int8")
     p.add_argument("--data", action="append", required=True, metavar="KIND=PATH", help="dataset(s) to evaluate on")
     p.add_argument("--folds", type=parse_folds, default=(10,), help="folds to evaluate (PTB-XL: 10 = test)")
-    p.add_argument("--cache", help="prepared-window cache folder (default: under ~/.cache/ecg-clip-ja/prepared)")
+    p.add_argument("--cache", help="prepared-window cache folder (default: the training run's, read only, when --data is "
+                   "its training data; else under ~/.cache/ecg-clip-ja/prepared)")
     p.add_argument("--out", help="write metrics.json and per_label.csv into this folder")
     p.add_argument("--min-n", type=int, default=1, help="only list labels with at least this many ECGs")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
@@ -203,6 +207,26 @@ def _write_measurements(path: str, ds, idx) -> None:  # noqa: ANN001 - a Prepare
     print(f"ecg-eval: measurements of {len(idx)} windows written to {path}", file=sys.stderr)
 
 
+def _run_cache(ckpt: dict, sources) -> Path | None:  # noqa: ANN001 - list[Source]
+    """The training run's prepared cache when ``sources`` are its data and it still holds them, else None
+    (saying why, when the run's cache was meant but cannot be used)."""
+    data = ckpt.get("data") or {}
+    if not data.get("cache") or [s.describe() for s in sources] != data.get("sources"):
+        return None  # other data than the training run's (or an older checkpoint): the per-user cache
+    folder = Path(data["cache"])
+    try:
+        found = json.loads((folder / "meta.json").read_text(encoding="utf-8")).get("fingerprint")
+    except (OSError, ValueError):
+        logging.warning("the training run's prepared cache %s is gone; preparing the data again", folder)
+        return None
+    if found != data.get("fingerprint"):
+        logging.warning("the training run's prepared cache %s now holds other data (fingerprint %s, checkpoint %s); "
+                        "preparing the data again", folder, found, data.get("fingerprint"))
+        return None
+    logging.info("using the training run's prepared windows in %s", folder)
+    return folder
+
+
 def eval_main(argv: list[str] | None = None) -> int:
     args = _eval_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
@@ -215,7 +239,8 @@ def eval_main(argv: list[str] | None = None) -> int:
         from .checkpoint import load_checkpoint
         from .datasets import parse_source
         from .evaluate import evaluate_model, write_per_label_csv
-        from .prepare import Source, default_cache_dir, measurement_dicts, prepare
+        from .label_catalogue import catalogue_of_checkpoint
+        from .prepare import PreparedDataset, Source, default_cache_dir, measurement_dicts, prepare
 
         target = Path(args.checkpoint)
         is_bundle = (target / MANIFEST_NAME).is_file() or target.suffix == ".zip"
@@ -225,12 +250,14 @@ def eval_main(argv: list[str] | None = None) -> int:
             signal = bundle.signal
         else:
             model, ckpt = load_checkpoint(target)
-            if list(catalogue.ids) != ckpt["label_ids"]:
-                raise ValueError("the checkpoint was trained with another label catalogue")
+            catalogue = catalogue_of_checkpoint(ckpt)
             signal = ckpt["signal_config"]
         sources = [Source(*parse_source(s)) for s in args.data]
-        cache = args.cache or default_cache_dir(sources, signal)
-        ds = prepare(sources, cache, signal, catalogue)
+        run_cache = None if args.cache or is_bundle else _run_cache(ckpt, sources)
+        if run_cache is not None:  # the training run's own windows, read only
+            ds = PreparedDataset(run_cache)
+        else:
+            ds = prepare(sources, args.cache or default_cache_dir(sources, signal), signal, catalogue)
         idx = ds.indices(args.folds)
         if len(idx) == 0:
             raise ValueError(f"no labelled windows in folds {args.folds}")

@@ -24,17 +24,17 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from edge.catalogue import load_catalogue
 from edge.signal import SignalConfig
 
 from .augment import AugmentConfig, augment_batch
 from .checkpoint import build_model, save_checkpoint
 from .datasets import parse_source
 from .evaluate import evaluate_model, score_windows, write_per_label_csv
+from .label_catalogue import load_training_catalogue
 from .loss import bce_loss, clip_loss, multi_positive_clip_loss, priority_targets, sigmoid_pairwise_loss
 from .metrics import per_label_auroc
 from .model import EncoderConfig
-from .prepare import PreparedDataset, Source, prepare
+from .prepare import PreparedDataset, Source, fingerprint, prepare
 from .text_side import TextConfig, text_input_for, text_spec
 
 __all__ = ["TrainConfig", "train", "get_lr"]
@@ -51,7 +51,8 @@ class TrainConfig:
 
     sources: list[str] = field(default_factory=list)  # datasets as KIND=PATH (ptbxl=..., cinc2021=..., ...)
     out_dir: str = "runs/run"  # run folder
-    cache_dir: str | None = None  # prepared-window cache (default: <out_dir>/../cache)
+    cache_dir: str | None = None  # prepared-window cache (default: <out_dir>/../cache/<key of the inputs>)
+    catalogue: str | None = None  # label catalogue JSON (training.label_catalogue); None: the shipped 98 labels
     model: str = "contrastive"  # "contrastive" or "supervised" (BCE baseline, same encoder)
     encoder: str = "resnet1d18"  # encoder preset (training.model.PRESETS)
     embed_dim: int = 256  # shared embedding size
@@ -128,7 +129,10 @@ def _prepare(cfg: TrainConfig, catalogue, rank: int) -> PreparedDataset:
         kind, path = parse_source(text)
         options = (("rate", cfg.ptbxl_rate),) if kind == "ptbxl" else ()
         sources.append(Source(kind, path, options))
-    cache = Path(cfg.cache_dir) if cfg.cache_dir else Path(cfg.out_dir).parent / "cache"
+    # Default: one folder per set of inputs under <out>/../cache, so runs on other data or another catalogue
+    # never overwrite each other's windows (runs on the same inputs share them).
+    key = fingerprint(sources, cfg.signal, catalogue, on_error=cfg.on_error)
+    cache = Path(cfg.cache_dir) if cfg.cache_dir else Path(cfg.out_dir).parent / "cache" / key
     if rank == 0:
         ds = prepare(sources, cache, cfg.signal, catalogue, on_error=cfg.on_error)
     if dist.is_initialized():
@@ -175,7 +179,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     out_dir = Path(cfg.out_dir)
-    catalogue = load_catalogue()
+    catalogue = load_training_catalogue(cfg.catalogue)
     holdout = _resolve_holdout(cfg, catalogue)
     ds = _prepare(cfg, catalogue, rank)
     if ds.label_ids != list(catalogue.ids):
@@ -202,13 +206,15 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         "encoder": enc_cfg.to_dict(),
         "signal": cfg.signal.to_dict(),
         "label_ids": label_ids,
+        "catalogue": catalogue.to_list(),  # the whole catalogue: eval and export rebuild the same labels
         "label_ja": [lb.ja for lb in catalogue.labels],
         "label_en": [lb.en for lb in catalogue.labels],
         "train_label_ids": [label_ids[j] for j in train_cols],
         "holdout_label_ids": holdout,
         "loss": cfg.loss if cfg.model == "contrastive" else "bce",
         "init_temperature": cfg.temperature,
-        "data": {"sources": ds.meta["sources"], "fingerprint": ds.meta["fingerprint"], "train_folds": list(cfg.train_folds),
+        "data": {"sources": ds.meta["sources"], "fingerprint": ds.meta["fingerprint"], "cache": str(ds.folder.resolve()),
+                 "train_folds": list(cfg.train_folds),
                  "val_folds": list(cfg.val_folds), "test_folds": list(cfg.test_folds), "n_train": int(len(train_idx)),
                  "exclude_keys": list(cfg.exclude_keys)},
         "train_config": cfg.to_dict(),
