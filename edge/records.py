@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,11 +65,44 @@ def _check_leads(leads: list[str], n_channels: int, source: str) -> list[str]:
     return leads
 
 
+FILE_FS_RANGE = (50.0, 20000.0)  # Hz: a recording outside is a broken header or a wrong --fs, not an ECG
+
+
+def _check_fs(fs: float, path: Path, what: str) -> float:
+    """A sampling rate that is a finite number in FILE_FS_RANGE; a RecordError naming the file otherwise."""
+    lo, hi = FILE_FS_RANGE
+    try:
+        ok = math.isfinite(float(fs)) and lo <= float(fs) <= hi
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise RecordError(f"{path}: {what} {fs!r} Hz is not a sampling rate of an ECG ({lo:g}..{hi:g} Hz)")
+    return float(fs)
+
+
+def _header_fs(header: Path) -> None:
+    """Check the rate on a WFDB header's record line itself: wfdb reads "-500" as its default, 250 Hz."""
+    try:
+        with header.open(encoding="latin-1") as fh:
+            line = next((ln for ln in fh if ln.strip() and not ln.lstrip().startswith("#")), "")
+    except OSError as exc:
+        raise RecordError(f"{header}: cannot read ({exc.strerror or exc})") from None
+    fields = line.split()
+    if len(fields) >= 3:  # name[/segments] n_signals fs[/counter[(base)]] ...
+        text = fields[2].split("/")[0]
+        try:
+            fs = float(text)
+        except ValueError:
+            raise RecordError(f"{header}: sampling rate {text!r} in the header is not a number") from None
+        _check_fs(fs, header, "header sampling rate")
+
+
 def _read_wfdb(path: Path) -> Recording:
     base = path.with_suffix("") if path.suffix.lower() in _WFDB_SUFFIXES else path
     header = Path(str(base) + ".hea")
     if not header.is_file():
         raise RecordError(f"{path}: WFDB header {header.name} not found")
+    _header_fs(header)
     try:
         import wfdb
     except ImportError:  # a board installed with .[edge]: ecgdatakit's WFDB reader (same values)
@@ -94,8 +128,8 @@ def _read_npy(path: Path, fs: float | None, leads: list[str] | None) -> Recordin
         raise RecordError(f"{path}: a .npy array has no sampling rate; give --fs")
     try:
         x = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise RecordError(f"{path}: not a numpy array file ({exc})") from None
+    except (ValueError, OSError, EOFError) as exc:  # EOFError: an empty or truncated file
+        raise RecordError(f"{path}: not a numpy array file ({exc or 'empty'})") from None
     if x.ndim != 2:
         raise RecordError(f"{path}: expected a 2-D array [leads, samples], got shape {x.shape}")
     if x.dtype.kind not in "fiu":
@@ -160,8 +194,22 @@ def read_recording(path: str | Path, fs: float | None = None, leads: list[str] |
 
     ``fs`` is required for ``.npy`` and for CSV without a time column; ``leads`` overrides the
     channel names of ``.npy`` and CSV files (WFDB records always use their header's names).
+    Every failure is a one-line :class:`RecordError` naming the file; the rate is checked whatever its source.
     """
     path = Path(path)
+    if fs is not None:
+        _check_fs(fs, path, "--fs")
+    try:
+        rec = _read_any(path, fs, leads)
+    except (UnicodeError, EOFError, csv.Error) as exc:  # a UTF-16 or binary "CSV", a truncated file
+        raise RecordError(f"{path}: not a readable {path.suffix or 'ECG'} file ({type(exc).__name__}: {exc})") from None
+    _check_fs(rec.fs, path, "sampling rate")
+    if rec.x_mv.ndim != 2 or 0 in rec.x_mv.shape:
+        raise RecordError(f"{path}: no samples (array of shape {rec.x_mv.shape})")
+    return rec
+
+
+def _read_any(path: Path, fs: float | None, leads: list[str] | None) -> Recording:
     if fs is not None and fs <= 0:
         raise RecordError(f"sampling rate must be positive, got {fs}")
     suffix = path.suffix.lower()
