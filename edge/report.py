@@ -205,7 +205,7 @@ def write_report(
         ha="right",
     )
     ax.text(width_mm - 10, top - 5, f"バンドル {result.bundle or '?'}", fontsize=8, va="top", ha="right")
-    ax.text(_GRID_X0, top - 8.5, f"記録 {source}   区間 {window_start_s:.1f}–{window_start_s + 10:.1f} 秒   "
+    ax.text(_GRID_X0, top - 8.5, f"記録 {Path(source).name}   区間 {window_start_s:.1f}–{window_start_s + 10:.1f} 秒   "
             f"{fs:g} Hz   信号品質 {quality_text(result.quality)}", fontsize=8, va="top")  # fmt: skip
     ax.text(_GRID_X0, top - 14, "計測値", fontsize=9, va="top")
     ax.text(_GRID_X0 + 14, top - 14, measurement_text(measures), fontsize=9, va="top")

@@ -4,6 +4,7 @@ lines fitted by whole items (never cut inside a word), and redraws while the run
 from __future__ import annotations
 
 import io
+import re
 import time
 
 import pytest
@@ -82,3 +83,15 @@ def test_follow_redraws_without_runtime_hooks(clf):
     time.sleep(0.3)
     view.unfollow()
     assert out.getvalue().count("\x1b[H\x1b[2J") >= 3
+
+
+def test_zero_shot_label_is_marked_unverified(clf):
+    runtime = _runtime(clf)
+    runtime.connected = True
+    result = runtime.last_result
+    result.top[1] = {**result.top[1], "zero_shot": True}
+    screen = LiveView(io.StringIO(), width=100).render(runtime)
+    rows = {
+        m.group(1): ln for ln in screen.splitlines() if (m := re.match(r"(?:\x1b\[2m)?[ *]{2}(\d\.) ", ln))
+    }
+    assert "未検証" in rows["2."] and result.top[1]["ja"] in rows["2."] and "未検証" not in rows["1."]

@@ -131,3 +131,19 @@ def test_run_view_errors_are_one_line(tiny_bundle, capsys):
     code = edge_main(["run", "--port", "loop://", "--view", "nonsense", "--bundle", str(tiny_bundle)])
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and "HOST:PORT" in err
+
+
+def test_zero_shot_labels_are_flagged_for_the_page():
+    web = WebView(
+        labels=[{"id": "SR", "ja": "洞調律", "en": "sinus rhythm"}, {"id": "BRU", "ja": "ブルガダ"}]
+    )
+    top = [{"id": "SR", "ja": "洞調律", "en": "sinus rhythm", "score": 0.5},
+           {"id": "BRU", "ja": "ブルガダ", "en": "Brugada", "score": 0.4, "zero_shot": True}]  # fmt: skip
+    line = {"t": "x", "fs": 500, "window_start_sample": 0, "top": top, "findings": ["SR"],
+            "zero_shot_findings": ["BRU"], "quality": {"ok": True, "missing_samples": 0}}  # fmt: skip
+    window = web._summarise(line, np.array([0.5, 0.4], np.float32))
+    assert [(f["id"], f["zero_shot"], f["score"]) for f in window["findings"]] == [
+        ("SR", False, 0.5),
+        ("BRU", True, 0.4),
+    ]
+    assert [t["zero_shot"] for t in window["top"]] == [False, True]

@@ -208,6 +208,10 @@ def test_page_shows_the_live_ecg_and_switches_to_disconnected(browser):
             time.sleep(0.6)
             assert browser.js("view.play") == head, "the traces kept moving after the disconnect"
             browser.screenshot(SHOTS / "disconnected.png")
+            # A label never trained (zero-shot, issue 12's flag) is marked 未検証 beside its score.
+            browser.js("view.state.window.findings[0].zero_shot = true; render()")
+            first = browser.js("document.querySelector('#findings li').innerText")
+            assert "未検証" in first and names[line["findings"][0]] in first
             browser.js("document.getElementById('lang-toggle').click()")
             assert browser.wait_for(TEXT.format("conn") + " === 'Disconnected'", timeout=2)
             browser.screenshot(SHOTS / "disconnected-en.png")

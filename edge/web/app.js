@@ -101,7 +101,7 @@ function render() {
   if (w && !w.skipped) {
     const others = w.top.filter((x) => !x.finding).slice(0, 3);
     if (others.length) list.innerHTML += `<li class="dim small">${t("top")}: ` +
-      others.map((x) => `${esc(labelName(x))} ${fmt(x.score, 3)}${x.zero_shot ? ` <span class="tag" title="${t("unverified_title")}">${t("unverified")}</span>` : ""}`).join("、") + "</li>";
+      others.map((x) => `${esc(labelName(x))} ${fmt(x.score, 3)}${x.zero_shot ? ` <span class="tag" title="${t("unverified_title")}">${t("unverified")}</span>` : ""}`).join(t("comma")) + "</li>";
   }
   $("quality-text").textContent = w ? (w.quality_ok ? t("ok") : w.quality_text.map(t).join("・")) : "";
   renderLeadQuality(w);
@@ -141,7 +141,7 @@ function renderTimeline(items) {
       return `<li class="event ${it.level}"><time>${clock(it.t)}</time> ${esc(text)}</li>`;
     }
     const body = !it.quality_ok ? `<span class="bad">${it.quality_text.map(t).join("・")}</span>` :
-      (it.findings.length ? it.findings.map((f) => esc(labelName(f)) + (f.zero_shot ? `(${t("unverified")})` : "")).join("、") : `<span class="dim">${t("no_findings")}</span>`);
+      (it.findings.length ? it.findings.map((f) => esc(labelName(f)) + (f.zero_shot ? `(${t("unverified")})` : "")).join(t("comma")) : `<span class="dim">${t("no_findings")}</span>`);
     return `<li><time>${clock(it.t)}</time> <b>${fmt(it.hr_bpm)}</b><small>bpm</small> ${body}</li>`;
   }).join("");
 }

@@ -1,0 +1,158 @@
+"""What the bedside web view costs the board: CPU and peak memory of ``ecg-edge run`` with and without ``--view``.
+
+Each run is a real ``ecg-edge run`` process (default bundle, onnxruntime, one thread) reading the device
+simulator (``ecg-device simulate``, synthetic LBBB, 8 channels at 500 Hz, real time) over a pty for
+``--seconds``. With ``--view`` a page is emulated: this script polls ``/api/state?since=N`` four times a
+second as the page's JavaScript does (the browser's own cost is the kiosk's, not the runtime's). The runtime's
+CPU time and peak resident memory come from the kernel (``os.wait4`` rusage of the child), so they include
+everything the process did. The conditions alternate, ``--repeats`` times each. Writes the ``bench_webview``
+section of BENCHMARKS.md.
+
+    python bench/bench_webview.py --seconds 45 --repeats 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+from report import REPO, machine, machine_line, write_section  # bench/report.py, beside this script
+
+
+def _simulator(seconds: float) -> tuple[subprocess.Popen, str]:
+    cmd = [sys.executable, "-m", "firmware_bridge.cli", "simulate", "--synthetic", "lbbb", "--channels", "8",
+           "--duration", str(seconds + 15)]  # fmt: skip
+    sim = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    line = sim.stdout.readline().strip()
+    if not line.startswith("PTY "):
+        raise SystemExit(f"the simulator did not start: {line!r}")
+    return sim, line.split(" ", 1)[1]
+
+
+def _poll(url: str, stop: threading.Event, stats: dict) -> None:
+    """The page's polling loop: 4 requests a second, each asking only for what is new (as app.js does)."""
+    cursor = version = None
+    while not stop.wait(0.25):
+        q = "" if cursor is None else f"?since={cursor}&v={version}"
+        t0 = time.perf_counter()
+        try:
+            with urllib.request.urlopen(url + "api/state" + q, timeout=2) as res:
+                body = res.read()
+        except OSError:
+            stats["errors"] += 1
+            continue
+        stats["ms"].append((time.perf_counter() - t0) * 1e3)
+        stats["bytes"].append(len(body))
+        state = json.loads(body)
+        cursor, version = state["trace"].get("end") or cursor, state["version"]
+
+
+def run_once(seconds: float, view: bool) -> dict:
+    sim, port = _simulator(seconds)
+    cmd = [sys.executable, "-m", "edge.cli", "run", "--port", port, "--duration", str(seconds), "--quiet"]
+    if view:
+        cmd += ["--view", "127.0.0.1:0"]
+    started = time.monotonic()
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    stats = {"ms": [], "bytes": [], "errors": 0}
+    stop = threading.Event()
+    poller = None
+    stderr_lines = []
+    if view:
+        for line in proc.stderr:
+            stderr_lines.append(line)
+            found = re.search(r"bedside view at (http://\S+)", line)
+            if found:
+                poller = threading.Thread(target=_poll, args=(found.group(1), stop, stats), daemon=True)
+                poller.start()
+                break
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.monotonic() - started
+    stop.set()
+    if poller is not None:
+        poller.join(5)
+    sim.terminate()
+    sim.wait(10)
+    stderr_lines += proc.stderr.readlines()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit("ecg-edge run failed:\n" + "".join(stderr_lines))
+    summary = next((ln for ln in stderr_lines if "stopped" in ln), "")
+    windows = re.search(r"(\d+) windows", summary)
+    return {
+        "view": view,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "wall_s": wall,  # start-up (bundle load) included, as in the CPU time
+        "max_rss_mb": usage.ru_maxrss / 1024,
+        "windows": int(windows.group(1)) if windows else None,
+        "polls": len(stats["ms"]),
+        "poll_errors": stats["errors"],
+        "poll_ms_median": statistics.median(stats["ms"]) if stats["ms"] else None,
+        "poll_ms_p95": sorted(stats["ms"])[int(0.95 * (len(stats["ms"]) - 1))] if stats["ms"] else None,
+        "poll_kb_median": statistics.median(stats["bytes"]) / 1024 if stats["bytes"] else None,
+    }
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--seconds", type=float, default=45.0, help="length of each run (default 45)")
+    p.add_argument("--repeats", type=int, default=2, help="runs per condition, alternating (default 2)")
+    p.add_argument("--markdown", type=Path, default=REPO / "BENCHMARKS.md")
+    args = p.parse_args()
+    runs = []
+    for _ in range(args.repeats):
+        for view in (False, True):
+            r = run_once(args.seconds, view)
+            runs.append(r)
+            print(json.dumps(r), flush=True)
+    rows = []
+    for view in (False, True):
+        rs = [r for r in runs if r["view"] == view]
+        cpu = [100 * r["cpu_s"] / r["wall_s"] for r in rs]
+        rss = [r["max_rss_mb"] for r in rs]
+        rows.append((view, statistics.mean(cpu), min(cpu), max(cpu), statistics.mean(rss), max(rss), rs))
+    base, web = rows
+    polled = [r for r in web[6] if r["polls"]]
+    lines = [
+        "## Bedside web view: cost on the runtime",
+        "",
+        f"`python bench/bench_webview.py --seconds {args.seconds:g} --repeats {args.repeats}`: `ecg-edge run` (default "
+        "bundle, onnxruntime, 1 thread) on the simulator (synthetic LBBB, 8 channels, 500 Hz, real time) over a "
+        "pty, with and without `--view` and a page polling `/api/state` 4 times a second. CPU = (user + system "
+        f"time) / wall time of the runtime process; memory = its peak resident set (rusage). N = {args.repeats} "
+        f"runs of {args.seconds:g} s per condition, alternating.",
+        "",
+        "| runtime | CPU, mean (min-max) | peak RSS, mean (max) |",
+        "|---|---|---|",
+        f"| without `--view` | {base[1]:.1f} % ({base[2]:.1f}-{base[3]:.1f}) | {base[4]:.1f} MB ({base[5]:.1f}) |",
+        f"| with `--view` and a polling page | {web[1]:.1f} % ({web[2]:.1f}-{web[3]:.1f}) | {web[4]:.1f} MB "
+        f"({web[5]:.1f}) |",
+        "",
+        f"Difference: {web[1] - base[1]:+.1f} % of one core and {web[4] - base[4]:+.1f} MB peak RSS.",
+    ]
+    if polled:
+        n = sum(r["polls"] for r in polled)
+        med = statistics.median(r["poll_ms_median"] for r in polled)
+        p95 = max(r["poll_ms_p95"] for r in polled)
+        kb = statistics.median(r["poll_kb_median"] for r in polled)
+        errors = sum(r["poll_errors"] for r in web[6])
+        lines.append(
+            f"Polls answered: {n} ({errors} failed, about one per run as the runtime stops); response time median {med:.1f} ms, p95 {p95:.1f} ms; "
+            f"median response {kb:.1f} KiB (0.25 s of 12 leads at 250 Hz plus the state)."
+        )
+    lines += ["", machine_line(machine())]
+    write_section(args.markdown, "bench_webview", "\n".join(lines))
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
