@@ -420,7 +420,7 @@ def _table_lines(classifier, rec, rows: list) -> list[str]:  # noqa: ANN001
     from edge.measure import format_measurements
 
     by_id = {lb["id"]: lb for lb in classifier.labels}
-    header = ("start", "quality", "top 3", "findings")
+    header = ("開始", "信号品質", "上位3件 (スコア)", "所見")
     table = [header]
     for start, r in rows:
         top = (
@@ -431,7 +431,7 @@ def _table_lines(classifier, rec, rows: list) -> list[str]:  # noqa: ANN001
         found = [by_id[i].get("ja", i) for i in r.findings]
         found += [f"{by_id[i].get('ja', i)} (未検証)" for i in r.zero_shot_findings]  # never trained: apart
         found = ", ".join(found) or "-"
-        when = "whole" if start is None else f"{start / rec.fs:.1f} s"
+        when = "記録全体" if start is None else f"{start / rec.fs:.1f} s"
         table.append((when, describe_quality(r.quality), top, found))
         if not r.skipped:
             table.append(("", "", "計測値: " + format_measurements(r.measurements), ""))
