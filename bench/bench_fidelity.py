@@ -8,7 +8,10 @@ on the validation fold, the test fold (the gate's windows) and up to 600 trainin
 - the counted strict top-1 agreement and mean embedding cosine per split;
 - from :func:`export.gate.near_ties` on all of them together: the share of windows whose fp32 top-1
   margin lies within the int8 noise, the expected rate of top-1 changes, and the probability that a
-  model with that rate passes a strict 99 % gate on a test fold of the gate's size.
+  model with that rate would pass a strict 99 % top-1 gate on a test fold of the gate's size;
+- the int8 gate v2 (:func:`export.gate.measure`, DESIGN.md contract 3) as ``ecg-export`` applies it, on
+  the validation and test windows with thresholds chosen on the int8 validation scores: top-1 agreement
+  on the decisive windows, finding-decision agreement, top-5 / AUROC loss, and whether it passes.
 
 It answers whether a training choice (temperature, how co-occurring labels share the target, ...)
 makes the top-1 label robust to int8, with more windows than the 119 of the gate.
@@ -30,17 +33,19 @@ from report import REPO, machine, machine_line, write_section  # bench/report.py
 def measure(checkpoint: Path, train_windows: int = 600, seed: int = 5) -> dict:
     from edge.catalogue import load_catalogue
     from export.data import _training_cache, load_export_windows
-    from export.gate import agreement, near_ties
+    from export.gate import Gate, agreement, measure, near_ties
     from export.labels import build_label_set
     from export.onnx_export import encoder_for_export, export_onnx
     from export.pipeline import _embed_onnx
     from export.quantize import FP32_PARTS, QuantSettings, quantize_onnx
+    from export.thresholds import label_thresholds
     from training.checkpoint import load_checkpoint
 
     model, ckpt = load_checkpoint(checkpoint)
     catalogue = load_catalogue()
     w = load_export_windows(ckpt, checkpoint, catalogue, progress=False)
-    emb = build_label_set(model, ckpt, catalogue).embeddings
+    labels = build_label_set(model, ckpt, catalogue)
+    emb = labels.embeddings
     splits = {"validation": (w.val_x, w.val_y), "test": (w.test_x, w.test_y)}
     ds = _training_cache(ckpt, checkpoint)
     if ds is not None:
@@ -61,6 +66,13 @@ def measure(checkpoint: Path, train_windows: int = 600, seed: int = 5) -> dict:
                                    "changes": len(a["disagreements"]), "fp32_top1_accuracy": top1}
             refs.append(ref)
             quants.append(q)
+        # Gate v2 as ecg-export applies it: validation + test windows, thresholds on the int8 validation scores.
+        thresholds, _ = label_thresholds(quants[0] @ emb.T, w.val_y, w.val_known)
+        gate = measure(np.concatenate(refs[:2]), np.concatenate(quants[:2]), emb, thresholds,
+                       np.concatenate([w.val_y, w.test_y]), labels.ids, labels.new_ids)
+        passed, _ = Gate().check(gate)
+        out["gate_v2"] = {"passed": passed, "windows": gate["n_windows"], "decisive": gate["decisive"],
+                          "findings": gate["findings"]["agreement"], "loss": gate["accuracy"]["loss"]}
     out["near_ties"] = near_ties(np.concatenate(refs), np.concatenate(quants), emb, gate_windows=len(w.test_x))
     train = ckpt.get("train_config") or {}
     order = ckpt.get("positive_order") or {}
@@ -79,14 +91,19 @@ def render(cmd: str, results: list[dict]) -> str:
         machine_line(machine()),
         "",
         "Each checkpoint quantized as `ecg-export` does by default; strict int8 vs fp32 top-1 agreement "
-        "(changes / windows) on the validation fold, the test fold (the gate's windows) and training "
+        "(changes / windows) on the validation fold, the test fold and training "
         "windows; the last three columns pool all of them (`export.gate.near_ties`). The runs differ from "
         "`scripts/build_default_bundle.sh` only in `ecg-train --seed`, `--temperature`, `--positive-order` "
         "and `--priority-ratio`.",
         "",
+        "Gate v2 columns: the int8 gate as `ecg-export` applies it (validation + test windows): top-1 agreement "
+        "on the decisive windows (changes / decisive windows), finding-decision agreement, top-5 / AUROC lost "
+        "against fp32, passed.",
+        "",
         "| checkpoint | seed | temperature (learned 1/scale) | targets over an ECG's labels | fp32 top-1, test | macro AUROC, test "
-        "| validation | test | training | cosine | within int8 noise | expected change rate | P(strict gate passes) |",
-        "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| validation | test | training | cosine | within int8 noise | expected change rate | P(strict gate passes) "
+        "| gate v2: decisive top-1 | findings | top-5 / AUROC lost | passed |",
+        "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in results:
         t, s, tr = r["near_ties"], r["splits"], r["training"]
@@ -103,7 +120,7 @@ def render(cmd: str, results: list[dict]) -> str:
             f"| `{Path(r['checkpoint']).parent.name}` | {tr.get('seed')} | {tr['temperature']:g} ({1 / tr['learned_scale']:.3f}) | {order} | "
             f"{s['test']['fp32_top1_accuracy']:.3f} | {auroc} | {cell('validation')} | {cell('test')} | {cell('training')} | "
             f"{cos:.5f} | {t['within_noise'] * 100:.1f} % | {t['expected_change_rate'] * 100:.2f} % | "
-            f"{t['p_pass_strict']['probability'] * 100:.0f} % |")
+            f"{t['p_pass_strict']['probability'] * 100:.0f} % | {_gate_cells(r.get('gate_v2'))} |")
     best = min(results, key=lambda r: r["near_ties"]["expected_change_rate"])
     gate = best["near_ties"]["p_pass_strict"]
     needed = rate_for_pass(gate["windows"], gate["allowed_changes"], 0.95)
@@ -115,6 +132,19 @@ def render(cmd: str, results: list[dict]) -> str:
         f"(`{Path(best['checkpoint']).parent.name}`).",
     ]
     return "\n".join(lines)
+
+
+def _gate_cells(g: dict | None) -> str:
+    if not g:
+        return "– | – | – | –"
+    d, loss = g["decisive"], g["loss"]
+
+    def num(v) -> str:  # noqa: ANN001
+        return "–" if v is None else f"{v:.3f}"
+
+    agree = "–" if d["agreement"] is None else f"{d['agreement'] * 100:.1f} %"
+    return (f"{agree} ({d['changes']}/{d['windows']}) | {num(g['findings'])} | {num(loss['top5'])} / "
+            f"{num(loss['macro_auroc'])} | {'yes' if g['passed'] else 'no'}")
 
 
 def rate_for_pass(windows: int, allowed: int, probability: float) -> float:
