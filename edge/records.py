@@ -28,7 +28,7 @@ import numpy as np
 from .engine import default_lead_names
 from .signal import SignalError, canonical_lead_name
 
-__all__ = ["RecordError", "Recording", "read_recording"]
+__all__ = ["RecordError", "Recording", "read_recording", "check_header_fs"]
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def _check_fs(fs: float, path: Path, what: str) -> float:
     return float(fs)
 
 
-def _header_fs(header: Path) -> None:
+def check_header_fs(header: Path) -> None:
     """Check the rate on a WFDB header's record line itself: wfdb reads "-500" as its default, 250 Hz."""
     try:
         with header.open(encoding="latin-1") as fh:
@@ -102,7 +102,7 @@ def _read_wfdb(path: Path) -> Recording:
     header = Path(str(base) + ".hea")
     if not header.is_file():
         raise RecordError(f"{path}: WFDB header {header.name} not found")
-    _header_fs(header)
+    check_header_fs(header)
     try:
         import wfdb
     except ImportError:  # a board installed with .[edge]: ecgdatakit's WFDB reader (same values)

@@ -90,6 +90,13 @@ class Reader:
         if not Path(f"{path}.hea").is_file():
             self.fail(key, f"missing_file: {path}.hea not found")
             return None
+        from edge.records import RecordError, check_header_fs
+
+        try:  # wfdb reads a header rate of "-500" as its default, 250 Hz: check the header itself
+            check_header_fs(Path(f"{path}.hea"))
+        except RecordError as exc:
+            self.fail(key, f"bad_fs: {exc}")
+            return None
         try:
             rec = wfdb.rdrecord(str(path))
         except Exception as exc:  # wfdb raises many types for broken files

@@ -19,6 +19,7 @@ Columns (header row required; paths relative to the CSV's folder):
 from __future__ import annotations
 
 import csv
+import math
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,9 +66,13 @@ class ManifestReader(Reader):
     def __len__(self) -> int:
         return len(self.rows)
 
-    def _fold(self, row: dict, line: int) -> int:
-        if (row.get("fold") or "").strip():
-            return int(row["fold"])
+    def _fold(self, row: dict, line: int, key: str) -> int | None:
+        text = (row.get("fold") or "").strip()
+        if text:
+            if not (text.isdigit() and 1 <= int(text) <= 10):  # fold 99 would go into no split, silently
+                self.fail(key, f"bad_fold: {self.path}:{line}: fold {text[:20]!r} is not 1..10")
+                return None
+            return int(text)
         split = (row.get("split") or "").strip().lower()
         if split:
             if split not in SPLIT_FOLDS:
@@ -99,14 +104,29 @@ class ManifestReader(Reader):
             if not path.is_file():
                 self.fail(key, f"missing_file: {path}")
                 return None
-            x = np.load(path, allow_pickle=False).astype(np.float32)
-            if not (row.get("fs") or "").strip():
-                raise DatasetError(f"{key}: .npy records need an fs column")
+            try:
+                x = np.load(path, allow_pickle=False)
+            except (ValueError, OSError, EOFError) as exc:  # empty, truncated, not numpy, object (pickle)
+                self.fail(key, f"unreadable: {path}: not a numeric .npy array ({exc or 'empty file'})")
+                return None
+            if x.dtype.kind not in "fiu" or x.ndim != 2 or 0 in x.shape:
+                self.fail(key, f"unreadable: {path}: array of shape {x.shape} and dtype {x.dtype}, need [leads, samples]")
+                return None
+            x = x.astype(np.float32)
+            fs_text = (row.get("fs") or "").strip()
+            try:
+                fs = float(fs_text)
+            except ValueError:
+                self.fail(key, f"bad_fs: fs {fs_text[:20]!r} is not a number (.npy records need an fs column)")
+                return None
+            if not (math.isfinite(fs) and 50 <= fs <= 20000):
+                self.fail(key, f"bad_fs: fs {fs_text[:20]!r} is not a sampling rate of an ECG (50..20000 Hz)")
+                return None
             names = row.get("leads") or ""
             leads = tuple(n.strip() for n in names.split(",")) if names.strip() else None
             if leads is None:
                 leads = LEADS if x.shape[0] == 12 else EIGHT_CHANNEL_LEADS if x.shape[0] == 8 else ()
-            return x, float(row["fs"]), leads
+            return x, fs, leads
         base = path.with_suffix("") if path.suffix == ".hea" else path
         if path.is_file() and not Path(f"{base}.hea").is_file():  # an ECG-cart file, format by content
             try:
@@ -121,8 +141,8 @@ class ManifestReader(Reader):
         for line, row in enumerate(self.rows, start=2):
             path = (self.path.parent / row["path"].strip()).resolve()
             key = f"manifest:{path}"
-            fold = self._fold(row, line)
-            if self.folds is not None and fold not in self.folds:
+            fold = self._fold(row, line, key)
+            if fold is None or self.folds is not None and fold not in self.folds:
                 continue
             labels = self._labels(key, row["labels"])
             if labels is None:
