@@ -147,3 +147,33 @@ def test_zero_shot_labels_are_flagged_for_the_page():
         ("BRU", True, 0.4),
     ]
     assert [t["zero_shot"] for t in window["top"]] == [False, True]
+
+
+def test_lead_off_reaches_the_page_live_and_with_the_window(clf):
+    """V2's electrode off (bit 3 of an 8-channel device) and a gap of lost frames: 電極外れ and 欠損 per lead."""
+    counts = to_counts(
+        synthesize(rhythm="sinus", fs=500, seed=5, duration_s=12.0)[[0, 1, 6, 7, 8, 9, 10, 11]], 1000
+    )
+    runtime = Runtime(clf, RunConfig(port="bed-4"))
+    web = WebView(labels=clf.labels)
+    web.attach(runtime)
+    runtime.connected = True
+    runtime.process_bytes(encode_frame(Hello(500, LEADS_8, 1000), 0))
+    for seq, a in enumerate(range(0, 6000, 50), 1):
+        if 3000 <= a < 3100:
+            continue  # two frames lost: 100 missing samples
+        runtime.process_bytes(encode_frame(Samples(a, counts[:, a : a + 50].T, lead_off=1 << 3), seq))
+        runtime.on_status(runtime)
+    state = web.state(since=0)  # the whole 12 s kept
+    assert state["connection"]["live_lead_off"] == ["V2"]
+    window = state["window"]
+    assert (
+        not window["quality_ok"]
+        and window["skipped"]
+        and set(window["quality_text"]) == {"missing", "lead_off"}
+    )
+    assert window["lead_quality"]["V2"] == ["lead_off", "missing"] and window["lead_quality"]["V1"] == [
+        "missing"
+    ]
+    data = np.array(state["trace"]["data"][7], dtype=float)  # V2 at 250 Hz: the lost samples are gaps (None)
+    assert np.isnan(data).sum() == 50
