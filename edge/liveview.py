@@ -289,14 +289,15 @@ class LiveView:
         name_w = min(28, max(display_width(t["ja"]) for t in result.top) if result.top else 10)
         for rank, item in enumerate(result.top, 1):
             bar = "#" * max(0, int(round(item["score"] * 30)))
-            mark = "*" if item["id"] in result.findings else " "
+            mark = "*" if item["id"] in result.findings or item["id"] in result.zero_shot_findings else " "
             tag = " 未検証" if item["id"] in zero_shot else ""
             text = (
                 f" {mark}{rank}. {pad(_truncate(item['ja'], name_w), name_w)} {item['score']:+.3f}{tag} {bar}"
             )
             lines.append(dim + _truncate(text, width) + (RESET if dim else ""))
         found = [
-            by_id.get(i, {}).get("ja", i) + (" (未検証)" if i in zero_shot else "") for i in result.findings
+            by_id.get(i, {}).get("ja", i) + (" (未検証)" if i in zero_shot else "")
+            for i in [*result.findings, *result.zero_shot_findings]
         ]
         found = found or ["なし (閾値以上のラベルなし)"]
         lines += fit([f"所見: {found[0]}", *found[1:]], width, sep="、")

@@ -85,8 +85,9 @@ def findings_text(result, labels: Sequence[dict] = ()) -> tuple[str, str]:  # no
         mark = " [未検証]" if fid in zero_shot else ""
         return f"{name} {score:.3f}{mark}" if score is not None else f"{name}{mark}"
 
-    findings = "、".join(item(f) for f in result.findings) or "閾値を超えた所見なし"
-    others = [t["id"] for t in result.top if t["id"] not in result.findings]
+    found = [*result.findings, *result.zero_shot_findings]  # never-trained findings last, marked 未検証
+    findings = "、".join(item(f) for f in found) or "閾値を超えた所見なし"
+    others = [t["id"] for t in result.top if t["id"] not in found]
     return findings, "、".join(item(f) for f in others)
 
 
