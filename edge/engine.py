@@ -23,7 +23,6 @@ threshold. A window whose quality is not ok is skipped: no inference, no finding
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import logging
 import time
@@ -34,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from .backends import Backend, get_backend, model_key_for
-from .bundle import Bundle, load_bundle
+from .bundle import Bundle, load_bundle, new_sha256
 from .findings import FindingRules
 from .measure import measure
 from .quality import QualityConfig, assess_window, failed_quality, lead_off_names
@@ -88,7 +87,7 @@ def select_leads(x_mv: np.ndarray, leads: Sequence[str]) -> tuple[np.ndarray, li
 
 def bundle_id(bundle: Bundle) -> str:
     """A short identifier of a bundle: its name (or ``bundle``) and the start of its manifest's sha256."""
-    digest = hashlib.sha256(json.dumps(bundle.manifest, sort_keys=True).encode()).hexdigest()[:12]
+    digest = new_sha256(json.dumps(bundle.manifest, sort_keys=True).encode()).hexdigest()[:12]
     name = bundle.manifest.get("name") or bundle.manifest.get("provenance", {}).get("name") or "bundle"
     return f"{name}@{digest}"
 

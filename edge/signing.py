@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
 import logging
 import os
@@ -73,6 +72,8 @@ def _crypto():  # noqa: ANN202 - the cryptography module, imported only when key
 
 def key_id(raw: bytes) -> str:
     """A short, stable name of a public key: the first 16 hex digits of its sha256."""
+    import hashlib  # only where keys are used (hashlib loads libcrypto: +3.6 MiB resident)
+
     return hashlib.sha256(raw).hexdigest()[:16]
 
 
