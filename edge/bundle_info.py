@@ -159,6 +159,7 @@ def describe_bundle(bundle: Bundle, path: Path | str) -> str:
         f"bundle      {path}",
         f"format      {m['format']} v{m['format_version']}   created {created}",
         f"verified    {len(m['files'])} files, sha256 of every one matches the manifest",
+        f"manifest    {getattr(bundle, 'trust', '') or '-'}",
         "files",
     ]
     used = {v: k for k, v in m["models"].items() if v}
@@ -284,7 +285,11 @@ def zero_shot_note(labels: list[dict], manifest: dict) -> str:
             + ", ".join(by_pct[:20])
             + (" ..." if len(by_pct) > 20 else "")
         )
-    if by_f1:
+    if "labels_without_positives" not in th:  # an older manifest: it does not say how
+        lines.append(
+            "  Their thresholds were chosen like every label's: " + ", ".join(lb["id"] for lb in zero[:20])
+        )
+    elif by_f1:
         lines.append(
             f"  {len(by_f1)} had positive validation windows; their threshold follows the rule for every label "
             f"({th.get('method') or 'max F1 on validation'}): " + ", ".join(by_f1[:20])

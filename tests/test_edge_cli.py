@@ -184,7 +184,9 @@ def test_info_refuses_a_tampered_bundle(tmp_path, tiny_bundle, capsys):
 def test_labels_with_bundle_lists_thresholds_and_new_labels(tiny_bundle, capsys):
     assert main(["labels", "--bundle", str(tiny_bundle)]) == 0
     out = capsys.readouterr().out
-    assert "threshold" in out and "TEST_NEW2" in out and "new" in out and len(out.splitlines()) == 101
+    table, note = out.split("\n未検証 (zero-shot): ")
+    assert "threshold" in table and "TEST_NEW2" in table and "new" in table and len(table.splitlines()) == 101
+    assert note.startswith("2 label(s) had no training example") and "TEST_NEW1, TEST_NEW2" in note
     assert main(["labels", "試験", "--bundle", str(tiny_bundle), "--json"]) == 0
     hits = json.loads(capsys.readouterr().out)
     assert {h["id"] for h in hits} == {"TEST_NEW1", "TEST_NEW2"} and all("threshold" in h for h in hits)

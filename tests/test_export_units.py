@@ -322,3 +322,25 @@ def test_thresholds_reach_the_stated_precision_on_known_windows_only():
     k2 = np.vstack([np.ones((n, 1)), np.zeros((100, 1))])
     assert label_thresholds(s2, t2, known=k2)[0][0] == pytest.approx(th[0])
     assert label_thresholds(s2, t2)[0][0] > th[0]
+
+
+@pytest.mark.slow
+def test_extra_label_description_is_its_text_only_in_ja_desc_mode(tiny_checkpoint):
+    from edge.catalogue import Label, load_catalogue
+    from export.labels import build_label_set
+    from training.checkpoint import load_checkpoint
+    from training.text_side import text_input_for
+
+    model, ckpt = load_checkpoint(tiny_checkpoint.path)
+    catalogue = load_catalogue()
+    plain = Label("X1", "新規所見", "new finding")
+    described = Label("X1", "新規所見", "new finding", description_ja="広範な誘導のST上昇を認める。")
+    ja = [build_label_set(model, ckpt, catalogue, [lb]) for lb in (plain, described)]
+    np.testing.assert_array_equal(ja[0].embeddings[-1], ja[1].embeddings[-1])  # mode ja: description ignored...
+    assert ja[0].warnings == [] and "not used for their text embedding" in ja[1].warnings[0]  # ...and said so
+    desc_ckpt = {**ckpt, "text": {**ckpt["text"], "mode": "ja+desc"}}
+    desc_ckpt["text_input"] = text_input_for(desc_ckpt["text"], catalogue.labels)  # as if trained in ja+desc
+    desc = [build_label_set(model, desc_ckpt, catalogue, [lb]) for lb in (plain, described)]
+    assert not np.allclose(desc[0].embeddings[-1], desc[1].embeddings[-1])  # the description is in the text
+    assert desc[1].warnings == [] and "have no description_ja" in desc[0].warnings[0]
+    assert desc[1].entries[-1]["zero_shot"] is True and desc[1].entries[-1]["description_ja"].startswith("広範")
