@@ -374,3 +374,25 @@ def test_keygen_and_sign_bundle_round_trip(tmp_path, capsys):
     assert kid == pub.key_id == hashlib.sha256(pub.raw).hexdigest()[:16]
     with load_bundle(tmp_path / "b.zip", trust=Trust([pub], require_signature=True)) as bundle:
         assert bundle.trust.endswith(kid)
+
+
+def test_signature_is_verified_in_a_child_process(tmp_path, keys, monkeypatch):
+    """The runtime keeps cryptography out of its own memory (+11 MiB): a child process verifies."""
+    import subprocess
+    import sys
+
+    from edge import signing
+
+    private, public, *_ = keys
+    copy = _copy(tmp_path)
+    sign_manifest(copy, private)
+    monkeypatch.delitem(sys.modules, "cryptography", raising=False)  # as in a fresh runtime process
+    calls = []
+    real_run = subprocess.run
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: calls.append(a[0]) or real_run(*a, **k))
+    with load_bundle(copy, trust=Trust([public], require_signature=True)) as bundle:
+        assert bundle.trust.startswith("signed by trusted key")
+    assert calls and calls[-1][1:] == ["-m", "edge.signing"]
+    _edit_manifest(copy, lambda m: m["signal"].update(clip=5.0))
+    _refused(copy, "signature does not match", trust=Trust([public], require_signature=True))
+    assert len(calls) == 2 and signing.SIGNATURE_NAME == "manifest.sig"
