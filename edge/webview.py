@@ -14,7 +14,9 @@ last arrived), :meth:`WebView.on_result` for every window, and :meth:`WebView.on
 event lines (new device format, refused device) where it emits them. The connection state is decided
 when a page asks, from ``runtime.connected`` and the age of the newest sample, so it changes to
 ``disconnected`` within about a second of a pulled cable even while the runtime sits in its reconnect
-backoff and calls no hook.
+backoff and calls no hook (a pty closed under the runtime showed 切断 on the page after 0.16-0.20 s, N=5;
+a device that goes silent with its port open after ``STALE_S`` plus one poll). What the page shows of a
+window (trace buffer, findings, per-lead quality) is computed in :mod:`edge.view_state`.
 """
 
 from __future__ import annotations
@@ -31,15 +33,14 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
-from .signal import LEADS, SignalError, to_twelve_leads
+from .signal import LEADS
+from .view_state import TraceBuffer, lead_quality, summarise_window
 
-__all__ = ["WebView", "parse_view_address", "lead_quality", "STALE_S"]
+__all__ = ["WebView", "parse_view_address", "lead_quality", "STALE_S"]  # lead_quality: edge.view_state
 
 logger = logging.getLogger(__name__)
 
 STALE_S = 1.0  # no new sample for this long: the device counts as disconnected (the traces stop)
-DISPLAY_FS = 250.0  # target rate of the traces sent to the page
-TRACE_S = 12.0  # seconds of trace kept for a page that (re)loads
 TIMELINE = 60  # past windows and events kept
 _ASSETS = {
     "/": ("index.html", "text/html"),
@@ -47,7 +48,6 @@ _ASSETS = {
     "/style.css": ("style.css", "text/css"),
     "/i18n.js": ("i18n.js", "text/javascript"),
 }
-_LIMB_DERIVED = {"III", "aVR", "aVL", "aVF"}
 
 
 def parse_view_address(text: str) -> tuple[str, int]:
@@ -62,84 +62,6 @@ def parse_view_address(text: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", number
 
 
-def lead_quality(quality: dict, device_leads: list[str] | None = None) -> dict[str, list[str]]:
-    """Per-lead problems of a window's quality report: ``{lead: ["lead_off" | "noise" | "missing"]}``.
-
-    ``lead_off`` and ``flat`` channels are electrodes off (電極外れ), ``saturated`` and ``implausible`` are
-    noise (ノイズ), missing samples concern every lead (欠損). Limb leads the device does not record
-    (III, aVR, aVL, aVF from I and II) inherit the problems of I and II.
-    """
-    out: dict[str, list[str]] = {lead: [] for lead in LEADS}
-
-    def add(lead: str, what: str) -> None:
-        if lead in out and what not in out[lead]:
-            out[lead].append(what)
-
-    for key, what in (
-        ("lead_off", "lead_off"),
-        ("flat", "lead_off"),
-        ("saturated", "noise"),
-        ("implausible", "noise"),
-    ):
-        for lead in quality.get(key) or []:
-            add(lead, what)
-    derived = _LIMB_DERIVED - set(device_leads or LEADS)
-    for lead in derived:
-        for source in ("I", "II"):
-            for what in out[source]:
-                add(lead, what)
-    if quality.get("missing_samples"):
-        for lead in LEADS:
-            add(lead, "missing")
-    return out
-
-
-class _TraceBuffer:
-    """The newest ``TRACE_S`` seconds of the 12 leads at the display rate, addressed by display index."""
-
-    def __init__(self, fs: float, leads: list[str]) -> None:
-        self.source_fs = float(fs)
-        self.step = max(1, int(round(fs / DISPLAY_FS)))
-        self.fs = self.source_fs / self.step
-        self.device_leads = list(leads)
-        self.capacity = int(TRACE_S * self.fs)
-        self.data = np.full((12, self.capacity), np.nan, np.float32)
-        self.end: int | None = None  # display index one past the newest sample
-
-    def add(self, x_mv: np.ndarray, first: int) -> None:
-        """Raw device samples ``x_mv[C, n]`` starting at raw index ``first``."""
-        offset = (-first) % self.step  # keep raw samples whose index is a multiple of the step
-        x = x_mv[:, offset :: self.step]
-        if x.shape[1] == 0:
-            return
-        try:
-            twelve = to_twelve_leads(x, self.device_leads)
-        except SignalError:
-            return
-        start = (first + offset) // self.step
-        if self.end is None or start > self.end + self.capacity or start < self.end - self.capacity:
-            self.data.fill(np.nan)
-        elif start > self.end:  # a jump: the samples in between never arrived
-            for i in range(self.end, start):
-                self.data[:, i % self.capacity] = np.nan
-        n = twelve.shape[1]
-        idx = np.arange(start, start + n) % self.capacity
-        self.data[:, idx] = twelve
-        self.end = start + n if self.end is None else max(self.end, start + n)
-
-    def since(self, cursor: int | None, limit_s: float = 4.0) -> dict:
-        """Samples after display index ``cursor`` (at most ``limit_s`` s, all when unknown)."""
-        if self.end is None:
-            return {"fs": self.fs, "end": None, "start": None, "data": []}
-        oldest = self.end - self.capacity
-        begin = max(oldest, self.end - int(limit_s * self.fs)) if cursor is None else cursor
-        begin = min(max(begin, oldest), self.end)
-        idx = np.arange(begin, self.end) % self.capacity
-        block = np.round(self.data[:, idx] * 100.0)  # 10 µV steps; NaN = missing
-        data = [[None if v != v else int(v) for v in row] for row in block.tolist()]
-        return {"fs": self.fs, "start": int(begin), "end": int(self.end), "unit_mv": 0.01, "data": data}
-
-
 class WebView:
     """State for the bedside page and the HTTP server that serves it."""
 
@@ -151,13 +73,12 @@ class WebView:
         bundle: str | None = None,
     ) -> None:
         self.host, self.port = host, port
-        self.labels = {lb["id"]: lb for lb in labels or []}
-        self._label_index = {lb["id"]: i for i, lb in enumerate(labels or [])}
+        self._labels = list(labels or [])
         self.bundle = bundle
         self._lock = threading.Lock()
         self._runtime = None
         self._stream = None  # the StreamClassifier whose ring the trace follows
-        self._trace: _TraceBuffer | None = None
+        self._trace: TraceBuffer | None = None
         self._raw_end: int | None = None  # raw index one past the newest sample copied
         self._last_data: float | None = None  # monotonic time of the newest sample
         self._live_off: list[str] = []
@@ -218,7 +139,7 @@ class WebView:
         with self._lock:
             if stream is not self._stream or self._raw_end is None or ring.end < self._raw_end:
                 self._stream, self._raw_end = stream, ring.start
-                self._trace = _TraceBuffer(stream.fs, stream.leads)
+                self._trace = TraceBuffer(stream.fs, stream.leads)
             if ring.end <= self._raw_end:
                 return
             begin = max(self._raw_end, ring.start)
@@ -232,7 +153,8 @@ class WebView:
 
     def on_result(self, result, line: dict) -> None:  # noqa: ANN001 - edge.engine.Result
         """Keep a window's result for the page and its timeline."""
-        window = self._summarise(line, getattr(result, "scores", None))
+        leads = self._stream.leads if self._stream is not None else None
+        window = summarise_window(line, self._labels, leads, getattr(result, "scores", None))
         with self._lock:
             self._window = window
             self._version += 1
@@ -252,60 +174,6 @@ class WebView:
             self._timeline.appendleft(
                 {"kind": "event", "t": _now(), "level": level, "text": text, "code": code}
             )
-
-    def _summarise(self, line: dict, all_scores: np.ndarray | None = None) -> dict:
-        quality = line.get("quality") or {}
-        measurements = line.get("measurements") or {}
-        zero_shot_ids = {
-            z.get("id") if isinstance(z, dict) else z for z in line.get("zero_shot_findings") or []
-        }
-        scores = {item.get("id"): item for item in line.get("top") or []}
-        findings = []
-        for fid in list(line.get("findings") or []) + [
-            z for z in zero_shot_ids if z not in (line.get("findings") or [])
-        ]:
-            label = self.labels.get(fid, {})
-            item = scores.get(fid, {})
-            findings.append(
-                {
-                    "id": fid,
-                    "ja": item.get("ja") or label.get("ja") or fid,
-                    "en": item.get("en") or label.get("en") or fid,
-                    "score": item.get("score", _score(all_scores, self._label_index.get(fid))),
-                    "zero_shot": bool(
-                        item.get("zero_shot") or label.get("zero_shot") or fid in zero_shot_ids
-                    ),
-                }
-            )
-        top = [
-            {
-                "id": t.get("id"),
-                "ja": t.get("ja"),
-                "en": t.get("en"),
-                "score": t.get("score"),
-                "zero_shot": bool(t.get("zero_shot")),
-                "finding": t.get("id") in (line.get("findings") or []),
-            }
-            for t in line.get("top") or []
-        ]
-        fs = line.get("fs") or 1
-        stream = self._stream
-        return {
-            "t": line.get("t"),
-            "window_start_s": None
-            if line.get("window_start_sample") is None
-            else round(line["window_start_sample"] / fs, 2),
-            "skipped": bool(line.get("skipped")),
-            "quality_ok": bool(quality.get("ok")),
-            "quality": quality,
-            "quality_text": _quality_words(quality),
-            "lead_quality": lead_quality(quality, stream.leads if stream is not None else None),
-            "measurements": measurements,
-            "hr_bpm": measurements.get("hr_bpm"),
-            "top": top,
-            "findings": findings,
-            "latency_ms": line.get("latency_ms"),
-        }
 
     # --- state for the page -----------------------------------------------------------------------
     def connection(self) -> dict:
@@ -431,26 +299,6 @@ def _int(query: dict, key: str) -> int | None:
         return int(query[key][0]) if key in query else None
     except ValueError:
         return None
-
-
-def _score(scores: np.ndarray | None, index: int | None) -> float | None:
-    if scores is None or index is None or index >= len(scores):
-        return None
-    return round(float(scores[index]), 6)
-
-
-def _quality_words(quality: dict) -> list[str]:
-    """Machine words of what is wrong (the page translates them)."""
-    words = []
-    if quality.get("missing_samples"):
-        words.append("missing")
-    if quality.get("lead_off") or quality.get("flat"):
-        words.append("lead_off")
-    if quality.get("saturated") or quality.get("implausible"):
-        words.append("noise")
-    if quality.get("error"):
-        words.append("error")
-    return words
 
 
 def _now() -> str:

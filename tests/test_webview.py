@@ -16,6 +16,7 @@ import edge.webview as webview
 from edge.cli import main as edge_main
 from edge.engine import Classifier
 from edge.runtime import RunConfig, Runtime
+from edge.view_state import summarise_window
 from edge.webview import WebView, lead_quality, parse_view_address
 from firmware_bridge.frames import Hello, Samples, encode_frame
 from firmware_bridge.leads import LEADS_8
@@ -134,14 +135,12 @@ def test_run_view_errors_are_one_line(tiny_bundle, capsys):
 
 
 def test_zero_shot_labels_are_flagged_for_the_page():
-    web = WebView(
-        labels=[{"id": "SR", "ja": "洞調律", "en": "sinus rhythm"}, {"id": "BRU", "ja": "ブルガダ"}]
-    )
+    labels = [{"id": "SR", "ja": "洞調律", "en": "sinus rhythm"}, {"id": "BRU", "ja": "ブルガダ"}]
     top = [{"id": "SR", "ja": "洞調律", "en": "sinus rhythm", "score": 0.5},
            {"id": "BRU", "ja": "ブルガダ", "en": "Brugada", "score": 0.4, "zero_shot": True}]  # fmt: skip
     line = {"t": "x", "fs": 500, "window_start_sample": 0, "top": top, "findings": ["SR"],
             "zero_shot_findings": ["BRU"], "quality": {"ok": True, "missing_samples": 0}}  # fmt: skip
-    window = web._summarise(line, np.array([0.5, 0.4], np.float32))
+    window = summarise_window(line, labels, None, np.array([0.5, 0.4], np.float32))
     assert [(f["id"], f["zero_shot"], f["score"]) for f in window["findings"]] == [
         ("SR", False, 0.5),
         ("BRU", True, 0.4),
