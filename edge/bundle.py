@@ -16,7 +16,7 @@ Hostile bundles (contract 3, "Integrity of the manifest itself"): before the man
 bytes are checked against the package's pin (the default bundle) or its Ed25519 signature
 (``edge.signing``); then every field is validated (``edge.manifest``); symlinks, absolute paths and
 ``..`` are refused; a zip is checked for entry count, names, types and total size before anything is
-extracted, and a failed load removes its extraction.
+extracted (``edge.bundle_archive``), and a failed load removes its extraction.
 """
 
 from __future__ import annotations
@@ -27,16 +27,12 @@ import logging
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .manifest import FILE_NAME_RE, MAX_FILE_BYTES, ManifestError, validate_manifest
+from .manifest import ManifestError, validate_manifest
 from .signal import SignalConfig, SignalError
 from .signing import SIGNATURE_NAME, SigningError, Trust, verify_manifest_signature
-
-if TYPE_CHECKING:
-    import zipfile
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -80,8 +76,6 @@ REQUIRED_KEYS = (
 
 
 MAX_MANIFEST_BYTES = 8 * 2**20
-MAX_ZIP_ENTRIES = 16
-MAX_BUNDLE_BYTES = 512 * 2**20  # all files of a bundle, uncompressed
 
 
 class BundleError(ValueError):
@@ -323,64 +317,6 @@ def default_bundle_path() -> Path:
     return Path(__file__).resolve().parent / "bundles" / "default"
 
 
-def _zip_members(path: Path, zf: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
-    """The entries of a zipped bundle, refused before anything is extracted if any looks hostile."""
-    infos = zf.infolist()
-    if not 1 <= len(infos) <= MAX_ZIP_ENTRIES:
-        raise BundleError(f"{path}: {len(infos)} zip entries; a bundle has 1..{MAX_ZIP_ENTRIES}")
-    seen: set[str] = set()
-    total = 0
-    members = []
-    for info in infos:
-        name = info.filename
-        if info.is_dir():
-            continue
-        kind = stat.S_IFMT(info.external_attr >> 16)
-        if kind == stat.S_IFLNK:
-            raise BundleError(f"{path}: zip entry {name!r} is a symbolic link (refused)")
-        if kind not in (0, stat.S_IFREG):
-            raise BundleError(f"{path}: zip entry {name!r} is not a regular file")
-        if name.startswith(("/", "\\")) or ".." in name.replace("\\", "/").split("/") or ":" in name:
-            raise BundleError(f"{path}: zip entry {name!r} has an absolute or parent path (refused)")
-        if not FILE_NAME_RE.fullmatch(name) and name not in (MANIFEST_NAME, SIGNATURE_NAME):
-            raise BundleError(f"{path}: zip entry {name!r} is not a flat bundle file name")
-        if name in seen:
-            raise BundleError(f"{path}: zip entry {name!r} appears twice")
-        if info.file_size > MAX_FILE_BYTES:
-            raise BundleError(
-                f"{path}: zip entry {name!r} unpacks to {info.file_size} bytes (limit {MAX_FILE_BYTES})"
-            )
-        seen.add(name)
-        total += info.file_size
-        members.append(info)
-    if total > MAX_BUNDLE_BYTES:
-        raise BundleError(f"{path}: the zip unpacks to {total} bytes (limit {MAX_BUNDLE_BYTES})")
-    return members
-
-
-def _extract_zip(path: Path, tmp: Path) -> None:
-    """Unpack a checked zip into ``tmp``, never more bytes than each entry declared."""
-    import zipfile
-    import zlib
-
-    try:
-        with zipfile.ZipFile(path) as zf:
-            for info in _zip_members(path, zf):
-                left = info.file_size
-                with zf.open(info) as src, (tmp / info.filename).open("xb") as dst:
-                    while chunk := src.read(min(1 << 20, left + 1)):
-                        left -= len(chunk)
-                        if left < 0:
-                            raise BundleError(
-                                f"{path}: zip entry {info.filename!r} is larger than it declares"
-                            )
-                        dst.write(chunk)
-    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, ValueError) as exc:
-        if isinstance(exc, BundleError):
-            raise
-        raise BundleError(f"{path}: corrupt zip ({exc})") from None
-
-
 def load_bundle(path: str | Path | None = None, verify: bool = True, trust: Trust | None = None) -> Bundle:
     """Load (and by default verify) a bundle folder or zip; ``None`` loads the shipped default bundle.
 
@@ -402,7 +338,9 @@ def load_bundle(path: str | Path | None = None, verify: bool = True, trust: Trus
         raise BundleError(f"bundle {path} not found (expected a folder with {MANIFEST_NAME} or a .zip)")
     try:
         if tmp:
-            _extract_zip(path, folder)
+            from .bundle_archive import extract_zip
+
+            extract_zip(path, folder)
         return _load_folder(folder, path, verify, trust, tmp)
     except BaseException:
         if tmp:

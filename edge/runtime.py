@@ -19,15 +19,11 @@ Faults (DESIGN.md, contract 4):
 - a silent device (no bytes for ``stall_s``) is asked again for HELLO and START;
 - :meth:`Runtime.stop` (the CLI calls it on SIGINT/SIGTERM) ends the loop after the current read.
 
-Limits a host enforces (contract 4), so no byte sequence makes the work or memory unbounded: a HELLO
-outside 50 <= fs_hz <= 2000 or 1 <= n_channels <= 16 is refused (its samples ignored, one error); a
-jump of ``first_sample`` larger than one window starts a new segment instead of millions of missing
-samples; a frame that starts at most one window behind is a retransmission (its samples are
-duplicates), not a restart; a HELLO costs nothing until samples arrive in its format, so a HELLO storm
-allocates nothing. Everything a reader of the output must know besides windows (disconnected,
-reconnected, device_changed, device_rejected, segment) goes to ``on_event`` as a contract-5 event line.
-
-Per-sample work is numpy: frames of one read are merged into one block before they reach the ring.
+Limits a host enforces (contract 4) and the frame-by-frame work are in :mod:`edge.device_stream`
+(mixed into :class:`Runtime`): no byte sequence makes the work or memory unbounded. Everything a reader
+of the output must know besides windows (disconnected, reconnected, device_changed, device_rejected,
+segment) goes to ``on_event`` as a contract-5 event line. Per-sample work is numpy: frames of one read
+are merged into one block before they reach the ring.
 """
 
 from __future__ import annotations
@@ -39,31 +35,22 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-import numpy as np
-
 from firmware_bridge.frames import (
-    Event,
-    EventCode,
     Hello,
     HelloRequest,
-    Samples,
     Start,
     encode_frame,
-    host_limit_violation,
 )
-from firmware_bridge.leads import lead_name
 from firmware_bridge.stream import StreamDecoder, StreamStats
 from firmware_bridge.tracker import SampleTracker
 from firmware_bridge.transport import DEFAULT_BAUD, open_port
 
+from .device_stream import DeviceStream
 from .engine import Classifier, Result, StreamClassifier, now_iso
-from .signal import SignalError, to_twelve_leads
 
 __all__ = ["RunConfig", "RunStats", "Runtime", "PortError"]
 
 logger = logging.getLogger(__name__)
-
-INT16_FULL_SCALE = 32767
 
 
 @dataclass
@@ -127,7 +114,7 @@ class PortLost(ConnectionError):
     """The port stopped working (unplugged, closed by the other end)."""
 
 
-class Runtime:
+class Runtime(DeviceStream):
     """Read one serial stream, classify its windows, hand each result to ``on_result``.
 
     ``on_result(result, line)`` gets the :class:`Result` and its contract-5 dict (with ``device`` and
@@ -317,180 +304,3 @@ class Runtime:
         if self._decoder is not None:
             _add_stats(total, self._decoder.stats)
         return total.as_dict()
-
-    # --- frames -----------------------------------------------------------------------------------
-    def _handle_frames(self, decoded: list) -> None:
-        run: list[Samples] = []
-        for item in decoded:
-            frame = item.frame
-            if isinstance(frame, Samples):
-                if self._pending is not None:  # the first samples of a new format: build its stream now
-                    self._feed(run)
-                    run = []
-                    self._build_stream(self._pending)
-                if self.stream is None or self.hello is None or frame.n_channels != len(self.stream.leads):
-                    self.stats.samples_ignored += frame.n_samples
-                    continue
-                run.append(frame)
-                continue
-            self._feed(run)
-            run = []
-            if isinstance(frame, Hello):
-                self._on_hello(frame, item.seq)
-            elif isinstance(frame, Event):
-                self.stats.events += 1
-                self._on_event(frame)
-        self._feed(run)
-
-    def _on_hello(self, hello: Hello, seq: int = 1) -> None:
-        """Check a HELLO against the host's limits and the 12-lead rule; a new format is built lazily."""
-        self.stats.hellos += 1
-        if seq == 0:  # a device (re)starting announces itself with seq 0: a step back is a restart
-            self._rewind_ok = False
-        leads = [lead_name(c) for c in hello.channel_leads]
-        problem = host_limit_violation(hello)
-        if problem is None:
-            try:
-                to_twelve_leads(np.zeros((len(leads), 2), np.float32), leads)
-            except SignalError as exc:
-                problem = f"device channels {leads} cannot make the 12 leads ({exc})"
-        self.hello = hello
-        if problem is not None:
-            self.stats.rejected_hellos += 1
-            if problem not in self._rejected and len(self._rejected) < 16:  # not once per HELLO of a storm
-                self._rejected.add(problem)
-                logger.error("HELLO from %r refused: %s; ignoring its samples", hello.device_id, problem)
-                self.event("device_rejected", device=hello.device_id, reason=problem)
-            self.stream, self._format, self._pending = None, None, None
-            return
-        fmt = (hello.fs_hz, hello.channel_leads, hello.lsb_nv)
-        self._pending = None if fmt == self._format else hello
-        logger.info(
-            "HELLO from %r: %d Hz, leads %s, %d nV/LSB, firmware %d.%d",
-            hello.device_id,
-            hello.fs_hz,
-            ",".join(leads),
-            hello.lsb_nv,
-            hello.fw_major,
-            hello.fw_minor,
-        )
-
-    def _build_stream(self, hello: Hello) -> None:
-        """Start the stream of a new format (on its first samples: a HELLO alone allocates nothing)."""
-        self._pending = None
-        fmt = (hello.fs_hz, hello.channel_leads, hello.lsb_nv)
-        leads = [lead_name(c) for c in hello.channel_leads]
-        if self._format is not None:
-            self.stats.reconfigurations += 1
-            logger.warning(
-                "stream format changed to %d Hz, leads %s, %d nV/LSB", hello.fs_hz, leads, hello.lsb_nv
-            )
-        self.tracker.observe(hello)
-        self._format = fmt
-        self._scale = hello.lsb_nv * 1e-6
-        self.stream = StreamClassifier(
-            self.classifier,
-            hello.fs_hz,
-            leads,
-            hop_s=self.config.hop_s,
-            rail_mv=INT16_FULL_SCALE * self._scale,
-        )
-        self._abs_next = None
-        self.segment += 1
-        self.event(
-            "device_changed",
-            device=hello.device_id,
-            fs=hello.fs_hz,
-            leads=leads,
-            lsb_nv=hello.lsb_nv,
-            firmware=f"{hello.fw_major}.{hello.fw_minor}",
-        )
-
-    def _on_event(self, event: Event) -> None:
-        try:
-            name = EventCode(event.code).name
-        except ValueError:
-            name = f"code {event.code}"
-        if event.code == EventCode.DEVICE_ERROR:
-            logger.warning(
-                "device error at sample %d: %s", event.sample, event.detail.decode("utf-8", "replace")
-            )
-        else:
-            logger.info("device event %s at sample %d (%s)", name, event.sample, event.detail.hex())
-
-    def _feed(self, frames: list[Samples]) -> None:
-        """Feed SAMPLES frames: contiguous ones as one block, gaps marked missing, restarts reset."""
-        if not frames:
-            return
-        stream = self.stream
-        tracker = self.tracker
-        # Contract 4: a forward jump beyond one window is a new segment; a step back of at most one window
-        # is a retransmission (after a device restart, any step back is a restart).
-        tracker.max_gap = stream.window
-        blocks: list[np.ndarray] = []
-        masks: list[np.ndarray] = []
-        block_start: int | None = None
-        block_end = 0
-        for frame in frames:
-            tracker.max_rewind = stream.window if self._rewind_ok else 0
-            self._rewind_ok = True
-            expected, data = self._abs_next, frame.samples
-            gaps = tracker.update(frame.first_sample, frame.n_samples)
-            lost = sum(g.count for g in gaps)
-            if expected is None or tracker.last in ("restart", "jump"):
-                if expected is not None:
-                    if tracker.last == "jump":
-                        self.stats.jumps += 1
-                        reason = f"first_sample jumped from {expected} to {frame.first_sample}"
-                    else:
-                        self.stats.stream_restarts += 1
-                        reason = f"device restarted its sample counter at {frame.first_sample}"
-                    logger.warning("%s; starting a new segment", reason)
-                    self._flush(blocks, masks, block_start)
-                    blocks, masks, block_start = [], [], None
-                    stream.reset()
-                    self.segment += 1
-                    self.event("segment", reason=reason, first_sample=frame.first_sample)
-                start = frame.first_sample
-            elif tracker.last == "overlap":
-                behind = (expected - frame.first_sample) % (1 << 32)
-                self.stats.duplicate_samples += min(behind, frame.n_samples)
-                if behind >= frame.n_samples:
-                    continue  # every sample of this frame was received already
-                data, start = data[behind:], expected
-            else:
-                start = expected + lost
-            if lost:
-                self.stats.missing_samples += lost
-            if block_start is not None and start != block_end:
-                self._flush(blocks, masks, block_start)
-                blocks, masks, block_start = [], [], None
-            if block_start is None:
-                block_start = start
-            n = data.shape[0]
-            blocks.append(data)
-            masks.append(np.full(n, frame.lead_off, dtype=np.uint16))
-            self._abs_next = block_end = start + n
-            self.stats.samples += n
-        self._flush(blocks, masks, block_start)
-
-    def _flush(self, blocks: list[np.ndarray], masks: list[np.ndarray], start: int | None) -> None:
-        if not blocks:
-            return
-        counts = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
-        x_mv = counts.astype(np.float32) * np.float32(self._scale)  # [n, C]
-        lead_off = masks[0] if len(masks) == 1 else np.concatenate(masks)
-        for result in self.stream.feed(x_mv, start, lead_off):
-            self._report(result)
-
-    def _report(self, result: Result) -> None:
-        if self.config.max_windows is not None and self.stats.windows >= self.config.max_windows:
-            return  # the rest of a block that completed more windows than asked for
-        self.stats.windows += 1
-        self.stats.windows_ok += int(not result.skipped)
-        self.last_result = result
-        extra = {"device": self.hello.device_id if self.hello else None, "segment": self.segment}
-        line = result.to_json_dict(self.config.port, **extra)
-        self.on_result(result, line)
-        if self.config.max_windows is not None and self.stats.windows >= self.config.max_windows:
-            self.stop("windows")

@@ -176,11 +176,11 @@ def test_hello_outside_the_host_limits_is_refused_with_one_event(clf, counts, he
 
 def test_hello_storm_builds_nothing_until_samples_arrive(clf, counts, monkeypatch):
     """Was: 2,000 alternating HELLOs (70 kB) cost 15.7 s of CPU."""
-    import edge.runtime as runtime_module
+    import edge.device_stream as stream_module
 
     built = []
-    real = runtime_module.StreamClassifier
-    monkeypatch.setattr(runtime_module, "StreamClassifier", lambda *a, **k: built.append(1) or real(*a, **k))
+    real = stream_module.StreamClassifier
+    monkeypatch.setattr(stream_module, "StreamClassifier", lambda *a, **k: built.append(1) or real(*a, **k))
     lines, events = [], []
     rt = _runtime(clf, lines, events)
     wire = Wire(counts)
