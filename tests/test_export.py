@@ -268,7 +268,7 @@ def test_missing_data_asks_for_data(tiny_checkpoint, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_extra_label_is_marked_zero_shot_in_json_table_labels_and_info(exported, capsys):
+def test_extra_label_is_marked_zero_shot_in_json_table_labels_and_info(exported, capsys, tmp_path):
     """A label added at export: flagged in the manifest, in the runtime's JSON (top and zero_shot_findings,
     apart from findings), marked 未検証 in the classify table, explained by labels --bundle and info."""
     from types import SimpleNamespace
@@ -289,6 +289,18 @@ def test_extra_label_is_marked_zero_shot_in_json_table_labels_and_info(exported,
     assert all(t["zero_shot"] is by_id[t["id"]]["zero_shot"] for t in line["top"])
     assert "HOSP_TAKO" in line["zero_shot_findings"] and "HOSP_TAKO" not in line["findings"]
     assert not [f for f in line["findings"] if by_id[f]["zero_shot"]]  # validated findings only
+    # Through the command itself: every top entry carries the bundle's flag; findings and zero-shot ones apart.
+    from firmware_bridge.synthetic import synthesize
+
+    npy = tmp_path / "sinus.npy"
+    np.save(npy, synthesize(rhythm="sinus", duration_s=10.0, fs=500, seed=5).astype(np.float32))
+    capsys.readouterr()
+    assert edge_main(["classify", "--bundle", str(folder), str(npy), "--fs", "500", "--json"]) == 0
+    for out_line in capsys.readouterr().out.splitlines():
+        got = json.loads(out_line)
+        assert got["top"] and all(t["zero_shot"] is by_id[t["id"]]["zero_shot"] for t in got["top"])
+        assert all(by_id[z]["zero_shot"] for z in got["zero_shot_findings"])
+        assert not set(got["findings"]) & set(got["zero_shot_findings"])
     rec = SimpleNamespace(source="test.npy", leads=["I"] * 12, fs=500.0, duration_s=10.0)
     table = "\n".join(_table_lines(clf, rec, [(None, result)]))
     assert "たこつぼ型心筋症疑い 未検証 1.000" in table and "たこつぼ型心筋症疑い (未検証)" in table
