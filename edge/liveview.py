@@ -22,6 +22,8 @@ from typing import TextIO
 
 from firmware_bridge.leads import lead_name
 
+from .view_state import decided_by_rule
+
 __all__ = ["LiveView", "display_width", "pad", "fit", "describe_quality", "big_number", "LEGEND", "STALE_S"]
 
 CLEAR = "\x1b[H\x1b[2J"
@@ -30,7 +32,8 @@ STALE_S = 1.5  # seconds without a sample after which the device counts as disco
 LEGEND = (
     "凡例: スコア = 心電図と所見ラベル文の類似度 (-1〜1、高いほど近い)",
     "#### = スコアの大きさ",
-    "* = ラベルごとの閾値以上 (所見)",
+    "* = 所見 (ラベルごとの閾値以上)",
+    "計測・規則 = スコアでなく計測値の基準・所見の規則による所見",
     "未検証 = 学習例のないラベル (ゼロショット、精度未検証)",
     "診断ではありません: 必ず医師が心電図を確認してください",
 )
@@ -295,8 +298,16 @@ class LiveView:
                 f" {mark}{rank}. {pad(_truncate(item['ja'], name_w), name_w)} {item['score']:+.3f}{tag} {bar}"
             )
             lines.append(dim + _truncate(text, width) + (RESET if dim else ""))
+        index = {lb["id"]: k for k, lb in enumerate(runtime.classifier.labels)}
+
+        def by_rule(i: str) -> bool:  # below its threshold: a measurement criterion or a rule decided it
+            score = float(result.scores[index[i]]) if i in index and result.scores is not None else None
+            return decided_by_rule(score, by_id.get(i, {}))
+
         found = [
-            by_id.get(i, {}).get("ja", i) + (" (未検証)" if i in zero_shot else "")
+            by_id.get(i, {}).get("ja", i)
+            + (" (未検証)" if i in zero_shot else "")
+            + (" (計測・規則)" if by_rule(i) else "")
             for i in [*result.findings, *result.zero_shot_findings]
         ]
         found = found or ["なし (閾値以上のラベルなし)"]

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .signal import LEADS, SignalError, bandpass, to_twelve_leads
+from .view_state import decided_by_rule
 
 __all__ = ["ReportError", "write_report", "LAYOUT", "DISCLAIMER", "PAGE_MM"]
 
@@ -83,6 +84,8 @@ def findings_text(result, labels: Sequence[dict] = ()) -> tuple[str, str]:  # no
         if score is None and result.scores is not None and fid in index:
             score = float(result.scores[index[fid]])
         mark = " [未検証]" if fid in zero_shot else ""
+        if fid in found and decided_by_rule(score, by_id.get(fid, {})):
+            return f"{name} [計測・規則]{mark}"  # below its threshold: a criterion made it a finding
         return f"{name} {score:.3f}{mark}" if score is not None else f"{name}{mark}"
 
     found = [*result.findings, *result.zero_shot_findings]  # never-trained findings last, marked 未検証
@@ -216,7 +219,7 @@ def write_report(
         ax.text(_GRID_X0, top - 27, "候補", fontsize=8, va="top", color="#444444")
         ax.text(_GRID_X0 + 14, top - 27, candidates, fontsize=8, va="top", color="#444444")
     ax.text(_GRID_X0 + 14, top - 32, "スコア: 心電図と所見ラベル文の類似度 (-1〜1)。ラベルごとの閾値以上を所見とする。"
-            "[未検証] = 学習例のないラベル。", fontsize=6.5, va="top", color="#555555")  # fmt: skip
+            "[未検証] = 学習例のないラベル。[計測・規則] = スコアでなく計測値の基準・所見の規則による所見。", fontsize=6.5, va="top", color="#555555")  # fmt: skip
 
     # --- footer --------------------------------------------------------------------------------------------
     ax.text(_GRID_X0, 10, DISCLAIMER, fontsize=10, color="#b71c1c", va="bottom")

@@ -16,7 +16,7 @@ import numpy as np
 
 from .signal import LEADS, SignalError, to_twelve_leads
 
-__all__ = ["DISPLAY_FS", "TRACE_S", "TraceBuffer", "lead_quality", "summarise_window"]
+__all__ = ["DISPLAY_FS", "TRACE_S", "TraceBuffer", "lead_quality", "summarise_window", "decided_by_rule"]
 
 DISPLAY_FS = 250.0  # target rate of the traces sent to the page
 TRACE_S = 12.0  # seconds of trace kept for a page that (re)loads
@@ -101,6 +101,13 @@ class TraceBuffer:
         return {"fs": self.fs, "start": int(begin), "end": int(self.end), "unit_mv": 0.01, "data": data}
 
 
+def decided_by_rule(score: float | None, label: dict) -> bool:
+    """True for a finding whose score is below its label's threshold: a measurement criterion or a rule of
+    ``edge.findings`` made it a finding (e.g. long QT from QTc), so its similarity score means nothing."""
+    threshold = label.get("threshold")
+    return score is not None and threshold is not None and score < threshold
+
+
 def summarise_window(
     line: dict,
     labels: Sequence[dict] = (),
@@ -131,6 +138,7 @@ def summarise_window(
                 "zero_shot": bool(item.get("zero_shot") or label.get("zero_shot") or fid in zero_shot_ids),
             }
         )
+        findings[-1]["by_rule"] = decided_by_rule(findings[-1]["score"], label)
     top = [
         {
             "id": t.get("id"),

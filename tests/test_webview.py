@@ -146,6 +146,18 @@ def test_zero_shot_labels_are_flagged_for_the_page():
         ("BRU", True, 0.4),
     ]
     assert [t["zero_shot"] for t in window["top"]] == [False, True]
+    assert not any(f["by_rule"] for f in window["findings"])  # no thresholds known: nothing to say
+
+
+def test_finding_below_its_threshold_is_marked_as_decided_by_a_rule():
+    labels = [
+        {"id": "SR", "ja": "洞調律", "threshold": 0.45},
+        {"id": "LNGQT", "ja": "QT延長", "threshold": 0.4},
+    ]
+    line = {"top": [{"id": "SR", "ja": "洞調律", "score": 0.5}], "findings": ["SR", "LNGQT"],
+            "quality": {"ok": True}}  # fmt: skip
+    window = summarise_window(line, labels, None, np.array([0.5, -0.2], np.float32))
+    assert [(f["id"], f["by_rule"]) for f in window["findings"]] == [("SR", False), ("LNGQT", True)]
 
 
 def test_lead_off_reaches_the_page_live_and_with_the_window(clf):

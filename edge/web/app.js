@@ -109,9 +109,11 @@ function render() {
 }
 
 function findingItem(f) {
-  const score = f.score === null || f.score === undefined ? "" : fmt(f.score, 3);
-  const bar = f.score ? `<span class="bar" style="width:${Math.max(0, Math.min(1, f.score)) * 100}%"></span>` : "";
-  const tag = f.zero_shot ? ` <span class="tag" title="${t("unverified_title")}">${t("unverified")}</span>` : "";
+  // A finding decided by a measurement criterion or a rule (its score is below the threshold) shows no score.
+  const score = f.by_rule ? "" : f.score === null || f.score === undefined ? "" : fmt(f.score, 3);
+  const bar = f.score && !f.by_rule ? `<span class="bar" style="width:${Math.max(0, Math.min(1, f.score)) * 100}%"></span>` : "";
+  const tag = (f.zero_shot ? ` <span class="tag" title="${t("unverified_title")}">${t("unverified")}</span>` : "") +
+    (f.by_rule ? ` <span class="tag rule" title="${t("by_rule_title")}">${t("by_rule")}</span>` : "");
   return `<li class="finding${f.zero_shot ? " zero-shot" : ""}"><span class="name">${esc(labelName(f))}</span>${tag}` +
     ` <span class="score">${score}</span><span class="barbox">${bar}</span></li>`;
 }
