@@ -6,9 +6,10 @@ How each format is tested:
   with pydicom's own decoding; and a real PTB-XL record written by pydicom and read back.
 - HL7 aECG and MFER: a real PTB-XL record written by this suite's standard-following writers
   (``tests/cart_writers.py``; no well-kept writer exists for either) and read back by ecgdatakit.
+- EDF+: a real PTB-XL record written by pyedflib (a well-kept writer; the ``dev`` extra) and read back.
 - WFDB without the ``wfdb`` package (a board installed with ``.[edge]``): real PTB-XL, MIT-BIH (format 212)
   and Challenge ``.mat`` records compared with ``wfdb``.
-- SCP-ECG, GE MUSE XML, Philips XML, EDF: no real file and no well-kept writer here, so not tested.
+- SCP-ECG, GE MUSE XML, Philips XML: no real file and no well-kept writer here, so not tested.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import pytest
 
 pytest.importorskip("ecgdatakit")
 
-from cart_writers import write_dicom_ecg, write_hl7_aecg, write_mfer  # noqa: E402
+from cart_writers import write_dicom_ecg, write_edf, write_hl7_aecg, write_mfer  # noqa: E402
 
 from edge.cart_formats import CartFormatError, _lead_name, detect_format, read_cart_file  # noqa: E402
 from edge.cli import main  # noqa: E402
@@ -54,6 +55,11 @@ def ptbxl(shared_data):
     return rec.p_signal.T.astype(np.float64), float(rec.fs), list(rec.sig_name)
 
 
+def _tolerance(writer, lsb_uv: float) -> float:
+    """Half a count in mV (rounding); pyedflib truncates toward zero when it converts to counts: one count."""
+    return (1.0 if writer is write_edf else 0.5) * lsb_uv / 1000 + 1e-6
+
+
 def _top_ids(lines: str) -> list[list[str]]:
     return [[t["id"] for t in json.loads(line)["top"]] for line in lines.splitlines() if line.strip()]
 
@@ -76,14 +82,21 @@ def test_real_dicom_waveform_from_pydicom(tiny_bundle, capsys):
 
 @pytest.mark.parametrize(
     "writer, lsb_uv, name",
-    [(write_mfer, 2.5, "MFER"), (write_hl7_aecg, 1.0, "HL7 aECG"), (write_dicom_ecg, 1.25, "DICOM Waveform")],
+    [
+        (write_mfer, 2.5, "MFER"),
+        (write_hl7_aecg, 1.0, "HL7 aECG"),
+        (write_dicom_ecg, 1.25, "DICOM Waveform"),
+        (write_edf, 1.0, "EDF/EDF+"),
+    ],
 )
 def test_gains_and_lead_names_carried_over(tmp_path, ecg, writer, lsb_uv, name):
+    if writer is write_edf:
+        pytest.importorskip("pyedflib")
     leads = list(LEADS)
     path = writer(tmp_path / "ecg.bin", ecg, 500, leads, lsb_uv=lsb_uv)  # no telling extension
     rec = read_cart_file(path)
     assert rec.format == name and rec.fs == 500.0 and rec.leads == leads
-    np.testing.assert_allclose(rec.x_mv, ecg, atol=lsb_uv / 2000 + 1e-6)
+    np.testing.assert_allclose(rec.x_mv, ecg, atol=_tolerance(writer, lsb_uv))
     # gain carried over: the same ECG stored with twice the resolution reads the same in mV
     other = read_cart_file(writer(tmp_path / "fine.bin", ecg, 500, leads, lsb_uv=lsb_uv / 2))
     np.testing.assert_allclose(other.x_mv, rec.x_mv, atol=lsb_uv / 1000 + 1e-6)
@@ -150,14 +163,16 @@ def test_manifest_reads_cart_files(tmp_path, ecg):
 @pytest.mark.slow
 @pytest.mark.shared_data
 @pytest.mark.parametrize(
-    "writer, lsb_uv", [(write_mfer, 2.5), (write_hl7_aecg, 1.0), (write_dicom_ecg, 1.25)]
+    "writer, lsb_uv", [(write_mfer, 2.5), (write_hl7_aecg, 1.0), (write_dicom_ecg, 1.25), (write_edf, 1.0)]
 )
 def test_real_ptbxl_record_round_trips(tmp_path, ptbxl, shared_data, tiny_bundle, capsys, writer, lsb_uv):
+    if writer is write_edf:
+        pytest.importorskip("pyedflib")
     x, fs, names = ptbxl
     path = writer(tmp_path / "ptbxl_00001", x, fs, names, lsb_uv=lsb_uv)
     rec = read_recording(path)
     assert rec.fs == fs and rec.leads == list(LEADS)
-    np.testing.assert_allclose(rec.x_mv, x, atol=lsb_uv / 2000 + 1e-6)
+    np.testing.assert_allclose(rec.x_mv, x, atol=_tolerance(writer, lsb_uv))
     assert main(["classify", str(path), "--json", "--bundle", str(tiny_bundle)]) == 0
     from_cart = capsys.readouterr().out
     assert main(["classify", str(shared_data / PTBXL_RECORD), "--json", "--bundle", str(tiny_bundle)]) == 0
