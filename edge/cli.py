@@ -18,12 +18,15 @@ import sys
 import unicodedata
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from edge.catalogue import CATEGORIES, Catalogue, CatalogueError, Label, UnknownLabelError, load_catalogue
-from edge.cli_runtime import RUNTIME_SUBCOMMANDS, add_bundle_labels_argument, cmd_bundle_labels
+if TYPE_CHECKING:
+    from edge.catalogue import Catalogue, Label
 
-__all__ = ["SUBCOMMANDS", "build_parser", "main"]
+# Nothing heavier than the standard library is imported here: main() first defers Ctrl-C, then imports
+# the commands, so an interrupt during start-up is a clean exit, not a traceback (issue 16).
+
+__all__ = ["build_parser", "main"]  # and SUBCOMMANDS (module __getattr__)
 
 log = logging.getLogger(__name__)
 PROG = "ecg-edge"
@@ -77,6 +80,9 @@ def _describe(label: Label, catalogue: Catalogue) -> str:
 
 # -- labels ------------------------------------------------------------------------------------------
 def _add_labels(subparsers: argparse._SubParsersAction) -> None:
+    from edge.catalogue import CATEGORIES
+    from edge.cli_runtime import add_bundle_labels_argument
+
     p = subparsers.add_parser(
         "labels",
         help="look up diagnostic labels offline",
@@ -97,6 +103,9 @@ def _add_labels(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_labels(args: argparse.Namespace) -> int:
+    from edge.catalogue import UnknownLabelError, load_catalogue
+    from edge.cli_runtime import cmd_bundle_labels
+
     if args.bundle is not None:  # the bundle's labels, with thresholds and new labels (edge/cli_runtime.py)
         return cmd_bundle_labels(args)
     catalogue = load_catalogue(args.catalogue)
@@ -150,11 +159,16 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 # -- parser and entry point --------------------------------------------------------------------------
-SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
-    _add_labels,
-    *RUNTIME_SUBCOMMANDS,
-    _add_keygen,
-)
+def _subcommands() -> tuple[Callable[[argparse._SubParsersAction], None], ...]:
+    from edge.cli_runtime import RUNTIME_SUBCOMMANDS
+
+    return (_add_labels, *RUNTIME_SUBCOMMANDS, _add_keygen)
+
+
+def __getattr__(name: str):  # noqa: ANN202 - ``SUBCOMMANDS``, built on first use (PEP 562)
+    if name == "SUBCOMMANDS":
+        return _subcommands()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -165,9 +179,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress and details to stderr")
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for add in SUBCOMMANDS:
+    for add in _subcommands():
         add(subparsers)
     return parser
+
+
+@contextlib.contextmanager
+def _ctrl_c_deferred():  # noqa: ANN202 - Iterator[list[str]]
+    """Remember SIGINT instead of raising it half-way through an import (main thread only)."""
+    import signal
+    import threading
+
+    requested: list[str] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield requested
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: requested.append("SIGINT"))
+    try:
+        yield requested
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _error(message: str) -> int:
@@ -177,12 +208,16 @@ def _error(message: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``ecg-edge`` with ``argv`` (default ``sys.argv[1:]``) and return the exit status."""
-    parser = build_parser()
-    _utf8(sys.stderr)  # argparse's own messages may quote Japanese input
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse printed help or a usage error already
-        return exc.code if isinstance(exc.code, int) else 2
+    with _ctrl_c_deferred() as interrupted:
+        parser = build_parser()
+        _utf8(sys.stderr)  # argparse's own messages may quote Japanese input
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # argparse printed help or a usage error already
+            return exc.code if isinstance(exc.code, int) else 2
+    if interrupted:
+        _utf8(sys.stderr).write(f"{PROG}: interrupted\n")
+        return 130
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
@@ -192,8 +227,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         with contextlib.suppress(OSError, ValueError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except (CommandError, CatalogueError, UnknownLabelError, OSError) as exc:
+    except (CommandError, OSError) as exc:
         return _error(str(exc))
+    except (ValueError, KeyError) as exc:
+        from edge.catalogue import CatalogueError, UnknownLabelError
+
+        if isinstance(exc, (CatalogueError, UnknownLabelError)):
+            return _error(str(exc))
+        raise
     except KeyboardInterrupt:  # Ctrl-C before a command installed its own handling (ecg-edge run does)
         _utf8(sys.stderr).write(f"{PROG}: interrupted\n")
         return 130
