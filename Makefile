@@ -41,7 +41,7 @@ EDGE_STAMP := $(VENV)/.installed-edge
 $(EDGE_STAMP): pyproject.toml
 	@echo "== make demo: installing the device side only (numpy, cobs, pyserial, onnxruntime) into $(VENV) =="
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --progress-bar on -e '.[edge]'
+	$(PY) -m pip install --progress-bar on --no-compile -e '.[edge]'  # --no-compile: imports compile lazily
 	@touch $(EDGE_STAMP)
 	@echo "== installed: activate with 'source $(VENV)/bin/activate', or call $(VENV)/bin/ecg-edge directly =="
 
