@@ -88,6 +88,8 @@ def read_cart_file(path: str | Path) -> CartRecord:
     Raises :class:`CartFormatError` with one line naming the file for anything unreadable.
     """
     path = Path(path)
+    if path.is_dir():
+        raise CartFormatError(f"{path}: a folder, not an ECG file (a WFDB record is given as its .hea)")
     if not path.is_file():
         raise CartFormatError(f"{path}: file not found")
     try:

@@ -201,9 +201,11 @@ def test_wfdb_without_the_wfdb_package(shared_data, monkeypatch, record):
     np.testing.assert_allclose(got.x_mv, ref.x_mv, atol=1e-6)
 
 
-def test_missing_file_and_no_header(tmp_path):
+def test_missing_file_and_folder(tmp_path):
     with pytest.raises(RecordError, match="not found"):
         read_recording(tmp_path / "none.mwf")
+    with pytest.raises(RecordError, match="a folder, not an ECG file"):
+        read_recording(tmp_path)
 
 
 def test_dicom_without_pydicom_says_what_to_install(monkeypatch):
