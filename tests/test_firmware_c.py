@@ -49,7 +49,7 @@ def _run_host(port: str, out: Path, *args: str) -> subprocess.CompletedProcess:
 def test_c_example_device_streams_into_ecg_edge_run(tmp_path, fs):
     import json
 
-    device, port = _example_device("--wait-start", "--speed", "4", "--seconds", "90")
+    device, port = _example_device("--wait-start", "--speed", "2", "--seconds", "90")  # gentle on a loaded CI
     try:
         out = tmp_path / "findings.jsonl"
         host = _run_host(port, out, "--max-windows", "3", *(["--fs", str(fs)] if fs else []))
