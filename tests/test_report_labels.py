@@ -112,7 +112,14 @@ def test_manifest_labels_accept_every_spelling_the_lookup_accepts(tmp_path):
     from training.datasets import ManifestReader
 
     np.save(tmp_path / "a.npy", np.zeros((12, 1000), np.float32))
-    terms = ["left atrial enlargement", "164889003", "ＣＲＢＢＢ", "complete RBBB", "IRBBB", "ぶるがだ型心電図"]
+    terms = [
+        "left atrial enlargement",
+        "164889003",
+        "ＣＲＢＢＢ",
+        "complete RBBB",
+        "IRBBB",
+        "ぶるがだ型心電図",
+    ]
     rows = [["a.npy", t, "100"] for t in terms] + [["a.npy", "左房", "100"]]  # 左房: LAE, LVH and AH
     with (tmp_path / "m.csv").open("w", newline="", encoding="utf-8") as f:
         csv.writer(f).writerows([["path", "labels", "fs"], *rows])
