@@ -129,3 +129,24 @@ def test_manifest_labels_accept_every_spelling_the_lookup_accepts(tmp_path):
     assert [r.labels for r in reader] == [("LAE",), ("AFIB",), ("CRBBB",), ("CRBBB",), ("IRBBB",), ("BRU",)]
     ((_, reason),) = reader.skips.items
     assert "左房" in reason and "did you mean" in reason
+
+
+def test_command_with_a_hospital_catalogue(tmp_path):
+    import json
+
+    cat = tmp_path / "ours.json"
+    own = {
+        "id": "HOSP_DIQT",
+        "ja": "薬剤性QT延長",
+        "en": "drug-induced QT prolongation",
+        "parents": ["LNGQT"],
+    }
+    cat.write_text(json.dumps({"extends": "default", "labels": [own]}, ensure_ascii=False), encoding="utf-8")
+    (tmp_path / "r.csv").write_text("record,report\na.npy,洞調律。薬剤性QT延長の疑い\n", encoding="utf-8")
+    out = tmp_path / "m.csv"
+    assert (
+        main([str(tmp_path / "r.csv"), "--out", str(out), "--catalogue", str(cat), "--include-uncertain"])
+        == 0
+    )
+    (row,) = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert row["labels"] == "SR;HOSP_DIQT"

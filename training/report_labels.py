@@ -35,6 +35,8 @@ from pathlib import Path
 
 from edge.catalogue import Catalogue, CatalogueError, load_catalogue, normalize
 
+from .label_catalogue import load_training_catalogue
+
 __all__ = ["ReportLabeler", "ReportLabels", "fold", "load_mapping", "main"]
 
 log = logging.getLogger(__name__)
@@ -230,7 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--mapping", action="append", default=[], help="extra phrase,label CSV (repeatable; wins)"
     )
-    ap.add_argument("--catalogue", help="label catalogue JSON (default: the shipped 98 labels)")
+    ap.add_argument(
+        "--catalogue", help="label catalogue JSON, as for ecg-train --catalogue (default: the shipped 98)"
+    )
     ap.add_argument("--include-uncertain", action="store_true", help="count 「…の疑い」 findings as positive")
     ap.add_argument(
         "--unmatched", help="CSV of unmatched phrases and counts (default: OUT with .unmatched.csv)"
@@ -240,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        labeler = ReportLabeler(load_catalogue(args.catalogue), [None, *args.mapping])
+        labeler = ReportLabeler(load_training_catalogue(args.catalogue), [None, *args.mapping])
     except CatalogueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
