@@ -215,3 +215,17 @@ def test_dicom_without_pydicom_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "pydicom", None)
     with pytest.raises(CartFormatError, match=r"pip install 'ecg-clip-ja\[dicom\]'"):
         read_cart_file(path)
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_simulator_streams_a_wfdb_record_without_the_wfdb_package(shared_data, monkeypatch):
+    # `make demo RECORD=...` in the device-side .venv: the simulator reads the record through ecgdatakit
+    pytest.importorskip("wfdb")
+    from firmware_bridge.sources import RecordSource
+
+    leads = (0, 1, 6, 7, 8, 9, 10, 11)
+    ref = RecordSource(shared_data / PTBXL_RECORD, leads, 1000).counts
+    monkeypatch.setitem(sys.modules, "wfdb", None)
+    got = RecordSource(shared_data / PTBXL_RECORD, leads, 1000)
+    assert got.fs == 500 and np.array_equal(got.counts, ref)
