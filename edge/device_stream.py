@@ -106,6 +106,7 @@ class DeviceStream:
                 "stream format changed to %d Hz, leads %s, %d nV/LSB", hello.fs_hz, leads, hello.lsb_nv
             )
         self.tracker.observe(hello)
+        self.tracker.reset()  # a new stream starts at its first frame, whatever came before
         self._format = fmt
         self._scale = hello.lsb_nv * 1e-6
         self.stream = StreamClassifier(
