@@ -238,6 +238,10 @@ def _run(args: argparse.Namespace, stop_requests: list[str]) -> int:
 
     if args.max_windows is not None and args.max_windows < 1:
         raise _command_error("--max-windows must be at least 1")
+    from firmware_bridge.frames import HOST_FS_RANGE
+
+    if args.fs is not None and not HOST_FS_RANGE[0] <= args.fs <= HOST_FS_RANGE[1]:
+        raise _command_error(f"--fs {args.fs} is outside the host's limits {HOST_FS_RANGE[0]}..{HOST_FS_RANGE[1]} Hz")
     bundle = resolve_bundle(args.bundle)
     classifier = Classifier.from_bundle(bundle, backend=args.backend, threads=args.threads, trust=_trust(args))
     stdout = _utf8_stdout()

@@ -166,3 +166,13 @@ def test_ctrl_c_during_start_up_stops_cleanly(delay_s):
     assert proc.returncode in (0, 130), err
     assert "Traceback" not in err and "needs onnxruntime" not in err
     assert "stopped (SIGINT)" in err or "interrupted" in err
+
+
+@pytest.mark.parametrize("fs", ["0", "49", "70000"])
+def test_run_fs_outside_the_host_limits_is_one_line(capsys, fs):
+    """Was: a FrameFormatError traceback from the START frame."""
+    from edge.cli import main
+
+    assert main(["run", "--port", "loop://", "--fs", fs, "--duration", "0.1", "--no-live"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--fs {fs} is outside" in err and "Traceback" not in err
