@@ -74,8 +74,8 @@ def _parts(text: str) -> tuple[str, ...]:
 
 
 def _formats(text: str) -> tuple[str, ...]:
+    from .formats import parse_formats
     from .onnx_export import ExportError
-    from .pipeline import parse_formats
 
     try:
         return parse_formats(text)

@@ -19,13 +19,13 @@ import datetime as _dt
 import importlib.metadata as _md
 import logging
 import math
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from edge.bundle import sha256_file
+from edge.bundle_info import format_sizes
 from training.label_catalogue import catalogue_of_checkpoint
 from training.metrics import evaluate_scores
 from training.prepare import measurement_dicts
@@ -33,6 +33,7 @@ from training.prepare import measurement_dicts
 from .bundle_writer import SIZE_BUDGET_BYTES, BundleDraft, check_destination, folder_size, zip_bundle
 from .data import ExportWindows, load_export_windows
 from .decision import choose_decision
+from .formats import parse_formats
 from .gate import Gate, GateError, agreement, failure_text, measure
 from .labels import LabelSet, build_label_set, read_extra_labels
 from .latency import machine, median_latency_ms
@@ -40,14 +41,12 @@ from .onnx_export import ExportError, check_onnx_against_torch, encoder_for_expo
 from .quantize import ACTIVATION_TYPES, CALIBRATION_METHODS, FP32_PARTS, QuantSettings, quantize_onnx
 from .thresholds import MAX_FPR, MIN_POSITIVES, NO_POSITIVES_PERCENTILE, TARGET_PRECISION, label_thresholds
 
-__all__ = ["FORMATS", "ExportConfig", "ExportResult", "export_bundle", "format_sizes", "parse_formats"]
+__all__ = ["ExportConfig", "ExportResult", "export_bundle"]
 
 logger = logging.getLogger(__name__)
 
 TOOL = "ecg-export"
 AUTO_METHODS = ("minmax", "percentile")  # tried by calibrate_method="auto" (entropy gave minmax's numbers, slower)
-FORMATS = ("onnx", "tflite")  # device formats a bundle may carry, each an int8 encoder
-FORMAT_MODELS = {"onnx": "onnx_int8", "tflite": "tflite_int8"}  # format -> manifest["models"] key
 
 
 @dataclass
@@ -260,23 +259,6 @@ def _tflite(cfg: ExportConfig, draft: BundleDraft, encoder, windows: ExportWindo
     return section, q
 
 
-def parse_formats(text: str | Sequence[str]) -> tuple[str, ...]:
-    """``"onnx"``, ``"tflite"``, ``"onnx,tflite"`` -> the device formats, in bundle order; ExportError otherwise."""
-    items = [t.strip().lower() for t in (text.split(",") if isinstance(text, str) else text) if t.strip()]
-    bad = [t for t in items if t not in FORMATS]
-    if bad or not items:
-        raise ExportError(f"formats must be onnx, tflite or onnx,tflite, got {text!r}")
-    return tuple(f for f in FORMATS if f in items)
-
-
-def format_sizes(folder: Path, models: dict) -> dict[str, int]:
-    """Bytes a device needs per shipped int8 format: the common files plus that format's model."""
-    files = {p.name: p.stat().st_size for p in Path(folder).iterdir() if p.is_file()}
-    model_files = {v for v in models.values() if v}
-    common = sum(size for name, size in files.items() if name not in model_files)
-    return {key: common + files[name] for key, name in models.items() if name and key in FORMAT_MODELS.values()}
-
-
 def export_bundle(cfg: ExportConfig) -> ExportResult:
     """Run the whole export; raises :class:`ExportError` (or :class:`GateError`) with a one-line reason."""
     from training.checkpoint import code_version, load_checkpoint
@@ -408,7 +390,7 @@ def export_bundle(cfg: ExportConfig) -> ExportResult:
         raise
     out = Path(cfg.out)
     result = ExportResult(out, manifest, folder_size(out), warnings=list(labels.warnings))
-    result.format_bytes = format_sizes(out, manifest["models"])
+    result.format_bytes = format_sizes(manifest, (out / "manifest.json").stat().st_size)
     for key, size in result.format_bytes.items():
         if size > SIZE_BUDGET_BYTES:
             result.warnings.append(f"the {key} bundle is {size / 2**20:.2f} MB, over the "

@@ -190,7 +190,7 @@ def test_description_warnings_and_untrained_labels():
 
 
 def test_formats_are_parsed():
-    from export.pipeline import parse_formats
+    from export.formats import parse_formats
 
     assert parse_formats("onnx") == ("onnx",) and parse_formats("tflite,onnx") == ("onnx", "tflite")
     with pytest.raises(ExportError, match="onnx, tflite or onnx,tflite"):
