@@ -36,7 +36,7 @@ Turn a contrastive checkpoint (from ecg-train) into a bundle that the bedside ru
      folds, single-thread latency;
   6. manifest.json with the sha256 of every file, the signal contract copied from the checkpoint,
      model I/O, quantization numbers and provenance. --formats picks the device models: int8 ONNX
-     (onnxruntime, the default), full-int8 TFLite (LiteRT), or both; each must fit the board's 3 MB.
+     (onnxruntime, the default), int8 TFLite (LiteRT), or both; each must fit the board's 3 MB.
 
 The data defaults to the checkpoint's own training datasets (their prepared cache is reused).
 """
@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = p.add_argument_group("contents")
     c.add_argument("--extra-labels", metavar="FILE", help="CSV or JSON of new labels to add without retraining")
     c.add_argument("--formats", type=_formats, default=("onnx",), metavar="onnx|tflite|onnx,tflite",
-                   help="device models to ship: int8 ONNX for onnxruntime, full-int8 TFLite for LiteRT (needs the "
+                   help="device models to ship: int8 ONNX for onnxruntime, int8 TFLite for LiteRT (needs the "
                    "tflite extra), or both; each passes the gate and fits the 3 MB budget (default: onnx)")
     c.add_argument("--fp32", action="store_true",
                    help="also ship the fp32 ONNX encoder, for comparisons (no device needs it; bigger bundle)")

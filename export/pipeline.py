@@ -5,7 +5,7 @@
    labels never trained are marked ``zero_shot``.
 3. Real windows through the signal contract: calibration (training folds), validation, test.
 4. fp32 ONNX, checked against torch (the reference, shipped only with ``fp32``).
-5. The int8 models of the requested ``formats``: static QDQ int8 ONNX (onnxruntime) and/or full-int8
+5. The int8 models of the requested ``formats``: static QDQ int8 ONNX (onnxruntime) and/or int8
    TFLite, calibrated on real windows. A bundle carries only the device formats asked for.
 6. Per-label thresholds on the validation scores of the first format's int8 model.
 7. Gate v2 (:mod:`export.gate`) for every format, on every validation and test window.
@@ -68,7 +68,7 @@ class ExportConfig:
     gate: Gate = field(default_factory=Gate)  # minimum int8-vs-fp32 agreement
     accept_below_gate: bool = False  # write the bundle even below the gate (recorded in the manifest)
     extra_labels: str | None = None  # CSV/JSON of new labels appended at export time
-    formats: tuple[str, ...] = ("onnx",)  # device models to ship: onnx (int8 ONNX), tflite (full-int8 TFLite)
+    formats: tuple[str, ...] = ("onnx",)  # device models to ship: onnx (int8 ONNX), tflite (int8 TFLite)
     fp32: bool = False  # also ship the fp32 ONNX encoder (for comparisons; no device needs it)
     zip: bool = False  # also write <out>.zip
     name: str | None = None  # bundle name (default: the checkpoint's run folder name)
@@ -243,7 +243,7 @@ def _quantize_onnx(cfg: ExportConfig, draft: BundleDraft, fp32: Path, windows: E
 
 
 def _tflite(cfg: ExportConfig, draft: BundleDraft, encoder, windows: ExportWindows) -> tuple[dict, np.ndarray]:  # noqa: ANN001
-    """The full-int8 TFLite model in the bundle; the fields that describe it and its validation + test embeddings."""
+    """The int8 TFLite model in the bundle; the fields that describe it and its validation + test embeddings."""
     from .tflite import check_tflite_against_torch, convert_fp32, embed_tflite, quantize_tflite
 
     fp32 = convert_fp32(encoder, windows.test_x[:1], draft.scratch_path("encoder_fp32.tflite"))
