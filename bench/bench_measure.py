@@ -33,24 +33,13 @@ from report import REPO, machine, machine_line, write_section  # bench/report.py
 from edge.beats import detect_beats  # noqa: E402
 from edge.measure import measure  # noqa: E402
 from firmware_bridge.synthetic import synthesize, true_intervals  # noqa: E402
+from training.metrics import ec57_match  # noqa: E402
 
 BEAT_SYMBOLS = set("NLRBAaJSVrFejnE/fQ?")
 IEC = {"pr_ms": (10, 10), "qrs_ms": (10, 10), "qt_ms": (25, 30)}
 # neurokit2's "prominence" delineator (Emrich et al. 2023); its "dwt" one put R onsets inside the P wave on
 # PTB-XL record 1 (R onset 973 < P offset 1004, samples), so it is not used as the reference.
 NK_METHOD = "prominence"
-
-
-def ec57(reference: np.ndarray, detected: np.ndarray, window: int) -> tuple[int, int, int]:
-    used = np.zeros(detected.size, bool)
-    tp = 0
-    for r in reference:
-        lo, hi = np.searchsorted(detected, [r - window, r + window + 1])
-        cand = [k for k in range(lo, hi) if not used[k]]
-        if cand:
-            used[min(cand, key=lambda k: abs(detected[k] - r))] = True
-            tp += 1
-    return tp, reference.size - tp, detected.size - tp
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -83,7 +72,7 @@ def bench_ec57(data: Path) -> list[str]:
         ("after the first 5 min (EC57 learning period)", 5 * 60 * rec.fs),
     ):
         r, d = ref[ref >= lo], det[det >= lo - 0.15 * rec.fs]
-        tp, fn, fp = ec57(r, d, int(0.15 * rec.fs))
+        tp, fn, fp = ec57_match(r, d, int(0.15 * rec.fs))
         se, pp = tp / (tp + fn), tp / (tp + fp)
         s_lo, s_hi = wilson(tp, tp + fn)
         p_lo, p_hi = wilson(tp, tp + fp)

@@ -16,6 +16,7 @@ import pytest
 from edge.beats import detect_beats
 from edge.measure import MEASUREMENT_KEYS, combine_measurements, format_measurements, measure
 from firmware_bridge.synthetic import synthesize, true_intervals
+from training.metrics import ec57_match
 
 INTERVALS = ("pr_ms", "qrs_ms", "qt_ms")
 
@@ -176,19 +177,6 @@ def test_combine_and_format():
 
 
 # --- real data ---------------------------------------------------------------------------------------
-def ec57(reference: np.ndarray, detected: np.ndarray, window: int) -> tuple[int, int, int]:
-    """(TP, FN, FP) matching each reference beat to the nearest unused detection within ``window``."""
-    used = np.zeros(detected.size, bool)
-    tp = 0
-    for r in reference:
-        lo, hi = np.searchsorted(detected, [r - window, r + window + 1])
-        cand = [k for k in range(lo, hi) if not used[k]]
-        if cand:
-            used[min(cand, key=lambda k: abs(detected[k] - r))] = True
-            tp += 1
-    return tp, reference.size - tp, detected.size - tp
-
-
 BEAT_SYMBOLS = set("NLRBAaJSVrFejnE/fQ?")
 
 
@@ -199,7 +187,7 @@ def test_mitbih_100_beat_detection_ec57(shared_data):
     ann = wfdb.rdann(str(shared_data / "wfdb_samples" / "100"), "atr")
     ref = np.array([s for s, sym in zip(ann.sample, ann.symbol, strict=True) if sym in BEAT_SYMBOLS])
     det = detect_beats(rec.p_signal.T, rec.fs)
-    tp, fn, fp = ec57(ref, det, int(0.15 * rec.fs))
+    tp, fn, fp = ec57_match(ref, det, int(0.15 * rec.fs))
     assert tp / (tp + fn) >= 0.995 and tp / (tp + fp) >= 0.995, (tp, fn, fp)
 
 

@@ -94,3 +94,11 @@ def test_new_label_superset_recall_counts_a_parent_in_the_top5():
     new = evaluate_scores(scores, targets, ids, new_labels=["IMI"])["new"]
     assert new["top5_recall_raw"] == 0.0
     assert new["top5_recall_superset"] == 0.5
+
+
+def test_ec57_match_counts_each_reference_beat_once():
+    from training.metrics import ec57_match
+
+    ref = np.array([100, 400, 700, 1000])
+    det = np.array([98, 103, 420, 1100, 1500])  # two near beat 1, one near beat 2, beat 3 missed, 2 extra
+    assert ec57_match(ref, det, 54) == (2, 2, 3)

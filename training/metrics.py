@@ -230,3 +230,22 @@ def _superset_recall(scores: np.ndarray, targets: np.ndarray, label_ids: Sequenc
         rows = np.flatnonzero(targets[:, j] > 0)
         recalls.append(float(in_top[np.ix_(rows, group)].any(axis=1).mean()))
     return float(np.mean(recalls))
+
+
+def ec57_match(reference: np.ndarray, detected: np.ndarray, window: int) -> tuple[int, int, int]:
+    """Beat-by-beat scoring as AAMI EC57 does: ``(TP, FN, FP)``.
+
+    Each reference beat (sorted sample indices) takes the nearest not-yet-used detection within
+    ``window`` samples (150 ms in EC57); unmatched reference beats are false negatives, unmatched
+    detections false positives.
+    """
+    detected = np.asarray(detected)
+    used = np.zeros(detected.size, bool)
+    tp = 0
+    for r in np.asarray(reference):
+        lo, hi = np.searchsorted(detected, [r - window, r + window + 1])
+        cand = [k for k in range(lo, hi) if not used[k]]
+        if cand:
+            used[min(cand, key=lambda k: abs(detected[k] - r))] = True
+            tp += 1
+    return tp, len(reference) - tp, detected.size - tp
