@@ -136,7 +136,9 @@ def _accuracy(emb: np.ndarray, windows: ExportWindows, labels: LabelSet) -> dict
     scores = emb @ labels.embeddings.T
     targets = np.zeros_like(scores)
     targets[:, : windows.test_y.shape[1]] = windows.test_y  # extra labels have no targets in the data
-    m = evaluate_scores(scores, targets, labels.ids, new_labels=labels.new_ids)
+    known = np.zeros_like(scores, dtype=bool)  # labels the windows' sources state (as ecg-eval counts them)
+    known[:, : windows.test_y.shape[1]] = True if windows.test_known is None else windows.test_known > 0
+    m = evaluate_scores(scores, targets, labels.ids, new_labels=labels.new_ids, known=known)
     new = m.get("new") or {}
     return {"top1": m["top1"], "top5": m["top5"], "macro_auroc": m["macro_auroc"],
             "new_top5_recall": new.get("top5_recall"), "new_labels_evaluated": new.get("labels", [])}

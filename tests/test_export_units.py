@@ -344,3 +344,30 @@ def test_extra_label_description_is_its_text_only_in_ja_desc_mode(tiny_checkpoin
     assert not np.allclose(desc[0].embeddings[-1], desc[1].embeddings[-1])  # the description is in the text
     assert desc[1].warnings == [] and "have no description_ja" in desc[0].warnings[0]
     assert desc[1].entries[-1]["zero_shot"] is True and desc[1].entries[-1]["description_ja"].startswith("広範")
+
+
+def test_export_accuracy_counts_only_known_labels_as_ecg_eval_does():
+    from export.data import ExportWindows
+    from export.labels import LabelSet
+    from export.pipeline import _accuracy
+    from training.metrics import evaluate_scores
+
+    rng = np.random.default_rng(4)
+    emb = rng.normal(size=(3, 8)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    ecg = emb[[0, 1, 2, 0, 1, 2]] + 0.05 * rng.normal(size=(6, 8))
+    ecg[0] = 0.2 * emb[0] + emb[2]  # window 0 (label 0) looks like label 2, which its source cannot state
+    y = np.eye(3, dtype=np.float32)[[0, 1, 2, 0, 1, 2]]
+    known = np.ones_like(y)
+    known[:3, 2] = 0  # the first three windows' source cannot state label 2
+    entries = [{"id": f"L{i}", "new": False} for i in range(3)]
+    labels = LabelSet(entries, emb, catalogue=None)
+    w = ExportWindows(np.zeros(1), np.zeros(1), y, np.zeros(1), y, [], "fp", {}, test_known=known)
+    got = _accuracy(ecg, w, labels)
+    want = evaluate_scores(ecg @ emb.T, y, labels.ids, known=known)
+    assert got["macro_auroc"] == pytest.approx(want["macro_auroc"]) and got["top1"] == pytest.approx(want["top1"])
+    blind = evaluate_scores(ecg @ emb.T, y, labels.ids)
+    assert got["macro_auroc"] > blind["macro_auroc"] and got["top1"] > blind["top1"]
+    w_all = ExportWindows(np.zeros(1), np.zeros(1), y, np.zeros(1), y, [], "fp", {})
+    assert _accuracy(ecg, w_all, labels)["macro_auroc"] == pytest.approx(
+        evaluate_scores(ecg @ emb.T, y, labels.ids)["macro_auroc"])
