@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from report import REPO, machine, machine_line, write_section  # bench/report.py, beside this script
 
-SOURCES = ("ptbxl", "ptbxl_processed", "cinc2021")
+SOURCES = ("ptbxl", "ptbxl_processed", "cinc2021", "challenge2020")  # as scripts/build_default_bundle.sh
 
 
 def _fmt(v) -> str:

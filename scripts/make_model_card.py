@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-SOURCES = ("ptbxl", "ptbxl_processed", "cinc2021")
+SOURCES = ("ptbxl", "ptbxl_processed", "cinc2021", "challenge2020")  # as scripts/build_default_bundle.sh
 
 ATTRIBUTION = """\
 - Wagner, P. et al. PTB-XL, a large publicly available electrocardiography dataset. Scientific Data 7, 154
@@ -114,7 +114,8 @@ def evaluate(bundle, data: Path, folds: list[int]) -> dict:
     sources = [Source(kind, data / kind) for kind in SOURCES]
     ds = prepare(sources, default_cache_dir(sources, bundle.signal), bundle.signal, catalogue, progress=False)
     idx = ds.indices(folds)
-    return evaluate_bundle(bundle, np.asarray(ds.windows[idx], dtype=np.float32), ds.labels[idx].astype(np.float32), catalogue.ids)
+    return evaluate_bundle(bundle, np.asarray(ds.windows[idx], dtype=np.float32), ds.labels[idx].astype(np.float32),
+                           catalogue.ids, known=np.asarray(ds.known[idx]))  # labels the sources state
 
 
 def per_label_table(metrics: dict, min_n: int = 1) -> list[str]:

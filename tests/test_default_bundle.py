@@ -43,11 +43,13 @@ def test_default_bundle_reproduces_its_figures_on_fold_10(shared_data):
     from training.prepare import Source, default_cache_dir, prepare
 
     with load_bundle() as bundle:
-        sources = [Source(k, shared_data / k) for k in ("ptbxl", "ptbxl_processed", "cinc2021")]
+        # The datasets the export measured on (its manifest), read from the shared data folder.
+        kinds = [s["kind"] for s in bundle.manifest["provenance"]["export_data"]["sources"]]
+        sources = [Source(k, shared_data / k) for k in kinds]
         ds = prepare(sources, default_cache_dir(sources, bundle.signal), bundle.signal, progress=False)
         idx = ds.indices([10])
         metrics = evaluate_bundle(bundle, np.asarray(ds.windows[idx], np.float32), ds.labels[idx].astype(np.float32),
-                                  load_catalogue().ids)
+                                  load_catalogue().ids, known=np.asarray(ds.known[idx]))
         stated = bundle.manifest["metrics"]["onnx_int8"]
     for key in ("top1", "top5", "macro_auroc"):
         assert metrics[key] == pytest.approx(stated[key], abs=1e-6), key
