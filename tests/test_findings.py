@@ -77,6 +77,8 @@ def test_normal_only_beside_compatible_labels(rules):
     assert set(_ids(rules, rules.decide(s, th))) == {"NORM", "SR"}
     s, th = _scores({"NORM": 0.9, "SR": 0.8, "CLBBB": 0.55})
     assert "NORM" not in _ids(rules, rules.decide(s, th))
+    s, th = _scores({"NORM": 0.9, "SBRAD": 0.8})  # sinus bradycardia, otherwise normal (as PTB-XL writes it)
+    assert set(_ids(rules, rules.decide(s, th))) == {"NORM", "SBRAD"}
 
 
 def test_nan_thresholds_never_fire_and_nothing_above_gives_nothing(rules):
