@@ -155,11 +155,14 @@ def _m(x: dict, key: str = "mean") -> str:
 
 
 def report(results: dict, args, minutes: dict) -> str:
+    trained = ", ".join(f"{name.split()[0]}: {r['train_minutes']:.1f} min, {r['epochs']} epochs"
+                        for name, r in results.items())
     lines = [
         "## Leave-one-source-out (`bench/bench_loso.py`)", "",
-        f"`python bench/bench_loso.py --data {args.data} --epochs {args.epochs} --max-minutes {args.max_minutes}` "
-        f"({', '.join(f'{k}: {v:.0f} min' for k, v in minutes.items())} of training and testing on "
-        f"{machine()['cores']} shared CPU cores). Each model is trained ({args.encoder}, text {args.text_encoder}, "
+        f"`python bench/bench_loso.py --data {args.data} --epochs {args.epochs} --max-minutes {args.max_minutes}"
+        f"{' --reuse' if args.reuse else ''}` "
+        f"(training {trained} on {machine()['cores']} shared CPU cores; this invocation {sum(minutes.values()):.1f} min wall-clock). "
+        f"Each model is trained ({args.encoder}, text {args.text_encoder}, "
         f"at most {args.epochs} epochs) on every source except the hospital left out, which it never sees; "
         "thresholds for a stated validation precision on the remaining sources' fold 9; one result per test "
         "record (mean of its windows' embeddings), fp32. 95 % intervals: Wilson (proportions), bootstrap over "
@@ -196,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--text-encoder", default="use-m3")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--only", help="evaluate one hospital (a name starting with this)")
+    p.add_argument("--reuse", action="store_true",
+                   help="reuse the run folders' checkpoints (only evaluate again; training minutes from history.json)")
     p.add_argument("--benchmarks", default=str(REPO / "BENCHMARKS.md"))
     args = p.parse_args(argv)
 
@@ -211,11 +216,15 @@ def main(argv: list[str] | None = None) -> int:
             continue
         t0 = time.monotonic()
         run = out / name.split()[0].lower()
-        cfg = TrainConfig(sources=sources, out_dir=str(run), cache_dir=str(out / "cache"), encoder=args.encoder,
-                          text=TextConfig(encoder=args.text_encoder), epochs=args.epochs, patience=args.patience,
-                          max_minutes=args.max_minutes, num_threads=args.threads, exclude_keys=prefixes)
-        train(cfg, progress=False)
+        if not (args.reuse and (run / "checkpoint.pt").is_file()):
+            cfg = TrainConfig(sources=sources, out_dir=str(run), cache_dir=str(out / "cache"), encoder=args.encoder,
+                              text=TextConfig(encoder=args.text_encoder), epochs=args.epochs, patience=args.patience,
+                              max_minutes=args.max_minutes, num_threads=args.threads, exclude_keys=prefixes)
+            train(cfg, progress=False)
         results[name] = evaluate_left_out(PreparedDataset(out / "cache"), run, prefixes)
+        history = json.loads((run / "history.json").read_text(encoding="utf-8"))
+        results[name]["epochs"] = len(history)
+        results[name]["train_minutes"] = history[-1]["minutes"] if history else None
         minutes[name.split()[0]] = (time.monotonic() - t0) / 60
         (run / "loso.json").write_text(json.dumps(results[name], indent=1, ensure_ascii=False), encoding="utf-8")
         print(name, json.dumps({k: v for k, v in results[name].items() if k != "misses"}), flush=True)
