@@ -4,7 +4,7 @@
 only where ``scp_codes`` exist; Challenge 2021). *After*: PTB-XL with ``heart_axis``, the preprocessed
 set with its Challenge 2020 labels, Challenge 2021 and the Challenge 2020 records of ``challenge2020/``.
 Records are merged by ECG (record key) as the prepare step does; a label counts once per ECG, with its
-ancestors (as in training). *Known* is the number of ECGs whose sources state the label (present or
+ancestors where the source can state them (as in training). *Known* is the number of ECGs whose sources state the label (present or
 absent): the loss, the thresholds and the metrics see only those.
 
     python bench/bench_labels.py --data ../shared/data        # writes the "bench_labels" section
@@ -30,7 +30,7 @@ AFTER = [("ptbxl", "ptbxl", {}), ("ptbxl_processed", "ptbxl_processed", {}), ("c
          ("challenge2020", "challenge2020", {})]
 
 
-def read(data: Path, sources) -> tuple[dict, Counter]:
+def read(data: Path, sources, mask: bool = True) -> tuple[dict, Counter]:
     """ECG key -> (labels expanded, known or None, first source); records per source."""
     cat = load_catalogue()
     ecgs: dict[str, list] = {}
@@ -40,8 +40,8 @@ def read(data: Path, sources) -> tuple[dict, Counter]:
             if not r.labels:
                 continue
             per_source[kind] += 1
-            labels = set(cat.expand(r.labels))
-            known = set(cat.ids) if r.known is None else set(r.known) | labels
+            known = set(cat.ids) if r.known is None or not mask else set(r.known)
+            labels = set(cat.expand(r.labels)) & known  # as the prepare step: unstatable ancestors unknown
             if r.key in ecgs:
                 ecgs[r.key][0] |= labels
                 ecgs[r.key][1] |= known
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     data = Path(args.data)
     t0 = time.monotonic()
-    before, src_b = read(data, BEFORE)
+    before, src_b = read(data, BEFORE, mask=False)  # no known-label mask before
     after, src_a = read(data, AFTER)
     body = ["## Labels the data holds (`bench/bench_labels.py`)", "",
             f"`python bench/bench_labels.py --data {args.data}` ({time.monotonic() - t0:.0f} s). " + __doc__.split("\n\n")[1]

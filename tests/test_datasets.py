@@ -260,6 +260,14 @@ def test_prepare_all_real_sources(shared_data, tmp_path):
     norm = ds.label_ids.index("NORM")
     assert (ds.known[:, norm] == 0).sum() >= 1307
     merged = [i for i, w in enumerate(meta["windows"]) if w.get("merged_from")]
+    # An ancestor a source cannot state stays unknown (not positive): 伝導障害 above a Challenge-only 右脚ブロック.
+    rbbb, cd = ds.label_ids.index("RBBB"), ds.label_ids.index("CD")
+    challenge_only = [i for i, w in enumerate(meta["windows"]) if w["source"] == "ptbxl_processed"
+                      and w["fold_derived"] and ds.labels[i, rbbb]]
+    assert challenge_only and all(ds.labels[i, cd] == 0 == ds.known[i, cd] for i in challenge_only)
+    assert meta["implied_positives_left_unknown"] > 0
+    full = [i for i, w in enumerate(meta["windows"]) if w["source"] == "ptbxl" and ds.labels[i, rbbb]]
+    assert full and all(ds.labels[i, cd] == 1 for i in full)  # PTB-XL states it: the ancestor stays positive
     into_ptbxl = [i for i in merged if meta["windows"][i]["source"] == "ptbxl"]
     assert into_ptbxl and all(not meta["windows"][i]["fold_derived"] for i in into_ptbxl)
     assert all("ptbxl_processed" in meta["windows"][i]["merged_from"] for i in into_ptbxl)

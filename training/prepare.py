@@ -232,6 +232,7 @@ def prepare(
     items: list[dict] = []
     seen: dict[str, list[int]] = {}  # record key -> its window rows
     duplicates = 0
+    dropped = 0  # positives (ancestors of stated labels) left unknown because the source cannot state them
     per_source: Counter = Counter()
     for source in sources:
         if source.kind not in READERS:
@@ -256,7 +257,11 @@ def prepare(
                 known[:] = 0
                 for lid in record.known:
                     known[catalogue.index(lid)] = 1
-            known |= hot  # a positive is always known
+            # A label the source cannot state is unknown even where it would follow from a stated child
+            # (伝導障害 from a Challenge record's 右脚ブロック): known only where positive, it would teach the
+            # model that it is always present. The known set depends on the source, never on the value.
+            dropped += int((hot & ~known.astype(bool)).sum()) if record.known is not None else 0
+            hot &= known
             if record.key in seen:
                 duplicates += 1
                 _merge(seen[record.key], record, hot, known, labels, knowns, items)
@@ -310,6 +315,7 @@ def prepare(
         "duplicates_skipped": duplicates,
         "label_counts": {lid: int(c) for lid, c in zip(catalogue.ids, lab.sum(axis=0), strict=True) if c},
         "known_counts": {lid: int(c) for lid, c in zip(catalogue.ids, kn.sum(axis=0), strict=True)},
+        "implied_positives_left_unknown": dropped,
         "skipped": [{"key": k, "reason": r} for k, r in skips.items],
         "skip_counts": skips.counts(),
         "windows": items,

@@ -6,10 +6,13 @@ labels of the preprocessed PTB-XL records and of some Challenge records give onl
 scored classes. A label outside a record's vocabulary is *unknown* for that record: neither a positive
 nor a negative. The loss, the thresholds and the metrics leave unknown labels out.
 
-The known set of a record is its source's stated labels, plus its positives and their ancestors, plus
-every parent whose children are all known (a source that states 完全右脚ブロック and 不完全右脚ブロック
-also says whether there is a 右脚ブロック), repeated until nothing changes. ``Record.known = None``
-means every label is known (a hospital manifest: what is not listed is absent).
+The known set of a record is its source's stated labels (and its own labels, which a source states by
+definition), plus every parent whose children are all known (a source that states 完全右脚ブロック and
+不完全右脚ブロック also says whether there is a 右脚ブロック), repeated until nothing changes. It depends on
+the source, never on the labels' values: an ancestor of a positive that the source cannot state (伝導障害
+above a Challenge record's 右脚ブロック) stays unknown, and the prepare step drops it from the targets,
+because a label known only where it is present teaches the model that it is always present.
+``Record.known = None`` means every label is known (a hospital manifest: what is not listed is absent).
 """
 
 from __future__ import annotations
@@ -91,9 +94,9 @@ def _children(catalogue: Catalogue) -> dict[str, tuple[str, ...]]:
 def known_labels(
     catalogue: Catalogue, stated: Iterable[str], positives: Iterable[str] = ()
 ) -> frozenset[str]:
-    """The closure described in the module docstring: stated labels, positives with their ancestors, and
-    parents whose children are all known."""
-    known = set(stated) | set(catalogue.expand(positives))
+    """The closure described in the module docstring: stated labels, the record's own labels (not their
+    ancestors), and parents whose children are all known."""
+    known = set(stated) | {catalogue[p].id for p in positives}
     kids = _children(catalogue)
     changed = True
     while changed:
