@@ -59,8 +59,19 @@ def load_rules_doc(path: str | Path | None = None) -> dict:
     return doc
 
 
+def _combine(verdicts: list, need_all: bool) -> bool | None:
+    """``all``: false if one is false, unknown if one is unknown, else true; ``any``: the mirror image."""
+    if need_all:
+        return False if False in verdicts else (None if None in verdicts else True)
+    return True if True in verdicts else (None if None in verdicts else False)
+
+
 def _condition(cond: Mapping, measurements: Mapping) -> bool | None:
-    """``{"key", "min", "max"}``: min <= value < max; ``None`` when the value was not measured."""
+    """``{"key", "min", "max"}``: min <= value < max; ``None`` when the value was not measured.
+    ``{"all": [...]}`` / ``{"any": [...]}`` nest conditions."""
+    if "all" in cond or "any" in cond:
+        parts = cond.get("all") or cond.get("any")
+        return _combine([_condition(c, measurements) for c in parts], "all" in cond)
     value = measurements.get(cond["key"])
     if value is None:
         return None
@@ -84,16 +95,21 @@ def _range_criterion(spec: Mapping) -> Criterion:
         conds, need_all = list(spec.get("all") or spec.get("any")), "all" in spec
     else:
         conds, need_all = [spec], True
-    for cond in conds:
-        if not isinstance(cond, Mapping) or not isinstance(cond.get("key"), str):
+    def check(cond: object) -> None:
+        if isinstance(cond, Mapping) and ("all" in cond or "any" in cond):
+            parts = cond.get("all") or cond.get("any")
+            if not isinstance(parts, list) or not parts:
+                raise ValueError(f"criterion for {spec.get('label')!r}: 'all'/'any' needs a list of conditions")
+            for part in parts:
+                check(part)
+        elif not isinstance(cond, Mapping) or not isinstance(cond.get("key"), str):
             raise ValueError(f"criterion for {spec.get('label')!r}: each condition needs a 'key'")
 
+    for cond in conds:
+        check(cond)
+
     def criterion(measurements: Mapping) -> bool | None:
-        verdicts = [_condition(c, measurements) for c in conds]
-        if need_all:
-            verdict = False if False in verdicts else (None if None in verdicts else True)
-        else:
-            verdict = True if True in verdicts else (None if None in verdicts else False)
+        verdict = _combine([_condition(c, measurements) for c in conds], need_all)
         if mode == "veto":
             return None if verdict is not False else False
         return verdict

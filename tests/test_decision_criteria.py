@@ -112,3 +112,14 @@ def test_manifest_decision_block_is_validated(tiny_bundle):
         validate_manifest(
             {**manifest, "decision": {"rules": {"criteria": [{"label": "SR", "mode": "odd", "key": "x"}]}}}
         )
+
+
+def test_nested_conditions_and_the_atrial_fibrillation_veto():
+    rules = FindingRules.for_labels(LABELS)
+    j = rules.index["AFIB"]
+    assert rules.measured({"rr_irregularity": 0.03, "p_present": False}).get(j) is False  # regular
+    assert rules.measured({"rr_irregularity": 0.08, "p_present": True}).get(j) is False  # mild variation with P
+    assert j not in rules.measured({"rr_irregularity": 0.08, "p_present": False})  # no P: the score decides
+    assert j not in rules.measured({"rr_irregularity": 0.25, "p_present": True})  # irregular: the score decides
+    with pytest.raises(ValueError, match="list of conditions"):
+        _range_criterion({"label": "X", "all": [{"any": []}]})
