@@ -154,35 +154,49 @@ def _m(x: dict, key: str = "mean") -> str:
     return f"{x[key]:.2f} ({lo:.2f}–{hi:.2f})"
 
 
-def report(results: dict, args, minutes: dict) -> str:
-    trained = ", ".join(f"{name.split()[0]}: {r['train_minutes']:.1f} min, {r['epochs']} epochs"
-                        for name, r in results.items())
+def _sd(values: list[float]) -> str:
+    return f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f}" if len(values) > 1 else f"{values[0]:.3f}"
+
+
+def report(results: dict[str, list[dict]], args, minutes: float) -> str:
+    trained = ", ".join(f"{name.split()[0]}: {np.mean([r['train_minutes'] for r in rs]):.1f} min and "
+                        f"{np.mean([r['epochs'] for r in rs]):.0f} epochs per model" for name, rs in results.items())
+    seeds = sorted({r["seed"] for rs in results.values() for r in rs})
     lines = [
         "## Leave-one-source-out (`bench/bench_loso.py`)", "",
-        f"`python bench/bench_loso.py --data {args.data} --epochs {args.epochs} --max-minutes {args.max_minutes}"
-        f"{' --reuse' if args.reuse else ''}` "
-        f"(training {trained} on {machine()['cores']} shared CPU cores; this invocation {sum(minutes.values()):.1f} min wall-clock). "
+        f"`python bench/bench_loso.py --data {args.data} --epochs {args.epochs} --max-minutes {args.max_minutes} "
+        f"--seeds {','.join(map(str, seeds))}{' --reuse' if args.reuse else ''}` "
+        f"(training {trained} on {machine()['cores']} shared CPU cores; this invocation {minutes:.1f} min wall-clock). "
         f"Each model is trained ({args.encoder}, text {args.text_encoder}, "
         f"at most {args.epochs} epochs) on every source except the hospital left out, which it never sees; "
         "thresholds for a stated validation precision on the remaining sources' fold 9; one result per test "
         "record (mean of its windows' embeddings), fp32. 95 % intervals: Wilson (proportions), bootstrap over "
-        "records (means). **The test sets are small (N below): an interval of ±0.15 is typical.**", "",
-        "| left out | records (windows) | rhythm top-1 | any-label top-5 | contradictory pairs (before rules) | "
+        "records (means); the seeds' spread (mean ± SD over training seeds) is as large as the intervals. "
+        "**The test sets are small (N below): an interval of ±0.15 is typical.**", "",
+        "| left out | seed | records (windows) | rhythm top-1 | any-label top-5 | contradictory pairs (before rules) | "
         "findings per ECG | truth per ECG | ratio | with measurement criteria: findings per ECG, ratio "
-        "(contradictions) |", "|---|---|---|---|---|---|---|---|---|",
+        "(contradictions) |", "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for name, r in results.items():
-        wm = r.get("with_measurement_criteria")
-        meas = (f"{_m(wm['findings_per_ecg'])}, {_m(wm['ratio'], 'value')} ({wm['contradictory_pairs']})"
-                if wm else "– (no measurements in the cache)")
-        lines.append(f"| {name} | {r['n_records']} ({r['n_windows']}) | {_p(r['rhythm_top1'])} | {_p(r['any_top5'])} | "
-                     f"{r['contradictory_pairs']} ({r['contradictory_pairs_before_rules']}) | "
-                     f"{_m(r['findings_per_ecg'])} | {_m(r['truth_per_ecg'])} | {_m(r['ratio'], 'value')} | {meas} |")
+    for name, rs in results.items():
+        for r in rs:
+            wm = r.get("with_measurement_criteria")
+            meas = (f"{_m(wm['findings_per_ecg'])}, {_m(wm['ratio'], 'value')} ({wm['contradictory_pairs']})"
+                    if wm else "– (no measurements in the cache)")
+            lines.append(f"| {name} | {r['seed']} | {r['n_records']} ({r['n_windows']}) | {_p(r['rhythm_top1'])} | "
+                         f"{_p(r['any_top5'])} | {r['contradictory_pairs']} ({r['contradictory_pairs_before_rules']}) | "
+                         f"{_m(r['findings_per_ecg'])} | {_m(r['truth_per_ecg'])} | {_m(r['ratio'], 'value')} | {meas} |")
+        if len(rs) > 1:
+            rhythm = [r["rhythm_top1"]["k"] / r["rhythm_top1"]["n"] for r in rs]
+            top5 = [r["any_top5"]["k"] / r["any_top5"]["n"] for r in rs]
+            lines.append(f"| **{name}** | **mean ± SD of {len(rs)}** | {rs[0]['n_records']} | **{_sd(rhythm)}** | "
+                         f"**{_sd(top5)}** | {sum(r['contradictory_pairs'] for r in rs)} | "
+                         f"{_sd([r['findings_per_ecg']['mean'] for r in rs])} | {rs[0]['truth_per_ecg']['mean']:.2f} | "
+                         f"{_sd([r['ratio']['value'] for r in rs])} | |")
     lines += ["", "Targets (issue 15): rhythm top-1 ≥ 0.90 and any-label top-5 ≥ 0.85 on left-out sources, 0 "
               "contradictions, findings per ECG within 1.5× the truth's.", "",
-              "Records missed at top-5 (truth → the model's top 5):", ""]
-    for name, r in results.items():
-        for m in r["misses"]:
+              f"Records missed at top-5 by the seed-{seeds[0]} models (truth → the model's top 5):", ""]
+    for name, rs in results.items():
+        for m in rs[0]["misses"]:
             lines.append(f"- {name} `{m['key']}`: {', '.join(m['truth'])} → {', '.join(m['top5'])}")
     lines += ["", machine_line(machine())]
     return "\n".join(lines)
@@ -198,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--encoder", default="resnet1d18-small")
     p.add_argument("--text-encoder", default="use-m3")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seeds", default="0", help="training seeds, e.g. 0,1,2 (one model per hospital and seed)")
     p.add_argument("--only", help="evaluate one hospital (a name starting with this)")
     p.add_argument("--reuse", action="store_true",
                    help="reuse the run folders' checkpoints (only evaluate again; training minutes from history.json)")
@@ -210,25 +225,25 @@ def main(argv: list[str] | None = None) -> int:
 
     data, out = Path(args.data), Path(args.out)
     sources = [f"{s}={data / s}" for s in SOURCES]
-    results, minutes = {}, {}
+    results: dict[str, list[dict]] = {}
+    t0 = time.monotonic()
     for name, prefixes in HOSPITALS.items():
         if args.only and not name.lower().startswith(args.only.lower()):
             continue
-        t0 = time.monotonic()
-        run = out / name.split()[0].lower()
-        if not (args.reuse and (run / "checkpoint.pt").is_file()):
-            cfg = TrainConfig(sources=sources, out_dir=str(run), cache_dir=str(out / "cache"), encoder=args.encoder,
-                              text=TextConfig(encoder=args.text_encoder), epochs=args.epochs, patience=args.patience,
-                              max_minutes=args.max_minutes, num_threads=args.threads, exclude_keys=prefixes)
-            train(cfg, progress=False)
-        results[name] = evaluate_left_out(PreparedDataset(out / "cache"), run, prefixes)
-        history = json.loads((run / "history.json").read_text(encoding="utf-8"))
-        results[name]["epochs"] = len(history)
-        results[name]["train_minutes"] = history[-1]["minutes"] if history else None
-        minutes[name.split()[0]] = (time.monotonic() - t0) / 60
-        (run / "loso.json").write_text(json.dumps(results[name], indent=1, ensure_ascii=False), encoding="utf-8")
-        print(name, json.dumps({k: v for k, v in results[name].items() if k != "misses"}), flush=True)
-    body = report(results, args, minutes)
+        for seed in (int(x) for x in args.seeds.split(",")):
+            run = out / (name.split()[0].lower() + (f"_seed{seed}" if seed else ""))
+            if not (args.reuse and (run / "checkpoint.pt").is_file()):
+                cfg = TrainConfig(sources=sources, out_dir=str(run), cache_dir=str(out / "cache"), encoder=args.encoder,
+                                  text=TextConfig(encoder=args.text_encoder), epochs=args.epochs, patience=args.patience,
+                                  max_minutes=args.max_minutes, num_threads=args.threads, exclude_keys=prefixes, seed=seed)
+                train(cfg, progress=False)
+            r = evaluate_left_out(PreparedDataset(out / "cache"), run, prefixes)
+            history = json.loads((run / "history.json").read_text(encoding="utf-8"))
+            r.update(seed=seed, epochs=len(history), train_minutes=history[-1]["minutes"] if history else float("nan"))
+            results.setdefault(name, []).append(r)
+            (run / "loso.json").write_text(json.dumps(r, indent=1, ensure_ascii=False), encoding="utf-8")
+            print(name, seed, json.dumps({k: v for k, v in r.items() if k != "misses"}), flush=True)
+    body = report(results, args, (time.monotonic() - t0) / 60)
     write_section(Path(args.benchmarks), "bench_loso", body)
     print(body)
     return 0

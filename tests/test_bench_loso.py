@@ -78,3 +78,24 @@ def test_bootstrap_and_wilson_intervals():
     values = np.array([1.0, 2.0, 3.0, 4.0] * 10)
     lo, hi = bootstrap(values)
     assert lo < 2.5 < hi and bootstrap(values) == (lo, hi)  # seeded
+
+
+def test_report_states_n_intervals_and_the_seed_spread():
+    from types import SimpleNamespace
+
+    from bench.bench_loso import report
+
+    def result(seed, k5):
+        ci = {"ci": (0.1, 0.9)}
+        return {"seed": seed, "epochs": 9, "train_minutes": 1.0, "n_records": 33, "n_windows": 33,
+                "rhythm_top1": {"k": 8, "n": 25, "ci": (0.17, 0.52)}, "any_top5": {"k": k5, "n": 33, "ci": (0.5, 0.8)},
+                "contradictory_pairs": 0, "contradictory_pairs_before_rules": 30,
+                "findings_per_ecg": {"mean": 3.5, **ci}, "truth_per_ecg": {"mean": 1.67, **ci},
+                "ratio": {"value": 2.1, **ci}, "with_measurement_criteria": None,
+                "misses": [{"key": "challenge2020:E00004", "truth": ["SBRAD"], "top5": ["SR"]}]}
+
+    args = SimpleNamespace(data="D", epochs=10, max_minutes=12.0, reuse=False, encoder="e", text_encoder="t")
+    text = report({"Georgia (USA)": [result(0, 21), result(1, 25)]}, args, 3.0)
+    assert "| Georgia (USA) | 0 | 33 (33) | 0.320 (8/25; 0.17–0.52) | 0.636 (21/33; 0.50–0.80) |" in text
+    assert "**mean ± SD of 2**" in text and "0.697 ± 0.086" in text  # (21/33 + 25/33) / 2, SD over seeds
+    assert "--seeds 0,1" in text and "`challenge2020:E00004`: SBRAD → SR" in text
