@@ -35,8 +35,9 @@ __all__ = ["MEASURED_KEYS", "PREPARE_VERSION", "Source", "measurement_dicts", "P
 
 logger = logging.getLogger(__name__)
 
-PREPARE_VERSION = 4  # 2: numpy frequency-domain filter+resample; 3: known-label mask, labels merged across sources
-# 4: contract-7 measurements of each raw window (measurements.npy)
+PREPARE_VERSION = 5  # 2: numpy frequency-domain filter+resample; 3: known-label mask, labels merged across sources
+# 4: contract-7 measurements of each raw window (measurements.npy); 5: known labels independent of the values,
+# Challenge axis classes dropped on PTB-XL records (training.datasets.known, .processed)
 MEASURED_KEYS = (
     "hr_bpm", "rr_irregularity", "pr_ms", "qrs_ms", "qt_ms", "qtc_ms", "axis_deg", "p_present",
     "sv1_mv", "rv5_mv", "rv6_mv", "sv1_rv5_mv", "limb_qrs_max_mv", "chest_qrs_max_mv",
