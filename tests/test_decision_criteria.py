@@ -71,7 +71,8 @@ def test_adjust_moves_only_measurement_labels():
     idx = rules.index
     assert adj[idx["STACH"]] == pytest.approx(scores[idx["STACH"]] + 0.05)  # met
     assert adj[idx["LAD"]] == pytest.approx(scores[idx["LAD"]] - 0.05)  # contradicted
-    assert adj[idx["SR"]] == scores[idx["SR"]]  # no criterion
+    assert adj[idx["SR"]] == pytest.approx(scores[idx["SR"]] - 0.05)  # 洞調律 vetoed at 125 bpm
+    assert adj[idx["AXIS"]] == scores[idx["AXIS"]]  # no criterion
     np.testing.assert_array_equal(rules.adjust(scores, m, 0.0), scores)
     np.testing.assert_array_equal(rules.adjust(scores, None, 0.05), scores)
 
