@@ -240,6 +240,7 @@ def describe_bundle(bundle: Bundle, path: Path | str) -> str:
         )
     else:
         lines.append("thresholds  none (no label is ever reported as a finding)")
+    lines += _decision_lines(m.get("decision"))
     lines.append("text encoder")
     lines += _nested(m.get("text_encoder") or {}, 2)
     lines.append("provenance")
@@ -319,3 +320,21 @@ def bundle_label_rows(labels: list[dict]) -> str:
         )
     widths = [max(display_width(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(pad(c, w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+
+
+def _decision_lines(decision: dict | None) -> list[str]:
+    """How the measurements enter the findings (the manifest's ``decision`` block, export.decision)."""
+    if not decision:
+        return ["decision    no measurement criteria in the manifest (the runtime's shipped rules, weight 0)"]
+    crit = decision.get("criteria_labels") or []
+    lines = [
+        f"decision    measurement criteria for {len(crit)} labels ({', '.join(crit[:12])}{' ...' if len(crit) > 12 else ''}); "
+        f"ranking weight {decision.get('criteria_weight', 0):g}, chosen on {decision.get('n_windows', '?')} validation windows"
+    ]
+    for row in decision.get("validation") or []:
+        mark = "  <- chosen" if row.get("weight") == decision.get("criteria_weight") else ""
+        lines.append(
+            f"  weight {row.get('weight'):<5g} top-1 {row.get('top1')}  top-5 {row.get('top5')}  "
+            f"criteria labels top-5 recall {row.get('criteria_labels_top5_recall')}{mark}"
+        )
+    return lines
