@@ -142,3 +142,19 @@ def test_bad_rules_file_is_one_line_error(tmp_path):
         load_rules_doc(bad)
     with pytest.raises(ValueError, match="cannot read"):
         load_rules_doc(tmp_path / "missing.json")
+
+
+def test_findings_that_need_p_waves_do_not_stand_beside_atrial_fibrillation():
+    from edge.catalogue import load_catalogue
+    from edge.findings import FindingRules
+
+    labels = [{"id": lb.id, "parents": list(lb.parents)} for lb in load_catalogue().labels]
+    rules = FindingRules.for_labels(labels)
+    assert rules.contradictions(["AFIB", "PAC"]) and rules.contradictions(["AFLT", "1AVB"])
+    assert rules.contradictions(["WPW", "1AVB"])  # pre-excitation shortens the PR
+    assert not rules.contradictions(["AFIB", "WPW"])  # pre-excited atrial fibrillation exists
+    scores = np.zeros(len(labels), np.float32)
+    for lid, s in (("AFIB", 0.9), ("PAC", 0.8), ("1AVB", 0.7)):
+        scores[rules.index[lid]] = s
+    kept = [rules.ids[i] for i in rules.decide(scores, np.full(len(labels), 0.5, np.float32))]
+    assert kept == ["AFIB"]
