@@ -113,8 +113,8 @@ def evaluate_left_out(ds, run: Path, prefixes: tuple[str, ...], val_folds=(9,)) 
     meas = record_measurements(ds, test_idx, keys)
     scores = e @ text.T
     kn = kn | t
-    device = _judge(cat, rules, keys, scores, t, kn, thresholds, meas, decision["criteria_weight"])
-    plain = _judge(cat, rules, keys, scores, t, kn, thresholds, None, 0.0)
+    device = _judge(cat, rules, labels, keys, scores, t, kn, thresholds, meas, decision["criteria_weight"])
+    plain = _judge(cat, rules, labels, keys, scores, t, kn, thresholds, None, 0.0)
     return {
         **device,
         "criteria_weight": decision["criteria_weight"],
@@ -125,12 +125,11 @@ def evaluate_left_out(ds, run: Path, prefixes: tuple[str, ...], val_folds=(9,)) 
     }
 
 
-def _judge(cat, rules, keys, scores, t, kn, thresholds, meas, weight) -> dict:  # noqa: ANN001
+def _judge(cat, rules, labels, keys, scores, t, kn, thresholds, meas, weight) -> dict:  # noqa: ANN001
     """Rhythm top-1, any-label top-5, findings per ECG against the truth's and contradictions of one way of
     deciding (``meas``/``weight`` None/0: the cosine scores alone)."""
     from training.decisions import decision_metrics
 
-    labels = [{"id": lb.id, "ja": lb.ja, "parents": list(lb.parents)} for lb in cat.labels]
     ms = meas if meas is not None else [None] * len(scores)
     rank = np.stack([rules.adjust(s, m, weight) for s, m in zip(scores, ms, strict=True)])
     masked = np.where(kn, rank, -np.inf)

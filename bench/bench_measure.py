@@ -32,6 +32,7 @@ from report import REPO, machine, machine_line, write_section  # bench/report.py
 
 from edge.beats import detect_beats  # noqa: E402
 from edge.measure import measure  # noqa: E402
+from export.gate import wilson_interval  # noqa: E402
 from firmware_bridge.synthetic import synthesize, true_intervals  # noqa: E402
 from training.metrics import ec57_match  # noqa: E402
 
@@ -40,16 +41,6 @@ IEC = {"pr_ms": (10, 10), "qrs_ms": (10, 10), "qt_ms": (25, 30)}
 # neurokit2's "prominence" delineator (Emrich et al. 2023); its "dwt" one put R onsets inside the P wave on
 # PTB-XL record 1 (R onset 973 < P offset 1004, samples), so it is not used as the reference.
 NK_METHOD = "prominence"
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    if n == 0:
-        return float("nan"), float("nan")
-    p = k / n
-    d = 1 + z * z / n
-    c = (p + z * z / (2 * n)) / d
-    h = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return c - h, c + h
 
 
 def bench_ec57(data: Path) -> list[str]:
@@ -74,8 +65,8 @@ def bench_ec57(data: Path) -> list[str]:
         r, d = ref[ref >= lo], det[det >= lo - 0.15 * rec.fs]
         tp, fn, fp = ec57_match(r, d, int(0.15 * rec.fs))
         se, pp = tp / (tp + fn), tp / (tp + fp)
-        s_lo, s_hi = wilson(tp, tp + fn)
-        p_lo, p_hi = wilson(tp, tp + fp)
+        s_lo, s_hi = wilson_interval(tp, tp + fn)
+        p_lo, p_hi = wilson_interval(tp, tp + fp)
         lines.append(
             f"| {name} | {r.size} | {tp} | {fn} | {fp} | {se:.4f} ({s_lo:.4f}-{s_hi:.4f}) | {pp:.4f} ({p_lo:.4f}-{p_hi:.4f}) |"
         )
@@ -218,7 +209,7 @@ def bench_neurokit(data: Path, n_records: int, plot: Path | None) -> list[str]:
             within = np.mean(np.abs(d) <= IEC[k][0])
             unit = "ms"
         lines.append(f"| {k} | {len(v)} | {d.mean():+.1f} {unit} | {d.std():.1f} {unit} | {within:.1%} |")
-    lo, hi = wilson(axis_ok, axis_n)
+    lo, hi = wilson_interval(axis_ok, axis_n)
     lines += [
         "",
         f"Frontal axis vs PTB-XL `heart_axis` (ALAD < -25, LAD -45..10, MID -35..100, RAD/ARAD > 80 deg): "

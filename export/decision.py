@@ -18,39 +18,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from edge.findings import FindingRules, load_rules_doc
+from training.metrics import per_label_topk_recall, topk_accuracy
 
 __all__ = ["WEIGHT_GRID", "choose_decision"]
 
 WEIGHT_GRID = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2)
-
-
-def _topk_any(scores: np.ndarray, targets: np.ndarray, known: np.ndarray, k: int) -> float:
-    """Windows with a known positive whose top-k holds one of their labels (unknown labels skipped)."""
-    s = np.where(known > 0, scores, -np.inf)
-    has = (targets * known).sum(axis=1) > 0
-    if not has.any():
-        return float("nan")
-    top = np.argsort(-s[has], axis=1, kind="stable")[:, :k]
-    hit = np.take_along_axis(targets[has], top, axis=1).sum(axis=1) > 0
-    return float(hit.mean())
-
-
-def _criteria_recall(
-    scores: np.ndarray, targets: np.ndarray, known: np.ndarray, cols: Sequence[int], k: int
-) -> float:
-    """Mean over the criteria labels with validation positives of their top-k recall (filtered: an ECG's
-    other true labels do not compete)."""
-    recalls = []
-    for j in cols:
-        pos = np.flatnonzero((targets[:, j] > 0) & (known[:, j] > 0))
-        if pos.size == 0:
-            continue
-        s = scores[pos].copy()
-        s[(targets[pos] > 0) & (np.arange(s.shape[1]) != j)] = -np.inf  # filtered setting
-        s[known[pos] == 0] = -np.inf
-        rank = (s > s[:, [j]]).sum(axis=1)
-        recalls.append(float((rank < k).mean()))
-    return float(np.mean(recalls)) if recalls else float("nan")
 
 
 def choose_decision(
@@ -82,11 +54,12 @@ def choose_decision(
         adj = np.stack(
             [rules.adjust(s, m, w) for s, m in zip(scores, measurements or [None] * len(scores), strict=True)]
         )
+        recall = per_label_topk_recall(adj, targets * known, 5, known=known)[cols]  # filtered, known labels
         row = {
             "weight": w,
-            "top1": _topk_any(adj, targets, known, 1),
-            "top5": _topk_any(adj, targets, known, 5),
-            "criteria_labels_top5_recall": _criteria_recall(adj, targets, known, cols, 5),
+            "top1": topk_accuracy(adj, targets * known, 1, known),
+            "top5": topk_accuracy(adj, targets * known, 5, known),
+            "criteria_labels_top5_recall": float(np.nanmean(recall)) if np.isfinite(recall).any() else float("nan"),
         }
         vals = [v for v in (row["top1"], row["top5"], row["criteria_labels_top5_recall"]) if np.isfinite(v)]
         row["objective"] = float(np.mean(vals)) if vals else 0.0

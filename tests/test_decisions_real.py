@@ -81,3 +81,16 @@ def test_complete_lbbb_record_00180_has_no_contradictory_findings(shared_data, c
         # the rules' job: whatever the thresholds let through, the findings never contradict themselves
         assert not clf.rules.contradictions(result.findings)
         assert len(result.findings) <= len(above | by_measurement)
+
+
+def test_ecg_eval_writes_each_windows_measurements(shared_data, tmp_path, monkeypatch):
+    import csv
+
+    monkeypatch.chdir(REPO_ROOT)
+    table = tmp_path / "measurements.csv"
+    m = _eval(tmp_path, "--data", f"ptbxl={shared_data / 'ptbxl'}", "--folds", "10", "--measurements", str(table))
+    rows = list(csv.DictReader(table.open(encoding="utf-8")))
+    assert len(rows) == m["n_ecgs"] and m["measured_windows"] == len(rows)
+    hr = [float(r["hr_bpm"]) for r in rows if r["hr_bpm"]]
+    assert len(hr) == len(rows) and all(25 <= h <= 250 for h in hr)
+    assert all(r["record"].startswith("ptbxl:") and r["fold"] == "10" for r in rows)

@@ -197,7 +197,11 @@ def _write_measurements(path: str, ds, idx) -> None:  # noqa: ANN001 - a Prepare
     import numpy as np
 
     rows = ds.measurements[idx]
-    with open(path, "w", newline="", encoding="utf-8") as f:
+    try:
+        f = open(path, "w", newline="", encoding="utf-8")  # noqa: SIM115 - closed by the with below
+    except OSError as exc:
+        raise ValueError(f"--measurements {path}: cannot write ({exc.strerror or exc})") from None
+    with f:
         w = csv.writer(f)
         w.writerow(["record", "source", "fold", "start", "labels", *ds.measurement_keys])
         for i, row in zip(idx, rows, strict=True):
