@@ -48,7 +48,7 @@ $(EDGE_STAMP): pyproject.toml
 RHYTHM   ?= lbbb
 DURATION ?= 30
 demo: $(EDGE_STAMP)
-	$(PY) -m edge.demo --rhythm $(RHYTHM) --duration $(DURATION) $(if $(RECORD),--record $(RECORD))
+	$(PY) -m edge.cli.demo --rhythm $(RHYTHM) --duration $(DURATION) $(if $(RECORD),--record $(RECORD))
 
 # The wheel for a board: `pip install dist/ecg_clip_ja-*.whl[edge]` there (docs/deploy.md).
 wheel: $(EDGE_STAMP)

@@ -63,8 +63,8 @@ def plot_margins(fp32: np.ndarray, emb8: np.ndarray, embeddings: np.ndarray, tie
 
 def evaluate(bundle_path: Path | None, data: Path, folds: list[int], checkpoint: Path | None,
              plot: Path | None = None) -> dict:
-    from edge.bundle import load_bundle
-    from edge.catalogue import load_catalogue
+    from edge.bundle.loader import load_bundle
+    from edge.interpret.catalogue import load_catalogue
     from training.evaluate import evaluate_bundle
     from training.prepare import Source, default_cache_dir, measurement_dicts, prepare
 
@@ -88,7 +88,7 @@ def evaluate(bundle_path: Path | None, data: Path, folds: list[int], checkpoint:
         torch.set_num_threads(1)
         model, ckpt = load_checkpoint(checkpoint)
         every = np.asarray(ds.windows[ds.indices()], dtype=np.float32)
-        from edge.backends import get_backend
+        from edge.runtime.backends import get_backend
 
         fp32 = embed_windows(model.encode_ecg, every)
         net = get_backend("onnx", bundle.model_path("onnx_int8"), threads=1)

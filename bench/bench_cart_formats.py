@@ -1,7 +1,7 @@
-"""What reading ECG-cart files (``edge.cart_formats``, ecgdatakit) adds to the device's resident memory.
+"""What reading ECG-cart files (``edge.readers.cart_formats``, ecgdatakit) adds to the device's resident memory.
 
 Each measurement is a fresh process that loads the default bundle and classifies one window (the state of
-a runtime), reads its resident memory (``VmRSS``), then reads one file through ``edge.records`` as
+a runtime), reads its resident memory (``VmRSS``), then reads one file through ``edge.readers.records`` as
 ``ecg-edge classify`` does and reads ``VmRSS`` again; it also times the read. Files: a real PTB-XL record
 (WFDB, read through ecgdatakit with the ``wfdb`` package blocked, as on a board), the same record written
 as MFER and as HL7 aECG (``tests/cart_writers.py``), and pydicom's real ``waveform_ecg.dcm`` (DICOM needs
@@ -32,14 +32,14 @@ def rss():
             return int(line.split()[1]) / 1024
 if sys.argv[2] == 'wfdb-less':
     sys.modules['wfdb'] = None
-from edge.engine import Classifier
+from edge.runtime.engine import Classifier
 from firmware_bridge.synthetic import synthesize
 clf = Classifier.from_bundle('edge/bundles/default')
 clf.classify_window(synthesize(rhythm='sinus', fs=500, seed=1, duration_s=10.0), 500)
 before = rss()
 ms = 0.0
 if sys.argv[1] != '-':
-    from edge.records import read_recording
+    from edge.readers.records import read_recording
     t0 = time.perf_counter()
     read_recording(sys.argv[1])
     ms = (time.perf_counter() - t0) * 1e3
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         "## ECG-cart formats on the device (`bench/bench_cart_formats.py`)",
         "",
         f"`python bench/bench_cart_formats.py --repeats {args.repeats}`: resident memory of a process holding the",
-        "default bundle (one window classified) before and after `edge.records.read_recording` of one file, as",
+        "default bundle (one window classified) before and after `edge.readers.records.read_recording` of one file, as",
         "`ecg-edge classify` does; `wfdb` blocked, so WFDB goes through ecgdatakit as on a board installed with",
         f"`.[edge]`. Median of N = {args.repeats} fresh processes each. `ecg-edge run` never imports ecgdatakit.",
         "",

@@ -75,13 +75,13 @@ def raw_window(seconds: float = 10.0, seed: int = 0) -> np.ndarray:
 
 
 def bench_inference(bundle_path: Path, checkpoint: Path | None, repeats: int) -> tuple[dict, list[str]]:
-    from edge.backends import get_backend
-    from edge.bundle import BundleError, load_bundle
-    from edge.engine import Classifier
+    from edge.runtime.backends import get_backend
+    from edge.bundle.loader import BundleError, load_bundle
+    from edge.runtime.engine import Classifier
 
     notes: list[str] = []
     out: dict = {}
-    from edge.signal import preprocess
+    from edge.dsp.signal import preprocess
 
     bundle = load_bundle(bundle_path)
 
@@ -108,7 +108,7 @@ def bench_inference(bundle_path: Path, checkpoint: Path | None, repeats: int) ->
             continue
         int8 = be
         # the same model with onnxruntime's default graph optimizers, for comparison
-        from edge.backends import ONNX_DISABLED_OPTIMIZERS, OnnxBackend
+        from edge.runtime.backends import ONNX_DISABLED_OPTIMIZERS, OnnxBackend
 
         plain = OnnxBackend.from_file(model, threads=1, disabled_optimizers=())
         out[f"int8 ONNX, onnxruntime default optimizers (runtime disables {', '.join(ONNX_DISABLED_OPTIMIZERS)})"] = \
@@ -155,8 +155,9 @@ def bench_inference(bundle_path: Path, checkpoint: Path | None, repeats: int) ->
 
 
 def bench_stream(bundle_path: Path, seconds: float) -> dict:
-    from edge.engine import Classifier, StreamClassifier
-    from edge.runtime import RunConfig, Runtime
+    from edge.runtime.engine import Classifier
+from edge.runtime.stream import StreamClassifier
+    from edge.runtime.serial import RunConfig, Runtime
     from firmware_bridge.frames import Hello, Samples, encode_frame
     from firmware_bridge.leads import LEADS_12
     from firmware_bridge.synthetic import to_counts
@@ -199,7 +200,7 @@ _CHILD = r"""
 import json, sys, time
 t0 = time.time()
 import numpy as np
-from edge.engine import Classifier
+from edge.runtime.engine import Classifier
 t_import = time.time()
 clf = Classifier.from_bundle(sys.argv[1], threads=1)
 t_load = time.time()
@@ -325,8 +326,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--no-write", action="store_true", help="print the section only")
     args = p.parse_args(argv)
-    from edge.bundle import default_bundle_path, load_bundle
-    from edge.engine import bundle_id
+    from edge.bundle.loader import default_bundle_path, load_bundle
+    from edge.runtime.engine import bundle_id
 
     bundle = args.bundle or default_bundle_path()
     if not (bundle.exists()):

@@ -31,7 +31,7 @@ from report import REPO, machine, machine_line, write_section  # bench/report.py
 
 
 def measure(checkpoint: Path, train_windows: int = 600, seed: int = 5) -> dict:
-    from edge.catalogue import load_catalogue
+    from edge.interpret.catalogue import load_catalogue
     from export.data import _training_cache, load_export_windows
     from export.gate import Gate, agreement, measure, near_ties
     from export.labels import build_label_set

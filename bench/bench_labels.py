@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.report import REPO, write_section  # noqa: E402
-from edge.catalogue import load_catalogue  # noqa: E402
+from edge.interpret.catalogue import load_catalogue  # noqa: E402
 from training.datasets import open_dataset  # noqa: E402
 
 BEFORE = [("ptbxl", "ptbxl", {"heart_axis": False}), ("ptbxl_processed", "ptbxl_processed", {"challenge_labels": False}),

@@ -10,7 +10,7 @@ the CPSC ``A*`` and CPSC-Extra ``Q*`` records of ``challenge2020/``) a model is 
 - rhythm top-1: the best-scored rhythm label (among the labels the record's source states) is one of its
   rhythm labels, over the records with a rhythm label;
 - any-label top-5: one of the record's labels is among its 5 best-scored known labels;
-- contradictory pairs among the listed findings (``edge.findings`` rules, the device's code) and the
+- contradictory pairs among the listed findings (``edge.interpret.findings`` rules, the device's code) and the
   mean number of findings per ECG against the truth's (both as listed: most specific labels).
 
 Proportions carry Wilson 95 % intervals, means a percentile bootstrap over records (2,000 resamples).
@@ -68,8 +68,8 @@ def per_record(ds, idx: np.ndarray, emb: np.ndarray) -> tuple[list[str], np.ndar
 
 
 def record_measurements(ds, idx: np.ndarray, keys: list[str]) -> list[dict]:
-    """Each record's contract-7 measurements: the median over its windows (edge.measure.combine_measurements)."""
-    from edge.measure import combine_measurements
+    """Each record's contract-7 measurements: the median over its windows (edge.dsp.measure.combine_measurements)."""
+    from edge.dsp.measure import combine_measurements
 
     by_key: dict[str, list[int]] = {}
     for i in idx:
@@ -84,8 +84,8 @@ def record_measurements(ds, idx: np.ndarray, keys: list[str]) -> list[dict]:
 
 
 def evaluate_left_out(ds, run: Path, prefixes: tuple[str, ...], val_folds=(9,)) -> dict:
-    from edge.catalogue import load_catalogue
-    from edge.findings import FindingRules
+    from edge.interpret.catalogue import load_catalogue
+    from edge.interpret.findings import FindingRules
     from export.thresholds import TARGET_PRECISION, label_thresholds
     from training.checkpoint import load_checkpoint
     from training.evaluate import embed_windows, label_embeddings

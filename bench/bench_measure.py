@@ -1,4 +1,4 @@
-"""Benchmark of the measurement function (edge.measure, DESIGN.md contract 7); writes BENCHMARKS.md.
+"""Benchmark of the measurement function (edge.dsp.measure, DESIGN.md contract 7); writes BENCHMARKS.md.
 
     python bench/bench_measure.py --data ../shared/data [--records 500] [--plots bench/measure_disagreements.png]
 
@@ -30,8 +30,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import REPO, machine, machine_line, write_section  # bench/report.py, beside this script
 
-from edge.beats import detect_beats  # noqa: E402
-from edge.measure import measure  # noqa: E402
+from edge.dsp.beats import detect_beats  # noqa: E402
+from edge.dsp.measure import measure  # noqa: E402
 from export.gate import wilson_interval  # noqa: E402
 from firmware_bridge.synthetic import synthesize, true_intervals  # noqa: E402
 from training.metrics import ec57_match  # noqa: E402
@@ -277,7 +277,7 @@ def bench_cost(runs: int) -> list[str]:
     np.save(window, x)  # the child reads the window: it imports what the device imports, no generator
     code = (
         "import time, numpy as np\n"
-        "from edge.engine import Classifier\n"
+        "from edge.runtime.engine import Classifier\n"
         "clf = Classifier.from_bundle()\n"
         f"x = np.load({str(window)!r})\n"
         "clf.classify_window(x, 500.0)\n"

@@ -58,7 +58,7 @@ def _poll(url: str, stop: threading.Event, stats: dict) -> None:
 
 def run_once(seconds: float, view: bool) -> dict:
     sim, port = _simulator(seconds)
-    cmd = [sys.executable, "-m", "edge.cli", "run", "--port", port, "--duration", str(seconds), "--quiet"]
+    cmd = [sys.executable, "-m", "edge.cli.main", "run", "--port", port, "--duration", str(seconds), "--quiet"]
     if view:
         cmd += ["--view", "127.0.0.1:0"]
     started = time.monotonic()

@@ -1,10 +1,10 @@
-"""Writing a bundle folder (DESIGN.md, contract 3) in the shape ``edge.bundle`` reads and verifies.
+"""Writing a bundle folder (DESIGN.md, contract 3) in the shape ``edge.bundle.loader`` reads and verifies.
 
 The folder is assembled in a temporary sibling folder and renamed into place only when complete and
-verified by :func:`edge.bundle.load_bundle`, so a failed export never leaves a half-written bundle.
+verified by :func:`edge.bundle.loader.load_bundle`, so a failed export never leaves a half-written bundle.
 Files: the int8 encoders of the requested formats (``encoder_int8.onnx`` and/or
 ``encoder_int8.tflite``), optionally ``encoder_fp32.onnx``, ``label_embeddings.npy`` (float32, no pickle) and ``labels.json`` (the same
-label list as the manifest's, row order of the embedding matrix). :func:`edge.bundle.write_manifest`
+label list as the manifest's, row order of the embedding matrix). :func:`edge.bundle.loader.write_manifest`
 adds the sha256 and size of every file.
 """
 
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.bundle import MANIFEST_NAME, MODEL_KEYS, BundleError, load_bundle, write_manifest
-from edge.signing import SigningError, Trust, load_private_key, sign_manifest
+from edge.bundle.loader import MANIFEST_NAME, MODEL_KEYS, BundleError, load_bundle, write_manifest
+from edge.bundle.signing import SigningError, Trust, load_private_key, sign_manifest
 
 from .onnx_export import ExportError
 
@@ -116,7 +116,7 @@ def sign_bundle(folder: str | Path, key_path: str | Path, zip_path: str | Path |
     would, and rewrite ``zip_path`` with the signature in it; returns the key id."""
     from cryptography.hazmat.primitives import serialization
 
-    from edge.signing import PublicKey
+    from edge.bundle.signing import PublicKey
 
     folder = Path(folder)
     try:

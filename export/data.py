@@ -1,7 +1,7 @@
 """The real windows an export needs: calibration, validation (thresholds) and test (gate, metrics).
 
 Every window comes from :func:`training.prepare.prepare`, i.e. it went through the signal contract
-(``edge.signal.preprocess``) exactly as in training and on the device. By default the datasets are the
+(``edge.dsp.signal.preprocess``) exactly as in training and on the device. By default the datasets are the
 checkpoint's own training sources (``ckpt["data"]["sources"]``, absolute paths), and the run's prepared
 cache is reused when its fingerprint is the checkpoint's, so nothing is read twice.
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.catalogue import Catalogue
+from edge.interpret.catalogue import Catalogue
 from training.datasets import DatasetError, parse_source
 from training.prepare import PreparedDataset, Source, default_cache_dir, prepare
 

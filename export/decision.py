@@ -2,7 +2,7 @@
 
 The findings of labels defined by a measurement (sinus tachycardia, first-degree AV block, axis deviation,
 low voltage, QT prolongation, ...) are decided by criteria on the contract-7 measurements
-(``edge/data/findings_rules.json``, ``edge.findings``). The ranking stays contrastive: every label is
+(``edge/data/findings_rules.json``, ``edge.interpret.findings``). The ranking stays contrastive: every label is
 scored against its text embedding, so new labels keep working zero-shot; a measurement-defined label is
 moved up by ``criteria_weight`` where the window's measurement meets its definition and down where it
 contradicts it (``FindingRules.adjust``). The weight is the one free parameter: it is chosen here on the
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from edge.findings import FindingRules, load_rules_doc
+from edge.interpret.findings import FindingRules, load_rules_doc
 from training.metrics import per_label_topk_recall, topk_accuracy
 
 __all__ = ["WEIGHT_GRID", "choose_decision"]

@@ -2,7 +2,7 @@
 
 ``onnx``: the int8 ONNX model for onnxruntime (``manifest["models"]["onnx_int8"]``); ``tflite``: the
 int8 TFLite model for LiteRT (``tflite_int8``). A bundle carries only the formats asked for, and the
-board's size budget applies to each format on its own (:func:`edge.bundle_info.format_sizes`).
+board's size budget applies to each format on its own (:func:`edge.cli.info.format_sizes`).
 """
 
 from __future__ import annotations

@@ -163,7 +163,7 @@ def measure(reference: np.ndarray, quantized: np.ndarray, label_embeddings: np.n
     if reference.shape != quantized.shape or len(reference) == 0:
         raise ExportError(f"cannot compare embeddings of shapes {reference.shape} and {quantized.shape}")
     n, n_labels = len(reference), label_embeddings.shape[0]
-    # Scores as the device takes them: on unit embeddings (edge.engine.Classifier.embed).
+    # Scores as the device takes them: on unit embeddings (edge.runtime.engine.Classifier.embed).
     reference = reference / np.maximum(np.linalg.norm(reference, axis=1, keepdims=True), 1e-12)
     quantized = quantized / np.maximum(np.linalg.norm(quantized, axis=1, keepdims=True), 1e-12)
     emb = label_embeddings.astype(np.float64)

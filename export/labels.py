@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edge.catalogue import Catalogue, CatalogueError, Label
+from edge.interpret.catalogue import Catalogue, CatalogueError, Label
 from training.text_side import text_input_for
 
 from .onnx_export import ExportError

@@ -147,7 +147,7 @@ def check_onnx_against_torch(encoder: nn.Module, path: str | Path, windows: np.n
 
     Returns the largest absolute difference; raises :class:`ExportError` above ``atol``.
     """
-    from edge.backends import OnnxBackend
+    from edge.runtime.backends import OnnxBackend
 
     windows = np.ascontiguousarray(windows, dtype=np.float32)
     with torch.no_grad():

@@ -10,7 +10,7 @@
 6. Per-label thresholds on the validation scores of the first format's int8 model.
 7. Gate v2 (:mod:`export.gate`) for every format, on every validation and test window.
 8. fp32 and int8 accuracy on the test folds; single-thread latency.
-9. Write, verify (``edge.bundle.load_bundle``) and move the bundle into place; optionally zip it.
+9. Write, verify (``edge.bundle.loader.load_bundle``) and move the bundle into place; optionally zip it.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.bundle import sha256_file
-from edge.bundle_info import format_sizes
+from edge.bundle.loader import sha256_file
+from edge.cli.info import format_sizes
 from training.label_catalogue import catalogue_of_checkpoint
 from training.metrics import evaluate_scores
 from training.prepare import measurement_dicts
@@ -111,7 +111,7 @@ def _version(dist: str) -> str | None:
 
 
 def _embed_onnx(path: Path, windows: np.ndarray, progress: bool, desc: str, batch: int = 64) -> np.ndarray:
-    from edge.backends import OnnxBackend
+    from edge.runtime.backends import OnnxBackend
 
     starts = range(0, len(windows), batch)
     if progress:
@@ -123,7 +123,7 @@ def _embed_onnx(path: Path, windows: np.ndarray, progress: bool, desc: str, batc
 
 
 def _unit(emb: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length, as ``edge.engine.Classifier.embed`` does before scoring.
+    """Rows scaled to unit length, as ``edge.runtime.engine.Classifier.embed`` does before scoring.
 
     A full-int8 output is not exactly a unit vector, and the device's scores (and so its findings and
     thresholds) are taken on the normalised embedding."""

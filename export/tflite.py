@@ -9,7 +9,7 @@ output is not a unit vector (norms 0.98-1.13 measured), and the finding decision
 on 1.5 % of (window, label) pairs instead of 0.4 %. ai-edge-quantizer's calibrator keeps a moving average (smoothing 0.95) of each tensor's min/max, which
 clipped on ECG, whose amplitude varies from window to window (cosine 0.9963 vs 0.99986); the calibrator
 here keeps the true running min/max instead. The model has a fixed batch of 1 (the device classifies
-one window at a time); ``edge.backends.LiteRTBackend`` runs it window by window.
+one window at a time); ``edge.runtime.backends.LiteRTBackend`` runs it window by window.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def convert_fp32(encoder: nn.Module, example: np.ndarray, path: str | Path) -> P
 
 
 def _embed(path: Path, windows: np.ndarray, progress: bool = False, desc: str = "") -> np.ndarray:
-    from edge.backends import LiteRTBackend
+    from edge.runtime.backends import LiteRTBackend
 
     with LiteRTBackend.from_file(path, threads=1) as backend:
         items = range(len(windows))

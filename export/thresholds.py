@@ -1,7 +1,7 @@
 """Per-label decision thresholds on the cosine scores of the encoder the device runs.
 
 A label is a *finding* when its cosine score reaches its threshold (DESIGN.md, contract 5), before the
-consistency rules of :mod:`edge.findings`. Thresholds are chosen per label on the validation folds, on
+consistency rules of :mod:`edge.interpret.findings`. Thresholds are chosen per label on the validation folds, on
 the scores of the quantized model (the model the device runs), over the windows on which the label is
 *known* (a source that cannot state a label says nothing about it; :mod:`training.datasets.known`):
 

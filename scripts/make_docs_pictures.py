@@ -26,7 +26,7 @@ WEB_PICTURES = {"connected.png": "webview.png", "connected-12-leads.png": "webvi
 
 
 def main() -> int:
-    from edge.cli import main as edge_main
+    from edge.cli.main import main as edge_main
     from firmware_bridge.synthetic import synthesize
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -109,7 +109,7 @@ def evaluate(bundle, data: Path, folds: list[int], measurements: bool = True) ->
     """The bundle on the test folds through the device's path; ``measurements``: with each window's
     contract-7 measurements in the ranking and the findings (as on the device), else cosine scores alone
     (what the export's manifest states)."""
-    from edge.catalogue import load_catalogue
+    from edge.interpret.catalogue import load_catalogue
     from training.evaluate import evaluate_bundle
     from training.prepare import Source, default_cache_dir, measurement_dicts, prepare
 
@@ -174,7 +174,7 @@ def loso_lines(loso: Path | None) -> list[str]:
 
 
 def per_label_table(metrics: dict, min_n: int = 1) -> list[str]:
-    from edge.catalogue import load_catalogue
+    from edge.interpret.catalogue import load_catalogue
 
     cat = load_catalogue()
     rows = [r for r in metrics["per_label"] if r["n"] >= min_n]
@@ -298,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--loso", type=Path, help="the run folder of bench/bench_loso.py (runs/loso)")
     p.add_argument("--out", type=Path, default=REPO / "edge" / "bundles" / "MODEL_CARD.md")
     args = p.parse_args(argv)
-    from edge.bundle import load_bundle
+    from edge.bundle.loader import load_bundle
 
     bundle = load_bundle(args.bundle)
     folds = [int(f) for f in args.folds.split(",")]

@@ -1,7 +1,7 @@
 """Writers of ECG-cart files for tests: a real ECG (mV, [C, T]) -> MFER, HL7 aECG or DICOM waveform.
 
 These are test helpers, written from the standards, so that a real PTB-XL record can be round-tripped
-through ``edge.cart_formats`` (which reads with ecgdatakit, an independent implementation):
+through ``edge.readers.cart_formats`` (which reads with ecgdatakit, an independent implementation):
 
 - DICOM waveform: ``pydicom`` (a well-kept writer) builds a 12-lead ECG IOD dataset
   (PS3.3 A.34.3, Waveform Module C.10.9; lead codes from the SCPECG coding scheme, PS3.16 CID 3001).
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.signal import canonical_lead_name
+from edge.dsp.signal import canonical_lead_name
 
 # MFER Part 1 Table 5-17 / Part 3-1 lead codes
 MFER_LEAD_CODES = {"I": 1, "II": 2, "V1": 3, "V2": 4, "V3": 5, "V4": 6, "V5": 7, "V6": 8}

@@ -36,7 +36,7 @@ def _calibration_windows(n: int, seed: int = 0):
     """Model inputs from the synthetic ECG generator, through the one signal contract function."""
     import numpy as np
 
-    from edge.signal import SignalConfig, preprocess
+    from edge.dsp.signal import SignalConfig, preprocess
     from firmware_bridge.synthetic import RHYTHMS, synthesize
 
     rhythms = [r for r in RHYTHMS if r != "wide_qrs"]
@@ -119,8 +119,8 @@ def tiny_bundle(tmp_path_factory, tiny_encoder):
 
     import numpy as np
 
-    from edge.bundle import write_manifest
-    from edge.signal import SignalConfig
+    from edge.bundle.loader import write_manifest
+    from edge.dsp.signal import SignalConfig
 
     model, fp32, int8 = tiny_encoder
     folder = tmp_path_factory.mktemp("tiny_bundle")

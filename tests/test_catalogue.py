@@ -1,4 +1,4 @@
-"""The label catalogue (edge.catalogue, Contract 2) and the ``ecg-edge labels`` command."""
+"""The label catalogue (edge.interpret.catalogue, Contract 2) and the ``ecg-edge labels`` command."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.catalogue import (
+from edge.interpret.catalogue import (
     CATEGORIES,
     N_LABELS,
     Catalogue,
@@ -21,7 +21,7 @@ from edge.catalogue import (
     load_catalogue,
     normalize,
 )
-from edge.cli import main
+from edge.cli.main import main
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -338,7 +338,7 @@ def test_cli_bad_catalogue_and_help(capsys, tmp_path):
 def test_cli_writes_utf8_to_a_pipe_under_an_ascii_locale():
     env = {**os.environ, "PYTHONIOENCODING": "ascii", "LC_ALL": "C"}
     proc = subprocess.run(
-        [sys.executable, "-m", "edge.cli", "labels", "右脚"],
+        [sys.executable, "-m", "edge.cli.main", "labels", "右脚"],
         capture_output=True,
         env=env,
         cwd=REPO_ROOT,

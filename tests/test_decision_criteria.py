@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.findings import FindingRules, _range_criterion, load_rules_doc
-from edge.manifest import ManifestError, validate_manifest
+from edge.interpret.findings import FindingRules, _range_criterion, load_rules_doc
+from edge.bundle.manifest import ManifestError, validate_manifest
 from export.decision import choose_decision
 
 LABELS = [

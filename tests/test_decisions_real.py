@@ -56,9 +56,9 @@ def test_ecg_eval_on_other_hospitals_partial_labels(shared_data, tmp_path, monke
 
 def test_complete_lbbb_record_00180_has_no_contradictory_findings(shared_data, capsys):
     """The issue's record: PTB-XL 00180 (complete LBBB) through ecg-edge classify."""
-    from edge.cli import main
-    from edge.engine import Classifier
-    from edge.records import read_recording
+    from edge.cli.main import main
+    from edge.runtime.engine import Classifier
+    from edge.readers.records import read_recording
 
     record = shared_data / "ptbxl" / "records500" / "00000" / "00180_hr"
     assert main(["classify", str(record), "--json"]) == 0

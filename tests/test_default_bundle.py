@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from edge.bundle import default_bundle_path, load_bundle, verify_bundle
+from edge.bundle.loader import default_bundle_path, load_bundle, verify_bundle
 
 BUNDLE = default_bundle_path()
 CARD = BUNDLE.parent / "MODEL_CARD.md"
@@ -38,7 +38,7 @@ def test_model_card_states_the_manifest_figures():
 
 @pytest.mark.slow
 def test_default_bundle_reproduces_its_figures_on_fold_10(shared_data):
-    from edge.catalogue import load_catalogue
+    from edge.interpret.catalogue import load_catalogue
     from training.evaluate import evaluate_bundle
     from training.prepare import Source, default_cache_dir, prepare
 
@@ -63,7 +63,7 @@ def test_raw_ptbxl_records_through_the_device_path_match(shared_data):
     wfdb = pytest.importorskip("wfdb")
     import csv
 
-    from edge.engine import Classifier
+    from edge.runtime.engine import Classifier
 
     rows = [r for r in csv.DictReader((shared_data / "ptbxl" / "ptbxl_database.csv").open(encoding="utf-8"))
             if r["strat_fold"] == "10"][:12]
@@ -80,7 +80,7 @@ def test_raw_ptbxl_records_through_the_device_path_match(shared_data):
 
 @pytest.mark.slow
 def test_demo_runs_without_data(tmp_path, monkeypatch):
-    from edge.demo import main
+    from edge.cli.demo import main
 
     monkeypatch.setenv("ECG_DATA_DIR", str(tmp_path / "nothing"))
     out = tmp_path / "demo.jsonl"

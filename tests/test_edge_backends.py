@@ -1,4 +1,4 @@
-"""Inference backends (edge.backends): ONNX int8 vs fp32 vs torch, LiteRT float and full-int8 I/O."""
+"""Inference backends (edge.runtime.backends): ONNX int8 vs fp32 vs torch, LiteRT float and full-int8 I/O."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from edge.backends import BackendError, LiteRTBackend, OnnxBackend, get_backend, model_key_for
-from edge.signal import SignalConfig, preprocess
+from edge.runtime.backends import BackendError, LiteRTBackend, OnnxBackend, get_backend, model_key_for
+from edge.dsp.signal import SignalConfig, preprocess
 from firmware_bridge.synthetic import synthesize
 
 
@@ -228,7 +228,7 @@ def test_litert_channels_last_input(tmp_path):
 def test_default_bundle_int8_same_output_without_qdq_propagation():
     """The ONNX backend switches off onnxruntime's QDQ propagation (max-pool in fp32 before quantizing):
     the int8 encoder's output must stay bit for bit the same as with onnxruntime's defaults."""
-    from edge.bundle import load_bundle
+    from edge.bundle.loader import load_bundle
 
     bundle = load_bundle()  # the shipped default
     path = bundle.model_path("onnx_int8")

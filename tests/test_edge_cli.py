@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.cli import main
-from edge.engine import Classifier
+from edge.cli.main import main
+from edge.runtime.engine import Classifier
 from firmware_bridge.synthetic import synthesize
 
 REPO = Path(__file__).resolve().parents[1]
@@ -137,9 +137,9 @@ def test_classify_errors_are_one_line(tmp_path, tiny_bundle, capsys):
 
 
 def test_missing_default_bundle_says_so(monkeypatch, tmp_path, capsys):
-    import edge.bundle
+    import edge.bundle.loader
 
-    monkeypatch.setattr(edge.bundle, "default_bundle_path", lambda: tmp_path / "default")
+    monkeypatch.setattr(edge.bundle.loader, "default_bundle_path", lambda: tmp_path / "default")
     assert main(["info"]) == 1
     err = capsys.readouterr().err
     assert "default bundle is not installed" in err and err.count("\n") == 1
@@ -214,8 +214,8 @@ def _python(code: str, timeout: float = 120) -> subprocess.CompletedProcess:
 def test_edge_never_imports_torch():
     code = (
         "import sys\n"
-        "import edge, edge.engine, edge.runtime, edge.cli, edge.cli_runtime, edge.backends, edge.quality\n"
-        "import edge.records, edge.liveview, edge.bundle_info, edge.ring\n"
+        "import edge, edge.runtime.engine, edge.runtime.serial, edge.cli.main, edge.cli.runtime, edge.runtime.backends, edge.dsp.quality\n"
+        "import edge.readers.records, edge.views.terminal, edge.cli.info, edge.dsp.ring\n"
         "assert 'torch' not in sys.modules, 'torch imported'\n"
         "assert 'onnxruntime' not in sys.modules, 'onnxruntime imported at import time'\n"
         "print('ok')"
@@ -228,7 +228,7 @@ def test_classify_runs_with_torch_blocked(tmp_path, tiny_bundle, ecg):
     path = tmp_path / "ecg.npy"
     np.save(path, ecg[:, :5000])
     code = _BLOCK_TORCH + (
-        "from edge.cli import main\n"
+        "from edge.cli.main import main\n"
         f"rc = main(['classify', {str(path)!r}, '--fs', '500', '--json', '--bundle', {str(tiny_bundle)!r}])\n"
         "assert 'torch' not in sys.modules\n"
         "assert 'scipy.signal' not in sys.modules, 'scipy.signal costs ~78 MB of resident memory on the device'\n"
@@ -259,7 +259,7 @@ def test_sigterm_during_run_keeps_all_written_lines(tmp_path, tiny_bundle):
     cmd = [
         sys.executable,
         "-m",
-        "edge.cli",
+        "edge.cli.main",
         "run",
         "--port",
         port,

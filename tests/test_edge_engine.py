@@ -1,13 +1,14 @@
-"""The classifier API (edge.engine): one window, batches, and the stream's windows and missing samples."""
+"""The classifier API (edge.runtime.engine): one window, batches, and the stream's windows and missing samples."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from edge.engine import Classifier, Result, StreamClassifier, select_leads
-from edge.ring import SampleRing
-from edge.signal import EIGHT_CHANNEL_LEADS, LEADS, preprocess
+from edge.runtime.engine import Classifier, Result, select_leads
+from edge.runtime.stream import StreamClassifier
+from edge.dsp.ring import SampleRing
+from edge.dsp.signal import EIGHT_CHANNEL_LEADS, LEADS, preprocess
 from firmware_bridge.synthetic import synthesize
 
 FS = 500

@@ -1,12 +1,12 @@
-"""Window signal quality (edge.quality): missing samples, lead-off, flat, saturated, implausible."""
+"""Window signal quality (edge.dsp.quality): missing samples, lead-off, flat, saturated, implausible."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from edge.quality import QualityConfig, assess_window, failed_quality, lead_off_names
-from edge.signal import LEADS
+from edge.dsp.quality import QualityConfig, assess_window, failed_quality, lead_off_names
+from edge.dsp.signal import LEADS
 from firmware_bridge.synthetic import synthesize
 
 EIGHT = ["I", "II", "V1", "V2", "V3", "V4", "V5", "V6"]

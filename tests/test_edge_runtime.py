@@ -1,4 +1,4 @@
-"""The live runtime (edge.runtime) against the device simulator on pseudo-terminals.
+"""The live runtime (edge.runtime.serial) against the device simulator on pseudo-terminals.
 
 The runtime runs in a thread of the test process; the simulator (firmware_bridge) streams a record or
 synthetic ECG over a pty, faster than real time. Pulling the cable is the simulator's disconnect; the new
@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.cli import main as edge_main
-from edge.engine import Classifier
-from edge.runtime import RunConfig, Runtime
+from edge.cli.main import main as edge_main
+from edge.runtime.engine import Classifier
+from edge.runtime.serial import RunConfig, Runtime
 from firmware_bridge.leads import LEADS_8, LEADS_12
 from firmware_bridge.simulator import DeviceSimulator, FaultConfig, LeadOffInterval, SimulatorConfig
 from firmware_bridge.sources import RecordSource, SyntheticSource
@@ -321,7 +321,7 @@ def test_replayed_bytes_need_a_hello_and_usable_channels(clf):
 
 
 def test_live_view_renders_the_last_window(clf):
-    from edge.liveview import LiveView
+    from edge.views.terminal import LiveView
     from firmware_bridge.frames import Hello, Samples, encode_frame
     from firmware_bridge.synthetic import synthesize, to_counts
 

@@ -16,7 +16,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
-from edge.bundle import BundleError, load_bundle, sha256_file  # noqa: E402
+from edge.bundle.loader import BundleError, load_bundle, sha256_file  # noqa: E402
 from export.cli import main  # noqa: E402
 
 EXTRA_CSV = """id,ja,en,category,parents,description_ja
@@ -56,7 +56,7 @@ def exported(tiny_checkpoint, tmp_path_factory):
 
 @pytest.mark.slow
 def test_round_trip_bundle_loads_and_classifies(exported, tiny_checkpoint):
-    from edge.engine import Classifier
+    from edge.runtime.engine import Classifier
     from firmware_bridge.synthetic import synthesize
 
     folder, stdout = exported
@@ -78,7 +78,7 @@ def test_round_trip_bundle_loads_and_classifies(exported, tiny_checkpoint):
 def test_manifest_schema(exported, tiny_checkpoint):
     import torch
 
-    from edge.bundle import REQUIRED_KEYS
+    from edge.bundle.loader import REQUIRED_KEYS
     from export.onnx_export import onnx_io
 
     folder, _ = exported
@@ -142,7 +142,7 @@ def test_manifest_schema(exported, tiny_checkpoint):
 
 @pytest.mark.slow
 def test_extra_and_holdout_labels_are_new(exported, tiny_checkpoint):
-    from edge.bundle_info import filter_labels
+    from edge.cli.info import filter_labels
 
     folder, _ = exported
     with load_bundle(folder) as bundle:
@@ -273,9 +273,9 @@ def test_extra_label_is_marked_zero_shot_in_json_table_labels_and_info(exported,
     apart from findings), marked 未検証 in the classify table, explained by labels --bundle and info."""
     from types import SimpleNamespace
 
-    from edge.cli import main as edge_main
-    from edge.cli_runtime import _table_lines
-    from edge.engine import Classifier
+    from edge.cli.main import main as edge_main
+    from edge.cli.runtime import _table_lines
+    from edge.runtime.engine import Classifier
 
     folder, _ = exported
     with Classifier.from_bundle(folder) as clf:

@@ -10,7 +10,7 @@ pytest.importorskip("torch")
 @pytest.mark.slow
 @pytest.mark.shared_data
 def test_export_calibrates_on_real_ptbxl(tiny_checkpoint, shared_data, tmp_path):
-    from edge.bundle import load_bundle
+    from edge.bundle.loader import load_bundle
     from export.cli import main
 
     out = tmp_path / "b"
@@ -50,8 +50,8 @@ def test_real_model_passes_gate_v2_in_both_formats_within_budget(ptbxl_checkpoin
     """The contract's gate (no option relaxed) on every validation and test window of real PTB-XL, for the
     int8 ONNX and the TFLite model; each format fits the 3 MB budget on its own."""
     pytest.importorskip("ai_edge_quantizer")
-    from edge.bundle import load_bundle
-    from edge.bundle_info import format_sizes
+    from edge.bundle.loader import load_bundle
+    from edge.cli.info import format_sizes
     from export.bundle_writer import SIZE_BUDGET_BYTES
     from export.cli import main
 

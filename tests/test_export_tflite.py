@@ -27,11 +27,11 @@ def _check_gate_v2(section: dict, windows: int = 32) -> None:
 
 @pytest.mark.slow
 def test_tflite_only_bundle_is_small_and_passes_gate_v2(tiny_checkpoint, tmp_path, capsys):
-    from edge.backends import LiteRTBackend
-    from edge.bundle import load_bundle
-    from edge.bundle_info import format_sizes
-    from edge.cli import main as edge_main
-    from edge.engine import Classifier
+    from edge.runtime.backends import LiteRTBackend
+    from edge.bundle.loader import load_bundle
+    from edge.cli.info import format_sizes
+    from edge.cli.main import main as edge_main
+    from edge.runtime.engine import Classifier
     from export.bundle_writer import SIZE_BUDGET_BYTES
     from export.cli import main
     from firmware_bridge.synthetic import synthesize
@@ -74,8 +74,8 @@ def test_tflite_only_bundle_is_small_and_passes_gate_v2(tiny_checkpoint, tmp_pat
 
 @pytest.mark.slow
 def test_both_formats_each_pass_gate_v2_and_agree(tiny_checkpoint, tmp_path):
-    from edge.bundle import load_bundle
-    from edge.engine import Classifier
+    from edge.bundle.loader import load_bundle
+    from edge.runtime.engine import Classifier
     from export.cli import main
     from firmware_bridge.synthetic import synthesize
 

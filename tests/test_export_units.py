@@ -46,7 +46,7 @@ def test_bad_extra_labels_are_explained(tmp_path, text, match):
 
 @pytest.mark.slow
 def test_extra_label_clashing_with_catalogue_is_refused(tiny_checkpoint, tmp_path):
-    from edge.catalogue import Label, load_catalogue
+    from edge.interpret.catalogue import Label, load_catalogue
     from export.labels import build_label_set
     from training.checkpoint import load_checkpoint
 
@@ -61,7 +61,7 @@ def test_supervised_checkpoints_are_refused():
 
 
 def test_missing_training_data_asks_for_data(tmp_path):
-    from edge.catalogue import load_catalogue
+    from edge.interpret.catalogue import load_catalogue
     from export.data import load_export_windows
 
     ckpt = {"data": {"sources": [{"kind": "ptbxl", "path": str(tmp_path / "gone"), "options": {"rate": 100}}]}}
@@ -174,7 +174,7 @@ def test_cosine_condition_and_unit_scores():
 
 
 def test_description_warnings_and_untrained_labels():
-    from edge.catalogue import Label
+    from edge.interpret.catalogue import Label
     from export.labels import LabelSet, description_warnings
 
     described, bare = Label("X1", "新規", "new", description_ja="説明。"), Label("X2", "二", "two")
@@ -326,7 +326,7 @@ def test_thresholds_reach_the_stated_precision_on_known_windows_only():
 
 @pytest.mark.slow
 def test_extra_label_description_is_its_text_only_in_ja_desc_mode(tiny_checkpoint):
-    from edge.catalogue import Label, load_catalogue
+    from edge.interpret.catalogue import Label, load_catalogue
     from export.labels import build_label_set
     from training.checkpoint import load_checkpoint
     from training.text_side import text_input_for

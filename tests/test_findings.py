@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.catalogue import load_catalogue
-from edge.findings import FindingRules, load_rules_doc
+from edge.interpret.catalogue import load_catalogue
+from edge.interpret.findings import FindingRules, load_rules_doc
 
 CAT = load_catalogue()
 
@@ -145,8 +145,8 @@ def test_bad_rules_file_is_one_line_error(tmp_path):
 
 
 def test_findings_that_need_p_waves_do_not_stand_beside_atrial_fibrillation():
-    from edge.catalogue import load_catalogue
-    from edge.findings import FindingRules
+    from edge.interpret.catalogue import load_catalogue
+    from edge.interpret.findings import FindingRules
 
     labels = [{"id": lb.id, "parents": list(lb.parents)} for lb in load_catalogue().labels]
     rules = FindingRules.for_labels(labels)

@@ -38,7 +38,7 @@ def _example_device(*args: str) -> tuple[subprocess.Popen, str]:
 def _run_host(port: str, out: Path, *args: str) -> subprocess.CompletedProcess:
     import sys
 
-    cmd = [sys.executable, "-m", "edge.cli", "run", "--port", port, "--quiet", "--out", str(out), *args]
+    cmd = [sys.executable, "-m", "edge.cli.main", "run", "--port", port, "--quiet", "--out", str(out), *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=C_DIR.parents[1])
 
 

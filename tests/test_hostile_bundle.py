@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.bundle import (
+from edge.bundle.loader import (
     BundleError,
     default_bundle_path,
     default_bundle_pin,
@@ -29,7 +29,7 @@ from edge.bundle import (
     manifest_sha256,
     sha256_file,
 )
-from edge.signing import PublicKey, Trust, generate_keypair, load_public_key, sign_manifest
+from edge.bundle.signing import PublicKey, Trust, generate_keypair, load_public_key, sign_manifest
 
 pytest.importorskip("cryptography")
 DEFAULT = default_bundle_path()
@@ -85,7 +85,7 @@ def test_edited_default_bundle_is_refused_by_the_pin(tmp_path, monkeypatch):
     """Was: editing signal.normalization of the default bundle turned NORM into IRBBB, silently."""
     copy = _copy(tmp_path, "default")
     shutil.copy(DEFAULT.with_suffix(".sha256"), tmp_path / "default.sha256")
-    monkeypatch.setattr("edge.bundle.default_bundle_path", lambda: copy)
+    monkeypatch.setattr("edge.bundle.loader.default_bundle_path", lambda: copy)
     with load_bundle(copy) as bundle:
         assert bundle.trust == "pinned default bundle"
     _edit_manifest(copy, lambda m: m["signal"].update(normalization="window_zscore"))
@@ -345,7 +345,7 @@ def test_corrupt_and_truncated_zips(tmp_path, tmpdir_watch):
 
 
 def test_cli_refuses_a_tampered_bundle_in_one_line(tmp_path, keys, capsys):
-    from edge.cli import main
+    from edge.cli.main import main
 
     private, public, *_ = keys
     copy = _copy(tmp_path)
@@ -361,7 +361,7 @@ def test_cli_refuses_a_tampered_bundle_in_one_line(tmp_path, keys, capsys):
 
 
 def test_keygen_and_sign_bundle_round_trip(tmp_path, capsys):
-    from edge.cli import main
+    from edge.cli.main import main
     from export.bundle_writer import sign_bundle
 
     assert main(["keygen", "--out", str(tmp_path / "k" / "ward"), "--comment", "ward 3"]) == 0
@@ -392,7 +392,7 @@ def test_signature_is_verified_in_a_child_process(tmp_path, keys, monkeypatch):
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: calls.append(a[0]) or real_run(*a, **k))
     with load_bundle(copy, trust=Trust([public], require_signature=True)) as bundle:
         assert bundle.trust.startswith("signed by trusted key")
-    assert calls and calls[-1][1:] == ["-m", "edge.signing"]
+    assert calls and calls[-1][1:] == ["-m", "edge.bundle.signing"]
     _edit_manifest(copy, lambda m: m["signal"].update(clip=5.0))
     _refused(copy, "signature does not match", trust=Trust([public], require_signature=True))
     assert len(calls) == 2 and signing.SIGNATURE_NAME == "manifest.sig"

@@ -9,8 +9,8 @@ import pytest
 
 pytest.importorskip("cryptography")
 
-from edge.bundle import BundleError, load_bundle  # noqa: E402
-from edge.signing import Trust, generate_keypair, load_public_key  # noqa: E402
+from edge.bundle.loader import BundleError, load_bundle  # noqa: E402
+from edge.bundle.signing import Trust, generate_keypair, load_public_key  # noqa: E402
 
 
 def test_bad_sign_key_fails_before_the_export(tmp_path, capsys):

@@ -1,6 +1,6 @@
 """Hostile files (issue 16): every reproduced case is a one-line error naming the file, or a counted skip.
 
-``ecg-edge classify`` (edge.records) and the dataset readers of ``ecg-train``/``ecg-eval``
+``ecg-edge classify`` (edge.readers.records) and the dataset readers of ``ecg-train``/``ecg-eval``
 (training.datasets.manifest) on empty, truncated, non-numpy and object ``.npy`` files, UTF-16 and binary
 CSV, WFDB headers with a rate of -500, 0 or "abc", ``--fs`` inf/nan/1e-300, manifest rows with fs "abc",
 fold "ten" and fold 99.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.cli import main as edge_main
+from edge.cli.main import main as edge_main
 
 LEADS = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]
 
@@ -129,7 +129,7 @@ def test_skip_bad_counts_every_bad_row_and_keeps_the_good_one(files):
 
 
 def test_ecg_eval_on_an_empty_npy_is_one_line(files, capsys):
-    from edge.bundle import default_bundle_path
+    from edge.bundle.loader import default_bundle_path
     from training.cli import eval_main
 
     manifest = _manifest(files, ["empty.npy,SR,500,10"])

@@ -2,7 +2,7 @@
 
 Hypothesis builds device sessions from legal frames with hostile values (any rate, any lead set, any
 ``first_sample``, retransmissions, jumps, HELLO storms), corrupted frames and raw garbage, cut into
-arbitrary chunks, and feeds them to :meth:`edge.runtime.Runtime.process_bytes` as the port loop would.
+arbitrary chunks, and feeds them to :meth:`edge.runtime.serial.Runtime.process_bytes` as the port loop would.
 Whatever the bytes say: nothing raises, every output line is a well-formed window or event, the windows of
 a segment come in order on the hop grid, a window with missing samples gets no findings, and the work is
 bounded by what was received: windows classified <= samples received / hop + one window's worth per
@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from edge.engine import Classifier
-from edge.runtime import RunConfig, Runtime
+from edge.runtime.engine import Classifier
+from edge.runtime.serial import RunConfig, Runtime
 from firmware_bridge.frames import Event, Hello, Samples, encode_frame
 
 FS_CHOICES = [50, 100, 250, 500, 49, 2001, 65535, 1]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.jsonl import JsonLinesFile
+from edge.runtime.jsonl import JsonLinesFile
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -63,7 +63,7 @@ class _Disk:
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
             return real(fd, data)
 
-        monkeypatch.setattr("edge.jsonl.os.write", write)
+        monkeypatch.setattr("edge.runtime.jsonl.os.write", write)
 
 
 def test_full_disk_drops_lines_says_so_and_resumes(tmp_path, monkeypatch):
@@ -93,7 +93,7 @@ def test_other_write_errors_are_not_swallowed(tmp_path, monkeypatch):
     def bad(fd, data):  # noqa: ANN001
         raise OSError(errno.EBADF, "bad fd")
 
-    monkeypatch.setattr("edge.jsonl.os.write", bad)
+    monkeypatch.setattr("edge.runtime.jsonl.os.write", bad)
     with pytest.raises(OSError):
         sink.write("{}")
     sink.close()
@@ -101,7 +101,7 @@ def test_other_write_errors_are_not_swallowed(tmp_path, monkeypatch):
 
 def test_run_on_a_full_disk_keeps_classifying(tiny_bundle, capfd):
     """``--out /dev/full``: every window still reaches stdout, a disk_full event says why the file lacks them."""
-    from edge.cli import main
+    from edge.cli.main import main
     from firmware_bridge.leads import LEADS_12
     from firmware_bridge.simulator import DeviceSimulator, SimulatorConfig
     from firmware_bridge.sources import SyntheticSource
@@ -149,11 +149,11 @@ def test_ctrl_c_during_start_up_stops_cleanly(delay_s):
     """Was: a KeyboardInterrupt traceback (5 of 12 tries) or "the onnx backend needs onnxruntime".
 
     SIGINT arrives ``delay_s`` after numpy was mapped: while numpy, the bundle and onnxruntime load, or in the
-    first reads. (``ecg-edge``'s main() defers Ctrl-C from its first line, and edge.cli imports only the
+    first reads. (``ecg-edge``'s main() defers Ctrl-C from its first line, and edge.cli.main imports only the
     standard library before it; the interpreter's own start-up, before main(), is not covered.)
     """
     proc = subprocess.Popen(
-        [sys.executable, "-m", "edge.cli", "run", "--port", "loop://", "--no-live", "--duration", "5"],
+        [sys.executable, "-m", "edge.cli.main", "run", "--port", "loop://", "--no-live", "--duration", "5"],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -171,7 +171,7 @@ def test_ctrl_c_during_start_up_stops_cleanly(delay_s):
 @pytest.mark.parametrize("fs", ["0", "49", "70000"])
 def test_run_fs_outside_the_host_limits_is_one_line(capsys, fs):
     """Was: a FrameFormatError traceback from the START frame."""
-    from edge.cli import main
+    from edge.cli.main import main
 
     assert main(["run", "--port", "loop://", "--fs", fs, "--duration", "0.1", "--no-live"]) == 1
     err = capsys.readouterr().err

@@ -11,8 +11,8 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from edge.engine import Classifier
-from edge.runtime import RunConfig, Runtime
+from edge.runtime.engine import Classifier
+from edge.runtime.serial import RunConfig, Runtime
 from firmware_bridge.frames import Hello, Samples, encode_frame
 from firmware_bridge.leads import LEADS_8, LEADS_12
 from firmware_bridge.synthetic import synthesize, to_counts
@@ -176,7 +176,7 @@ def test_hello_outside_the_host_limits_is_refused_with_one_event(clf, counts, he
 
 def test_hello_storm_builds_nothing_until_samples_arrive(clf, counts, monkeypatch):
     """Was: 2,000 alternating HELLOs (70 kB) cost 15.7 s of CPU."""
-    import edge.device_stream as stream_module
+    import edge.runtime.device_stream as stream_module
 
     built = []
     real = stream_module.StreamClassifier
@@ -220,7 +220,7 @@ class _FakePort:
 
 
 def test_disconnect_and_reconnect_are_event_lines(clf, counts, monkeypatch):
-    import edge.runtime as runtime_module
+    import edge.runtime.serial as runtime_module
 
     wire = Wire(counts)
     opened = []

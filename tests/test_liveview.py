@@ -9,10 +9,10 @@ import time
 
 import pytest
 
-import edge.liveview as liveview
-from edge.engine import Classifier
-from edge.liveview import LEGEND, LiveView, big_number, describe_quality, display_width, fit
-from edge.runtime import RunConfig, Runtime
+import edge.views.terminal as liveview
+from edge.runtime.engine import Classifier
+from edge.views.terminal import LEGEND, LiveView, big_number, describe_quality, display_width, fit
+from edge.runtime.serial import RunConfig, Runtime
 from firmware_bridge.frames import Hello, Samples, encode_frame
 from firmware_bridge.leads import LEADS_12
 from firmware_bridge.synthetic import synthesize, to_counts

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from edge.jsonl import JsonLinesFile
+from edge.runtime.jsonl import JsonLinesFile
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -54,7 +54,7 @@ def test_sighup_during_a_run_rotates_without_losing_a_window(tmp_path):
         assert line.startswith("PTY "), sim.stderr.read()
         out = tmp_path / "findings.jsonl"
         run = subprocess.Popen(
-            [sys.executable, "-m", "edge.cli", "run", "--port", line[4:], "--quiet", "--out", str(out),
+            [sys.executable, "-m", "edge.cli.main", "run", "--port", line[4:], "--quiet", "--out", str(out),
              "--max-windows", "8"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
         )  # fmt: skip

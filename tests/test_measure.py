@@ -1,4 +1,4 @@
-"""edge.measure / edge.beats: the one measurement function (DESIGN.md, contract 7).
+"""edge.dsp.measure / edge.dsp.beats: the one measurement function (DESIGN.md, contract 7).
 
 References nobody here wrote: the synthetic generator's own wave timings (``true_intervals``), MIT-BIH
 record 100's cardiologist beat annotations scored as AAMI EC57 does, PTB-XL's ``heart_axis`` statements.
@@ -13,8 +13,8 @@ import csv
 import numpy as np
 import pytest
 
-from edge.beats import detect_beats
-from edge.measure import MEASUREMENT_KEYS, combine_measurements, format_measurements, measure
+from edge.dsp.beats import detect_beats
+from edge.dsp.measure import MEASUREMENT_KEYS, combine_measurements, format_measurements, measure
 from firmware_bridge.synthetic import synthesize, true_intervals
 from training.metrics import ec57_match
 

@@ -80,7 +80,7 @@ def test_unknown_labels_are_neither_hits_nor_misses():
 
 
 def test_new_label_superset_recall_counts_a_parent_in_the_top5():
-    from edge.catalogue import load_catalogue
+    from edge.interpret.catalogue import load_catalogue
     from training.metrics import evaluate_scores
 
     ids = list(load_catalogue().ids)

@@ -96,7 +96,7 @@ def test_own_label_trains_into_the_bundle_and_runs_keep_their_caches(tmp_path, m
     own_entry = next(e for e in entries if e["id"] == "HOSP_DIQT")
     assert own_entry["ja"] == "薬剤性QT延長"
 
-    from edge.engine import Classifier
+    from edge.runtime.engine import Classifier
 
     with Classifier.from_bundle(bundle) as clf:
         x = synthesize(rhythm="wide_qrs", duration_s=10.0, fs=250, seed=99)

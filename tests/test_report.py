@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.cli import main as edge_main
-from edge.report import DISCLAIMER, LAYOUT, PAGE_MM, measurement_text
+from edge.cli.main import main as edge_main
+from edge.views.report import DISCLAIMER, LAYOUT, PAGE_MM, measurement_text
 
 REPO = Path(__file__).resolve().parents[1]
 RECORD_00180 = Path("ptbxl") / "records500" / "00000" / "00180_hr"
@@ -58,7 +58,7 @@ def test_pdf_report_of_ptbxl_00180_has_leads_measurements_and_japanese_findings(
             assert f"{m[key]:.0f} ms" in text
     assert measurement_text(m).split("   ")[0] in text
     names = {t["id"]: t["ja"] for t in line["top"]}
-    from edge.engine import Classifier
+    from edge.runtime.engine import Classifier
 
     with Classifier.from_bundle() as clf:
         names |= {lb["id"]: lb["ja"] for lb in clf.labels}
@@ -90,7 +90,7 @@ def test_report_draws_at_true_paper_scale(tmp_path):
     import matplotlib.image as mpimg
 
     from edge import report
-    from edge.engine import Result
+    from edge.runtime.engine import Result
 
     fs = 500
     wave = (0.5 * np.sin(2 * np.pi * 5.0 * np.arange(10 * fs) / fs)).astype(np.float32)
@@ -129,8 +129,8 @@ def test_classify_without_report_never_imports_matplotlib(tmp_path):
     np.save(path, synthesize(rhythm="sinus", fs=500, seed=1, duration_s=10.0))
     code = (
         "import sys, io, contextlib\n"
-        "import edge.report, edge.webview, edge.liveview\n"
-        "from edge.cli import main\n"
+        "import edge.views.report, edge.views.webview, edge.views.terminal\n"
+        "from edge.cli.main import main\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
         f"    assert main(['classify', {str(path)!r}, '--fs', '500']) == 0\n"
         "assert 'matplotlib' not in sys.modules, 'matplotlib imported on the device path'\n"

@@ -1,11 +1,11 @@
-"""The signal contract (edge.signal): known signals through the one preprocessing function."""
+"""The signal contract (edge.dsp.signal): known signals through the one preprocessing function."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from edge.signal import (
+from edge.dsp.signal import (
     EIGHT_CHANNEL_LEADS,
     LEADS,
     SignalConfig,
@@ -156,7 +156,7 @@ def test_500hz_and_100hz_copies_of_a_ptbxl_record_agree(shared_data):
 def test_gain_equals_scipy_filtfilt_butterworth(freq):
     """The numpy band-pass applies exactly the zero-phase gain of scipy's butter + sosfiltfilt."""
     signal = pytest.importorskip("scipy.signal")
-    from edge.signal import butter_zero_phase_gain
+    from edge.dsp.signal import butter_zero_phase_gain
 
     sos = signal.butter(2, [0.5, 40.0], btype="bandpass", fs=100.0, output="sos")
     _, h = signal.sosfreqz(sos, worN=[freq], fs=100.0)
@@ -169,7 +169,7 @@ def test_preprocessing_matches_scipy_reference_on_real_ecg(shared_data):
     """Same model input as resample_poly + sosfiltfilt (the scipy route) on a 500 Hz PTB-XL record."""
     signal = pytest.importorskip("scipy.signal")
     wfdb = pytest.importorskip("wfdb")
-    from edge.signal import normalize
+    from edge.dsp.signal import normalize
 
     rec = wfdb.rdrecord(str(shared_data / "ptbxl/records500/00000/00010_hr"))
     x = rec.p_signal.T.astype(np.float64)

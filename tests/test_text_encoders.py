@@ -17,7 +17,7 @@ EN_CRBBB, EN_AFIB = "Complete right bundle branch block", "Atrial fibrillation"
 
 
 @dataclass
-class Label:  # stand-in for edge.catalogue.Label
+class Label:  # stand-in for edge.interpret.catalogue.Label
     id: str
     ja: str
     en: str
@@ -148,7 +148,7 @@ def test_label_bank_shape_norm_and_template_average(tmp_path):
 
 
 def test_label_bank_over_the_catalogue():
-    catalogue = pytest.importorskip("edge.catalogue")
+    catalogue = pytest.importorskip("edge.interpret.catalogue")
     labels = catalogue.load_catalogue()
     labels = getattr(labels, "labels", labels)
     bank = build_label_bank(HashingEncoder(), labels, "templates")

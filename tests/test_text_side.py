@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from edge.catalogue import load_catalogue
+from edge.interpret.catalogue import load_catalogue
 from training.label_texts import label_texts
 from training.text_side import TextConfig, build_text_tower, text_input_for, text_spec
 

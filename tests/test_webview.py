@@ -12,12 +12,12 @@ from importlib import resources
 import numpy as np
 import pytest
 
-import edge.webview as webview
-from edge.cli import main as edge_main
-from edge.engine import Classifier
-from edge.runtime import RunConfig, Runtime
-from edge.view_state import summarise_window
-from edge.webview import WebView, lead_quality, parse_view_address
+import edge.views.webview as webview
+from edge.cli.main import main as edge_main
+from edge.runtime.engine import Classifier
+from edge.runtime.serial import RunConfig, Runtime
+from edge.views.view_state import summarise_window
+from edge.views.webview import WebView, lead_quality, parse_view_address
 from firmware_bridge.frames import Hello, Samples, encode_frame
 from firmware_bridge.leads import LEADS_8
 from firmware_bridge.synthetic import synthesize, to_counts

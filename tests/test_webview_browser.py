@@ -1,7 +1,7 @@
 """The bedside web view in a real browser: headless Chromium (Debian's ``chromium``) against a live runtime.
 
-The simulated device streams synthetic LBBB over a pty into :class:`edge.runtime.Runtime` (in a thread of
-this process) with :class:`edge.webview.WebView` attached; Chromium is driven over the DevTools protocol on
+The simulated device streams synthetic LBBB over a pty into :class:`edge.runtime.serial.Runtime` (in a thread of
+this process) with :class:`edge.views.webview.WebView` attached; Chromium is driven over the DevTools protocol on
 a pipe (``--remote-debugging-pipe``: JSON messages separated by NUL bytes on fds 3 and 4, so the standard
 library is enough). The page, at the 800x480 of a 7-inch kiosk screen, must draw the traces, show the heart
 rate of the measurement function and the window's Japanese findings, and switch to 切断 within 2 s of the
@@ -25,9 +25,9 @@ from pathlib import Path
 
 import pytest
 
-from edge.engine import Classifier
-from edge.runtime import RunConfig, Runtime
-from edge.webview import WebView
+from edge.runtime.engine import Classifier
+from edge.runtime.serial import RunConfig, Runtime
+from edge.views.webview import WebView
 from firmware_bridge.leads import LEADS_8
 from firmware_bridge.simulator import DeviceSimulator, SimulatorConfig
 from firmware_bridge.sources import SyntheticSource

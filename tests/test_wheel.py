@@ -55,6 +55,6 @@ def test_wheel_with_edge_extra_classifies_wfdb_and_mfer(tmp_path, shared_data):
     assert [line["top"][0]["id"] for line in outputs["wfdb"]] == [
         line["top"][0]["id"] for line in outputs["mfer"]
     ]
-    proc = _run([str(py), "-c", "import edge.cli, edge.records, sys; print(sorted(m for m in sys.modules "
+    proc = _run([str(py), "-c", "import edge.cli.main, edge.readers.records, sys; print(sorted(m for m in sys.modules "
                  "if m.split('.')[0] in ('torch', 'scipy', 'wfdb')))"], tmp_path)  # fmt: skip
     assert proc.stdout.strip() == "[]"

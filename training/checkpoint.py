@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from edge.signal import SignalConfig
+from edge.dsp.signal import SignalConfig
 
 from .model import ContrastiveModel, ECGEncoder, EncoderConfig, SupervisedModel
 from .text_side import build_text_tower

@@ -186,7 +186,7 @@ def _eval_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.add_argument("--measurements", metavar="CSV",
                    help="write each evaluated window's measurements (計測値: heart rate, PR, QRS, QT/QTc, axis, "
-                        "voltages; edge.measure, as on the device) with its record and labels to this CSV")
+                        "voltages; edge.dsp.measure, as on the device) with its record and labels to this CSV")
     return p
 
 
@@ -237,8 +237,8 @@ def eval_main(argv: list[str] | None = None) -> int:
     try:
         import numpy as np
 
-        from edge.bundle import MANIFEST_NAME, load_bundle
-        from edge.catalogue import load_catalogue
+        from edge.bundle.loader import MANIFEST_NAME, load_bundle
+        from edge.interpret.catalogue import load_catalogue
 
         from .checkpoint import load_checkpoint
         from .datasets import parse_source

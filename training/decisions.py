@@ -1,4 +1,4 @@
-"""What a clinician would read, judged: the findings of a bundle (thresholds + :mod:`edge.findings` rules).
+"""What a clinician would read, judged: the findings of a bundle (thresholds + :mod:`edge.interpret.findings` rules).
 
 Ranking metrics (top-k, AUROC) say how well the scores order labels; these say how good the *listed
 findings* are, computed with the very code the device runs (``FindingRules.decide``):
@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from edge.findings import FindingRules
+from edge.interpret.findings import FindingRules
 
 __all__ = ["decision_metrics", "format_decisions"]
 

@@ -104,7 +104,7 @@ def write_per_label_csv(metrics: dict, path: str | Path) -> None:
 def bundle_scores(bundle, windows: np.ndarray, model_key: str = "onnx_int8", backend: str | None = None,
                   threads: int = 1, batch_size: int = 64) -> np.ndarray:
     """Scores ``[N, n_bundle_labels]`` of model-input windows with a bundle's encoder (the device's path)."""
-    from edge.backends import get_backend
+    from edge.runtime.backends import get_backend
 
     backend = backend or ("litert" if model_key.startswith("tflite") else "onnx")
     net = get_backend(backend, bundle.model_path(model_key), threads=threads)
@@ -126,13 +126,13 @@ def evaluate_bundle(bundle, windows: np.ndarray, targets: np.ndarray, target_ids
     reported as new labels. ``decisions`` judges the findings at the bundle's thresholds after the
     consistency rules (:func:`training.decisions.decision_metrics`).
     """
-    from edge.findings import FindingRules
+    from edge.interpret.findings import FindingRules
 
     from .decisions import decision_metrics
 
     cosine = bundle_scores(bundle, windows, model_key)
     # As on the device: the ranking moves measurement-defined labels by the bundle's criteria weight
-    # (edge.engine.Classifier._ranked); findings are decided on the cosine scores with the measurements.
+    # (edge.runtime.engine.Classifier._ranked); findings are decided on the cosine scores with the measurements.
     rules, weight = FindingRules.from_manifest(bundle.labels, bundle.manifest)
     meas = list(measurements) if measurements is not None else [None] * len(cosine)
     scores = np.stack([rules.adjust(s, m, weight) for s, m in zip(cosine, meas, strict=True)]) if len(cosine) else cosine

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from edge.catalogue import Catalogue, CatalogueError, Label, load_catalogue
+from edge.interpret.catalogue import Catalogue, CatalogueError, Label, load_catalogue
 
 __all__ = ["catalogue_of_checkpoint", "load_training_catalogue"]
 

@@ -45,7 +45,7 @@ JA_TEMPLATES = (
 
 
 class LabelLike(Protocol):
-    """What this module reads from a label (``edge.catalogue.Label`` has these and more)."""
+    """What this module reads from a label (``edge.interpret.catalogue.Label`` has these and more)."""
 
     id: str
     ja: str

@@ -216,7 +216,7 @@ def _superset_recall(scores: np.ndarray, targets: np.ndarray, label_ids: Sequenc
     The reference study's measure for new labels: a new label counts as found when it or a superset label
     (a parent in the catalogue's hierarchy) is among the k best-scored labels of the ECG.
     """
-    from edge.catalogue import load_catalogue
+    from edge.interpret.catalogue import load_catalogue
 
     if not idx:
         return float("nan")

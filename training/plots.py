@@ -1,6 +1,6 @@
 """Plots of a training run: loss and validation curves, per-label top-5 recall bars (matplotlib, no screen).
 
-Japanese label names need a Japanese font: :func:`edge.fonts.use_japanese_font` takes it from a package
+Japanese label names need a Japanese font: :func:`edge.views.fonts.use_japanese_font` takes it from a package
 (``matplotlib-fontja`` in the ``train`` extra, or Debian's Noto CJK) and raises with the install command when
 there is none; plots never fall back to label ids. A run folder's plots can be drawn again without
 training: ``python -m training.plots runs/NAME`` reads its ``history.json`` and ``metrics.json``.
@@ -23,7 +23,7 @@ def _pyplot():  # noqa: ANN202 - matplotlib.pyplot
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from edge.fonts import use_japanese_font
+    from edge.views.fonts import use_japanese_font
 
     use_japanese_font()
     return plt
@@ -110,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR")
     args = parser.parse_args(argv)
-    from edge.fonts import FontError
+    from edge.views.fonts import FontError
 
     for run in args.runs:
         try:

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.catalogue import Catalogue, load_catalogue
-from edge.measure import measure
-from edge.signal import SignalConfig, SignalError, iter_windows, preprocess
+from edge.interpret.catalogue import Catalogue, load_catalogue
+from edge.dsp.measure import measure
+from edge.dsp.signal import SignalConfig, SignalError, iter_windows, preprocess
 
 from .datasets import READERS, DatasetError, SkipLog, open_dataset
 from .datasets.processed import check_compatible
@@ -147,7 +147,7 @@ def _measured(x: np.ndarray, fs: float, leads, amplitudes: bool) -> np.ndarray:
 
 
 def measurement_dicts(rows: np.ndarray, keys: Sequence[str]) -> list[dict]:
-    """Cached measurement rows (``PreparedDataset.measurements[i]``) back to ``edge.measure`` dicts (NaN -> None)."""
+    """Cached measurement rows (``PreparedDataset.measurements[i]``) back to ``edge.dsp.measure`` dicts (NaN -> None)."""
     out = []
     for row in np.asarray(rows, dtype=np.float64):
         d: dict = {}

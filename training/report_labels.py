@@ -10,7 +10,7 @@ the phrase's modifiers:
 - uncertainty (``…の疑い``, ``…疑``, ``…の可能性``, ``…を否定できない``, ``…?``, ``possible …``): not positive
   unless ``--include-uncertain``.
 
-Matching uses :func:`edge.catalogue.normalize` (NFKC width folding, case, hiragana -> katakana) on both
+Matching uses :func:`edge.interpret.catalogue.normalize` (NFKC width folding, case, hiragana -> katakana) on both
 the report and the terms, so ``ＣＲＢＢＢ``, ``crbbb``, ``Ⅰ度房室ブロック`` and ``右脚ぶろっく`` all match (kana
 is folded, never converted to kanji: a report written wholly in kana readings does not match). Terms are every catalogue name (id, Japanese, English, aliases) plus a mapping file of other
 wordings (``training/data/report_phrases.csv``; extend it with ``--mapping`` — a ``-`` label marks a
@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from edge.catalogue import Catalogue, CatalogueError, load_catalogue, normalize
+from edge.interpret.catalogue import Catalogue, CatalogueError, load_catalogue, normalize
 
 from .label_catalogue import load_training_catalogue
 
@@ -58,7 +58,7 @@ _RANK = {"negated": 0, "uncertain": 1, "positive": 2}
 
 
 def fold(text: str) -> str:
-    """:func:`edge.catalogue.normalize` word by word, keeping one space between words (``no LVH``)."""
+    """:func:`edge.interpret.catalogue.normalize` word by word, keeping one space between words (``no LVH``)."""
     return " ".join(filter(None, (normalize(w) for w in unicodedata.normalize("NFKC", text).split())))
 
 

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from edge.signal import SignalConfig
+from edge.dsp.signal import SignalConfig
 
 from .augment import AugmentConfig, augment_batch
 from .checkpoint import build_model, save_checkpoint

@@ -90,7 +90,7 @@ class Reader:
         if not Path(f"{path}.hea").is_file():
             self.fail(key, f"missing_file: {path}.hea not found")
             return None
-        from edge.records import RecordError, check_header_fs
+        from edge.readers.records import RecordError, check_header_fs
 
         try:  # wfdb reads a header rate of "-500" as its default, 250 Hz: check the header itself
             check_header_fs(Path(f"{path}.hea"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from edge.catalogue import Catalogue, load_catalogue
+from edge.interpret.catalogue import Catalogue, load_catalogue
 
 from .base import DatasetError, Reader, Record, fold_from_key
 from .known import SCORED_2020, known_labels, snomed_vocabulary

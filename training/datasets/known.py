@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from edge.catalogue import Catalogue
+from edge.interpret.catalogue import Catalogue
 
 __all__ = [
     "SCORED_2020",

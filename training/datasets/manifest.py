@@ -4,7 +4,7 @@ Columns (header row required; paths relative to the CSV's folder):
 
 - ``path`` (required): a WFDB record (with or without ``.hea``), a ``.npy`` array ``[leads, samples]`` in mV,
   or an ECG-cart file (MFER, DICOM waveform, HL7 aECG, SCP-ECG, GE MUSE / Philips XML, EDF; recognised by
-  content, gains and lead names from the file: ``edge.cart_formats``).
+  content, gains and lead names from the file: ``edge.readers.cart_formats``).
 - ``labels`` (required): separated by ``;`` or ``|`` (e.g. ``洞調律;完全右脚ブロック`` or ``SR|CRBBB``). Each is a
   catalogue id, a Japanese or English name or alias (any width, case, hiragana/katakana), a PTB-XL SCP-ECG
   statement code, a SNOMED CT concept id as in PhysioNet Challenge headers (``164889003``), or any term
@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.cart_formats import CartFormatError, read_cart_file
-from edge.catalogue import Catalogue, load_catalogue
-from edge.signal import EIGHT_CHANNEL_LEADS, LEADS
+from edge.readers.cart_formats import CartFormatError, read_cart_file
+from edge.interpret.catalogue import Catalogue, load_catalogue
+from edge.dsp.signal import EIGHT_CHANNEL_LEADS, LEADS
 
 from .base import DatasetError, Reader, Record, fold_from_key
 

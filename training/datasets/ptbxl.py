@@ -13,7 +13,7 @@ import csv
 from collections.abc import Iterator
 from pathlib import Path
 
-from edge.catalogue import Catalogue, load_catalogue
+from edge.interpret.catalogue import Catalogue, load_catalogue
 
 from .base import DatasetError, Reader, Record
 from .known import AXIS_LABELS, known_labels, scp_vocabulary
@@ -21,7 +21,7 @@ from .known import AXIS_LABELS, known_labels, scp_vocabulary
 __all__ = ["PTBXLReader", "parse_scp_codes", "HEART_AXIS"]
 
 # ``heart_axis`` column -> axis-deviation label stated present (LAD/RAD) or None for "neither".
-# PTB-XL grades the axis: measured with edge.measure on its records, "LAD" lies between about 0 and -30 deg
+# PTB-XL grades the axis: measured with edge.dsp.measure on its records, "LAD" lies between about 0 and -30 deg
 # (median -13, n=27) and "ALAD" (abnormal) below -30 (median -38, n=10); 左軸偏位 is < -30 deg, so only ALAD
 # states it. "RAD" (median 107) and "ARAD" are > 90 deg. LAD, AXR and MID state neither deviation.
 # AXL (not in this subset), SAG (sagittal) and empty cells state nothing: LAD and RAD stay unknown for the record.

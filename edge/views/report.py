@@ -4,11 +4,11 @@ The standard layout clinicians read on paper: four columns of 2.5 s (I, II, III 
 V3 | V4, V5, V6) over three rows, then a 10-s lead-II rhythm strip, each row starting with a 1 mV
 calibration pulse, on ECG grid paper (1 mm and 5 mm squares) at 25 mm/s and 10 mm/mV: the page is drawn
 in millimetres, so a printed A4 page has those true scales. Above the grid: the source, the time, the
-bundle id, the measurements (``edge.measure``, via the window's result), the findings in Japanese with
+bundle id, the measurements (``edge.dsp.measure``, via the window's result), the findings in Japanese with
 their scores (labels never trained marked 未検証) and the signal quality; below it, the disclaimer that this
 is not a diagnosis.
 
-matplotlib (and its Japanese font, :mod:`edge.fonts`) is imported only when a report is drawn, so the
+matplotlib (and its Japanese font, :mod:`edge.views.fonts`) is imported only when a report is drawn, so the
 device path (``ecg-edge run``, ``classify`` without ``--report``) never loads it; it comes with the
 ``report`` extra. The traces are band-passed 0.5-100 Hz for display only (baseline wander removed, as an
 ECG cart's display filter does); classification and measurements use their own contracts.
@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .signal import LEADS, SignalError, bandpass, to_twelve_leads
-from .view_state import decided_by_rule
+from edge.dsp.signal import LEADS, SignalError, bandpass, to_twelve_leads
+from edge.views.view_state import decided_by_rule
 
 __all__ = ["ReportError", "write_report", "LAYOUT", "DISCLAIMER", "PAGE_MM"]
 
@@ -68,7 +68,7 @@ def measurement_text(measurements: dict | None) -> str:
     return "   ".join(parts)
 
 
-def findings_text(result, labels: Sequence[dict] = ()) -> tuple[str, str]:  # noqa: ANN001 - edge.engine.Result
+def findings_text(result, labels: Sequence[dict] = ()) -> tuple[str, str]:  # noqa: ANN001 - edge.runtime.engine.Result
     """(findings line, candidates line) in Japanese with scores; 未検証 marks labels never trained."""
     if result.skipped:
         return "判定なし: 信号品質が不十分です", ""
@@ -95,7 +95,7 @@ def findings_text(result, labels: Sequence[dict] = ()) -> tuple[str, str]:  # no
 
 
 def quality_text(quality: dict) -> str:
-    from .liveview import describe_quality
+    from edge.views.terminal import describe_quality
 
     return describe_quality(quality)
 
@@ -132,7 +132,7 @@ def write_report(
     x_mv: np.ndarray,
     fs: float,
     leads: Sequence[str] | None,
-    result,  # noqa: ANN001 - edge.engine.Result
+    result,  # noqa: ANN001 - edge.runtime.engine.Result
     *,
     source: str,
     labels: Sequence[dict] = (),
@@ -151,7 +151,7 @@ def write_report(
         import matplotlib.pyplot as plt
     except ImportError:
         raise ReportError("--report needs matplotlib: pip install 'ecg-clip-ja[report]'") from None
-    from .fonts import FontError, use_japanese_font
+    from edge.views.fonts import FontError, use_japanese_font
 
     try:
         use_japanese_font()

@@ -2,9 +2,9 @@
 
 Every backend is built with ``Backend.from_file(path, threads=1)``, is called as
 ``backend(x) -> float32[B, D]`` on the model input ``float32[B, 12, T]`` (the output of
-``edge.signal.preprocess``, stacked), and is released with ``close()``; ``name`` says which it is.
+``edge.dsp.signal.preprocess``, stacked), and is released with ``close()``; ``name`` says which it is.
 The interface follows LiteRT's ``CompiledModel.from_file`` and tinygrad's ``runtime/ops_*.py``:
-one small class per runtime, its heavy import done lazily inside it, so ``import edge.backends``
+one small class per runtime, its heavy import done lazily inside it, so ``import edge.runtime.backends``
 costs nothing and a board needs only the runtime it uses.
 
 - :class:`OnnxBackend`: onnxruntime, CPU, ``intra_op_num_threads=threads``, one inter-op thread,
@@ -248,7 +248,7 @@ BACKENDS: dict[str, type[Backend]] = {"onnx": OnnxBackend, "litert": LiteRTBacke
 
 
 def model_key_for(backend: str, precision: str = "int8") -> str:
-    """Which bundle model (``edge.bundle.MODEL_KEYS``) a backend runs: ``onnx`` -> ``onnx_int8``..."""
+    """Which bundle model (``edge.bundle.loader.MODEL_KEYS``) a backend runs: ``onnx`` -> ``onnx_int8``..."""
     if backend == "onnx":
         return "onnx_fp32" if precision == "fp32" else "onnx_int8"
     if backend == "litert":

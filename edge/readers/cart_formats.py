@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .signal import SignalError, canonical_lead_name
+from edge.dsp.signal import SignalError, canonical_lead_name
 
 __all__ = ["CartFormatError", "CartRecord", "detect_format", "read_cart_file"]
 

@@ -14,7 +14,7 @@ data (``edge/data/findings_rules.json``), written against the catalogue's ids an
 - **parents**: a label implies its parents (完全左脚ブロック is a 左脚ブロック, a 脚ブロック, a 伝導障害), so a
   parent is not listed beside a more specific finding, unless named in ``keep_parents``.
 - **criteria** (optional): labels defined by a measurement (heart rate, PR, QRS, QT, axis, voltages) can
-  be decided from the measurements dict of :func:`edge.measure.measure` instead of, or as a veto on,
+  be decided from the measurements dict of :func:`edge.dsp.measure.measure` instead of, or as a veto on,
   their score: ``{"label": "STACH", "key": "hr_bpm", "min": 100, "mode": "decide"}`` (``mode``
   ``"decide"``: inside the range the label is a finding, outside it is not; ``"veto"``: outside the range
   the label is removed, inside the score decides). A missing or ``None`` measurement leaves the score to

@@ -1,7 +1,7 @@
-"""What the bedside page shows, computed on the runtime side (``edge.webview`` serves it).
+"""What the bedside page shows, computed on the runtime side (``edge.views.webview`` serves it).
 
 - :class:`TraceBuffer`: the newest ``TRACE_S`` seconds of the 12 leads (limb leads derived from I and II
-  for 8-channel devices, ``edge.signal.to_twelve_leads``) decimated to about ``DISPLAY_FS`` Hz, addressed
+  for 8-channel devices, ``edge.dsp.signal.to_twelve_leads``) decimated to about ``DISPLAY_FS`` Hz, addressed
   by display sample index so a page asks only for what is new; lost samples stay gaps (NaN / null).
 - :func:`summarise_window`: a contract-5 line as the page needs it (findings with scores and the
   zero-shot flag of labels never trained, top labels, measurements, quality in words).
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .signal import LEADS, SignalError, to_twelve_leads
+from edge.dsp.signal import LEADS, SignalError, to_twelve_leads
 
 __all__ = ["DISPLAY_FS", "TRACE_S", "TraceBuffer", "lead_quality", "summarise_window", "decided_by_rule"]
 
@@ -103,7 +103,7 @@ class TraceBuffer:
 
 def decided_by_rule(score: float | None, label: dict) -> bool:
     """True for a finding whose score is below its label's threshold: a measurement criterion or a rule of
-    ``edge.findings`` made it a finding (e.g. long QT from QTc), so its similarity score means nothing."""
+    ``edge.interpret.findings`` made it a finding (e.g. long QT from QTc), so its similarity score means nothing."""
     threshold = label.get("threshold")
     return score is not None and threshold is not None and score < threshold
 

@@ -14,6 +14,8 @@ import math
 import re
 from typing import Any
 
+from edge.bundle.schema import BUNDLE_FORMAT, FORMAT_VERSION, MODEL_KEYS
+
 __all__ = ["ManifestError", "validate_manifest", "FILE_NAME_RE", "MAX_FILE_BYTES", "MAX_LABELS"]
 
 FILE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # flat, no folders, no dot-files
@@ -97,7 +99,7 @@ def _listed(value: Any, field: str, files: dict) -> str:
 
 
 def _signal(signal: Any) -> tuple[float, float]:
-    from .signal import NORMALIZATIONS, SignalConfig
+    from edge.dsp.signal import NORMALIZATIONS, SignalConfig
 
     signal = _dict(signal, "signal")
     known = set(SignalConfig.__dataclass_fields__)
@@ -180,7 +182,6 @@ def _labels(labels: Any) -> None:
 
 def validate_manifest(manifest: Any) -> dict:
     """Check every field the runtime reads; returns the manifest or raises :class:`ManifestError`."""
-    from .bundle import BUNDLE_FORMAT, FORMAT_VERSION, MODEL_KEYS
 
     manifest = _dict(manifest, "(top level)")
     if _get(manifest, "format", "format") != BUNDLE_FORMAT:
@@ -224,7 +225,7 @@ def validate_manifest(manifest: Any) -> dict:
         if "criteria_weight" in decision:
             _num(decision["criteria_weight"], "decision.criteria_weight", 0.0, 1.0)
         if "rules" in decision:
-            from .findings import FindingRules
+            from edge.interpret.findings import FindingRules
 
             rules = _dict(decision["rules"], "decision.rules")
             try:

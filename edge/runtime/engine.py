@@ -2,7 +2,7 @@
 
 This is the Python API a device integrator uses::
 
-    from edge.engine import Classifier, StreamClassifier
+    from edge.runtime.engine import Classifier
 
     clf = Classifier.from_bundle()                      # the default bundle, int8 ONNX, one thread
     result = clf.classify_window(x_mv, fs=500)          # x_mv: float32 [12 or 8, T] in millivolts
@@ -14,8 +14,8 @@ This is the Python API a device integrator uses::
         ...
 
 Every window, from a file or the serial stream, goes through the same steps in
-:meth:`Classifier.classify_windows`: quality check on the raw window (``edge.quality``), the signal
-contract (``edge.signal.preprocess``), the encoder (``edge.backends``), cosine similarity against the
+:meth:`Classifier.classify_windows`: quality check on the raw window (``edge.dsp.quality``), the signal
+contract (``edge.dsp.signal.preprocess``), the encoder (``edge.runtime.backends``), cosine similarity against the
 bundle's precomputed label embeddings, top-5, and findings = labels whose score reaches their
 threshold. A window whose quality is not ok is skipped: no inference, no findings.
 """
@@ -32,12 +32,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .backends import Backend, get_backend, model_key_for
-from .bundle import Bundle, load_bundle, new_sha256
-from .findings import FindingRules
-from .measure import measure
-from .quality import QualityConfig, assess_window, failed_quality, lead_off_names
-from .signal import EIGHT_CHANNEL_LEADS, LEADS, SignalConfig, SignalError, canonical_lead_name, preprocess
+from edge.runtime.backends import Backend, get_backend, model_key_for
+from edge.bundle.loader import Bundle, load_bundle, new_sha256
+from edge.interpret.findings import FindingRules
+from edge.dsp.measure import measure
+from edge.dsp.quality import QualityConfig, assess_window, failed_quality, lead_off_names
+from edge.dsp.signal import EIGHT_CHANNEL_LEADS, LEADS, SignalConfig, SignalError, canonical_lead_name, preprocess
 
 __all__ = [
     "TOP_K",
@@ -100,7 +100,7 @@ def now_iso() -> str:
 class Result:
     """The outcome of one window; ``to_json_dict`` gives the contract-5 object."""
 
-    quality: dict  # edge.quality report ({"ok", "missing_samples", "lead_off", ...})
+    quality: dict  # edge.dsp.quality report ({"ok", "missing_samples", "lead_off", ...})
     top: list[dict] = field(default_factory=list)  # [{"id", "ja", "en", "score"}] x TOP_K, best first
     findings: list[str] = field(default_factory=list)  # label ids at or above their thresholds, best first
     # findings of labels never trained (bundle label "zero_shot"), listed apart (DESIGN.md contract 3)
@@ -112,7 +112,7 @@ class Result:
     fs: float | None = None  # sampling rate of the raw window
     bundle: str | None = None  # bundle_id()
     measurements: dict | None = (
-        None  # edge.measure.measure() of the raw window (contract 7); None when skipped
+        None  # edge.dsp.measure.measure() of the raw window (contract 7); None when skipped
     )
 
     @property
@@ -182,7 +182,7 @@ class Classifier:
         verify: bool = True,
         quality: QualityConfig | None = None,
         warmup: bool = True,
-        trust=None,  # noqa: ANN001 - edge.signing.Trust: the keys that count (default: the device's)
+        trust=None,  # noqa: ANN001 - edge.bundle.signing.Trust: the keys that count (default: the device's)
     ) -> Classifier:
         """Load a bundle (``None``: the default one) and its encoder for ``backend`` (``onnx``/``litert``;
         ``auto``: onnx if the bundle has the int8 ONNX model, else litert).
@@ -340,7 +340,7 @@ class Classifier:
         self, embedding: np.ndarray, quality: dict, measurements: dict | None = None
     ) -> Result:
         """Score an embedding computed elsewhere (e.g. the mean over a record's windows), with the
-        measurements that go with it (e.g. ``edge.measure.combine_measurements`` of those windows)."""
+        measurements that go with it (e.g. ``edge.dsp.measure.combine_measurements`` of those windows)."""
         e = np.asarray(embedding, dtype=np.float32)
         e = e / max(float(np.linalg.norm(e)), 1e-12)
         s = self.score(e[None])[0]
@@ -356,6 +356,3 @@ class Classifier:
             measurements=measurements,
         )
 
-
-# The stream lives in its own module; it is re-exported here (``from edge.engine import StreamClassifier``).
-from .stream_classifier import StreamClassifier  # noqa: E402

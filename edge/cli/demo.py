@@ -23,7 +23,7 @@ __all__ = ["main"]
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m edge.demo",
+        prog="python -m edge.cli.demo",
         description="Stream a simulated ECG device over a virtual serial port into the bedside runtime "
         "and show its live Japanese findings, then exit.",
     )
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             f"demo: simulated {args.channels}-channel device ({what}) on {port}; runtime for {args.duration:g} s",
             flush=True,
         )
-        from .cli import main as edge_main
+        from edge.cli.main import main as edge_main
 
         view = _free(args.view)
         run_args = ["run", "--port", port, "--duration", str(args.duration), "--view", view]

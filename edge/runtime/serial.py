@@ -5,7 +5,7 @@
 ignores samples until a HELLO has told it the rate, the channels and the LSB. Frames come out of
 ``firmware_bridge.stream.StreamDecoder`` (bad frames are counted and dropped there), counts become
 millivolts with the HELLO's ``lsb_nv``, ``firmware_bridge.tracker.SampleTracker`` finds the samples
-that never arrived, and a :class:`edge.engine.StreamClassifier` turns the stream into windows.
+that never arrived, and a :class:`edge.runtime.engine.StreamClassifier` turns the stream into windows.
 
 Faults (DESIGN.md, contract 4):
 
@@ -19,7 +19,7 @@ Faults (DESIGN.md, contract 4):
 - a silent device (no bytes for ``stall_s``) is asked again for HELLO and START;
 - :meth:`Runtime.stop` (the CLI calls it on SIGINT/SIGTERM) ends the loop after the current read.
 
-Limits a host enforces (contract 4) and the frame-by-frame work are in :mod:`edge.device_stream`
+Limits a host enforces (contract 4) and the frame-by-frame work are in :mod:`edge.runtime.device_stream`
 (mixed into :class:`Runtime`): no byte sequence makes the work or memory unbounded. Everything a reader
 of the output must know besides windows (disconnected, reconnected, device_changed, device_rejected,
 segment) goes to ``on_event`` as a contract-5 event line. Per-sample work is numpy: frames of one read
@@ -45,8 +45,9 @@ from firmware_bridge.stream import StreamDecoder, StreamStats
 from firmware_bridge.tracker import SampleTracker
 from firmware_bridge.transport import DEFAULT_BAUD, open_port
 
-from .device_stream import DeviceStream
-from .engine import Classifier, Result, StreamClassifier, now_iso
+from edge.runtime.device_stream import DeviceStream
+from edge.runtime.engine import Classifier, Result, now_iso
+from edge.runtime.stream import StreamClassifier
 
 __all__ = ["RunConfig", "RunStats", "Runtime", "PortError"]
 

@@ -1,7 +1,7 @@
 """Windows of a live stream, classified as they complete (DESIGN.md, contracts 1 and 5).
 
 :class:`StreamClassifier` keeps a ring of the newest samples addressed by their index in the device stream,
-marks lost samples missing, and hands every complete window to :meth:`edge.engine.Classifier.classify_window`
+marks lost samples missing, and hands every complete window to :meth:`edge.runtime.engine.Classifier.classify_window`
 - the same path as a file - so the stream and ``ecg-edge classify`` give the same results for the same samples.
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .engine import Classifier, Result, default_lead_names
-from .ring import SampleRing
+from edge.runtime.engine import Classifier, Result, default_lead_names
+from edge.dsp.ring import SampleRing
 
 __all__ = ["StreamClassifier"]
 

@@ -14,9 +14,8 @@ import zipfile
 import zlib
 from pathlib import Path
 
-from .bundle import MANIFEST_NAME, BundleError
-from .manifest import FILE_NAME_RE, MAX_FILE_BYTES
-from .signing import SIGNATURE_NAME
+from edge.bundle.manifest import FILE_NAME_RE, MAX_FILE_BYTES
+from edge.bundle.schema import MANIFEST_NAME, SIGNATURE_NAME, BundleError
 
 __all__ = ["MAX_ZIP_ENTRIES", "MAX_BUNDLE_BYTES", "extract_zip"]
 

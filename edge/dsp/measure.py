@@ -4,8 +4,8 @@ One function, :func:`measure`, used by training, file classification and the liv
 signal contract), numpy only. Steps:
 
 1. The leads are put in contract-1 order (8-channel devices: the limb leads are derived), band-passed
-   0.5-40 Hz and resampled to 500 Hz in the frequency domain (``edge.signal.filter_resample``).
-2. Beats: :func:`edge.beats.detect_beats` (multi-lead spatial velocity, Pan-Tompkins-style decisions).
+   0.5-40 Hz and resampled to 500 Hz in the frequency domain (``edge.dsp.signal.filter_resample``).
+2. Beats: :func:`edge.dsp.beats.detect_beats` (multi-lead spatial velocity, Pan-Tompkins-style decisions).
    Heart rate and RR come from every beat; the rhythm's irregularity is the coefficient of variation of RR.
 3. A representative (median) beat per lead over the dominant beats (those whose QRS correlates >= 0.9
    with the median QRS; premature ectopic beats are left out), aligned on the QRS fiducial.
@@ -38,8 +38,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .beats import ANALYSIS_FS, QRS_BAND_HZ, detection_envelope, moving_average, pick_beats
-from .signal import LEADS, SignalError, filter_resample_bands, to_twelve_leads
+from edge.dsp.beats import ANALYSIS_FS, QRS_BAND_HZ, detection_envelope, moving_average, pick_beats
+from edge.dsp.signal import LEADS, SignalError, filter_resample_bands, to_twelve_leads
 
 __all__ = ["MEASUREMENT_KEYS", "combine_measurements", "empty_measurements", "format_measurements", "measure"]
 

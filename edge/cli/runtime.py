@@ -1,9 +1,9 @@
 """``ecg-edge run | classify | info`` and ``labels --bundle``: the runtime's subcommands (Contract 6).
 
-Registered in ``edge.cli`` through :data:`RUNTIME_SUBCOMMANDS`; each ``add_*_parser(subparsers)``
+Registered in ``edge.cli.main`` through :data:`RUNTIME_SUBCOMMANDS`; each ``add_*_parser(subparsers)``
 adds its parser and sets ``func``. Handlers return the exit status; user errors print one line on stderr and exit 1.
 
-- ``run``: the live serial runtime (``edge.runtime``), JSON lines to ``--out`` (append, flushed per
+- ``run``: the live serial runtime (``edge.runtime.serial``), JSON lines to ``--out`` (append, flushed per
   line, reopened on SIGHUP for log rotation) and to stdout when it is not a terminal; a live view when it is.
 - ``classify``: files (WFDB, ``.npy``, CSV) window by window through the same
   ``Classifier.classify_windows`` as the stream; JSON lines or a table.
@@ -78,11 +78,11 @@ def _user_errors(func: Callable[[argparse.Namespace], int]) -> Callable[[argpars
         try:
             return func(args)
         except Exception as exc:  # imported only now: ecg-edge run installs its signal handlers first
-            from edge.backends import BackendError
-            from edge.bundle import BundleError
-            from edge.records import RecordError
-            from edge.runtime import PortError
-            from edge.signal import SignalError
+            from edge.runtime.backends import BackendError
+            from edge.bundle.loader import BundleError
+            from edge.readers.records import RecordError
+            from edge.runtime.serial import PortError
+            from edge.dsp.signal import SignalError
 
             if isinstance(exc, (UsageError, BundleError, BackendError, RecordError, SignalError, PortError)):
                 return _print_error(str(exc))
@@ -93,7 +93,7 @@ def _user_errors(func: Callable[[argparse.Namespace], int]) -> Callable[[argpars
 
 def resolve_bundle(path: Path | None) -> Path:
     """``--bundle`` or the default bundle; a clear error when neither exists."""
-    from edge.bundle import default_bundle_path
+    from edge.bundle.loader import default_bundle_path
 
     if path is not None:
         if not path.exists():
@@ -134,8 +134,8 @@ def _add_trust_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _trust(args: argparse.Namespace):  # noqa: ANN202 - edge.signing.Trust
-    from edge.signing import SigningError, Trust
+def _trust(args: argparse.Namespace):  # noqa: ANN202 - edge.bundle.signing.Trust
+    from edge.bundle.signing import SigningError, Trust
 
     try:
         return Trust.from_config(getattr(args, "trust_key", None) or ())
@@ -202,7 +202,7 @@ def _stop_on_signals(stop: Callable[[str], None]) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _reopen_on_sighup(sink) -> Iterator[None]:  # noqa: ANN001 - edge.jsonl.JsonLinesFile | None
+def _reopen_on_sighup(sink) -> Iterator[None]:  # noqa: ANN001 - edge.runtime.jsonl.JsonLinesFile | None
     """SIGHUP reopens ``--out`` before its next line (log rotation, docs/deploy.md); main thread only."""
     main = threading.current_thread() is threading.main_thread()
     if sink is None or not hasattr(signal, "SIGHUP") or not main:
@@ -230,10 +230,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, stop_requests: list[str]) -> int:
-    from edge.engine import Classifier
-    from edge.jsonl import JsonLinesFile
-    from edge.liveview import LiveView
-    from edge.runtime import RunConfig, Runtime
+    from edge.runtime.engine import Classifier
+    from edge.runtime.jsonl import JsonLinesFile
+    from edge.views.terminal import LiveView
+    from edge.runtime.serial import RunConfig, Runtime
     from firmware_bridge.transport import DEFAULT_BAUD
 
     if args.max_windows is not None and args.max_windows < 1:
@@ -267,7 +267,7 @@ def _run(args: argparse.Namespace, stop_requests: list[str]) -> int:
             stdout.write(text + "\n")
             stdout.flush()
 
-    def on_result(result, line: dict) -> None:  # noqa: ANN001 - edge.engine.Result
+    def on_result(result, line: dict) -> None:  # noqa: ANN001 - edge.runtime.engine.Result
         text = json.dumps(line, ensure_ascii=False)
         if sink is not None:
             sink.write(text)
@@ -313,9 +313,9 @@ def _run(args: argparse.Namespace, stop_requests: list[str]) -> int:
     return 0
 
 
-def _start_web_view(address: str, classifier):  # noqa: ANN001, ANN202 - edge.engine.Classifier -> WebView
+def _start_web_view(address: str, classifier):  # noqa: ANN001, ANN202 - edge.runtime.engine.Classifier -> WebView
     """Serve the bedside page at ``address`` (HOST:PORT); its URL goes to stderr."""
-    from edge.webview import WebView, parse_view_address
+    from edge.views.webview import WebView, parse_view_address
 
     try:
         host, port = parse_view_address(address)
@@ -370,7 +370,7 @@ def add_classify_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def _file_windows(classifier, rec, hop_s: float | None, batch: int = 32):  # noqa: ANN001
     """(start, Result) of every window of a recording, classified in batches."""
-    from edge.signal import iter_windows
+    from edge.dsp.signal import iter_windows
 
     width = classifier.window_samples(rec.fs)
     spans = list(iter_windows(rec.n_samples, rec.fs, classifier.signal.window_s, hop_s))
@@ -392,8 +392,8 @@ def _file_windows(classifier, rec, hop_s: float | None, batch: int = 32):  # noq
 def _whole(classifier, windows: list) -> object:  # noqa: ANN001
     import numpy as np
 
-    from edge.engine import Result
-    from edge.quality import failed_quality
+    from edge.runtime.engine import Result
+    from edge.dsp.quality import failed_quality
 
     good = [r for _, r in windows if not r.skipped]
     missing = sum(r.quality.get("missing_samples", 0) for _, r in windows)
@@ -412,7 +412,7 @@ def _whole(classifier, windows: list) -> object:  # noqa: ANN001
         "windows": len(windows),
         "windows_ok": len(good),
     }
-    from edge.measure import combine_measurements
+    from edge.dsp.measure import combine_measurements
 
     result = classifier.classify_embedding(mean, quality, combine_measurements([r.measurements for r in good]))
     result.latency_ms = sum(r.latency_ms for _, r in windows)
@@ -420,8 +420,8 @@ def _whole(classifier, windows: list) -> object:  # noqa: ANN001
 
 
 def _table_lines(classifier, rec, rows: list) -> list[str]:  # noqa: ANN001
-    from edge.liveview import describe_quality, display_width, pad
-    from edge.measure import format_measurements
+    from edge.views.terminal import describe_quality, display_width, pad
+    from edge.dsp.measure import format_measurements
 
     by_id = {lb["id"]: lb for lb in classifier.labels}
     header = ("開始", "信号品質", "上位3件 (スコア)", "所見")
@@ -449,8 +449,8 @@ def _table_lines(classifier, rec, rows: list) -> list[str]:  # noqa: ANN001
 
 @_user_errors
 def cmd_classify(args: argparse.Namespace) -> int:
-    from edge.engine import Classifier
-    from edge.records import RecordError, read_recording
+    from edge.runtime.engine import Classifier
+    from edge.readers.records import RecordError, read_recording
 
     leads = [s.strip() for s in args.leads.split(",")] if args.leads else None
     if args.report is not None and len(args.files) != 1:
@@ -485,7 +485,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 def _write_report(path: Path, classifier, rec, windows: list, whole=None) -> None:  # noqa: ANN001
     """The report of the first good window (or the first window), with ``whole``'s result if given."""
-    from edge.report import ReportError, write_report
+    from edge.views.report import ReportError, write_report
 
     start, result = next(((s, r) for s, r in windows if not r.skipped), windows[0])
     width = classifier.window_samples(rec.fs)
@@ -524,8 +524,8 @@ def add_info_parser(subparsers: argparse._SubParsersAction) -> None:
 
 @_user_errors
 def cmd_info(args: argparse.Namespace) -> int:
-    from edge.bundle import load_bundle
-    from edge.bundle_info import describe_bundle
+    from edge.bundle.loader import load_bundle
+    from edge.cli.info import describe_bundle
 
     with load_bundle(resolve_bundle(args.bundle), verify=True, trust=_trust(args)) as bundle:
         if args.json:
@@ -548,8 +548,8 @@ def add_bundle_labels_argument(p: argparse.ArgumentParser) -> None:
 
 @_user_errors
 def cmd_bundle_labels(args: argparse.Namespace) -> int:
-    from edge.bundle import load_bundle
-    from edge.bundle_info import bundle_label_rows, filter_labels, zero_shot_note
+    from edge.bundle.loader import load_bundle
+    from edge.cli.info import bundle_label_rows, filter_labels, zero_shot_note
 
     with load_bundle(resolve_bundle(args.bundle), verify=True, trust=_trust(args)) as bundle:
         labels = filter_labels(bundle.labels, getattr(args, "query", None), getattr(args, "category", None))

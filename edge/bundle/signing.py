@@ -13,7 +13,7 @@ committed) and ``KEY.pub`` (one line: ``ecg-clip-ja-ed25519 <base64> <comment>``
 ``ECG_EDGE_TRUSTED_KEYS`` environment variable (paths separated by ``:``), and the folders
 ``/etc/ecg-clip-ja/trusted_keys`` and ``~/.config/ecg-clip-ja/trusted_keys``.
 
-The policy (:class:`Trust`, applied by ``edge.bundle.load_bundle`` before it parses the manifest):
+The policy (:class:`Trust`, applied by ``edge.bundle.loader.load_bundle`` before it parses the manifest):
 
 - the shipped default bundle needs no key: the package pins the sha256 of its manifest
   (``edge/bundles/default.sha256``); a default bundle that does not match it is refused;
@@ -33,6 +33,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edge.bundle.schema import SIGNATURE_NAME, new_sha256
+
 __all__ = [
     "SIGNATURE_NAME",
     "PUBLIC_KEY_TAG",
@@ -49,7 +51,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-SIGNATURE_NAME = "manifest.sig"
 PUBLIC_KEY_TAG = "ecg-clip-ja-ed25519"
 TRUSTED_KEYS_ENV = "ECG_EDGE_TRUSTED_KEYS"
 REQUIRE_ENV = "ECG_EDGE_REQUIRE_SIGNATURE"
@@ -72,7 +73,7 @@ def _crypto():  # noqa: ANN202 - the cryptography module, imported only when key
 
 def key_id(raw: bytes) -> str:
     """A short, stable name of a public key: the first 16 hex digits of its sha256."""
-    from .bundle import new_sha256  # the built-in sha256 (hashlib's loads libcrypto: +3.6 MiB resident)
+    # the built-in sha256 (hashlib's loads libcrypto: +3.6 MiB resident)
 
     return new_sha256(raw).hexdigest()[:16]
 
@@ -226,14 +227,14 @@ def _verify_in_child(raw: bytes, signature: bytes, message: bytes) -> bool:
     request = {
         k: base64.b64encode(v).decode() for k, v in (("key", raw), ("sig", signature), ("msg", message))
     }
-    package_root = str(Path(__file__).resolve().parent.parent)  # where this process found ``edge``
+    package_root = str(Path(__file__).resolve().parent.parent.parent)  # where this process found ``edge``
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p),
     }
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "edge.signing"], input=json.dumps(request), capture_output=True,
+            [sys.executable, "-m", "edge.bundle.signing"], input=json.dumps(request), capture_output=True,
             text=True, timeout=60, check=False, env=env,
         )  # fmt: skip
     except (OSError, subprocess.SubprocessError):
@@ -267,7 +268,7 @@ def verify_manifest_signature(sig_path: Path, manifest_bytes: bytes, trust: Trus
 
 
 def _child_main() -> int:
-    """``python -m edge.signing``: verify one request from stdin (see :func:`_verify_in_child`)."""
+    """``python -m edge.bundle.signing``: verify one request from stdin (see :func:`_verify_in_child`)."""
     import sys
 
     request = json.loads(sys.stdin.read())

@@ -1,6 +1,6 @@
 """Readable descriptions of a bundle (``ecg-edge info``) and of its labels (``ecg-edge labels --bundle``).
 
-Pure formatting of what ``edge.bundle.load_bundle`` verified: nothing here changes or trusts anything
+Pure formatting of what ``edge.bundle.loader.load_bundle`` verified: nothing here changes or trusts anything
 beyond the manifest. Manifest sections written by the exporter that this module does not know are
 shown as nested ``key: value`` lines, so new fields appear without a change here.
 """
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .bundle import Bundle
-from .liveview import display_width, pad
+from edge.bundle.loader import Bundle
+from edge.views.terminal import display_width, pad
 
 __all__ = [
     "BACKEND_OF",
@@ -256,7 +256,7 @@ def filter_labels(labels: list[dict], query: str | None = None, category: str | 
     if category:
         out = [lb for lb in out if lb.get("category") == category]
     if query:
-        from .catalogue import Catalogue, Label
+        from edge.interpret.catalogue import Catalogue, Label
 
         known = {f.name for f in fields(Label)} - {"parents"}  # parents may lie outside the filtered set
         cat = Catalogue([Label.from_dict({k: v for k, v in lb.items() if k in known}) for lb in out])

@@ -16,7 +16,7 @@ when a page asks, from ``runtime.connected`` and the age of the newest sample, s
 ``disconnected`` within about a second of a pulled cable even while the runtime sits in its reconnect
 backoff and calls no hook (a pty closed under the runtime showed 切断 on the page after 0.16-0.20 s, N=5;
 a device that goes silent with its port open after ``STALE_S`` plus one poll). What the page shows of a
-window (trace buffer, findings, per-lead quality) is computed in :mod:`edge.view_state`.
+window (trace buffer, findings, per-lead quality) is computed in :mod:`edge.views.view_state`.
 """
 
 from __future__ import annotations
@@ -33,10 +33,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
-from .signal import LEADS
-from .view_state import TraceBuffer, lead_quality, summarise_window
+from edge.dsp.signal import LEADS
+from edge.views.view_state import TraceBuffer, lead_quality, summarise_window
 
-__all__ = ["WebView", "parse_view_address", "lead_quality", "STALE_S"]  # lead_quality: edge.view_state
+__all__ = ["WebView", "parse_view_address", "lead_quality", "STALE_S"]  # lead_quality: edge.views.view_state
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ class WebView:
         self._thread: threading.Thread | None = None
 
     # --- runtime hooks (runtime thread) -----------------------------------------------------------
-    def attach(self, runtime) -> None:  # noqa: ANN001 - edge.runtime.Runtime
+    def attach(self, runtime) -> None:  # noqa: ANN001 - edge.runtime.serial.Runtime
         """Chain this view's hooks after the runtime's own ``on_status``, ``on_result`` and ``on_event``."""
         status, result = runtime.on_status, runtime.on_result
 
@@ -125,7 +125,7 @@ class WebView:
             detail = str(line.get("reason") or line.get("device") or "")
         self.add_event("warning" if name == "device_rejected" else "info", detail, name)
 
-    def on_status(self, runtime) -> None:  # noqa: ANN001 - edge.runtime.Runtime
+    def on_status(self, runtime) -> None:  # noqa: ANN001 - edge.runtime.serial.Runtime
         """Copy the samples that arrived since the last call out of the stream's ring."""
         self._runtime = runtime
         self._copy_samples(runtime)
@@ -151,7 +151,7 @@ class WebView:
             mask = int(np.bitwise_or.reduce(masks[-max(1, int(stream.fs)) :].astype(np.int64)))
             self._live_off = [name for i, name in enumerate(stream.leads) if mask >> i & 1]
 
-    def on_result(self, result, line: dict) -> None:  # noqa: ANN001 - edge.engine.Result
+    def on_result(self, result, line: dict) -> None:  # noqa: ANN001 - edge.runtime.engine.Result
         """Keep a window's result for the page and its timeline."""
         leads = self._stream.leads if self._stream is not None else None
         window = summarise_window(line, self._labels, leads, getattr(result, "scores", None))
@@ -278,7 +278,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(body.encode(), "application/json")
         elif url.path in _ASSETS:
             name, kind = _ASSETS[url.path]
-            self._send(resources.files("edge").joinpath("web", name).read_bytes(), kind)
+            self._send(resources.files("edge.views").joinpath("web", name).read_bytes(), kind)
         else:
             self._send(b"not found", "text/plain", HTTPStatus.NOT_FOUND)
 
@@ -302,6 +302,6 @@ def _int(query: dict, key: str) -> int | None:
 
 
 def _now() -> str:
-    from .engine import now_iso
+    from edge.runtime.engine import now_iso
 
     return now_iso()

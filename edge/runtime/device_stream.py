@@ -1,4 +1,4 @@
-"""From decoded frames to classified windows: the device-facing half of :class:`edge.runtime.Runtime`.
+"""From decoded frames to classified windows: the device-facing half of :class:`edge.runtime.serial.Runtime`.
 
 DESIGN.md contract 4 ("Limits a host enforces") and contract 5 (event lines), per frame:
 
@@ -25,18 +25,19 @@ import numpy as np
 from firmware_bridge.frames import Event, EventCode, Hello, Samples, host_limit_violation
 from firmware_bridge.leads import lead_name
 
-from .engine import Result, StreamClassifier
-from .signal import SignalError, to_twelve_leads
+from edge.runtime.engine import Result
+from edge.runtime.stream import StreamClassifier
+from edge.dsp.signal import SignalError, to_twelve_leads
 
 __all__ = ["DeviceStream", "INT16_FULL_SCALE"]
 
-logger = logging.getLogger("edge.runtime")
+logger = logging.getLogger("edge.runtime.serial")
 
 INT16_FULL_SCALE = 32767
 
 
 class DeviceStream:
-    """Frames -> samples -> windows, with the host's limits (mixed into :class:`edge.runtime.Runtime`)."""
+    """Frames -> samples -> windows, with the host's limits (mixed into :class:`edge.runtime.serial.Runtime`)."""
 
     # --- frames -----------------------------------------------------------------------------------
     def _handle_frames(self, decoded: list) -> None:

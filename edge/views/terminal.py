@@ -1,7 +1,7 @@
 """The runtime's live view for a terminal, in Japanese: plain ANSI redraws, no curses.
 
 Shows the connection state (接続 / 切断 / 接続待ち), the heart rate in large digits with the intervals and
-axis (``edge.measure`` via the window's ``measurements``), the last window's top labels with their scores,
+axis (``edge.dsp.measure`` via the window's ``measurements``), the last window's top labels with their scores,
 its findings and signal quality, the stream counters, and a legend that says what the score, the bar, ``*``
 and 未検証 mean. Lines are fitted to the terminal's width by whole items, never cut inside a word.
 
@@ -22,7 +22,7 @@ from typing import TextIO
 
 from firmware_bridge.leads import lead_name
 
-from .view_state import decided_by_rule
+from edge.views.view_state import decided_by_rule
 
 __all__ = ["LiveView", "display_width", "pad", "fit", "describe_quality", "big_number", "LEGEND", "STALE_S"]
 
@@ -133,7 +133,7 @@ def _ms(value: float | None, unit: str = "ms") -> str:
 
 
 class LiveView:
-    """Redraws a status screen on ``out`` (a TTY) from a :class:`edge.runtime.Runtime`."""
+    """Redraws a status screen on ``out`` (a TTY) from a :class:`edge.runtime.serial.Runtime`."""
 
     def __init__(self, out: TextIO, min_interval_s: float = 0.5, width: int | None = None) -> None:
         self.out = out
@@ -149,7 +149,7 @@ class LiveView:
         self._stop = threading.Event()
 
     # --- drawing ----------------------------------------------------------------------------------
-    def update(self, runtime) -> None:  # noqa: ANN001 - edge.runtime.Runtime
+    def update(self, runtime) -> None:  # noqa: ANN001 - edge.runtime.serial.Runtime
         """Redraw on a new window, else at most every ``min_interval_s`` (thread-safe)."""
         with self._lock:
             now = time.monotonic()

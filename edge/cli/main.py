@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
-    from edge.catalogue import Catalogue, Label
+    from edge.interpret.catalogue import Catalogue, Label
 
 # Nothing heavier than the standard library is imported here: main() first defers Ctrl-C, then imports
 # the commands, so an interrupt during start-up is a clean exit, not a traceback (issue 16).
@@ -80,8 +80,8 @@ def _describe(label: Label, catalogue: Catalogue) -> str:
 
 # -- labels ------------------------------------------------------------------------------------------
 def _add_labels(subparsers: argparse._SubParsersAction) -> None:
-    from edge.catalogue import CATEGORIES
-    from edge.cli_runtime import add_bundle_labels_argument
+    from edge.interpret.catalogue import CATEGORIES
+    from edge.cli.runtime import add_bundle_labels_argument
 
     p = subparsers.add_parser(
         "labels",
@@ -103,8 +103,8 @@ def _add_labels(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_labels(args: argparse.Namespace) -> int:
-    from edge.catalogue import UnknownLabelError, load_catalogue
-    from edge.cli_runtime import cmd_bundle_labels
+    from edge.interpret.catalogue import UnknownLabelError, load_catalogue
+    from edge.cli.runtime import cmd_bundle_labels
 
     if args.bundle is not None:  # the bundle's labels, with thresholds and new labels (edge/cli_runtime.py)
         return cmd_bundle_labels(args)
@@ -148,7 +148,7 @@ def _add_keygen(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
-    from edge.signing import SigningError, generate_keypair
+    from edge.bundle.signing import SigningError, generate_keypair
 
     try:
         private, public, key_id = generate_keypair(args.out, args.comment)
@@ -160,7 +160,7 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 # -- parser and entry point --------------------------------------------------------------------------
 def _subcommands() -> tuple[Callable[[argparse._SubParsersAction], None], ...]:
-    from edge.cli_runtime import RUNTIME_SUBCOMMANDS
+    from edge.cli.runtime import RUNTIME_SUBCOMMANDS
 
     return (_add_labels, *RUNTIME_SUBCOMMANDS, _add_keygen)
 
@@ -230,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CommandError, OSError) as exc:
         return _error(str(exc))
     except (ValueError, KeyError) as exc:
-        from edge.catalogue import CatalogueError, UnknownLabelError
+        from edge.interpret.catalogue import CatalogueError, UnknownLabelError
 
         if isinstance(exc, (CatalogueError, UnknownLabelError)):
             return _error(str(exc))

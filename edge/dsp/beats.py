@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .signal import filter_resample
+from edge.dsp.signal import filter_resample
 
 __all__ = ["ANALYSIS_FS", "QRS_BAND_HZ", "moving_average", "detection_envelope", "detect_beats", "pick_beats"]
 

@@ -14,14 +14,13 @@ and refuses a bundle that does not match, saying which file and how.
 
 Hostile bundles (contract 3, "Integrity of the manifest itself"): before the manifest is parsed its
 bytes are checked against the package's pin (the default bundle) or its Ed25519 signature
-(``edge.signing``); then every field is validated (``edge.manifest``); symlinks, absolute paths and
+(``edge.bundle.signing``); then every field is validated (``edge.bundle.manifest``); symlinks, absolute paths and
 ``..`` are refused; a zip is checked for entry count, names, types and total size before anything is
-extracted (``edge.bundle_archive``), and a failed load removes its extraction.
+extracted (``edge.bundle.archive``), and a failed load removes its extraction.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import stat
@@ -30,9 +29,20 @@ from pathlib import Path
 
 import numpy as np
 
-from .manifest import ManifestError, validate_manifest
-from .signal import SignalConfig, SignalError
-from .signing import SIGNATURE_NAME, SigningError, Trust, verify_manifest_signature
+from edge.bundle.manifest import ManifestError, validate_manifest
+from edge.bundle.schema import (
+    BUNDLE_FORMAT,
+    FORMAT_VERSION,
+    MANIFEST_NAME,
+    MAX_MANIFEST_BYTES,
+    MODEL_KEYS,
+    REQUIRED_KEYS,
+    BundleError,
+    new_sha256,
+)
+from edge.dsp.signal import SignalConfig, SignalError
+from edge.bundle.schema import SIGNATURE_NAME
+from edge.bundle.signing import SigningError, Trust, verify_manifest_signature
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -54,48 +64,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-BUNDLE_FORMAT = "ecg-clip-ja/bundle"
-FORMAT_VERSION = 1
-MANIFEST_NAME = "manifest.json"
-# manifest["models"] keys -> what they are; the runtime picks one by backend
-MODEL_KEYS = ("onnx_int8", "onnx_fp32", "tflite_int8")
-REQUIRED_KEYS = (
-    "format",
-    "format_version",
-    "files",
-    "models",
-    "signal",
-    "model",
-    "embedding_dim",
-    "labels",
-    "label_embeddings",
-    "quantization",
-    "text_encoder",
-    "provenance",
-)
-
-
-MAX_MANIFEST_BYTES = 8 * 2**20
-
-
-class BundleError(ValueError):
-    """A bundle that is missing, malformed, or whose files do not match their checksums."""
-
-
-def _sha256_constructor():  # noqa: ANN202
-    """The interpreter's built-in sha256: hashlib's loads OpenSSL's libcrypto, +3.6 MiB resident on the
-    device for nothing (the built-in one hashes the 2.7 MB default bundle in about 10 ms)."""
-    for name in ("_sha2", "_sha256"):  # Python >= 3.12, 3.10-3.11
-        try:
-            return importlib.import_module(name).sha256
-        except (ImportError, AttributeError):
-            continue
-    import hashlib
-
-    return hashlib.sha256
-
-
-new_sha256 = _sha256_constructor()
 
 
 def sha256_file(path: str | Path) -> str:
@@ -167,7 +135,7 @@ def _manifest_bytes(folder: Path) -> bytes:
 
 
 def check_trust(folder: Path, data: bytes, trust: Trust | None = None) -> str:
-    """Decide whether the manifest's bytes may be read (see ``edge.signing``); returns who vouches for them."""
+    """Decide whether the manifest's bytes may be read (see ``edge.bundle.signing``); returns who vouches for them."""
     path = folder / MANIFEST_NAME
     if folder.resolve() == default_bundle_path().resolve():
         pin = default_bundle_pin()
@@ -314,13 +282,13 @@ class Bundle:
 
 def default_bundle_path() -> Path:
     """The default bundle shipped inside the edge package."""
-    return Path(__file__).resolve().parent / "bundles" / "default"
+    return Path(__file__).resolve().parent.parent / "bundles" / "default"
 
 
 def load_bundle(path: str | Path | None = None, verify: bool = True, trust: Trust | None = None) -> Bundle:
     """Load (and by default verify) a bundle folder or zip; ``None`` loads the shipped default bundle.
 
-    ``trust`` (default: ``Trust.from_config()``, see ``edge.signing``) decides which signatures count.
+    ``trust`` (default: ``Trust.from_config()``, see ``edge.bundle.signing``) decides which signatures count.
     """
     path = Path(path) if path is not None else default_bundle_path()
     tmp = None
@@ -338,7 +306,7 @@ def load_bundle(path: str | Path | None = None, verify: bool = True, trust: Trus
         raise BundleError(f"bundle {path} not found (expected a folder with {MANIFEST_NAME} or a .zip)")
     try:
         if tmp:
-            from .bundle_archive import extract_zip
+            from edge.bundle.archive import extract_zip
 
             extract_zip(path, folder)
         return _load_folder(folder, path, verify, trust, tmp)

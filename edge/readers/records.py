@@ -1,7 +1,7 @@
 """ECG files for offline classification: WFDB records, ``.npy`` arrays and CSV tables, read as millivolts.
 
 Every reader returns a :class:`Recording`: lead-first float32 ``[C, T]`` in mV, its sampling rate and
-its channel names, ready for ``edge.engine.Classifier.classify_window`` (the same path as the live
+its channel names, ready for ``edge.runtime.engine.Classifier.classify_window`` (the same path as the live
 stream). Formats:
 
 - WFDB (``.hea`` + signal file; give the path with or without an extension): lead names from the
@@ -11,7 +11,7 @@ stream). Formats:
 - CSV: a header row of lead names, one column per lead in mV, optionally a ``time`` column in seconds
   (which gives the rate); otherwise the rate must be given.
 - ECG-cart files (MFER, DICOM waveform, HL7 aECG, SCP-ECG, GE MUSE / Philips XML, EDF), recognised by
-  content through ``ecgdatakit`` (see ``edge.cart_formats``); WFDB records also read through it when the
+  content through ``ecgdatakit`` (see ``edge.readers.cart_formats``); WFDB records also read through it when the
   ``wfdb`` package is not installed (a board installed with ``.[edge]``).
 """
 
@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .engine import default_lead_names
-from .signal import SignalError, canonical_lead_name
+from edge.runtime.engine import default_lead_names
+from edge.dsp.signal import SignalError, canonical_lead_name
 
 __all__ = ["RecordError", "Recording", "read_recording", "check_header_fs"]
 
@@ -230,7 +230,7 @@ def _read_any(path: Path, fs: float | None, leads: list[str] | None) -> Recordin
 
 
 def _read_cart(path: Path, source: str) -> Recording:
-    from .cart_formats import CartFormatError, read_cart_file
+    from edge.readers.cart_formats import CartFormatError, read_cart_file
 
     try:
         rec = read_cart_file(path)
