@@ -381,7 +381,7 @@ def test_signature_is_verified_in_a_child_process(tmp_path, keys, monkeypatch):
     import subprocess
     import sys
 
-    from edge import signing
+    from edge.bundle import signing
 
     private, public, *_ = keys
     copy = _copy(tmp_path)

@@ -59,7 +59,7 @@ def test_lead_quality_words_and_derived_limb_leads():
 
 
 def test_assets_are_local_and_served(clf):
-    folder = resources.files("edge").joinpath("web")
+    folder = resources.files("edge.views").joinpath("web")
     names = sorted(p.name for p in folder.iterdir())
     assert names == ["app.js", "i18n.js", "index.html", "style.css"]
     for name in names:
