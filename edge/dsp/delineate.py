@@ -1,0 +1,343 @@
+"""Wave delineation per beat and per lead, and its robust combination over leads (numpy only).
+
+The single-lead delineator follows the wavelet delineator of Martinez et al. ("A wavelet-based ECG
+delineator: evaluation on standard databases", IEEE TBME 51(4), 2004): the signal at 250 Hz is transformed
+with the a-trous quadratic-spline wavelet (scales 2^1..2^5; each scale is the derivative of a
+progressively smoothed signal), the QRS is bounded on scale 2^2 and the P and T waves on scale 2^4:
+
+- QRS: the significant modulus maxima of W2 around the detector's fiducial (those above ``QRS_PEAK``
+  of the largest, no more than 60 ms apart); the onset is where |W2| falls below ``xi_qrs_on`` of the
+  first maximum, walking back, the offset where it falls below ``xi_qrs_off`` of the last, walking on;
+- T wave: the largest modulus maximum of W4 between the QRS and about 0.7 RR, and the last significant
+  maximum after it (its down-slope); the T end either by Martinez's threshold (|W4| below ``xi_t_end``
+  of that maximum) or by the tangent method (the tangent at the steepest point of the down-slope meets
+  the isoelectric level), chosen by the numbers on the QT Database (``T_END_METHOD``; docs/measurements.md);
+- P wave: in the 250 ms before the QRS onset (not before the previous T end), the largest W4 maximum and
+  its opposite-sign partner; a P wave is present when it reaches ``P_PRESENCE`` of the QRS's W4 maximum
+  and ``P_MIN_MV`` in amplitude; its onset/offset by ``xi_p_on`` / ``xi_p_off`` as for the QRS.
+
+Boundaries are sample positions (fractional: linear interpolation at the threshold crossing) at
+:data:`DELINEATION_FS`. :func:`combine_leads` merges the leads' boundaries of one beat with an ordered
+statistic that one stray lead cannot move (the CSE programs' idea): the earliest onset / latest end among
+the leads that lie within ``SPREAD_MS`` of the leads' median, and the median where fewer than two agree.
+
+The thresholds were chosen on the even-numbered half of the QT Database records and are reported on the
+odd half as well (``bench/bench_qtdb.py``); nothing here knows about the database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+__all__ = [
+    "BOUNDARIES",
+    "DELINEATION_FS",
+    "DelineationParams",
+    "combine_leads",
+    "delineate_beats",
+    "delineate_lead",
+    "p_waves",
+    "wavelet_scales",
+]
+
+DELINEATION_FS = 250.0  # the wavelet scales below are those of Martinez et al. at 250 Hz
+BOUNDARIES = ("p_on", "p_off", "qrs_on", "qrs_off", "t_end")
+N_SCALES = 5
+QRS_PEAK = 0.25  # a W2 modulus maximum counts in the QRS when above this fraction of the largest
+QRS_GAP_MS = 60.0  # ... and no further than this from the previous one counted
+P_MIN_MV = 0.02  # a P wave lower than this (peak to baseline) counts as absent
+
+
+@dataclass(frozen=True)
+class DelineationParams:
+    """Thresholds of the single-lead delineator and of the combination over leads."""
+
+    xi_qrs_on: float = 0.05  # |W2| below this fraction of the first QRS maximum: QRS onset
+    xi_qrs_off: float = 0.12  # |W2| below this fraction of the last QRS maximum: QRS offset
+    xi_p_on: float = 0.5  # |W4| below this fraction of the P wave's first maximum: P onset
+    xi_p_off: float = 0.9  # |W4| below this fraction of the P wave's last maximum: P offset
+    xi_t_end: float = 0.4  # |W4| below this fraction of the T wave's last maximum: T end (threshold method)
+    t_end_method: str = "threshold"  # "threshold" (Martinez 2004) or "tangent"
+    p_presence: float = 0.04  # P's W4 maximum above this fraction of the QRS's W4 maximum: P present
+    spread_ms: tuple[float, ...] = (20.0, 20.0, 12.0, 16.0, 40.0)  # per boundary (BOUNDARIES order)
+    combine: str = "robust_extreme"  # "robust_extreme", "median", or "extreme"
+
+    def with_(self, **kw) -> DelineationParams:
+        return replace(self, **kw)
+
+
+DEFAULT_PARAMS = DelineationParams()
+
+
+def _filters() -> tuple[list[np.ndarray], np.ndarray]:
+    """Equivalent impulse responses of the a-trous scales 2^1..2^5 and their gain on a unit ramp."""
+    h = np.array([1.0, 3.0, 3.0, 1.0]) / 8.0
+    acc = np.array([1.0])
+    out = []
+    for k in range(N_SCALES):
+        up = 2**k
+        g = np.zeros(up + 1)
+        g[0], g[-1] = 2.0, -2.0
+        out.append(np.convolve(acc, g))
+        hk = np.zeros(3 * up + 1)
+        hk[::up] = h
+        acc = np.convolve(acc, hk)
+    gains = np.array([np.convolve(np.arange(200.0), q, "valid")[0] for q in out])
+    return out, np.abs(gains)
+
+
+_FILTERS, _GAINS = _filters()
+_PAD = max(q.size for q in _FILTERS)
+
+
+def wavelet_scales(x: np.ndarray) -> np.ndarray:
+    """``W[s, C, T]``: the wavelet transform at scales 2^1..2^5 of lead-first ``x[C, T]`` at 250 Hz.
+
+    Each scale is divided by its gain on a ramp, so ``W[s]`` is the slope (per sample) of the signal
+    smoothed at that scale. ``W[s][..., i]`` is the slope between samples ``i - 1`` and ``i`` (half a
+    sample early; the boundary functions correct it).
+    """
+    x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    c, t = x.shape
+    xp = np.concatenate([np.repeat(x[:, :1], _PAD, axis=1), x, np.repeat(x[:, -1:], _PAD, axis=1)], axis=1)
+    out = np.empty((N_SCALES, c, t))
+    for s, q in enumerate(_FILTERS):
+        shift = (q.size - 1) // 2
+        for ch in range(c):
+            full = np.convolve(xp[ch], q)
+            out[s, ch] = full[_PAD + shift : _PAD + shift + t]
+        out[s] /= _GAINS[s]
+    return out
+
+
+def _extrema(a: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """Indices in ``[lo, hi)`` of the local maxima of ``|a|`` (modulus maxima)."""
+    lo, hi = max(lo, 1), min(hi, a.size - 1)
+    if hi <= lo:
+        return np.zeros(0, dtype=np.int64)
+    m = np.abs(a[lo - 1 : hi + 1])
+    i = np.flatnonzero((m[1:-1] > m[:-2]) & (m[1:-1] >= m[2:]))
+    return i + lo
+
+
+def _cross(a: np.ndarray, start: int, thr: float, step: int, limit: int) -> float | None:
+    """Fractional position where ``|a|`` first falls below ``thr`` walking from ``start`` by ``step``,
+    no further than ``limit``; ``None`` when it does not."""
+    m = np.abs(a)
+    i = start
+    while (i - limit) * step < 0 and 0 <= i + step < m.size:
+        j = i + step
+        if m[j] < thr:
+            frac = (m[i] - thr) / max(m[i] - m[j], 1e-12)
+            return i + step * float(frac)
+        i = j
+    return None
+
+
+def delineate_lead(
+    w: np.ndarray,
+    x: np.ndarray,
+    r: int,
+    rr: float,
+    prev_t_end: float | None = None,
+    params: DelineationParams = DEFAULT_PARAMS,
+) -> dict:
+    """One beat in one lead: ``{p_on, p_peak, p_off, qrs_on, qrs_off, t_peak, t_end, p_present, ...}``.
+
+    ``w[5, T]`` is :func:`wavelet_scales` of the lead, ``x[T]`` the lead (mV, 250 Hz), ``r`` the beat's
+    fiducial sample, ``rr`` the local RR interval (samples). Positions are fractional samples; a
+    boundary not found is ``None``.
+    """
+    fs = DELINEATION_FS
+    ms = fs / 1000.0
+    out: dict = dict.fromkeys(("p_on", "p_peak", "p_off", "qrs_on", "qrs_off", "t_peak", "t_end"))
+    out["p_present"] = None
+    t = x.size
+    w2, w4 = w[1], w[3]
+    # --- QRS on scale 2^2
+    lo, hi = max(1, r - int(120 * ms)), min(t - 1, r + int(120 * ms))
+    ext = _extrema(w2, lo, hi)
+    if ext.size == 0:
+        return out
+    amp = np.abs(w2[ext])
+    big = int(np.argmax(amp))
+    sig = amp >= QRS_PEAK * amp[big]
+    first = last = big
+    gap = int(QRS_GAP_MS * ms)
+    for j in range(big - 1, -1, -1):
+        if ext[first] - ext[j] > gap:
+            break
+        if sig[j]:
+            first = j
+    for j in range(big + 1, ext.size):
+        if ext[j] - ext[last] > gap:
+            break
+        if sig[j]:
+            last = j
+    n_first, n_last = int(ext[first]), int(ext[last])
+    on = _cross(w2, n_first, params.xi_qrs_on * abs(w2[n_first]), -1, n_first - int(100 * ms))
+    off = _cross(w2, n_last, params.xi_qrs_off * abs(w2[n_last]), 1, n_last + int(120 * ms))
+    if on is None or off is None:
+        return out
+    out["qrs_on"], out["qrs_off"] = on - 0.5, off - 0.5
+    q_on, q_off = int(on), int(np.ceil(off))
+    base = float(np.median(x[max(0, q_on - int(20 * ms)) : q_on + 1]))
+    out["baseline"] = base
+    qrs_w4 = float(np.abs(w4[max(0, q_on) : min(t, q_off + 1)]).max())
+    # --- T wave on scale 2^4
+    t_lo = q_off + int(40 * ms)
+    t_hi = min(t - 1, r + int(min(max(0.7 * rr, 0.3 * fs), 0.75 * fs)))
+    ext = _extrema(w4, t_lo, t_hi)
+    if ext.size:
+        amp = np.abs(w4[ext])
+        big = int(np.argmax(amp))
+        later = [j for j in range(big + 1, ext.size) if amp[j] >= 0.3 * amp[big]]
+        sign = np.sign(w4[ext[big]])
+        after = [j for j in later if np.sign(w4[ext[j]]) != sign]
+        if after:
+            n_peak, n_last = int(ext[big]), int(ext[after[0]])
+        else:  # the largest maximum is the down-slope itself (the up-slope's maximum is smaller or earlier)
+            before = [j for j in range(big) if amp[j] >= 0.3 * amp[big] and np.sign(w4[ext[j]]) != sign]
+            n_peak, n_last = (int(ext[before[-1]]) if before else None), int(ext[big])
+        if n_peak is not None:
+            zc = np.flatnonzero(np.diff(np.sign(w4[n_peak : n_last + 1])) != 0)
+            out["t_peak"] = float(n_peak + zc[0] + 0.5) if zc.size else None
+        limit = min(t - 1, r + int(rr) - int(60 * ms)) if rr > 0 else t - 1
+        if params.t_end_method == "tangent":
+            slope = w4[n_last]
+            if abs(slope) > 1e-9:
+                end = n_last - 0.5 + (base - x[n_last]) / slope
+                if n_last < end < limit:
+                    out["t_end"] = float(end)
+        else:
+            end = _cross(w4, n_last, params.xi_t_end * abs(w4[n_last]), 1, limit)
+            out["t_end"] = None if end is None else end - 0.5
+    # --- P wave on scale 2^4
+    p_hi = q_on - int(4 * ms)
+    p_lo = max(0, q_on - int(250 * ms))
+    if prev_t_end is not None:
+        p_lo = max(p_lo, int(prev_t_end))
+    ext = _extrema(w4, p_lo, p_hi)
+    if ext.size >= 2:
+        amp = np.abs(w4[ext])
+        big = int(np.argmax(amp))
+        sign = np.sign(w4[ext[big]])
+        partners = [j for j in range(ext.size) if j != big and np.sign(w4[ext[j]]) != sign]
+        partners = [j for j in partners if abs(ext[j] - ext[big]) <= int(100 * ms)]
+        if partners:
+            mate = max(partners, key=lambda j: amp[j])
+            a, b = sorted((big, mate))
+            n_first, n_last = int(ext[a]), int(ext[b])
+            zc = np.flatnonzero(np.diff(np.sign(w4[n_first : n_last + 1])) != 0)
+            peak = n_first + int(zc[0]) if zc.size else (n_first + n_last) // 2
+            height = abs(x[peak] - base)
+            present = (
+                amp[big] >= params.p_presence * qrs_w4 and height >= P_MIN_MV and amp[mate] >= 0.2 * amp[big]
+            )
+            out["p_present"] = bool(present)
+            if present:
+                p_on = _cross(
+                    w4, n_first, params.xi_p_on * abs(w4[n_first]), -1, max(0, n_first - int(80 * ms))
+                )
+                p_off = _cross(
+                    w4, n_last, params.xi_p_off * abs(w4[n_last]), 1, min(q_on, n_last + int(80 * ms))
+                )
+                out["p_peak"] = float(peak)
+                out["p_on"] = None if p_on is None else p_on - 0.5
+                out["p_off"] = None if p_off is None else p_off - 0.5
+        else:
+            out["p_present"] = False
+    elif p_hi - p_lo > int(40 * ms):
+        out["p_present"] = False
+    return out
+
+
+def combine_leads(
+    values: np.ndarray, boundary: str, params: DelineationParams = DEFAULT_PARAMS
+) -> float | None:
+    """One boundary of one beat from the leads' values (NaN where a lead found none).
+
+    Onsets take the earliest and ends the latest of the leads within ``spread_ms`` of the leads' median
+    (``robust_extreme``), so one lead's stray boundary is ignored; ``median`` and ``extreme`` (plain
+    earliest/latest) are there to be compared on the QT Database.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return None
+    onset = boundary.endswith("_on")
+    med = float(np.median(v))
+    if params.combine == "median" or v.size == 1:
+        return med
+    if params.combine == "extreme":
+        return float(v.min() if onset else v.max())
+    spread = params.spread_ms[BOUNDARIES.index(boundary)] * DELINEATION_FS / 1000.0
+    near = v[np.abs(v - med) <= spread]
+    if near.size < 2:
+        return med
+    return float(near.min() if onset else near.max())
+
+
+def delineate_beats(
+    x: np.ndarray, beats: np.ndarray, params: DelineationParams = DEFAULT_PARAMS, w: np.ndarray | None = None
+) -> tuple[list[list[dict]], list[dict]]:
+    """Every beat in every lead of ``x[C, T]`` (mV, 250 Hz, band-passed), and the leads combined.
+
+    ``beats`` are fiducial samples at 250 Hz. Returns ``(per_lead, combined)``: ``per_lead[c][b]`` is
+    :func:`delineate_lead`'s dict, ``combined[b]`` has the :data:`BOUNDARIES` (fractional samples or
+    ``None``) and ``p_present`` (the majority of the leads that could tell).
+    """
+    x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    beats = np.asarray(beats, dtype=np.int64)
+    if w is None:
+        w = wavelet_scales(x)
+    per_lead: list[list[dict]] = [[] for _ in range(x.shape[0])]
+    rr_all = np.diff(beats)
+    for c in range(x.shape[0]):
+        prev_t = None
+        for b, r in enumerate(beats):
+            rr = float(rr_all[b - 1] if b > 0 else (rr_all[0] if rr_all.size else DELINEATION_FS))
+            rr_next = float(rr_all[b] if b < rr_all.size else rr)
+            d = delineate_lead(w[:, c], x[c], int(r), rr_next, prev_t if b > 0 else None, params)
+            if d["t_end"] is None and b > 0:
+                d["prev_rr"] = rr
+            per_lead[c].append(d)
+            prev_t = d["t_end"]
+    combined = []
+    for b in range(beats.size):
+        row: dict = {}
+        for name in BOUNDARIES:
+            vals = np.array(
+                [np.nan if per_lead[c][b][name] is None else per_lead[c][b][name] for c in range(x.shape[0])]
+            )
+            row[name] = combine_leads(vals, name, params)
+        votes = [
+            per_lead[c][b]["p_present"] for c in range(x.shape[0]) if per_lead[c][b]["p_present"] is not None
+        ]
+        row["p_present"] = None if not votes else sum(votes) * 2 >= len(votes)
+        if not row["p_present"]:
+            row["p_on"] = row["p_off"] = None
+        combined.append(row)
+    return per_lead, combined
+
+
+def p_waves(x: np.ndarray, fs: float, beats: np.ndarray) -> list[bool | None]:
+    """Whether a P wave precedes each beat (``None`` where it cannot be told), for the rhythm analysis.
+
+    ``x[C, T]``: band-passed leads (mV) at ``fs``; ``beats``: QRS samples at ``fs``. The leads are taken
+    to 250 Hz by linear interpolation (they are band-limited well below 125 Hz), delineated per beat, and
+    a beat has a P wave when most leads that could tell found one.
+    """
+    x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    beats = np.asarray(beats, dtype=np.float64)
+    if beats.size == 0:
+        return []
+    if fs != DELINEATION_FS:
+        n = int(round(x.shape[1] * DELINEATION_FS / fs))
+        t_new = np.arange(n) * fs / DELINEATION_FS
+        x = np.stack([np.interp(t_new, np.arange(x.shape[1]), lead) for lead in x])
+        beats = beats * DELINEATION_FS / fs
+    _, combined = delineate_beats(x, np.rint(beats).astype(np.int64))
+    return [row["p_present"] for row in combined]

@@ -1,0 +1,138 @@
+"""The typed measurements of a window (DESIGN.md contract 7 v2): :class:`Measurements`.
+
+:func:`edge.dsp.measure.measure` returns one. It is a ``dict`` underneath (every key of contract 7, values
+in bpm, ms, degrees, mV, mV·ms), so criteria code that reads ``m.get("qrs_ms")`` or ``m["leads"]["V1"]``
+and every JSON writer keep working unchanged, with typed read-only attributes on top (``m.qrs_ms``,
+``m.leads``) and :meth:`Measurements.to_json` for the contract-5 line. A value that cannot be measured is
+``None`` and :meth:`Measurements.reason` says why.
+
+Keys (contract 7 v2):
+
+- global: ``hr_bpm, rr_ms, rr_irregularity, rhythm_regular, pr_ms, p_dur_ms, qrs_ms, qt_ms, qtc_ms
+  (Bazett), qtcf_ms (Fridericia), axis_deg (QRS), p_axis_deg, t_axis_deg, p_present, ptf_v1`` (P-terminal
+  force in V1, mV·ms: depth x duration of the P wave's terminal negative phase, 0 when it has none),
+  the voltages ``sv1_mv, rv5_mv, rv6_mv, sv1_rv5_mv, ravl_mv, sv3_mv, limb_qrs_max_mv, chest_qrs_max_mv``
+  and ``n_beats``;
+- ``leads``: ``{lead name: {<LEAD_KEYS>: value}}`` for the leads measured, each with its own
+  ``null_reasons``;
+- ``beats``: R positions (samples at the window's ``fs``); ``beat_types`` / ``beat_p``: per beat the type
+  (``N, S, V, P, Q``) and whether a P wave precedes it (``None``: cannot tell); ``paced``:
+  ``{"atrial", "ventricular", "spikes"}``;
+- ``null_reasons``: ``{key: reason}`` for every ``None`` global value.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+
+__all__ = ["GLOBAL_KEYS", "LEAD_KEYS", "Measurements"]
+
+# The global values (None when not measurable), in display order. The first ones are contract 7 v1's.
+GLOBAL_KEYS = (
+    "hr_bpm",
+    "rr_ms",
+    "rr_irregularity",
+    "rhythm_regular",
+    "pr_ms",
+    "qrs_ms",
+    "qt_ms",
+    "qtc_ms",
+    "qtcf_ms",
+    "axis_deg",
+    "p_present",
+    "sv1_mv",
+    "rv5_mv",
+    "rv6_mv",
+    "sv1_rv5_mv",
+    "ravl_mv",
+    "sv3_mv",
+    "limb_qrs_max_mv",
+    "chest_qrs_max_mv",
+    "n_beats",
+    # contract 7 v2
+    "p_dur_ms",
+    "p_axis_deg",
+    "t_axis_deg",
+    "ptf_v1",
+)
+# Per lead (contract 7 v2): amplitudes relative to the PR baseline (mV), durations (ms), QRS area (mV·ms).
+LEAD_KEYS = (
+    "p_pos_mv",
+    "p_neg_mv",
+    "p_dur_ms",
+    "q_mv",
+    "q_ms",
+    "r_mv",
+    "r_ms",
+    "s_mv",
+    "s_ms",
+    "r2_mv",
+    "s2_mv",
+    "qrs_ms",
+    "qrs_area",
+    "st_j_mv",
+    "st_60_mv",
+    "t_pos_mv",
+    "t_neg_mv",
+)
+
+
+class Measurements(dict):
+    """A window's measurements: a JSON-ready ``dict`` with typed attributes (see the module docstring).
+
+    ``Measurements.empty(reason)`` has every value ``None`` with that reason.
+    """
+
+    __slots__ = ()
+
+    @classmethod
+    def empty(cls, reason: str) -> Measurements:
+        m = cls({k: None for k in GLOBAL_KEYS})
+        m.update(beats=[], beat_types=[], beat_p=[], leads={}, paced=None)
+        m["null_reasons"] = {k: reason for k in GLOBAL_KEYS}
+        return m
+
+    @classmethod
+    def from_json(cls, d: Mapping | None) -> Measurements | None:
+        """From a contract-5 ``measurements`` object (missing keys are ``None``)."""
+        if d is None:
+            return None
+        m = cls(copy.deepcopy(dict(d)))
+        for k in GLOBAL_KEYS:
+            m.setdefault(k, None)
+        m.setdefault("null_reasons", {})
+        m.setdefault("leads", {})
+        return m
+
+    def to_json(self) -> dict:
+        """A plain ``dict`` copy for the contract-5 line."""
+        return copy.deepcopy(dict(self))
+
+    def reason(self, key: str) -> str | None:
+        """Why ``key`` is ``None`` (``None`` when it was measured)."""
+        return self.get("null_reasons", {}).get(key)
+
+    def lead(self, name: str) -> dict:
+        """The per-lead values of one lead (``{}`` when that lead was not measured)."""
+        return self.get("leads", {}).get(name, {})
+
+    # typed views of the values criteria and views read most
+    hr_bpm = property(lambda self: self.get("hr_bpm"))
+    rr_ms = property(lambda self: self.get("rr_ms"))
+    pr_ms = property(lambda self: self.get("pr_ms"))
+    p_dur_ms = property(lambda self: self.get("p_dur_ms"))
+    qrs_ms = property(lambda self: self.get("qrs_ms"))
+    qt_ms = property(lambda self: self.get("qt_ms"))
+    qtc_ms = property(lambda self: self.get("qtc_ms"))
+    qtcf_ms = property(lambda self: self.get("qtcf_ms"))
+    axis_deg = property(lambda self: self.get("axis_deg"))
+    p_axis_deg = property(lambda self: self.get("p_axis_deg"))
+    t_axis_deg = property(lambda self: self.get("t_axis_deg"))
+    ptf_v1 = property(lambda self: self.get("ptf_v1"))
+    p_present = property(lambda self: self.get("p_present"))
+    rhythm_regular = property(lambda self: self.get("rhythm_regular"))
+    leads = property(lambda self: self.get("leads", {}))
+    beats = property(lambda self: self.get("beats", []))
+    paced = property(lambda self: self.get("paced"))
+    null_reasons = property(lambda self: self.get("null_reasons", {}))
