@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.dsp.quality import QualityConfig, assess_window, failed_quality, lead_off_names
+from edge.dsp.quality import (
+    QualityConfig,
+    assess_window,
+    failed_quality,
+    flagged_leads,
+    lead_off_names,
+    usable_leads,
+    usable_twelve,
+)
 from edge.dsp.signal import LEADS
 from firmware_bridge.synthetic import synthesize
 
@@ -26,6 +34,8 @@ def test_clean_window_is_ok(ecg):
         "flat": [],
         "saturated": [],
         "implausible": [],
+        "usable_leads": list(LEADS),
+        "inconsistent": [],
     }
 
 
@@ -52,7 +62,8 @@ def test_lead_off_from_mask_array_and_names():
     masks[10:20] = 0b1
     masks[30] = 0b10000000
     q = assess_window(x, EIGHT, lead_off=masks)
-    assert q["lead_off"] == ["I", "V6"] and not q["ok"]
+    assert q["lead_off"] == ["I", "V6"] and q["ok"]  # partial leads: read from the rest
+    assert q["usable_leads"] == ["II", "V1", "V2", "V3", "V4", "V5"]  # III, aVR, aVL, aVF need lead I
     assert lead_off_names(["V3"], EIGHT) == ["V3"]
 
 
@@ -60,14 +71,16 @@ def test_flat_lead(ecg):
     x = ecg.copy()
     x[7] = 0.3 + 0.001 * np.sin(np.arange(x.shape[1]))  # 0.7 µV std: a shorted electrode
     q = assess_window(x, LEADS)
-    assert q["flat"] == ["V2"] and not q["ok"]
+    assert q["flat"] == ["V2"] and q["ok"] and "V2" not in q["usable_leads"]
+    assert len(q["usable_leads"]) == 11
 
 
 def test_saturated_at_rail_and_beyond_10_mv(ecg):
     x = ecg.copy()
     x[0, ::50] = 32.767  # 2 % of samples at the int16 rail of a 1 µV/LSB device
     q = assess_window(x, LEADS, rail_mv=32.767)
-    assert q["saturated"] == ["I"] and q["implausible"] == [] and not q["ok"]
+    assert q["saturated"] == ["I"] and q["implausible"] == [] and q["ok"]
+    assert q["usable_leads"] == list(LEADS)  # I = II - III from the clean limb leads
     y = ecg.copy()
     y[6, 1000:1200] = 12.0  # beyond 10 mV for 4 % of the window
     assert assess_window(y, LEADS)["saturated"] == ["V1"]
@@ -84,7 +97,8 @@ def test_implausible_amplitude(ecg):
     x[9, 2002] = -11.0
     x[9, 2003] = 9.9  # 20.9 mV peak to peak, but a few samples: not saturated
     q = assess_window(x, LEADS)
-    assert q["implausible"] == ["V4"] and q["saturated"] == [] and not q["ok"]
+    assert q["implausible"] == ["V4"] and q["saturated"] == [] and q["ok"]
+    assert "V4" not in q["usable_leads"]
 
 
 def test_shape_mismatch_and_failed_report(ecg):
@@ -108,5 +122,35 @@ def test_lead_flat_for_part_of_the_window_needs_the_rate(ecg):
     x[8, 3000:] = 0.05  # V3 falls off after 6 s without a lead-off bit
     assert assess_window(x, LEADS)["flat"] == []  # over the whole window it still varies
     q = assess_window(x, LEADS, fs=500)
-    assert q["flat"] == ["V3"] and not q["ok"]
+    assert q["flat"] == ["V3"] and q["ok"] and "V3" not in q["usable_leads"]
     assert assess_window(ecg, LEADS, fs=500)["ok"]
+
+
+def test_no_usable_lead_fails_the_window(ecg):
+    x = np.zeros_like(ecg)
+    q = assess_window(x, LEADS, fs=500)
+    assert not q["ok"] and q["usable_leads"] == [] and len(q["flat"]) == 12
+    off = assess_window(ecg[[0, 1, 6, 7, 8, 9, 10, 11]], EIGHT, lead_off=0xFF)
+    assert not off["ok"] and off["usable_leads"] == []
+
+
+def test_usable_leads_derivation():
+    assert usable_leads(EIGHT) == list(LEADS)
+    assert usable_leads(EIGHT, {"II"}) == ["I", "V1", "V2", "V3", "V4", "V5", "V6"]
+    assert usable_leads(["II", "V5"]) == ["II", "V5"]
+    assert usable_leads(["I", "III", "ch7"]) == ["I", "II", "III", "aVR", "aVL", "aVF"]
+
+
+def test_usable_twelve_zeroes_and_derives(ecg):
+    x8 = ecg[[0, 1, 6, 7, 8, 9, 10, 11]]
+    q = assess_window(x8, EIGHT, lead_off=0b1000)  # V2 off
+    y = usable_twelve(x8, EIGHT, q["usable_leads"], flagged_leads(q))
+    assert y.shape == (12, ecg.shape[1])
+    assert not y[7].any()  # V2 zeroed
+    np.testing.assert_allclose(y[2], ecg[1] - ecg[0], atol=1e-5)  # III derived
+    np.testing.assert_array_equal(y[9], ecg[9])
+    full = ecg.copy()
+    full[0] = 32.767  # lead I saturated on a 12-lead device: derived from II - III
+    q = assess_window(full, LEADS, rail_mv=32.767)
+    y = usable_twelve(full, LEADS, q["usable_leads"], flagged_leads(q))
+    np.testing.assert_allclose(y[0], ecg[1] - ecg[2], atol=1e-5)

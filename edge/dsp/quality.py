@@ -15,7 +15,15 @@ a flat or clipped lead):
 - ``implausible``: channels whose peak-to-peak amplitude exceeds ``max_ptp_mv`` (20 mV): far beyond
   any QRS complex, so motion, a gain error or a defibrillator pulse.
 
-Everything is vectorised over channels; one 12 x 5000 window takes well under a millisecond.
+A flagged channel does not fail the window (contract 5 v3): ``usable_leads`` lists the twelve standard leads
+the window can be read from (sent and clean, or derived from clean limb leads by Einthoven/Goldberger), and
+the window is ``ok`` (classified) while at least one usable lead remains and no sample is missing. The
+integrity checks (``edge.dsp.integrity``: Einthoven, Goldberger, limb-electrode reversal, implausible
+scale) add ``inconsistent`` codes; inconsistent limb leads leave ``usable_leads`` (rhythm and chest leads
+are still read) and ``integrity`` keeps the leads and values behind each code. :func:`usable_twelve` gives the
+window with the unusable leads zeroed, as the model input and the measurements take it.
+
+Everything is vectorised over channels; one 12 x 5000 window takes about a millisecond.
 """
 
 from __future__ import annotations
@@ -26,7 +34,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["QualityConfig", "assess_window", "lead_off_names", "failed_quality"]
+from edge.dsp.integrity import LIMB_REVERSAL, SCALE, IntegrityConfig, check_integrity
+from edge.dsp.signal import LEADS, LIMB_LEADS
+
+__all__ = ["QualityConfig", "assess_window", "lead_off_names", "failed_quality", "usable_leads", "usable_twelve", "flagged_leads"]
+
+_LIMB_CODES_DROP = ("einthoven", "goldberger", LIMB_REVERSAL)  # limb leads not read at all
 
 
 @dataclass(frozen=True)
@@ -41,6 +54,7 @@ class QualityConfig:
     )
     max_ptp_mv: float = 20.0  # peak-to-peak (mV) above this is implausible
     max_missing: int = 0  # more missing samples than this fail the window (0: any missing sample fails)
+    integrity: IntegrityConfig | None = IntegrityConfig()  # None: no integrity checks
 
 
 def lead_off_names(lead_off: int | np.ndarray | Sequence[str], leads: Sequence[str]) -> list[str]:
@@ -77,8 +91,9 @@ def assess_window(
     (``32767 * lsb_nv / 1e6`` for the wire protocol); samples at or beyond it count as saturated.
     ``fs`` (Hz) enables the block-wise flat check.
 
-    Returns ``{"ok", "missing_samples", "lead_off", "flat", "saturated", "implausible"}``; ``ok`` is
-    true only when nothing is flagged.
+    Returns ``{"ok", "missing_samples", "lead_off", "flat", "saturated", "implausible", "usable_leads",
+    "inconsistent"}`` (and ``integrity`` when a code is set); ``ok`` is true when no sample is missing (beyond
+    ``max_missing``) and at least one lead is usable.
     """
     cfg = config or QualityConfig()
     x = np.asarray(x_mv, dtype=np.float32)
@@ -97,6 +112,8 @@ def assess_window(
             "flat": [],
             "saturated": [],
             "implausible": [],
+            "usable_leads": [],
+            "inconsistent": [],
         }
     if n_missing:
         # Rare path: statistics over the samples that did arrive.
@@ -132,10 +149,79 @@ def assess_window(
         "saturated": _names(saturated, leads),
         "implausible": _names(implausible & ~saturated, leads),
     }
-    report["ok"] = not (
-        n_missing > cfg.max_missing or off or report["flat"] or report["saturated"] or report["implausible"]
-    )
+    bad = set(off) | set(report["flat"]) | set(report["saturated"]) | set(report["implausible"])
+    usable = usable_leads(leads, bad)
+    inconsistent: list[str] = []
+    if cfg.integrity is not None and not n_missing and usable:
+        good = [i for i, name in enumerate(leads) if name not in bad and name in LEADS]
+        check = check_integrity(x[good], [leads[i] for i in good], cfg.integrity, fs=fs)
+        inconsistent = check["inconsistent"]
+        if inconsistent:
+            report["integrity"] = {"leads": check["leads"], "values": check["values"]}
+            drop = {lead for code in _LIMB_CODES_DROP for lead in check["leads"].get(code, [])}
+            if SCALE in check["leads"] and set(check["leads"][SCALE]) <= set(LIMB_LEADS):
+                drop |= set(LIMB_LEADS)  # one limb channel with a wrong gain: no limb lead can be trusted
+            if drop:
+                usable = [name for name in usable if name not in set(LIMB_LEADS)]
+    report["usable_leads"] = usable
+    report["inconsistent"] = inconsistent
+    report["ok"] = n_missing <= cfg.max_missing and bool(usable)
     return report
+
+
+def flagged_leads(report: dict) -> list[str]:
+    """Channels a quality report flags (off, flat, saturated or implausible), once each."""
+    out: list[str] = []
+    for key in ("lead_off", "flat", "saturated", "implausible"):
+        out += [name for name in report.get(key) or [] if name not in out]
+    return out
+
+
+def usable_leads(leads: Sequence[str], bad: set[str] | Sequence[str] = ()) -> list[str]:
+    """The standard leads (:data:`LEADS` order) readable from channels ``leads`` when those in ``bad`` are not.
+
+    A clean channel is usable as sent; a limb lead not sent (or not clean) is usable when two clean limb
+    leads of I, II, III give it (Einthoven and Goldberger, as ``edge.dsp.signal.to_twelve_leads`` derives
+    them). Unknown channel names are ignored.
+    """
+    ok = {name for name in leads if name in LEADS and name not in set(bad)}
+    if len(ok & {"I", "II", "III"}) >= 2:
+        ok |= set(LIMB_LEADS)
+    return [name for name in LEADS if name in ok]
+
+
+def usable_twelve(
+    x_mv: np.ndarray, leads: Sequence[str], usable: Sequence[str], bad: Sequence[str] = ()
+) -> np.ndarray:
+    """The window as float32 ``[12, T]`` in :data:`LEADS` order with every lead not in ``usable`` zero.
+
+    ``leads`` are the canonical channel names of ``x_mv[C, T]``; ``bad`` the channels flagged by the quality
+    check (a quality report's ``lead_off``, ``flat``, ``saturated``, ``implausible``). Limb leads not sent or
+    flagged are derived from two clean ones of I, II, III. A zero lead is what the model was trained to see for a
+    missing lead (lead dropout in training) and adds nothing to the measurements' beat detection.
+    """
+    x = np.asarray(x_mv, dtype=np.float32)
+    keep, flagged = set(usable), set(bad)
+    row = {name: x[i] for i, name in enumerate(leads) if name in keep and name not in flagged}
+    if "I" not in row and {"II", "III"} <= row.keys():
+        row["I"] = row["II"] - row["III"]
+    if "II" not in row and {"I", "III"} <= row.keys():
+        row["II"] = row["I"] + row["III"]
+    if {"I", "II"} <= row.keys():
+        lead_i, lead_ii = row["I"], row["II"]
+        derived = {
+            "III": lead_ii - lead_i,
+            "aVR": -(lead_i + lead_ii) / 2,
+            "aVL": lead_i - lead_ii / 2,
+            "aVF": lead_ii - lead_i / 2,
+        }
+        for name, value in derived.items():
+            row.setdefault(name, value)
+    out = np.zeros((len(LEADS), x.shape[1]), dtype=np.float32)
+    for i, name in enumerate(LEADS):
+        if name in keep and name in row:
+            out[i] = row[name]
+    return out
 
 
 def failed_quality(reason: str, missing_samples: int = 0) -> dict:
@@ -147,5 +233,7 @@ def failed_quality(reason: str, missing_samples: int = 0) -> dict:
         "flat": [],
         "saturated": [],
         "implausible": [],
+        "usable_leads": [],
+        "inconsistent": [],
         "error": reason,
     }

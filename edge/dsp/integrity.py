@@ -1,0 +1,193 @@
+"""Is this window a possible 12-lead ECG? Input integrity checks (DESIGN.md contract 5 v3 ``quality.inconsistent``).
+
+A device can send samples that are clean but cannot come from a correctly wired, correctly scaled 12-lead
+ECG. These checks run on the raw window as the device sent it, on the leads the quality check kept, and
+return codes the decision reads (statements that need an inconsistent lead are withheld):
+
+- ``einthoven``: I, II and III all sent and ``III != II - I``. Einthoven's law holds for any wiring of the
+  three limb electrodes, so a failure means the channels were scaled or filtered apart (a database header
+  that scales every lead to 1 mV peak to peak, a channel with the wrong gain).
+- ``goldberger``: aVR, aVL, aVF sent and not equal to ``-(I+II)/2``, ``I - II/2``, ``II - I/2``.
+- ``scale``: a lead whose scale is implausible beside the others: every lead with the same peak-to-peak
+  amplitude (a per-lead normalised record: real leads differ several-fold, aVL and III are small), or a
+  limb lead whose Einthoven residual disappears when its own gain is fitted (one channel with a wrong gain).
+- ``limb_reversal``: the right- and left-arm electrodes swapped (lead I inverted: its QRS complexes and
+  P waves point the other way from V5/V6 and from before, and aVR looks like a lateral lead).
+
+The checks compare slopes (first differences after removing each lead's mean), so baseline wander and
+electrode offsets cancel, and they are linear: exactly zero residual for a cart that derives III and the
+augmented leads from I and II. Everything is a handful of vector operations on ``[C, T]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "EINTHOVEN",
+    "GOLDBERGER",
+    "LIMB_REVERSAL",
+    "SCALE",
+    "INCONSISTENT_CODES",
+    "IntegrityConfig",
+    "check_integrity",
+]
+
+EINTHOVEN = "einthoven"
+GOLDBERGER = "goldberger"
+LIMB_REVERSAL = "limb_reversal"
+SCALE = "scale"
+INCONSISTENT_CODES = (EINTHOVEN, GOLDBERGER, LIMB_REVERSAL, SCALE)
+
+_BLOCKS = 10  # the residuals are medians over this many stretches of the window
+_STEP_S = 0.01  # samples averaged in 10-ms blocks, slopes over two blocks (20 ms)
+_LIMB = ("I", "II", "III", "aVR", "aVL", "aVF")
+_CHEST = ("V1", "V2", "V3", "V4", "V5", "V6")
+
+
+@dataclass(frozen=True)
+class IntegrityConfig:
+    """Thresholds of the integrity checks (measured on the real records in ../shared: see tests/test_integrity.py)."""
+
+    einthoven_tol: float = (
+        0.06  # median rms(III - (II - I)) / rms slope above this: inconsistent (real: <= 0.013)
+    )
+    goldberger_tol: float = 0.06  # same for each augmented lead against its definition (real: <= 0.022)
+    gain_fit_tol: float = 0.03  # ... and a per-lead gain fit brings it below this: a scale error
+    gain_off: float = 0.2  # ... with a fitted gain this far from 1
+    equal_ptp_cv: float = 0.03  # peak-to-peak amplitudes of >= 6 leads this alike: a normalised record
+    # LA/RA: corr(I,V6) + corr(I,V5) + corr(aVL,V6) - corr(aVR,V6) below this (about +2.6 when wired right)
+    reversal_score: float = -1.0
+    min_slope_mv: float = 1e-4  # leads with less slope energy than this (mV per sample, rms) are not compared
+
+
+def _slopes(x: np.ndarray, step: int) -> np.ndarray:
+    """Slopes over 20 ms of each lead after averaging blocks of ``step`` samples (10 ms), float64.
+
+    Baseline and offsets cancel; a pacing spike or a one-sample glitch is spread thin (a plain first
+    difference lets a 2-mV one-sample glitch outweigh every QRS of the window); the block average is a
+    linear low-pass, so Einthoven's and Goldberger's laws hold for the slopes exactly as for the samples.
+    """
+    x = np.asarray(x)
+    n = x.shape[1] // step
+    if n < 4:
+        return np.diff(x.astype(np.float64), axis=1)
+    y = x[:, : n * step].reshape(x.shape[0], n, step).mean(axis=2, dtype=np.float64)
+    return y[:, 2:] - y[:, :-2]
+
+
+def _rms(v: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(v * v))) if v.size else 0.0
+
+
+def _residual(target: np.ndarray, expected: np.ndarray, scale: float, blocks: int = _BLOCKS) -> float:
+    """Median over ``blocks`` stretches of rms(target - expected) / rms scale of that stretch.
+
+    The median keeps a local glitch in one lead (a second of artefact) from counting as a wiring fault,
+    while a scale or wiring fault is there in every stretch. ``scale`` is the window's rms slope scale, a
+    floor that keeps a quiet stretch (a long pause) from dividing by nothing.
+    """
+    n = target.size // blocks
+    if n < 2:
+        return _rms(target - expected) / max(scale, 1e-12)
+    res = (target - expected)[: n * blocks].reshape(blocks, n)
+    ref = np.maximum(np.abs(target[: n * blocks]), np.abs(expected[: n * blocks])).reshape(blocks, n)
+    num = np.sqrt((res * res).mean(axis=1))
+    den = np.maximum(np.sqrt((ref * ref).mean(axis=1)), 0.25 * scale)
+    return float(np.median(num / np.maximum(den, 1e-12)))
+
+
+def _corr(a: np.ndarray, b: np.ndarray) -> float:
+    a = a - a.mean()
+    b = b - b.mean()
+    den = float(np.sqrt((a * a).sum() * (b * b).sum()))
+    return float((a * b).sum() / den) if den > 0 else 0.0
+
+
+def check_integrity(
+    x_mv: np.ndarray,
+    leads: Sequence[str],
+    config: IntegrityConfig | None = None,
+    sent: Sequence[str] | None = None,
+    fs: float | None = None,
+) -> dict:
+    """Integrity of a raw window ``x_mv[C, T]`` (mV, finite) whose channels are the canonical ``leads``.
+
+    ``sent`` names the leads the device measured itself (default: all of ``leads``); derived leads are
+    consistent by construction and are not checked against their definition. Leave out leads that are off
+    or flat (the quality check's job). ``fs`` (Hz) sets the slopes' 10-ms blocks (one sample without it). Returns ``{"inconsistent": [codes], "leads": {code: [lead names]},
+    "values": {name: value}}``; ``leads`` names the leads each code makes untrustworthy.
+    """
+    cfg = config or IntegrityConfig()
+    x = np.asarray(x_mv)
+    names = list(leads)
+    sent_set = set(names if sent is None else sent)
+    step = max(1, int(round(_STEP_S * fs))) if fs else 1
+    d = _slopes(x, step) if x.shape[1] > 1 else np.zeros((x.shape[0], 0))
+    row = {n: d[i] for i, n in enumerate(names)}
+    codes: dict[str, list[str]] = {}
+    values: dict[str, float] = {}
+
+    # Einthoven: III = II - I, checked only when all three were measured.
+    if {"I", "II", "III"} <= sent_set:
+        li, lii, liii = row["I"], row["II"], row["III"]
+        scale = max(_rms(li), _rms(lii), _rms(liii))
+        if scale > cfg.min_slope_mv:
+            res = _residual(liii, lii - li, scale)
+            values["einthoven_residual"] = round(res, 3)
+            if res > cfg.einthoven_tol:
+                codes[EINTHOVEN] = ["I", "II", "III"]
+                # One channel with a wrong gain: fit III ~ a*II - b*I; a good fit with a or b far from 1.
+                a_mat = np.stack([lii, -li], axis=1)
+                coef, *_ = np.linalg.lstsq(a_mat, liii, rcond=None)
+                fit = _residual(liii, a_mat @ coef, scale)
+                values["einthoven_fit_residual"] = round(fit, 3)
+                if fit < cfg.gain_fit_tol and np.abs(coef - 1.0).max() > cfg.gain_off:
+                    codes[SCALE] = ["I", "II", "III"]
+    # Goldberger: the augmented leads from I and II.
+    if {"I", "II"} <= sent_set and sent_set & {"aVR", "aVL", "aVF"}:
+        li, lii = row["I"], row["II"]
+        expected = {"aVR": -(li + lii) / 2, "aVL": li - lii / 2, "aVF": lii - li / 2}
+        bad = []
+        for name, exp in expected.items():
+            if name not in sent_set:
+                continue
+            scale = max(_rms(row[name]), _rms(exp))
+            if scale <= cfg.min_slope_mv:
+                continue
+            res = _residual(row[name], exp, scale)
+            values[f"goldberger_residual_{name}"] = round(res, 3)
+            if res > cfg.goldberger_tol:
+                bad.append(name)
+        if bad:
+            codes[GOLDBERGER] = ["I", "II", *bad]
+    # Scale: every sent lead with the same peak-to-peak amplitude (per-lead normalised).
+    sent_rows = [i for i, n in enumerate(names) if n in sent_set]
+    if len(sent_rows) >= 6:
+        ptp = np.ptp(x[sent_rows], axis=1)
+        mean = float(ptp.mean())
+        if mean > 0:
+            cv = float(ptp.std() / mean)
+            values["ptp_cv"] = round(cv, 4)
+            if cv < cfg.equal_ptp_cv:
+                codes[SCALE] = [names[i] for i in sent_rows]
+    # LA/RA reversal: lead I and aVL point away from the lateral chest leads, aVR towards them. With the
+    # arm electrodes swapped, I becomes -I and aVR and aVL trade places (II and III too); derived leads
+    # follow the same swap, so this works for 8-channel devices as well.
+    have = set(names)
+    if {"I", "V5", "V6"} <= have and "I" in sent_set and ({"II"} <= have or {"aVR", "aVL"} <= have):
+        li = row["I"]
+        avr = row["aVR"] if "aVR" in row else -(li + row["II"]) / 2
+        avl = row["aVL"] if "aVL" in row else li - row["II"] / 2
+        score = _corr(li, row["V6"]) + _corr(li, row["V5"]) + _corr(avl, row["V6"]) - _corr(avr, row["V6"])
+        values["reversal_score"] = round(score, 3)
+        if score < cfg.reversal_score:
+            codes[LIMB_REVERSAL] = list(_LIMB)
+    return {
+        "inconsistent": [c for c in INCONSISTENT_CODES if c in codes],
+        "leads": {c: codes[c] for c in INCONSISTENT_CODES if c in codes},
+        "values": values,
+    }
