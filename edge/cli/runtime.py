@@ -364,6 +364,10 @@ def add_classify_parser(subparsers: argparse._SubParsersAction) -> None:
         "measurements and the Japanese findings) of the file's first good window (with --whole: the file's "
         "result); one FILE only; needs the report extra (matplotlib)",
     )
+    from edge.cli.record_args import add_patient_args, add_report_scale_args
+
+    add_report_scale_args(p)
+    add_patient_args(p)
     _add_backend_args(p)
     p.set_defaults(func=cmd_classify)
 
@@ -457,6 +461,16 @@ def cmd_classify(args: argparse.Namespace) -> int:
         raise _command_error("--report draws one record: give one FILE")
     if args.report is not None and args.report.suffix.lower() not in (".pdf", ".png"):
         raise _command_error(f"--report {args.report}: the report is a .pdf or a .png file")
+    if args.report is not None:  # before any work: a missing matplotlib must not come after the table
+        from edge.views.report import ReportError, check_report_dependencies
+
+        try:
+            check_report_dependencies()
+        except ReportError as exc:
+            raise _command_error(str(exc)) from None
+    from edge.cli.record_args import patient_override
+
+    given = patient_override(args)
     bundle = resolve_bundle(args.bundle)
     failed = 0
     out = _utf8_stdout()
@@ -464,6 +478,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
         for path in args.files:
             try:
                 rec = read_recording(path, fs=args.fs, leads=leads)
+                rec.patient = rec.patient.merged(given)
                 windows = list(_file_windows(classifier, rec, args.hop))
             except (RecordError, UsageError, ValueError) as exc:
                 _print_error(str(exc))
@@ -473,17 +488,18 @@ def cmd_classify(args: argparse.Namespace) -> int:
             if args.json:
                 for start, r in rows:
                     extra = {"whole": True, "windows": len(windows)} if args.whole else {}
+                    extra.update(rec.patient.json_fields())
                     line = r.to_json_dict(str(path), 0 if start is None else start, rec.fs, **extra)
                     out.write(json.dumps(line, ensure_ascii=False) + "\n")
             else:
                 out.write("\n".join(_table_lines(classifier, rec, rows)) + "\n")
             out.flush()
             if args.report is not None:
-                _write_report(args.report, classifier, rec, windows, rows[0][1] if args.whole else None)
+                _write_report(args.report, classifier, rec, windows, rows[0][1] if args.whole else None, args)
     return 1 if failed else 0
 
 
-def _write_report(path: Path, classifier, rec, windows: list, whole=None) -> None:  # noqa: ANN001
+def _write_report(path: Path, classifier, rec, windows: list, whole=None, args=None) -> None:  # noqa: ANN001
     """The report of the first good window (or the first window), with ``whole``'s result if given."""
     from edge.views.report import ReportError, write_report
 
@@ -499,6 +515,9 @@ def _write_report(path: Path, classifier, rec, windows: list, whole=None) -> Non
             source=str(rec.source),
             labels=classifier.labels,
             window_start_s=start / rec.fs,
+            patient=rec.patient,
+            speed=getattr(args, "report_speed", 25.0),
+            gain=getattr(args, "report_gain", 10.0),
         )
     except ReportError as exc:
         raise _command_error(str(exc)) from None

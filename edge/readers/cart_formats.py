@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import logging
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from edge.dsp.signal import SignalError, canonical_lead_name
+from edge.readers.patient import PatientError, PatientInfo, parse_sex
 
 __all__ = ["CartFormatError", "CartRecord", "detect_format", "read_cart_file"]
 
@@ -48,6 +49,7 @@ class CartRecord:
     fs: float
     leads: list[str]
     format: str
+    patient: PatientInfo = PatientInfo()  # patient ID, sex, age, birth date, acquisition time, cart
 
 
 def _library():
@@ -136,7 +138,40 @@ def read_cart_file(path: str | Path) -> CartRecord:
         names.append(canonical)
         rows.append(sign * np.asarray(lead.samples[:n], dtype=np.float64))
     x = np.stack(rows).astype(np.float32)
-    return CartRecord(x, rates[0], names, name)
+    return CartRecord(x, rates[0], names, name, _patient(record, path))
+
+
+def _patient(record, path: Path) -> PatientInfo:  # noqa: ANN001 - ecgdatakit.models.ECGRecord
+    """The file's patient and acquisition data (names are never carried: the chart needs the ID only)."""
+    pat = getattr(record, "patient", None)
+    rec = getattr(record, "recording", None)
+    device = getattr(rec, "device", None)
+
+    def text(obj, name: str) -> str | None:  # noqa: ANN001
+        value = getattr(obj, name, None) if obj is not None else None
+        value = str(value).strip() if value is not None else ""
+        return value or None
+
+    try:
+        sex = parse_sex(text(pat, "sex"))
+    except PatientError:
+        logger.info("%s: sex %r not understood; left out", path, text(pat, "sex"))
+        sex = None
+    born = getattr(pat, "birth_date", None)
+    age = getattr(pat, "age", None)
+    if not isinstance(age, int) or not 0 <= age <= 130:
+        age = None
+    acquired = getattr(rec, "date", None)
+    cart = " ".join(dict.fromkeys(v for v in (text(device, "manufacturer"), text(device, "model")) if v))
+    info = PatientInfo(
+        patient_id=text(pat, "patient_id"),
+        sex=sex,
+        age=age,
+        birth_date=born.date() if hasattr(born, "date") else None,
+        acquired=acquired if hasattr(acquired, "isoformat") and hasattr(acquired, "hour") else None,
+        device=cart or None,
+    )
+    return info if info.empty else replace(info, source="file")
 
 
 def _one_line(exc: BaseException) -> str:

@@ -18,15 +18,17 @@ stream). Formats:
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from edge.runtime.engine import default_lead_names
 from edge.dsp.signal import SignalError, canonical_lead_name
+from edge.runtime.engine import default_lead_names
+from edge.readers.patient import PatientInfo, from_wfdb_comments
 
 __all__ = ["RecordError", "Recording", "read_recording", "check_header_fs"]
 
@@ -49,6 +51,7 @@ class Recording:
     fs: float
     leads: list[str]
     source: str
+    patient: PatientInfo = PatientInfo()  # from the file where its format has them (edge.readers.patient)
 
     @property
     def n_samples(self) -> int:
@@ -120,7 +123,16 @@ def _read_wfdb(path: Path) -> Recording:
             raise RecordError(f"{path}: channel {name!r} has unknown unit {unit!r}")
         scales.append(scale)
     x = (record.p_signal * np.asarray(scales)[None, :]).T.astype(np.float32)
-    return Recording(x, float(record.fs), [str(n) for n in record.sig_name], str(path))
+    return Recording(x, float(record.fs), [str(n) for n in record.sig_name], str(path), _wfdb_patient(record))
+
+
+def _wfdb_patient(record) -> PatientInfo:  # noqa: ANN001 - wfdb.Record
+    """``# Age:``/``# Sex:`` header comments and the header's base date and time (the recorder's clock)."""
+    info = from_wfdb_comments(record.comments or [])
+    date, time = getattr(record, "base_date", None), getattr(record, "base_time", None)
+    if date is not None and time is not None:
+        info = replace(info, acquired=dt.datetime.combine(date, time), source="file")
+    return info
 
 
 def _read_npy(path: Path, fs: float | None, leads: list[str] | None) -> Recording:
@@ -236,4 +248,4 @@ def _read_cart(path: Path, source: str) -> Recording:
         rec = read_cart_file(path)
     except CartFormatError as exc:
         raise RecordError(str(exc)) from None
-    return Recording(rec.x_mv, rec.fs, rec.leads, source)
+    return Recording(rec.x_mv, rec.fs, rec.leads, source, rec.patient)

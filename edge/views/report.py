@@ -23,13 +23,27 @@ from pathlib import Path
 import numpy as np
 
 from edge.dsp.signal import LEADS, SignalError, bandpass, to_twelve_leads
+from edge.readers.patient import PatientInfo, acquired_text, sex_text
 from edge.views.view_state import decided_by_rule
 
-__all__ = ["ReportError", "write_report", "LAYOUT", "DISCLAIMER", "PAGE_MM"]
+__all__ = [
+    "ReportError",
+    "write_report",
+    "check_report_dependencies",
+    "patient_text",
+    "LAYOUT",
+    "DISCLAIMER",
+    "PAGE_MM",
+    "SPEEDS",
+    "GAINS",
+]
 
 PAGE_MM = (297.0, 210.0)  # A4 landscape
-MM_PER_S = 25.0
+MM_PER_S = 25.0  # the standard paper speed and gain; SPEEDS and GAINS are the choices a reader may make
 MM_PER_MV = 10.0
+SPEEDS = (25.0, 50.0)
+GAINS = (5.0, 10.0, 20.0)
+_LABEL_W, _LABEL_H = 7.0, 3.6  # mm taken by a lead label (8 pt)
 LAYOUT = (("I", "aVR", "V1", "V4"), ("II", "aVL", "V2", "V5"), ("III", "aVF", "V3", "V6"))
 RHYTHM_LEAD = "II"
 DISCLAIMER = "診断ではありません。AI による参考所見です。必ず医師が心電図を確認してください。"
@@ -50,6 +64,39 @@ _MEASURES = (  # key, label, unit, digits
 
 class ReportError(ValueError):
     """A report that cannot be drawn (unknown format, missing plotting dependency)."""
+
+
+def check_report_dependencies() -> None:
+    """Raise :class:`ReportError` now when matplotlib or the Japanese font is missing (before any work)."""
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise ReportError("--report needs matplotlib: pip install 'ecg-clip-ja[report]'")
+    from edge.views.fonts import FontError, japanese_font_file, use_japanese_font
+
+    if japanese_font_file() is None:  # no packaged font: look for a system one (imports matplotlib)
+        try:
+            use_japanese_font()
+        except FontError as exc:
+            raise ReportError(str(exc)) from None
+
+
+def patient_text(patient: PatientInfo | None) -> str:
+    """The header line a chart files by: ID, sex, age (birth date), acquisition time, cart; 記録なし if absent."""
+    p = patient or PatientInfo()
+    age = p.age_years
+    age_text = f"{age}歳" if age is not None else "記録なし"
+    if p.birth_date is not None:
+        age_text += f" (生年月日 {p.birth_date.isoformat()})"
+    parts = [
+        f"患者ID {p.patient_id or '記録なし'}",
+        f"性別 {sex_text(p.sex)}",
+        f"年齢 {age_text}",
+        f"記録日時 {acquired_text(p.acquired)}",
+    ]
+    if p.device:
+        parts.append(f"装置 {p.device}")
+    return "   ".join(parts)
 
 
 def _value(m: dict, key: str, unit: str, digits: int) -> str:
@@ -121,10 +168,27 @@ def _grid(ax, x0: float, x1: float, y0: float, y1: float) -> None:  # noqa: ANN0
         ax.add_collection(LineCollection(segs, colors=color, linewidths=width, zorder=1))
 
 
-def _calibration(ax, x: float, base: float) -> None:  # noqa: ANN001
-    """1 mV for 200 ms: 10 mm high, 5 mm wide."""
-    ax.plot([x, x + 1, x + 1, x + 6, x + 6, x + 7], [base, base, base + 10, base + 10, base, base],
+def _calibration(ax, x: float, base: float, gain: float) -> None:  # noqa: ANN001
+    """1 mV for 200 ms at the standard speed: ``gain`` mm high, 5 mm wide."""
+    ax.plot([x, x + 1, x + 1, x + 6, x + 6, x + 7], [base, base, base + gain, base + gain, base, base],
             color=_INK, lw=0.7, zorder=3)  # fmt: skip
+
+
+def label_y(trace_y: np.ndarray, base: float, row_mm: float) -> float:
+    """Where a lead label goes (its lower edge, mm): clear of its trace under the label, inside its row.
+
+    Above the highest point of the trace under the label when that fits below the row's top, else below
+    its lowest point, else in whichever gap is larger (a trace filling the whole row leaves no clear place).
+    """
+    top, bottom = base + 0.45 * row_mm, base - 0.55 * row_mm
+    if trace_y.size == 0:
+        return top - _LABEL_H
+    hi, lo = float(np.max(trace_y)), float(np.min(trace_y))
+    if hi + 1.0 + _LABEL_H <= top:
+        return max(hi + 1.0, base + 2.0)  # near the baseline when the trace is small
+    if lo - 1.0 - _LABEL_H >= bottom:
+        return lo - 1.0 - _LABEL_H
+    return top - _LABEL_H if top - hi >= lo - bottom else bottom
 
 
 def write_report(
@@ -138,12 +202,21 @@ def write_report(
     labels: Sequence[dict] = (),
     window_start_s: float = 0.0,
     created: _dt.datetime | None = None,
+    patient: PatientInfo | None = None,
+    speed: float = MM_PER_S,
+    gain: float = MM_PER_MV,
 ) -> Path:
-    """Draw the report of the 10-s window ``x_mv[C, T]`` (mV) and its ``result`` to ``path`` (.pdf/.png)."""
+    """Draw the report of the 10-s window ``x_mv[C, T]`` (mV) and its ``result`` to ``path`` (.pdf/.png).
+
+    ``patient`` fills the header block (nothing is invented for what it lacks); ``speed`` (mm/s, one of
+    :data:`SPEEDS`) and ``gain`` (mm/mV, one of :data:`GAINS`) choose the paper scales, marked on the page.
+    """
     path = Path(path)
     kind = path.suffix.lower()
     if kind not in (".pdf", ".png"):
         raise ReportError(f"--report {path}: the report is a .pdf or a .png file")
+    if speed not in SPEEDS or gain not in GAINS:
+        raise ReportError(f"report scales {speed:g} mm/s, {gain:g} mm/mV: choose from {SPEEDS} mm/s and {GAINS} mm/mV")
     try:
         import matplotlib
 
@@ -170,30 +243,39 @@ def write_report(
     # --- the grid, the 3x4 leads and the rhythm strip -------------------------------------------------
     n_rows = len(LAYOUT) + 1
     grid_top = _GRID_Y0 + n_rows * _ROW_MM
-    strip_mm = 10.0 * MM_PER_S  # 250 mm: 10 s at 25 mm/s
+    strip_mm = 10.0 * MM_PER_S  # 250 mm of paper: 10 s at 25 mm/s, 5 s at 50 mm/s
+    strip_s = strip_mm / speed
     _grid(ax, _GRID_X0, _TRACE_X0 + strip_mm + 5, _GRID_Y0, grid_top)
-    col_s = 10.0 / len(LAYOUT[0])
+    from matplotlib.patches import Rectangle
+
+    paper = Rectangle((_GRID_X0, _GRID_Y0), _TRACE_X0 + strip_mm + 5 - _GRID_X0, grid_top - _GRID_Y0,
+                      transform=ax.transData, fill=False, edgecolor="none")  # fmt: skip
+    col_s = strip_s / len(LAYOUT[0])
     n_col = int(round(col_s * fs))
     rows = [*LAYOUT, (RHYTHM_LEAD,)]
     for r, names in enumerate(rows):
         base = grid_top - (r + 0.55) * _ROW_MM
-        _calibration(ax, _GRID_X0 + 3, base)
+        _calibration(ax, _GRID_X0 + 3, base, gain)
+        ax.lines[-1].set_clip_path(paper)
         for c, name in enumerate(names):
             i = LEADS.index(name)
             if len(names) == 1:
-                seg, t0 = x[i, : int(round(10.0 * fs))], 0.0
+                seg, t0 = x[i, : int(round(strip_s * fs))], 0.0
             else:
                 seg, t0 = x[i, c * n_col : (c + 1) * n_col], c * col_s
             t = t0 + np.arange(seg.shape[0]) / fs
-            ax.plot(_TRACE_X0 + t * MM_PER_S, base + seg * MM_PER_MV, color=_INK, lw=0.5, zorder=3,
-                    solid_joinstyle="round")  # fmt: skip
-            x_label = _TRACE_X0 + t0 * MM_PER_S + 1
-            ax.text(x_label, base + 0.42 * _ROW_MM, name, fontsize=8, zorder=4,
-                    bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.6})  # fmt: skip
+            xs, ys = _TRACE_X0 + t * speed, base + seg * gain
+            (line,) = ax.plot(xs, ys, color=_INK, lw=0.5, zorder=3, solid_joinstyle="round")
+            line.set_clip_path(paper)  # a double-gain trace stays on the paper, as a cart prints it
+            x_label = _TRACE_X0 + t0 * speed + 1
+            under = ys[(xs >= x_label - 0.5) & (xs <= x_label + _LABEL_W)]
+            ax.text(x_label, label_y(under, base, _ROW_MM), name, fontsize=8, zorder=4, va="bottom")
             if c:  # a short mark where the columns meet
                 ax.plot([x_label - 1] * 2, [base - 3, base + 3], color=_INK, lw=0.8, zorder=4)
-    ax.text(_TRACE_X0 + strip_mm + 5, _GRID_Y0 - 4, f"{MM_PER_S:g} mm/s   {MM_PER_MV:g} mm/mV   表示フィルタ 0.5–"
-            f"{min(100.0, 0.45 * fs):g} Hz", fontsize=7, ha="right")  # fmt: skip
+    ax.text(_TRACE_X0 + strip_mm + 5, _GRID_Y0 - 4.5, f"紙送り {speed:g} mm/s   感度 {gain:g} mm/mV"
+            f"{'' if gain == MM_PER_MV else ' (標準の' + ('1/2' if gain < MM_PER_MV else '2倍') + ')'}   "
+            f"表示フィルタ 0.5–{min(100.0, 0.45 * fs):g} Hz", fontsize=8.5, ha="right",
+            color="#b71c1c" if (speed, gain) != (MM_PER_S, MM_PER_MV) else _INK)  # fmt: skip
 
     # --- header: who, when, what was found --------------------------------------------------------------
     measures = getattr(result, "measurements", None) or {}
@@ -208,17 +290,18 @@ def write_report(
         va="top",
         ha="right",
     )
-    ax.text(width_mm - 10, top - 5, f"バンドル {result.bundle or '?'}", fontsize=8, va="top", ha="right")
-    ax.text(_GRID_X0, top - 8.5, f"記録 {Path(source).name}   区間 {window_start_s:.1f}–{window_start_s + 10:.1f} 秒   "
-            f"{fs:g} Hz   信号品質 {quality_text(result.quality)}", fontsize=8, va="top")  # fmt: skip
-    ax.text(_GRID_X0, top - 14, "計測値", fontsize=9, va="top")
-    ax.text(_GRID_X0 + 14, top - 14, measurement_text(measures), fontsize=9, va="top")
-    ax.text(_GRID_X0, top - 20, "所見", fontsize=9, va="top")
-    ax.text(_GRID_X0 + 14, top - 20, findings, fontsize=11, va="top", wrap=True)
+    ax.text(_GRID_X0, top - 7.5, patient_text(patient), fontsize=9, va="top")
+    ax.text(_GRID_X0, top - 12.5, f"記録 {Path(source).name}   区間 {window_start_s:.1f}–{window_start_s + strip_s:.1f} 秒   "
+            f"{fs:g} Hz   信号品質 {quality_text(result.quality)}   バンドル {result.bundle or '?'}", fontsize=8,
+            va="top")  # fmt: skip
+    ax.text(_GRID_X0, top - 17.5, "計測値", fontsize=9, va="top")
+    ax.text(_GRID_X0 + 14, top - 17.5, measurement_text(measures), fontsize=9, va="top")
+    ax.text(_GRID_X0, top - 23, "所見", fontsize=9, va="top")
+    ax.text(_GRID_X0 + 14, top - 23, findings, fontsize=11, va="top", wrap=True)
     if candidates:
-        ax.text(_GRID_X0, top - 27, "候補", fontsize=8, va="top", color="#444444")
-        ax.text(_GRID_X0 + 14, top - 27, candidates, fontsize=8, va="top", color="#444444")
-    ax.text(_GRID_X0 + 14, top - 32, "スコア: 心電図と所見ラベル文の類似度 (-1〜1)。ラベルごとの閾値以上を所見とする。"
+        ax.text(_GRID_X0, top - 29.5, "候補", fontsize=8, va="top", color="#444444")
+        ax.text(_GRID_X0 + 14, top - 29.5, candidates, fontsize=8, va="top", color="#444444")
+    ax.text(_GRID_X0 + 14, top - 34, "スコア: 心電図と所見ラベル文の類似度 (-1〜1)。ラベルごとの閾値以上を所見とする。"
             "[未検証] = 学習例のないラベル。[計測・規則] = スコアでなく計測値の基準・所見の規則による所見。", fontsize=6.5, va="top", color="#555555")  # fmt: skip
 
     # --- footer --------------------------------------------------------------------------------------------
