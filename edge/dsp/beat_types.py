@@ -1,0 +1,300 @@
+"""Beat types and the P wave before each beat (DESIGN.md contract 7 v2 ``beats``).
+
+Each detected beat gets a type, as the AAMI EC57 beat classes and the AHA statement list name them:
+
+- ``N`` dominant (the window's most common QRS shape, on time),
+- ``S`` premature supraventricular (early, QRS of the dominant shape, or narrow with a P wave),
+- ``V`` premature ventricular (QRS of another shape, wide or very different, without a P wave before it;
+  a late one of that shape is a ventricular escape beat and is typed ``V`` too),
+- ``P`` paced (a pacing spike before its QRS or P wave, or of the shape of beats that have one: at 500 Hz a
+  spike is under-sampled in some beats),
+- ``Q`` unclassified (another shape, neither early nor wide).
+
+Shapes: the QRS (+-60 ms, all given leads) of every pair of beats is correlated; the beats are clustered
+greedily (the beat with the most partners at correlation >= ``SAME_SHAPE`` and its partners first), and the
+dominant cluster is the largest (on a tie, the narrower, then the one with P waves). A beat is early when its RR
+is below ``PREMATURE`` x the RR expected there (the median RR between dominant beats). QRS width per cluster:
+the span where the cluster's median beat's spatial velocity exceeds ``WIDTH_FRACTION`` of its peak.
+
+P wave before a beat: the dominant beats' median of the segment ``P_WINDOW_MS`` before the QRS fiducial
+(detrended between its ends, per lead) is the P template when it holds a wave of at least ``P_MIN_MV`` above the
+beat-to-beat noise; a beat has a P wave when its own segment correlates >= ``P_CORR`` with that template at a
+similar size, or (for a beat of another shape, e.g. an atrial premature beat with its own P) when its segment
+holds a wave of the template's size. Without a P template no beat has a P wave (atrial fibrillation, junctional
+rhythm); ``p`` is ``None`` where the segment runs into the previous beat.
+
+``(y, fs, beats)``: lead-first band-passed ``y[C, T]`` in mV at ``fs`` (the measurements' 500 Hz), beat fiducials
+as sample indices at ``fs``. numpy only (device code).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["BEAT_TYPES", "type_beats", "paced_summary"]
+
+BEAT_TYPES = ("N", "S", "V", "P", "Q")
+SAME_SHAPE = 0.85  # QRS correlation for two beats of one shape
+NEAR_SHAPE = (
+    0.7  # a shape whose median beat correlates this much with the dominant one, as narrow, is dominant
+)
+ALIGN_MS = 24.0  # fiducials are re-aligned on the QRS shape by up to this much
+PREMATURE = 0.85  # RR below this fraction of the expected RR: premature
+WIDE_EXTRA_MS = 30.0  # a shape this much wider than the dominant one is ventricular
+WIDE_QRS_MS = 120.0
+WIDTH_FRACTION = 0.15
+QRS_HALF_MS = 60.0
+P_WINDOW_MS = (-300.0, -70.0)  # the segment before the QRS fiducial searched for the P wave
+P_MIN_MV = 0.04  # the P template must hold a wave at least this tall (largest lead, detrended)
+P_NOISE_FACTOR = 3.0  # ... and this many times the noise left in the median
+P_CORR = 0.5  # a beat's segment correlates at least this much with the template
+P_SIZE = (0.35, 3.0)  # ... at this size relative to the template (least-squares projection)
+
+
+def _segments(y: np.ndarray, beats: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    """``[B, C, hi - lo]`` segments around the beats that fit in the window, and the mask of those beats."""
+    ok = (beats + lo >= 0) & (beats + hi <= y.shape[1])
+    idx = beats[ok][:, None] + np.arange(lo, hi)[None, :]
+    return y[:, idx].transpose(1, 0, 2), ok
+
+
+def _corr_matrix(seg: np.ndarray) -> np.ndarray:
+    flat = seg.reshape(seg.shape[0], -1)
+    flat = flat - flat.mean(axis=1, keepdims=True)
+    norm = np.linalg.norm(flat, axis=1)
+    flat = flat / np.maximum(norm, 1e-12)[:, None]
+    return flat @ flat.T
+
+
+def _clusters(corr: np.ndarray) -> np.ndarray:
+    """Greedy shape clusters: label per beat (0, 1, ...), clusters in the order found."""
+    n = corr.shape[0]
+    label = np.full(n, -1)
+    k = 0
+    while (label < 0).any():
+        free = label < 0
+        partners = ((corr >= SAME_SHAPE) & free[None, :] & free[:, None]).sum(axis=1)
+        partners[~free] = -1
+        seed = int(np.argmax(partners))
+        members = free & (corr[seed] >= SAME_SHAPE)
+        members[seed] = True
+        label[members] = k
+        k += 1
+    return label
+
+
+def _align(y: np.ndarray, beats: np.ndarray, half: int, lag: int) -> np.ndarray:
+    """Fiducials moved (by at most ``lag`` samples) to best match the median QRS of all beats.
+
+    The detector's fiducial (steepest point) can sit on the R up-stroke in one beat and the down-stroke in the
+    next; shapes are compared after this alignment."""
+    seg, fit = _segments(y, beats, -half - lag, half + lag)
+    if fit.sum() < 2:
+        return beats
+    core = seg[:, :, lag:-lag]
+    tmpl = np.median(core, axis=0)
+    tmpl = (tmpl - tmpl.mean()).ravel()
+    best = np.zeros(seg.shape[0], dtype=np.int64)
+    score = np.full(seg.shape[0], -np.inf)
+    for s in range(-lag, lag + 1):
+        part = seg[:, :, lag + s : seg.shape[2] - lag + s].reshape(seg.shape[0], -1)
+        part = part - part.mean(axis=1, keepdims=True)
+        c = (part @ tmpl) / np.maximum(np.linalg.norm(part, axis=1) * np.linalg.norm(tmpl), 1e-12)
+        better = c > score
+        best[better], score[better] = s, c[better]
+    out = beats.copy()
+    out[fit] = beats[fit] + best
+    return out
+
+
+def _width_ms(seg: np.ndarray, fs: float) -> float:
+    """QRS width (ms) of a median beat ``[C, W]`` centred on its fiducial."""
+    d = np.gradient(seg, axis=1)
+    sv = np.sqrt((d * d).sum(axis=0))
+    above = np.flatnonzero(sv >= WIDTH_FRACTION * sv.max())
+    return float(above[-1] - above[0] + 1) * 1000.0 / fs if above.size else 0.0
+
+
+def _detrend(seg: np.ndarray) -> np.ndarray:
+    """Remove the straight line between the segment's two ends (per lead, last axis)."""
+    n = seg.shape[-1]
+    ramp = np.linspace(0.0, 1.0, n)
+    a, b = seg[..., :1], seg[..., -1:]
+    return seg - (a + (b - a) * ramp)
+
+
+def type_beats(
+    y: np.ndarray,
+    fs: float,
+    beats: np.ndarray,
+    pacing: list[str | None] | None = None,
+    info: dict | None = None,
+) -> list[dict]:
+    """Per beat ``{"sample", "type", "p"}`` (``sample`` at ``fs``; ``p`` True/False/None), plus ``"paced"``
+    (``"a"``, ``"v"``, ``"av"``) where a pacing spike marks it. See the module docstring.
+
+    ``info``, when given, receives ``p_template`` (the dominant beats' P segment ``[C, W]``, or None)."""
+    beats = np.asarray(beats, dtype=np.int64)
+    n = beats.size
+    out = [{"sample": int(b), "type": "Q", "p": None} for b in beats]
+    if n == 0:
+        return out
+    pacing = list(pacing) if pacing is not None else [None] * n
+    half = int(QRS_HALF_MS * fs / 1000.0)
+    beats = _align(y, beats, half, int(ALIGN_MS * fs / 1000.0))
+    seg, fit = _segments(y, beats, -half, half)
+    label = np.full(n, -1)
+    if fit.sum() >= 1:
+        label[fit] = _clusters(_corr_matrix(seg))
+    ids = [k for k in range(label.max() + 1)]
+    width = {k: _width_ms(np.median(seg[label[fit] == k], axis=0), fs) for k in ids}
+    count = {k: int((label == k).sum()) for k in ids}
+    # pacing spikes are under-sampled at 500 Hz (and the spike itself changes the filtered QRS): when >= 2
+    # beats and a fifth of all carry the same mark, the window is paced that way and so are its dominant beats
+    marks = [m for m in pacing if m]
+    common = max(set(marks), key=marks.count) if marks else None
+    window_mark = common if common and marks.count(common) >= max(2, 0.2 * n) else None
+    rr = np.diff(beats) / fs
+    # P waves (needs the dominant shape first; ties broken by width, then by P presence)
+    # at fast rates the P wave sits closer to the QRS (and the previous T wave closer still): the window
+    # starts at most 0.55 RR before the fiducial
+    rr_med = float(np.median(rr)) if rr.size else 1.0
+    p_lo = int(max(P_WINDOW_MS[0], -max(150.0, 550.0 * rr_med)) * fs / 1000.0)
+    p_hi = int(P_WINDOW_MS[1] * fs / 1000.0)
+    pseg, pfit = _segments(y, beats, p_lo, p_hi)
+    pseg = _detrend(pseg) if pseg.size else pseg
+    pfit_idx = np.flatnonzero(pfit)
+
+    def p_template(k: int) -> np.ndarray | None:
+        rows = [j for j, i in enumerate(pfit_idx) if label[i] == k]
+        if len(rows) < 2:
+            return None
+        s = pseg[rows]
+        med = np.median(s, axis=0)
+        noise = np.median(np.abs(s - med), axis=0).mean() * 1.4826 / np.sqrt(len(rows))
+        peak = float(np.abs(med).max())
+        return med if peak >= P_MIN_MV and peak >= P_NOISE_FACTOR * noise else None
+
+    if ids:
+        dominant = max(ids, key=lambda k: (count[k], -width[k], p_template(k) is not None))
+    else:
+        dominant = -1
+    tmpl = p_template(dominant) if dominant >= 0 else None
+    if info is not None:
+        info["p_template"] = tmpl
+    tflat = None if tmpl is None else (tmpl - tmpl.mean()).ravel()
+    dom = np.flatnonzero(label == dominant)
+    dom_rr = [rr[i - 1] for i in dom if i >= 1 and label[i - 1] == dominant]
+    expected = float(np.median(dom_rr)) if dom_rr else float(np.median(rr)) if rr.size else 0.0
+    for j, i in enumerate(pfit_idx):
+        if tflat is None:
+            out[i]["p"] = False
+            continue
+        if i >= 1 and (beats[i] - beats[i - 1]) < -p_lo + int(0.15 * fs):
+            continue  # the P segment runs into the previous beat's QRS-T: cannot tell (None)
+        s = (pseg[j] - pseg[j].mean()).ravel()
+        den = float(np.linalg.norm(s) * np.linalg.norm(tflat))
+        c = float(s @ tflat) / den if den > 0 else 0.0
+        size = float(s @ tflat) / max(float(tflat @ tflat), 1e-12)
+        own = float(np.abs(pseg[j]).max()) / max(float(np.abs(tmpl).max()), 1e-12)
+        out[i]["p"] = bool(
+            (c >= P_CORR and P_SIZE[0] <= size <= P_SIZE[1])
+            or (label[i] != dominant and c >= 0.3 and P_SIZE[0] <= own <= P_SIZE[1])
+        )
+    wide_dom = width.get(dominant, 0.0)
+    # a shape close to the dominant one (respiration, electrode motion split one shape in two) is dominant
+    med = {k: np.median(seg[label[fit] == k], axis=0) for k in ids}
+    near = {
+        k
+        for k in ids
+        if k != dominant
+        and width[k] < wide_dom + WIDE_EXTRA_MS
+        and _corr_matrix(np.stack([med[k], med[dominant]]))[0, 1] >= NEAR_SHAPE
+    }
+    for i in range(n):
+        k = label[i]
+        early = i >= 1 and expected > 0 and rr[i - 1] < PREMATURE * expected
+        if pacing[i] or (window_mark and (k == dominant or k in near)):
+            out[i]["type"] = "P"
+            out[i]["paced"] = pacing[i] or window_mark
+        elif k < 0:
+            out[i]["type"] = "Q"
+        elif k == dominant or k in near:
+            out[i]["type"] = "S" if early else "N"
+        else:
+            wider = width[k] >= max(WIDE_QRS_MS, wide_dom + WIDE_EXTRA_MS) or width[k] >= wide_dom + 40.0
+            if wider and not out[i]["p"]:
+                out[i]["type"] = "V"
+            elif early:
+                out[i]["type"] = "S" if not wider else "V"
+            else:
+                out[i]["type"] = "Q"
+    return out
+
+
+def paced_summary(typed: list[dict], spikes: int, share: float = 0.3) -> dict:
+    """The window's ``paced`` dict from typed beats: a chamber is paced in >= ``share`` of the beats."""
+    n = max(len(typed), 1)
+    marks = [b.get("paced") for b in typed]
+    return {
+        "atrial": bool(sum(m in ("a", "av") for m in marks) / n >= share),
+        "ventricular": bool(sum(m in ("v", "av") for m in marks) / n >= share),
+        "spikes": int(spikes),
+        "assessable": True,
+    }
+
+
+def annotate_beats(
+    x_raw: np.ndarray,
+    fs: float,
+    leads: list[str] | tuple[str, ...],
+    y: np.ndarray | None = None,
+    beats: np.ndarray | None = None,
+    analysis_fs: float = 500.0,
+) -> dict:
+    """What the rhythm analysis reads, for any set of leads: ``{"beats", "paced", "atrial"}``.
+
+    ``x_raw[C, T]``: the unfiltered window in mV at ``fs`` (pacing spikes are found on it), ``leads`` its
+    canonical lead names. ``y`` (the leads band-passed 0.5-100 Hz at ``analysis_fs``) and ``beats`` (QRS
+    fiducials at ``analysis_fs``) are computed here when not given (``measure()`` passes its own).
+    ``beats`` of the result: ``[{"sample" (at fs), "type", "p", "paced"?}]``; ``paced``: ``{"atrial",
+    "ventricular", "spikes", "assessable"}``; ``atrial``: :func:`edge.dsp.atrial.atrial_activity` (its
+    ``p_waves`` at ``fs``).
+    """
+    from edge.dsp.atrial import atrial_activity  # noqa: PLC0415 - one way: beat_types -> atrial
+    from edge.dsp.beats import QRS_BAND_HZ, detection_envelope, pick_beats  # noqa: PLC0415
+    from edge.dsp.pacing import MIN_FS, find_spikes, no_pacing, pacing_of_beats  # noqa: PLC0415
+    from edge.dsp.signal import filter_resample_bands  # noqa: PLC0415
+
+    x = np.asarray(x_raw, dtype=np.float64)
+    if y is None or beats is None:
+        y_, qrs = filter_resample_bands(x, fs, analysis_fs, [(0.5, 100.0), QRS_BAND_HZ])
+        y = y_.astype(np.float64) if y is None else y
+        if beats is None:
+            sv, env = detection_envelope(qrs.astype(np.float64), analysis_fs)
+            beats = pick_beats(sv, env, analysis_fs)
+    beats = np.asarray(beats, dtype=np.int64)
+    scale = fs / analysis_fs
+    at_fs = np.rint(beats * scale).astype(np.int64)
+    if fs >= MIN_FS:
+        spikes = find_spikes(x, fs)
+        marks, _ = pacing_of_beats(spikes, at_fs, fs)
+    else:
+        spikes, marks = np.zeros(0, dtype=np.int64), [None] * beats.size
+    info: dict = {}
+    typed = type_beats(y, analysis_fs, beats, marks, info)
+    atrial = atrial_activity(y, analysis_fs, beats, typed, list(leads))
+    atrial["p_waves"] = [int(round(p * scale)) for p in atrial["p_waves"]]
+    for b, s in zip(typed, at_fs, strict=True):
+        b["sample"] = int(s)
+    paced = paced_summary(typed, spikes.size) if fs >= MIN_FS else no_pacing(False)
+    # the P wave's polarity in I and II (sinus P waves are upright in both: P axis 0 to +90 degrees)
+    tmpl, names = info.get("p_template"), list(leads)
+    for lead in ("I", "II"):
+        key = f"p_{lead.lower()}_mv"
+        if tmpl is not None and lead in names:
+            row = tmpl[names.index(lead)]
+            atrial[key] = round(float(row[int(np.argmax(np.abs(row)))]), 3)
+        else:
+            atrial[key] = None
+    return {"beats": typed, "paced": paced, "atrial": atrial}
