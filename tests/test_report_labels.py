@@ -150,3 +150,65 @@ def test_command_with_a_hospital_catalogue(tmp_path):
     )
     (row,) = list(csv.DictReader(out.open(encoding="utf-8")))
     assert row["labels"] == "SR;HOSP_DIQT"
+
+
+# --- one vocabulary (issue 24): report text, manifests and lookup accept the same words ---------------------
+HOSPITAL_WORDS = [
+    ("PQ延長", ["LPR"]),  # the Japanese name of the PR interval
+    ("右軸変位", ["RAD"]),  # a common misspelling of 右軸偏位
+    ("ストレインパターン", ["LVH", "STTC"]),  # left ventricular hypertrophy with its ST-T change
+    ("心電図上異常を認めない", ["NORM"]),
+    ("異常なし", ["NORM"]),
+    ("特記所見なし", ["NORM"]),
+    ("1度AVB", ["1AVB"]),
+    ("PQ短縮", ["SPR"]),
+    ("PAF", ["AFIB"]),
+    ("心室性期外収縮二段脈", ["PVC", "BIGU"]),
+]
+
+
+@pytest.mark.parametrize("word, ids", HOSPITAL_WORDS)
+def test_hospital_words_map_in_reports_manifests_and_lookup(tmp_path, word, ids):
+    from edge.interpret.catalogue import load_catalogue
+    from training.datasets import ManifestReader
+
+    found = ReportLabeler().label(f"{word}。")
+    assert sorted(found.positive) == sorted(ids) and not found.negated and not found.unmatched
+    assert [lab.id for lab in load_catalogue().lookup(word)] == ids
+    assert [lab.id for lab in load_catalogue().search(word)[: len(ids)]] == ids  # ecg-edge labels WORD
+    np.save(tmp_path / "a.npy", np.zeros((12, 2500), np.float32))
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"path,labels,fs,split\na.npy,{word};洞調律,250,train\n", encoding="utf-8")
+    (rec,) = list(ManifestReader(manifest))
+    assert set(rec.labels) == {*ids, "SR"}
+
+
+def test_every_vocabulary_line_names_catalogue_labels():
+    from edge.interpret.catalogue import load_catalogue
+    from edge.interpret.vocabulary import IGNORE, shipped_vocabulary
+
+    cat = load_catalogue()
+    for phrase, terms in shipped_vocabulary():
+        for term in terms:
+            if term != IGNORE:
+                assert cat.resolve(term), f"{phrase}: {term}"
+    assert len(cat.vocabulary) > 100  # phrases that are not already names, "-" lines left out
+
+
+def test_a_phrase_of_two_labels_is_refused_where_one_is_needed():
+    from edge.interpret.catalogue import UnknownLabelError, load_catalogue
+
+    with pytest.raises(UnknownLabelError, match="names 2 labels"):
+        load_catalogue().resolve("ストレインパターン")
+
+
+def test_negated_hospital_words_and_unmatched_still_listed():
+    found = ReportLabeler().label("洞調律、PQ延長なし、右胸心")
+    assert found.positive == ["SR"] and found.negated == ["LPR"] and found.unmatched == ["右胸心"]
+
+
+def test_ecg_edge_labels_finds_hospital_words(capsys):
+    from edge.cli.main import main as edge_main
+
+    assert edge_main(["labels", "PQ延長"]) == 0
+    assert "LPR" in capsys.readouterr().out

@@ -12,9 +12,10 @@ the phrase's modifiers:
 
 Matching uses :func:`edge.interpret.catalogue.normalize` (NFKC width folding, case, hiragana -> katakana) on both
 the report and the terms, so ``ＣＲＢＢＢ``, ``crbbb``, ``Ⅰ度房室ブロック`` and ``右脚ぶろっく`` all match (kana
-is folded, never converted to kanji: a report written wholly in kana readings does not match). Terms are every catalogue name (id, Japanese, English, aliases) plus a mapping file of other
-wordings (``training/data/report_phrases.csv``; extend it with ``--mapping`` — a ``-`` label marks a
-phrase that is no finding). Latin-letter terms only match as whole words (``AF`` not inside ``LAFB``).
+is folded, never converted to kanji: a report written wholly in kana readings does not match). Terms are every catalogue name (id, Japanese, English, aliases) plus the
+hospital wordings of the one shared vocabulary (``edge/data/vocabulary.csv``, :mod:`edge.interpret.vocabulary`:
+the same words a manifest and ``ecg-edge labels`` accept; a phrase may name several labels, ``LVH;STTC``);
+extend it with ``--mapping`` — a ``-`` label marks a phrase that is no finding. Latin-letter terms only match as whole words (``AF`` not inside ``LAFB``).
 Every phrase that matched nothing, and every remainder of a phrase that the match left over, is listed
 with its count so a person can extend the mapping file.
 """
@@ -34,6 +35,7 @@ from importlib import resources
 from pathlib import Path
 
 from edge.interpret.catalogue import Catalogue, CatalogueError, load_catalogue, normalize
+from edge.interpret.vocabulary import IGNORE, SHIPPED_SOURCE, VocabularyError, parse_vocabulary
 
 from .label_catalogue import load_training_catalogue
 
@@ -41,7 +43,6 @@ __all__ = ["ReportLabeler", "ReportLabels", "fold", "load_mapping", "main"]
 
 log = logging.getLogger(__name__)
 
-IGNORE = "-"  # mapping label of phrases that are no finding
 _SPLIT = re.compile(r"[。．.、，,;；・\n\r]|(?<!\()\+(?!\))|および|及び|ならびに|並びに|\s+")
 # Splitting "72/分" or "r/o" at "/" would make noise; "+" splits "CRBBB+LAH" but not "(+)".
 # Modifiers, written as in reports; compared after the same normalisation as the text.
@@ -85,34 +86,37 @@ class ReportLabels:
 
 
 def load_mapping(path: str | Path | None, catalogue: Catalogue) -> dict[str, str]:
-    """``{normalised phrase: label id or "-"}`` from a mapping CSV (``phrase,label``; ``#`` comments).
+    """``{folded phrase: "id", "id;id" or "-"}`` from a vocabulary CSV (``phrase,label``; ``#`` comments).
 
-    ``None`` reads the shipped file. Labels may be any spelling the catalogue resolves.
+    ``None`` reads the shared vocabulary (``edge/data/vocabulary.csv``), keeping the phrases whose labels the
+    catalogue has (a hospital catalogue may lack some); a file of your own must name only known labels.
     """
-    if path is None:
-        text = resources.files("training").joinpath("data", "report_phrases.csv").read_text(encoding="utf-8")
-        source = "training/data/report_phrases.csv"
+    shipped = path is None
+    if shipped:
+        text = resources.files("edge").joinpath("data", "vocabulary.csv").read_text(encoding="utf-8")
+        source = SHIPPED_SOURCE
     else:
         try:
             text = Path(path).read_text(encoding="utf-8-sig")
         except OSError as exc:
             raise CatalogueError(f"cannot read mapping file {path}: {exc.strerror or exc}") from None
         source = str(path)
-    rows = csv.reader(
-        line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")
-    )
+    try:
+        lines = parse_vocabulary(text, source)
+    except VocabularyError as exc:
+        raise CatalogueError(str(exc)) from None
     mapping: dict[str, str] = {}
-    for n, row in enumerate(rows, start=1):
-        if n == 1 and [c.strip().lower() for c in row[:2]] == ["phrase", "label"]:
-            continue
-        if len(row) < 2 or not row[0].strip() or not row[1].strip():
-            raise CatalogueError(f"{source}: line {n}: expected 'phrase,label', got {row}")
-        phrase, label = row[0].strip(), row[1].strip()
-        if label != IGNORE:
+    for phrase, terms in lines:
+        if terms != (IGNORE,):
             try:
-                label = catalogue.resolve(label).id
+                ids = [catalogue.resolve(t).id for t in terms]
             except KeyError as exc:
+                if shipped:
+                    continue
                 raise CatalogueError(f"{source}: phrase {phrase!r}: {exc}") from None
+            label = ";".join(dict.fromkeys(ids))
+        else:
+            label = IGNORE
         mapping[fold(phrase)] = label
     return mapping
 
@@ -166,7 +170,7 @@ class ReportLabeler:
             rest, negated = _strip(rest, _NEGATION_N)
             rest, _ = _strip(rest, _FILLERS_N)
             leftover = _NEUTRAL.sub(" ", _LEAD_TOKENS.sub(" ", rest)).strip()
-            labels = [x for x in found if x != IGNORE]
+            labels = [i for x in found if x != IGNORE for i in x.split(";")]
             if not found:
                 out.unmatched.append(raw.strip())
                 continue

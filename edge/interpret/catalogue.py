@@ -6,8 +6,10 @@ statements (Wagner et al., Sci Data 2020) and the SNOMED CT concepts of the Phys
 (Reyna et al.) that map to it, so dataset readers translate codes with :meth:`Catalogue.from_scp` and
 :meth:`Catalogue.from_snomed` and add superset labels with :meth:`Catalogue.expand`.
 
-Text matching (:meth:`Catalogue.resolve`, :meth:`Catalogue.search`) folds NFKC (full/half width),
-case and hiragana to katakana, so ``ﾌﾞﾛｯｸ``, ``ぶろっく`` and ``ブロック`` are the same query.
+Text matching (:meth:`Catalogue.resolve`, :meth:`Catalogue.lookup`, :meth:`Catalogue.search`) folds NFKC
+(full/half width), case and hiragana to katakana, so ``ﾌﾞﾛｯｸ``, ``ぶろっく`` and ``ブロック`` are the same query.
+Beyond names, aliases and codes it knows the hospital wordings of :mod:`edge.interpret.vocabulary`
+(``1度AVB``, ``PQ延長``, ``右軸変位``...), the same ones the report parser reads.
 Standard library only: this runs on the bedside device.
 """
 
@@ -24,6 +26,8 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from edge.interpret.vocabulary import IGNORE, shipped_vocabulary
 
 __all__ = [
     "CATEGORIES",
@@ -133,6 +137,7 @@ class Catalogue:
         self._terms: dict[str, str] = {}  # normalized name or code -> id
         self._scp: dict[str, str] = {}
         self._snomed: dict[str, str] = {}
+        self._vocab: dict[str, tuple[str, ...]] | None = None  # built on first use (Catalogue.vocabulary)
         for i, label in enumerate(self.labels):
             self._add(i, label)
         self._check_parents()
@@ -270,14 +275,46 @@ class Catalogue:
         return None if label_id is None else self._by_id[label_id]
 
     def resolve(self, term: str) -> Label:
-        """The label named exactly by ``term``: id, Japanese, English, alias, SCP or SNOMED code.
+        """The label named exactly by ``term``: id, Japanese, English, alias, SCP or SNOMED code, or a
+        vocabulary phrase that names one label (``1度AVB``, ``PQ延長``).
 
         Raises :class:`UnknownLabelError` (a ``KeyError``) listing close labels when nothing matches.
         """
-        label_id = self._terms.get(normalize(term))
-        if label_id is None:
-            raise self._unknown(term)
-        return self._by_id[label_id]
+        found = self.lookup(term)
+        if len(found) != 1:
+            named = " + ".join(f"{lab.ja} ({lab.id})" for lab in found)
+            raise UnknownLabelError(f"{term!r} names {len(found)} labels ({named}); give them one by one")
+        return found[0]
+
+    def lookup(self, term: str) -> tuple[Label, ...]:
+        """The labels ``term`` names: one for a name, alias or code; one or more for a vocabulary phrase
+        (``ストレインパターン`` -> 左室肥大 + ST-T変化). Raises :class:`UnknownLabelError` otherwise."""
+        key = normalize(term)
+        label_id = self._terms.get(key)
+        if label_id is not None:
+            return (self._by_id[label_id],)
+        ids = self.vocabulary.get(key)
+        if ids:
+            return tuple(self._by_id[i] for i in ids)
+        raise self._unknown(term)
+
+    @property
+    def vocabulary(self) -> dict[str, tuple[str, ...]]:
+        """``{normalised phrase: label ids}`` of the shipped vocabulary (phrases that are no finding left out).
+
+        A phrase is kept only when every label it names is in this catalogue; names of the catalogue win.
+        """
+        if self._vocab is None:
+            vocab: dict[str, tuple[str, ...]] = {}
+            for phrase, terms in shipped_vocabulary():
+                key = normalize(phrase)
+                if IGNORE in terms or key in self._terms:
+                    continue
+                ids = tuple(self._terms.get(normalize(t)) for t in terms)
+                if all(ids):
+                    vocab[key] = tuple(dict.fromkeys(ids))  # type: ignore[arg-type]
+            self._vocab = vocab
+        return self._vocab
 
     def _unknown(self, term: str) -> UnknownLabelError:
         suggestions = [lab.id for lab in self.search(term)[:5]] if normalize(term) else []
@@ -314,10 +351,11 @@ class Catalogue:
         q = normalize(query)
         if not q:
             return list(self.labels)
+        phrase = self.vocabulary.get(q, ()) if q not in self._terms else ()
         words = [normalize(w) for w in unicodedata.normalize("NFKC", query).split()]
         ranked = []
         for i, (lab, (names, codes, desc)) in enumerate(zip(self.labels, self._haystacks, strict=True)):
-            if q in names or q in codes:
+            if q in names or q in codes or lab.id in phrase:
                 key = (0, 0)
             elif hits := [len(n) for n in names if n.startswith(q)]:
                 key = (1, min(hits))

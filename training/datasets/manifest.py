@@ -7,9 +7,11 @@ Columns (header row required; paths relative to the CSV's folder):
   content, gains and lead names from the file: ``edge.readers.cart_formats``).
 - ``labels`` (required): separated by ``;`` or ``|`` (e.g. ``洞調律;完全右脚ブロック`` or ``SR|CRBBB``). Each is a
   catalogue id, a Japanese or English name or alias (any width, case, hiragana/katakana), a PTB-XL SCP-ECG
-  statement code, a SNOMED CT concept id as in PhysioNet Challenge headers (``164889003``), or any term
-  that ``ecg-edge labels TERM`` finds exactly one label for (``left atrial enlargement`` -> LAE); a term
-  that matches several labels is refused with suggestions.
+  statement code, a SNOMED CT concept id as in PhysioNet Challenge headers (``164889003``), a hospital wording
+  of the shared vocabulary (``edge/data/vocabulary.csv``: ``1度AVB``, ``PQ延長``, ``ストレインパターン`` -> two
+  labels; the same words the report parser reads), or any term that ``ecg-edge labels TERM`` finds exactly
+  one label for (``left atrial enlargement`` -> LAE); a term that matches several labels is refused with
+  suggestions.
 - ``fs``: sampling rate in Hz, required for ``.npy``.
 - ``leads``: channel names for ``.npy``, comma-separated (default: 12 standard leads, or I, II, V1-V6 for 8).
 - ``patient_id``: keeps splits patient-wise.
@@ -86,7 +88,7 @@ class ManifestReader(Reader):
             if not term:
                 continue
             try:
-                ids.append(self.catalogue.resolve(term).id)
+                ids.extend(lab.id for lab in self.catalogue.lookup(term))  # names, codes and the vocabulary
             except KeyError as exc:
                 found = self.catalogue.search(term)  # what `ecg-edge labels TERM` finds
                 if len(found) == 1:
