@@ -257,9 +257,11 @@ def annotate_beats(
     ``x_raw[C, T]``: the unfiltered window in mV at ``fs`` (pacing spikes are found on it), ``leads`` its
     canonical lead names. ``y`` (the leads band-passed 0.5-100 Hz at ``analysis_fs``) and ``beats`` (QRS
     fiducials at ``analysis_fs``) are computed here when not given (``measure()`` passes its own).
-    ``beats`` of the result: ``[{"sample" (at fs), "type", "p", "paced"?}]``; ``paced``: ``{"atrial",
-    "ventricular", "spikes", "assessable"}``; ``atrial``: :func:`edge.dsp.atrial.atrial_activity` (its
-    ``p_waves`` at ``fs``).
+    Keys as contract 7 v2 (:mod:`edge.dsp.measurements`): ``beats`` (QRS positions, samples at ``fs``),
+    ``beat_types`` (``N, S, V, P, Q`` per beat), ``beat_p`` (P wave before each beat: True/False/None),
+    ``beat_paced`` (``"a"``, ``"v"``, ``"av"`` or None per beat), ``paced`` (``{"atrial", "ventricular",
+    "spikes", "assessable"}``), ``atrial`` (:func:`edge.dsp.atrial.atrial_activity`, ``p_waves`` at ``fs``,
+    and the P template's signed peak in I and II: ``p_i_mv``, ``p_ii_mv``).
     """
     from edge.dsp.atrial import atrial_activity  # noqa: PLC0415 - one way: beat_types -> atrial
     from edge.dsp.beats import QRS_BAND_HZ, detection_envelope, pick_beats  # noqa: PLC0415
@@ -297,4 +299,11 @@ def annotate_beats(
             atrial[key] = round(float(row[int(np.argmax(np.abs(row)))]), 3)
         else:
             atrial[key] = None
-    return {"beats": typed, "paced": paced, "atrial": atrial}
+    return {
+        "beats": [b["sample"] for b in typed],
+        "beat_types": [b["type"] for b in typed],
+        "beat_p": [b["p"] for b in typed],
+        "beat_paced": [b.get("paced") for b in typed],
+        "paced": paced,
+        "atrial": atrial,
+    }

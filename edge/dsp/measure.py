@@ -38,6 +38,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from edge.dsp.beat_types import annotate_beats
 from edge.dsp.beats import ANALYSIS_FS, QRS_BAND_HZ, detection_envelope, moving_average, pick_beats
 from edge.dsp.signal import LEADS, SignalError, filter_resample_bands, to_twelve_leads
 
@@ -289,6 +290,8 @@ def measure(x_mv: np.ndarray, fs: float, leads: Sequence[str] | None = None) -> 
     reasons: dict[str, str] = {}
     out["n_beats"] = int(beats.size)
     out["beats"] = [int(round(b * fs / ANALYSIS_FS)) for b in beats]
+    # beat types, P before each beat, pacing spikes (on the raw samples) and atrial activity: edge.dsp.beat_types
+    out.update(annotate_beats(x12, fs, LEADS, y=y, beats=beats))
     if beats.size < 2:
         return _finish(out, reasons, "fewer than 2 beats")
     rr = np.diff(beats) / ANALYSIS_FS

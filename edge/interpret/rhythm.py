@@ -223,8 +223,13 @@ def _undetermined(reason: str, counts: dict, values: dict, detail: str | None = 
 
 
 def _beats(m: Mapping) -> tuple[np.ndarray, list[str], list[bool | None]]:
-    """Beat samples, types and P presence; plain sample lists (older measurements) give type ``Q``."""
+    """Beat samples, types and P presence: contract 7 v2 (``beats`` positions with ``beat_types`` and
+    ``beat_p``), or ``beats`` as dicts ``{"sample", "type", "p"}``; positions alone give type ``Q``."""
     raw = m.get("beats") or []
+    bt, bp = m.get("beat_types") or [], m.get("beat_p") or []
+    if raw and len(bt) == len(raw) and not isinstance(raw[0], Mapping):
+        ps = list(bp) if len(bp) == len(raw) else [None] * len(raw)
+        return np.asarray(raw, dtype=np.int64), [str(t) for t in bt], ps
     samples, types, ps = [], [], []
     for b in raw:
         if isinstance(b, Mapping):
