@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.runtime.engine import Classifier, Result, select_leads
+from edge.dsp.signal import select_leads
+from edge.runtime.engine import Classifier
+from edge.runtime.result import Quality, Result
 from edge.runtime.stream import StreamClassifier
 from edge.dsp.ring import SampleRing
 from edge.dsp.signal import EIGHT_CHANNEL_LEADS, LEADS, preprocess
@@ -38,6 +40,9 @@ def test_classify_window_equals_manual_steps(clf, record):
     order = np.argsort(-rank, kind="stable")[:5]
     assert [t["id"] for t in result.top] == [clf.bundle.labels[i]["id"] for i in order]
     assert all(set(t) == {"id", "ja", "en", "score", "zero_shot"} for t in result.top)
+    # the score shown is the cosine, unmodified (contract 5 v3), whatever moved the ranking
+    for t, i in zip(result.top, order, strict=True):
+        assert t["score"] == pytest.approx(float(scores[i]), abs=1e-6)
     assert result.top[0]["ja"] == clf.bundle.labels[order[0]]["ja"]
     above = {clf.bundle.labels[i]["id"] for i in np.flatnonzero(scores >= clf.bundle.thresholds)}
     decided = clf.rules.decide(scores, clf.bundle.thresholds, result.measurements)
@@ -101,9 +106,21 @@ def test_classify_windows_batch_equals_single(clf, record):
 
 def test_json_line_is_contract_5(clf, record):
     r = clf.classify_window(record[:, :5000], FS)
-    line = r.to_json_dict("bed-3", 1234, FS)
-    for key in ("t", "source", "window_start_sample", "fs", "top", "findings", "quality"):
+    line = r.to_json("bed-3", 1234, FS)
+    for key in ("version", "t", "source", "window_start_sample", "fs", "top", "findings", "window_findings",
+                "why", "rhythm", "quality", "measurements"):
         assert key in line
+    assert line["version"] == 3 and line["window_findings"] == line["findings"]  # a file: the window's own set
+    stated = line["findings"] + line["zero_shot_findings"]
+    assert stated and set(line["why"]) == set(stated)
+    for lid, why in line["why"].items():
+        i = clf.label_ids.index(lid)
+        assert why["by"] in ("rhythm", "criteria", "model")
+        if why["by"] == "model":  # the model states a label only at or above its threshold
+            assert why["score"] >= why["threshold"] - 1e-4
+            assert why["score"] == pytest.approx(float(r.scores[i]), abs=1e-4)
+        if why["by"] == "criteria":
+            assert why["rule"] and why["values"] and all(v is not None for v in why["values"].values())
     assert line["source"] == "bed-3" and line["window_start_sample"] == 1234 and line["fs"] == 500
     assert line["quality"]["ok"] is True and len(line["top"]) == 5 and line["bundle"].startswith("tiny-test@")
     assert "T" in line["t"] and line["skipped"] is False
@@ -114,9 +131,39 @@ def test_json_line_is_contract_5(clf, record):
 
 def test_classify_embedding(clf, record):
     r = clf.classify_window(record[:, :5000], FS)
-    again = clf.classify_embedding(r.embedding * 3.0, r.quality)
+    again = clf.classify_embedding(r.embedding * 3.0, r.quality, r.measurements)
     np.testing.assert_allclose(again.scores, r.scores, atol=1e-6)
     assert isinstance(again, Result) and again.top == r.top
+    assert again.findings == r.findings and set(again.why) == set(r.why)
+
+
+def test_classify_record_is_the_mean_of_its_windows(clf, record):
+    windows = clf.record_windows(record, FS, hop_s=None)
+    assert [w.window_start_sample for w in windows] == [0, 5000, 10000]
+    whole = clf.classify_record(record, FS)
+    again = clf.classify_record(windows=windows)
+    np.testing.assert_allclose(whole.scores, again.scores, atol=1e-6)
+    mean = np.mean([w.embedding for w in windows], axis=0)
+    np.testing.assert_allclose(whole.embedding, mean / np.linalg.norm(mean), atol=1e-5)
+    assert whole.quality.windows == 3 and whole.quality.windows_ok == 3 and whole.quality.ok
+    assert set(whole.why) == set(whole.findings + whole.zero_shot_findings)
+    assert whole.to_json("f")["quality"]["windows"] == 3
+    # a record without a good window is reported, not raised
+    bad = record.copy()
+    bad[:, ::100] = np.nan
+    none = clf.classify_record(bad, FS)
+    assert none.skipped and none.quality.windows == 3 and none.quality.windows_ok == 0
+    assert none.quality.missing_samples > 0 and none.findings == []
+    with pytest.raises(ValueError, match="needs 10 s windows"):
+        clf.record_windows(record[:, :1000], FS)
+
+
+def test_quality_is_typed_and_reads_like_the_report():
+    q = Quality.from_dict({"ok": False, "missing_samples": 3, "lead_off": ["V1"], "flat": [], "saturated": [],
+                           "implausible": [], "usable_leads": ["I", "II"], "novel": 1})
+    assert q["lead_off"] == ["V1"] and q.get("missing_samples") == 3 and "novel" in q
+    assert q.problems() == {"lead_off": ["V1"]} and q.to_json()["usable_leads"] == ["I", "II"]
+    assert Quality.from_dict(q) is q and not q.failed("x").ok and q.failed("x").error == "x"
 
 
 # --- ring buffer ---------------------------------------------------------------------------------------

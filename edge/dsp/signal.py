@@ -35,6 +35,8 @@ __all__ = [
     "SignalConfig",
     "SignalError",
     "canonical_lead_name",
+    "default_lead_names",
+    "select_leads",
     "to_twelve_leads",
     "resample",
     "bandpass",
@@ -113,6 +115,35 @@ def canonical_lead_name(name: str) -> str:
     if key not in _ALIASES:
         raise SignalError(f"unknown lead name {name!r}")
     return _ALIASES[key]
+
+
+def default_lead_names(n_channels: int) -> list[str]:
+    """Channel names assumed without a header: 12 -> LEADS, 8 -> I, II, V1..V6, else ch0, ch1, ..."""
+    if n_channels == 12:
+        return list(LEADS)
+    if n_channels == 8:
+        return list(EIGHT_CHANNEL_LEADS)
+    return [f"ch{i}" for i in range(n_channels)]
+
+
+def select_leads(x_mv: np.ndarray, leads: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+    """Keep only channels named as ECG leads (first of duplicates), with canonical names.
+
+    Records carry extra channels (pacing marks, Frank XYZ, respiration) that the model ignores; the
+    quality check must ignore them too, or a flat marker channel would fail every window.
+    """
+    keep, names = [], []
+    for i, name in enumerate(leads):
+        try:
+            canon = canonical_lead_name(name)
+        except SignalError:
+            continue
+        if canon not in names:
+            keep.append(i)
+            names.append(canon)
+    if len(keep) == len(leads):
+        return x_mv, names
+    return x_mv[keep], names
 
 
 def to_twelve_leads(x: np.ndarray, leads: Sequence[str] | None = None) -> np.ndarray:

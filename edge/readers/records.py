@@ -26,8 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.dsp.signal import SignalError, canonical_lead_name
-from edge.runtime.engine import default_lead_names
+from edge.dsp.signal import SignalError, canonical_lead_name, default_lead_names
 from edge.readers.patient import PatientInfo, from_wfdb_comments
 
 __all__ = ["RecordError", "Recording", "read_recording", "check_header_fs"]

@@ -12,22 +12,27 @@ DESIGN.md contract 4 ("Limits a host enforces") and contract 5 (event lines), pe
   announced by a ``segment`` event). Work and memory per frame are bounded whatever the bytes say;
 - EVENT: logged.
 
-:class:`DeviceStream` is a mixin: the attributes it uses (``classifier``, ``config``, ``stats``, ``tracker``,
-``hello``, ``stream``, ``segment``, ``on_result``, ``event()``, ...) are set by ``Runtime.__init__``.
+:class:`DeviceStream` owns the per-device state (the HELLO, the stream of the current format, the sample
+tracker, the segment count) and is handed its collaborators explicitly: the classifier, the hop, the run's
+counters (``edge.runtime.serial.RunStats``), ``emit(name, **fields)`` for event lines and ``on_window(result)``
+for every finished window. :class:`edge.runtime.serial.Runtime` owns one and feeds it decoded frames.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
+from edge.dsp.signal import SignalError, to_twelve_leads
+from edge.runtime.engine import Classifier
+from edge.runtime.result import Result
+from edge.runtime.stream import StreamClassifier
 from firmware_bridge.frames import Event, EventCode, Hello, Samples, host_limit_violation
 from firmware_bridge.leads import lead_name
-
-from edge.runtime.engine import Result
-from edge.runtime.stream import StreamClassifier
-from edge.dsp.signal import SignalError, to_twelve_leads
+from firmware_bridge.tracker import SampleTracker
 
 __all__ = ["DeviceStream", "INT16_FULL_SCALE"]
 
@@ -37,7 +42,47 @@ INT16_FULL_SCALE = 32767
 
 
 class DeviceStream:
-    """Frames -> samples -> windows, with the host's limits (mixed into :class:`edge.runtime.serial.Runtime`)."""
+    """Frames -> samples -> windows of one device link, with the host's limits (contract 4).
+
+    ``stats`` is any object with the run's counters (``hellos``, ``rejected_hellos``, ``reconfigurations``,
+    ``events``, ``samples``, ``samples_ignored``, ``missing_samples``, ``duplicate_samples``, ``jumps``,
+    ``stream_restarts``); ``emit(name, **fields)`` writes an event line; ``on_window(result)`` gets every
+    finished window.
+    """
+
+    def __init__(
+        self,
+        classifier: Classifier,
+        hop_s: float,
+        stats: Any,  # noqa: ANN401 - edge.runtime.serial.RunStats (not imported: serial imports this module)
+        emit: Callable[..., object],
+        on_window: Callable[[Result], None],
+    ) -> None:
+        self.classifier = classifier
+        self.hop_s = hop_s
+        self.stats = stats
+        self.emit = emit
+        self.on_window = on_window
+        self.tracker = SampleTracker()
+        self.hello: Hello | None = None  # the HELLO of the current connection
+        self.stream: StreamClassifier | None = None
+        self.segment = 0  # +1 each time the stream starts afresh (new format or counter restart)
+        self._format: tuple | None = None  # format of self.stream
+        self._pending: Hello | None = None  # an accepted HELLO whose stream is built when samples arrive
+        self._rejected: set[str] = set()  # problems of refused HELLOs already reported on this connection
+        self._rewind_ok = False  # False right after a (re)start: a step back is a restart, not a retransmission
+        self._scale = 1e-3  # mV per count
+        self._abs_next: int | None = None  # unwrapped index of the next sample expected
+
+    def connected(self) -> None:
+        """A new connection: it needs a new HELLO, and a step back of its counter is a restart."""
+        self.hello = None
+        self._rewind_ok = False
+        self._rejected.clear()
+
+    def handle(self, decoded: list) -> None:
+        """Handle decoded frames (``firmware_bridge.stream.StreamDecoder.feed``'s items) in order."""
+        self._handle_frames(decoded)
 
     # --- frames -----------------------------------------------------------------------------------
     def _handle_frames(self, decoded: list) -> None:
@@ -81,7 +126,7 @@ class DeviceStream:
             if problem not in self._rejected and len(self._rejected) < 16:  # not once per HELLO of a storm
                 self._rejected.add(problem)
                 logger.error("HELLO from %r refused: %s; ignoring its samples", hello.device_id, problem)
-                self.event("device_rejected", device=hello.device_id, reason=problem)
+                self.emit("device_rejected", device=hello.device_id, reason=problem)
             self.stream, self._format, self._pending = None, None, None
             return
         fmt = (hello.fs_hz, hello.channel_leads, hello.lsb_nv)
@@ -114,12 +159,12 @@ class DeviceStream:
             self.classifier,
             hello.fs_hz,
             leads,
-            hop_s=self.config.hop_s,
+            hop_s=self.hop_s,
             rail_mv=INT16_FULL_SCALE * self._scale,
         )
         self._abs_next = None
         self.segment += 1
-        self.event(
+        self.emit(
             "device_changed",
             device=hello.device_id,
             fs=hello.fs_hz,
@@ -172,7 +217,7 @@ class DeviceStream:
                     blocks, masks, block_start = [], [], None
                     stream.reset()
                     self.segment += 1
-                    self.event("segment", reason=reason, first_sample=frame.first_sample)
+                    self.emit("segment", reason=reason, first_sample=frame.first_sample)
                 start = frame.first_sample
             elif tracker.last == "overlap":
                 behind = (expected - frame.first_sample) % (1 << 32)
@@ -206,13 +251,4 @@ class DeviceStream:
             self._report(result)
 
     def _report(self, result: Result) -> None:
-        if self.config.max_windows is not None and self.stats.windows >= self.config.max_windows:
-            return  # the rest of a block that completed more windows than asked for
-        self.stats.windows += 1
-        self.stats.windows_ok += int(not result.skipped)
-        self.last_result = result
-        extra = {"device": self.hello.device_id if self.hello else None, "segment": self.segment}
-        line = result.to_json_dict(self.config.port, **extra)
-        self.on_result(result, line)
-        if self.config.max_windows is not None and self.stats.windows >= self.config.max_windows:
-            self.stop("windows")
+        self.on_window(result)

@@ -1,13 +1,16 @@
-"""The bedside classifier: raw ECG windows in, ranked Japanese labels out (DESIGN.md, contracts 1, 3, 5).
+"""The bedside classifier: raw ECG windows in, ranked Japanese labels and stated findings out (DESIGN.md,
+contracts 1, 3, 5, 8).
 
 This is the Python API a device integrator uses::
 
     from edge.runtime.engine import Classifier
+    from edge.runtime.stream import StreamClassifier
 
     clf = Classifier.from_bundle()                      # the default bundle, int8 ONNX, one thread
     result = clf.classify_window(x_mv, fs=500)          # x_mv: float32 [12 or 8, T] in millivolts
-    print(result.top[0]["ja"], result.findings)
-    line = result.to_json_dict(source="ward-3", window_start_sample=0, fs=500)
+    print(result.top[0]["ja"], result.findings, result.why)
+    line = result.to_json(source="ward-3", window_start_sample=0, fs=500)   # contract 5 v3
+    whole = clf.classify_record(x_mv_long, fs=500)      # one result for a whole recording
 
     stream = StreamClassifier(clf, fs=500, leads=["I", "II", "V1", ..., "V6"])
     for result in stream.feed(block_mv, first_sample=n0, lead_off=mask):   # block [n, C]
@@ -15,73 +18,54 @@ This is the Python API a device integrator uses::
 
 Every window, from a file or the serial stream, goes through the same steps in
 :meth:`Classifier.classify_windows`: quality check on the raw window (``edge.dsp.quality``), the signal
-contract (``edge.dsp.signal.preprocess``), the encoder (``edge.runtime.backends``), cosine similarity against the
-bundle's precomputed label embeddings, top-5, and findings = labels whose score reaches their
-threshold. A window whose quality is not ok is skipped: no inference, no findings.
+contract (``edge.dsp.signal.preprocess``), the measurements (``edge.dsp.measure``), the encoder
+(``edge.runtime.backends``), cosine similarity against the bundle's precomputed label embeddings, the
+ranking ``top`` (cosine moved by the bundle's criteria weight where a measurement criterion holds or fails;
+each entry shows its cosine), and the findings: stated by a measurement criterion or by the model's cosine
+at or above the label's threshold, then made consistent by the rules; each with its ``why``. A window whose
+quality is not ok is skipped: no inference, no findings.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import logging
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from edge.runtime.backends import Backend, get_backend, model_key_for
 from edge.bundle.loader import Bundle, load_bundle, new_sha256
-from edge.interpret.findings import FindingRules
-from edge.dsp.measure import measure
-from edge.dsp.quality import QualityConfig, assess_window, failed_quality, lead_off_names
-from edge.dsp.signal import EIGHT_CHANNEL_LEADS, LEADS, SignalConfig, SignalError, canonical_lead_name, preprocess
+from edge.dsp.measure import combine_measurements, measure
+from edge.dsp.quality import (
+    QualityConfig,
+    assess_window,
+    failed_quality,
+    flagged_leads,
+    lead_off_names,
+    usable_twelve,
+)
+from edge.dsp.signal import (
+    LEADS,
+    SignalConfig,
+    SignalError,
+    default_lead_names,
+    iter_windows,
+    preprocess,
+    select_leads,
+)
+from edge.interpret.findings import FindingRules, load_rules_doc
+from edge.interpret.lead_needs import withhold
+from edge.interpret.why import BY_CRITERIA, BY_MODEL, Why
+from edge.runtime.backends import Backend, get_backend, model_key_for
+from edge.runtime.result import Quality, Result
 
-__all__ = [
-    "TOP_K",
-    "Result",
-    "Classifier",
-    "StreamClassifier",
-    "default_lead_names",
-    "select_leads",
-    "bundle_id",
-    "now_iso",
-]
+__all__ = ["TOP_K", "Classifier", "bundle_id", "criterion_text"]
 
 logger = logging.getLogger(__name__)
 
 TOP_K = 5
-
-
-def default_lead_names(n_channels: int) -> list[str]:
-    """Channel names assumed without a header: 12 -> LEADS, 8 -> I, II, V1..V6, else ch0, ch1, ..."""
-    if n_channels == 12:
-        return list(LEADS)
-    if n_channels == 8:
-        return list(EIGHT_CHANNEL_LEADS)
-    return [f"ch{i}" for i in range(n_channels)]
-
-
-def select_leads(x_mv: np.ndarray, leads: Sequence[str]) -> tuple[np.ndarray, list[str]]:
-    """Keep only channels named as ECG leads (first of duplicates), with canonical names.
-
-    Records carry extra channels (pacing marks, Frank XYZ, respiration) that the model ignores; the
-    quality check must ignore them too, or a flat marker channel would fail every window.
-    """
-    keep, names = [], []
-    for i, name in enumerate(leads):
-        try:
-            canon = canonical_lead_name(name)
-        except SignalError:
-            continue
-        if canon not in names:
-            keep.append(i)
-            names.append(canon)
-    if len(keep) == len(leads):
-        return x_mv, names
-    return x_mv[keep], names
 
 
 def bundle_id(bundle: Bundle) -> str:
@@ -91,62 +75,36 @@ def bundle_id(bundle: Bundle) -> str:
     return f"{name}@{digest}"
 
 
-def now_iso() -> str:
-    """Local time with its UTC offset, to the millisecond (what a bedside log wants)."""
-    return _dt.datetime.now(_dt.timezone.utc).astimezone().isoformat(timespec="milliseconds")
+def _usable_window(x_mv: np.ndarray, names: list[str], quality: Mapping) -> tuple[np.ndarray, list[str]]:
+    """The window as the model and the measurements read it: as sent when every lead is usable, else the
+    twelve leads with the unusable ones zeroed (``edge.dsp.quality.usable_twelve``)."""
+    usable = quality.get("usable_leads")
+    if usable is None or (len(usable) == len(LEADS) and not flagged_leads(quality)):
+        return x_mv, names
+    return usable_twelve(x_mv, names, usable, flagged_leads(quality)), list(LEADS)
 
 
-@dataclass
-class Result:
-    """The outcome of one window; ``to_json_dict`` gives the contract-5 object."""
+def _condition_keys(spec: Mapping) -> list[str]:
+    """Measurement keys a criterion (or one of its nested conditions) reads, in order, once each."""
+    if "all" in spec or "any" in spec:
+        keys: list[str] = []
+        for part in spec.get("all") or spec.get("any") or []:
+            keys += [k for k in _condition_keys(part) if k not in keys]
+        return keys
+    return [str(spec["key"])] if "key" in spec else []
 
-    quality: dict  # edge.dsp.quality report ({"ok", "missing_samples", "lead_off", ...})
-    top: list[dict] = field(default_factory=list)  # [{"id", "ja", "en", "score"}] x TOP_K, best first
-    findings: list[str] = field(default_factory=list)  # label ids at or above their thresholds, best first
-    # findings of labels never trained (bundle label "zero_shot"), listed apart (DESIGN.md contract 3)
-    zero_shot_findings: list[str] = field(default_factory=list)
-    scores: np.ndarray | None = None  # float32 [n_labels] cosine similarities; None when skipped
-    embedding: np.ndarray | None = None  # float32 [D] unit ECG embedding; None when skipped
-    latency_ms: float = 0.0  # preprocessing + inference time of this window
-    window_start_sample: int | None = None  # set by the stream / file loop
-    fs: float | None = None  # sampling rate of the raw window
-    bundle: str | None = None  # bundle_id()
-    measurements: dict | None = (
-        None  # edge.dsp.measure.measure() of the raw window (contract 7); None when skipped
-    )
 
-    @property
-    def skipped(self) -> bool:
-        """True when the window was not classified (quality not ok)."""
-        return self.scores is None
-
-    def to_json_dict(
-        self,
-        source: str,
-        window_start_sample: int | None = None,
-        fs: float | None = None,
-        t: str | None = None,
-        **extra,
-    ) -> dict:
-        """The contract-5 line: ``t, source, window_start_sample, fs, top, findings, quality`` and more."""
-        start = self.window_start_sample if window_start_sample is None else window_start_sample
-        rate = self.fs if fs is None else fs
-        out = {
-            "t": t or now_iso(),
-            "source": str(source),
-            "window_start_sample": None if start is None else int(start),
-            "fs": None if rate is None else (int(rate) if float(rate).is_integer() else float(rate)),
-            "top": self.top,
-            "findings": self.findings,
-            "zero_shot_findings": self.zero_shot_findings,
-            "quality": self.quality,
-            "measurements": self.measurements,
-            "skipped": self.skipped,
-            "latency_ms": round(self.latency_ms, 3),
-            "bundle": self.bundle,
-        }
-        out.update(extra)
-        return out
+def criterion_text(spec: Mapping) -> str:
+    """A criterion written as a clinician reads it: ``hr_bpm ≥ 100 かつ p_present ≥ 0.5``."""
+    if "all" in spec or "any" in spec:
+        parts = [criterion_text(c) for c in spec.get("all") or spec.get("any") or []]
+        joined = (" かつ " if "all" in spec else " または ").join(parts)
+        return f"({joined})" if len(parts) > 1 and "label" not in spec else joined
+    lo, hi = spec.get("min"), spec.get("max")
+    key = spec.get("key", "?")
+    if lo is not None and hi is not None:
+        return f"{lo:g} ≤ {key} < {hi:g}"
+    return f"{key} ≥ {lo:g}" if lo is not None else f"{key} < {hi:g}"
 
 
 class Classifier:
@@ -168,6 +126,8 @@ class Classifier:
         # consistent findings (edge/findings.py): the rules the bundle was exported with, else the shipped ones;
         # criteria_weight moves measurement-defined labels in the ranking (chosen on validation at export)
         self.rules, self.criteria_weight = FindingRules.from_manifest(self.labels, bundle.manifest)
+        doc = (bundle.manifest.get("decision") or {}).get("rules") or load_rules_doc()
+        self.criteria_specs = {str(c["label"]): c for c in doc.get("criteria", []) if "label" in c}
         # Labels never trained (older bundles only say "new": added at export or held out).
         self.zero_shot = [bool(lb.get("zero_shot", lb.get("new", False))) for lb in self.labels]
         self.bundle_id = bundle_id(bundle)
@@ -238,33 +198,71 @@ class Classifier:
         return embeddings @ self.embeddings.T
 
     def _ranked(
-        self, scores: np.ndarray, measurements: dict | None = None
-    ) -> tuple[list[dict], list[str], list[str]]:
-        """``(top, findings, zero_shot_findings)``: findings of labels never trained are listed apart.
+        self, scores: np.ndarray, measurements: Mapping | None = None, rhythm=None, quality=None
+    ) -> tuple[list[dict], list[str], list[str], dict[str, Why]]:
+        """``(top, findings, zero_shot_findings, why)`` of one window's cosine scores.
 
-        The top labels are ranked by the cosine score moved by the bundle's ``criteria_weight`` where a
-        measurement meets (+) or contradicts (-) a label's definition (``FindingRules.adjust``); findings
-        are decided on the cosine score, the thresholds, the measurement criteria and the rules.
+        ``top`` is ranked by the cosine moved by the bundle's ``criteria_weight`` where a measurement meets
+        (+) or contradicts (-) a label's definition (``FindingRules.adjust``), and each entry's ``score`` is
+        the cosine itself. Findings are decided on the cosine, the thresholds, the measurement criteria and
+        the rules; findings of labels never trained are listed apart; every stated id gets its :class:`Why`.
         """
         rank = self.rules.adjust(scores, measurements, self.criteria_weight)
-        order = np.argsort(-rank, kind="stable")
-        top = []
-        for i in order[: self.top_k]:
-            label = self.labels[i]
-            top.append(
-                {
-                    "id": label["id"],
-                    "ja": label.get("ja", ""),
-                    "en": label.get("en", ""),
-                    "score": round(float(rank[i]), 6),
-                    "zero_shot": self.zero_shot[i],
-                }
-            )
-        decided = self.rules.decide(scores, self.thresholds, measurements)
+        top = [self._top_entry(i, scores[i]) for i in np.argsort(-rank, kind="stable")[: self.top_k]]
+        decision = self.rules.decide_explained(scores, self.thresholds, measurements)
+        verdicts = self.rules.measured(measurements)
+        why = {self.label_ids[i]: self._why(i, scores[i], verdicts.get(i), measurements) for i in decision.kept}
         # Apart: a never-trained label found by its score (one that a measurement decided stays a finding).
-        apart = [i for i in decided if self.zero_shot[i] and scores[i] >= self.thresholds[i]]
-        findings = [self.labels[i]["id"] for i in decided if i not in apart]
-        return top, findings, [self.labels[i]["id"] for i in apart]
+        apart = [i for i in decision.kept if self.zero_shot[i] and not verdicts.get(i)]
+        findings = [self.label_ids[i] for i in decision.kept if i not in apart]
+        return top, findings, [self.label_ids[i] for i in apart], why
+
+    def _top_entry(self, i: int, cosine: float) -> dict:
+        label = self.labels[i]
+        return {
+            "id": label["id"],
+            "ja": label.get("ja", ""),
+            "en": label.get("en", ""),
+            "score": round(float(cosine), 6),
+            "zero_shot": self.zero_shot[i],
+        }
+
+    def _why(self, i: int, cosine: float, verdict: bool | None, measurements: Mapping | None) -> Why:
+        """A measurement criterion that decided the label (``verdict`` true), else the model's threshold."""
+        spec = self.criteria_specs.get(self.label_ids[i])
+        if verdict and spec is not None:
+            values = {k: measurements.get(k) for k in _condition_keys(spec)} if measurements else {}
+            return Why(
+                BY_CRITERIA,
+                rule=criterion_text(spec),
+                source=spec.get("source"),
+                values=values,
+                score=float(cosine),
+                threshold=float(self.thresholds[i]),
+            )
+        return Why(BY_MODEL, score=float(cosine), threshold=float(self.thresholds[i]))
+
+    def _names(self, ids: Sequence[str]) -> dict[str, tuple[str, str, bool]]:
+        out = {}
+        for lid in ids:
+            i = self.rules.index[lid]
+            out[lid] = (self.labels[i].get("ja", lid), self.labels[i].get("en", lid), self.zero_shot[i])
+        return out
+
+    def _decide(self, result: Result, scores: np.ndarray) -> None:
+        """Fill a result's ranking, findings (file: the window's own set) and why from its cosine scores."""
+        result.scores = scores
+        top, findings, apart, why = self._ranked(scores, result.measurements, result.rhythm, result.quality)
+        result.top, result.findings, result.zero_shot_findings, result.why = top, findings, apart, why
+        # Statements that need a missing or inconsistent lead are withheld, with the reason (contract 5 v3).
+        findings, withheld = withhold(findings, result.quality.usable_leads, result.quality.inconsistent)
+        apart, withheld_apart = withhold(apart, result.quality.usable_leads, result.quality.inconsistent)
+        withheld.update(withheld_apart)
+        result.findings, result.zero_shot_findings = findings, apart
+        result.why = {k: v for k, v in why.items() if k not in withheld}
+        result.withheld = withheld
+        result.window_findings = list(findings)
+        result.names = self._names([*findings, *apart])
 
     # --- windows ----------------------------------------------------------------------------------
     def classify_window(
@@ -315,44 +313,96 @@ class Classifier:
                     quality = assess_window(x_mv, names, off, rail_mv, self.quality_config, fs=fs)
                 except ValueError as exc:
                     quality = failed_quality(str(exc))
-            result = Result(quality=quality, fs=fs, bundle=self.bundle_id)
-            if quality["ok"]:
+            result = Result(quality=Quality.from_dict(quality), fs=fs, bundle=self.bundle_id)
+            if result.quality.ok:
+                x_in, names_in = _usable_window(x_mv, names, quality)  # partial leads: unusable ones zeroed
                 try:
-                    inputs.append(self.preprocess(x_mv, fs, names))
+                    inputs.append(self.preprocess(x_in, fs, names_in))
                 except SignalError as exc:
-                    result.quality = {**quality, "ok": False, "error": str(exc)}
+                    result.quality = result.quality.failed(str(exc))
                 else:
-                    result.measurements = measure(x_mv, fs, names)
+                    result.measurements = measure(x_in, fs, names_in)
             results.append(result)
-        todo = [r for r in results if r.quality["ok"]]
+        todo = [r for r in results if r.quality.ok]
         if todo:
             emb = self.embed(np.stack(inputs))
-            scores = self.score(emb)
-            for r, e, s in zip(todo, emb, scores, strict=True):
-                r.embedding, r.scores = e, s
-                r.top, r.findings, r.zero_shot_findings = self._ranked(s, r.measurements)
+            for r, e, s in zip(todo, emb, self.score(emb), strict=True):
+                r.embedding = e
+                self._decide(r, s)
         latency = (time.perf_counter() - t0) * 1e3 / max(len(results), 1)
         for r in results:
             r.latency_ms = latency
         return results
 
     def classify_embedding(
-        self, embedding: np.ndarray, quality: dict, measurements: dict | None = None
+        self, embedding: np.ndarray, quality: Quality | Mapping, measurements: Mapping | None = None
     ) -> Result:
         """Score an embedding computed elsewhere (e.g. the mean over a record's windows), with the
         measurements that go with it (e.g. ``edge.dsp.measure.combine_measurements`` of those windows)."""
         e = np.asarray(embedding, dtype=np.float32)
         e = e / max(float(np.linalg.norm(e)), 1e-12)
-        s = self.score(e[None])[0]
-        top, findings, zero_shot_findings = self._ranked(s, measurements)
-        return Result(
-            quality=quality,
-            top=top,
-            findings=findings,
-            zero_shot_findings=zero_shot_findings,
-            scores=s,
-            embedding=e,
-            bundle=self.bundle_id,
-            measurements=measurements,
-        )
+        result = Result(quality=Quality.from_dict(quality), embedding=e, bundle=self.bundle_id)
+        result.measurements = measurements
+        self._decide(result, self.score(e[None])[0])
+        return result
 
+    # --- records ----------------------------------------------------------------------------------
+    def record_windows(
+        self,
+        x_mv: np.ndarray,
+        fs: float,
+        leads: Sequence[str] | None = None,
+        hop_s: float | None = None,
+        batch: int = 32,
+    ) -> list[Result]:
+        """Every window of a recording ``x_mv[C, T]`` (hop ``hop_s``, default: back to back), classified in
+        batches, each with its ``window_start_sample``. A recording shorter than a window (within the signal
+        contract's 2 % tolerance) is one window; a shorter one is a ``ValueError`` saying how long it lasts."""
+        n = int(np.shape(x_mv)[-1])
+        spans = list(iter_windows(n, fs, self.signal.window_s, hop_s))
+        if not spans and n >= int(0.98 * self.window_samples(fs)):
+            spans = [(0, n)]
+        if not spans:
+            raise ValueError(f"lasts {n / fs:.2f} s; the model needs {self.signal.window_s:g} s windows")
+        out: list[Result] = []
+        for k in range(0, len(spans), batch):
+            part = spans[k : k + batch]
+            for (a, _), result in zip(
+                part, self.classify_windows([x_mv[:, a:b] for a, b in part], fs, leads), strict=True
+            ):
+                result.window_start_sample = a
+                out.append(result)
+        return out
+
+    def classify_record(
+        self,
+        x_mv: np.ndarray | None = None,
+        fs: float | None = None,
+        leads: Sequence[str] | None = None,
+        hop_s: float | None = None,
+        windows: Sequence[Result] | None = None,
+    ) -> Result:
+        """One result for a whole recording: the mean unit embedding of its good windows, ranked and decided
+        with their combined measurements (median per key, ``edge.dsp.measure.combine_measurements``).
+
+        Give the recording (``x_mv``, ``fs``, ``leads``, ``hop_s``) or its already classified ``windows``
+        (:meth:`record_windows`). ``quality`` counts the windows (``windows``, ``windows_ok``) and their
+        missing samples; with no good window the result is skipped with that reason.
+        """
+        if windows is None:
+            if x_mv is None or fs is None:
+                raise ValueError("classify_record needs the recording (x_mv and fs) or its windows")
+            windows = self.record_windows(x_mv, fs, leads, hop_s)
+        good = [r for r in windows if not r.skipped]
+        missing = sum(r.quality.missing_samples for r in windows)
+        rate = windows[0].fs if windows else fs
+        if not good:
+            quality = Quality.from_dict(failed_quality("no window of good quality", missing))
+            quality.windows, quality.windows_ok = len(windows), 0
+            return Result(quality=quality, fs=rate, bundle=self.bundle_id, window_start_sample=0)
+        quality = Quality(ok=True, missing_samples=missing, windows=len(windows), windows_ok=len(good))
+        mean = np.mean(np.stack([r.embedding for r in good]), axis=0)
+        result = self.classify_embedding(mean, quality, combine_measurements([r.measurements for r in good]))
+        result.fs, result.window_start_sample = rate, 0
+        result.latency_ms = sum(r.latency_ms for r in windows)
+        return result

@@ -71,7 +71,7 @@ class JsonLinesFile:
 
     def write(self, text: str) -> bool:
         """Append one line; False (and counted) when the disk refused it."""
-        from edge.runtime.engine import now_iso
+        from edge.runtime.result import now_iso
 
         data = text.encode("utf-8") + b"\n"
         if self._reopen:

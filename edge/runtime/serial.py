@@ -5,7 +5,7 @@
 ignores samples until a HELLO has told it the rate, the channels and the LSB. Frames come out of
 ``firmware_bridge.stream.StreamDecoder`` (bad frames are counted and dropped there), counts become
 millivolts with the HELLO's ``lsb_nv``, ``firmware_bridge.tracker.SampleTracker`` finds the samples
-that never arrived, and a :class:`edge.runtime.engine.StreamClassifier` turns the stream into windows.
+that never arrived, and a :class:`edge.runtime.stream.StreamClassifier` turns the stream into windows.
 
 Faults (DESIGN.md, contract 4):
 
@@ -20,7 +20,7 @@ Faults (DESIGN.md, contract 4):
 - :meth:`Runtime.stop` (the CLI calls it on SIGINT/SIGTERM) ends the loop after the current read.
 
 Limits a host enforces (contract 4) and the frame-by-frame work are in :mod:`edge.runtime.device_stream`
-(mixed into :class:`Runtime`): no byte sequence makes the work or memory unbounded. Everything a reader
+(a :class:`DeviceStream` owned by :class:`Runtime`): no byte sequence makes the work or memory unbounded. Everything a reader
 of the output must know besides windows (disconnected, reconnected, device_changed, device_rejected,
 segment) goes to ``on_event`` as a contract-5 event line. Per-sample work is numpy: frames of one read
 are merged into one block before they reach the ring.
@@ -35,6 +35,10 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
+from edge.runtime.device_stream import DeviceStream
+from edge.runtime.engine import Classifier
+from edge.runtime.result import Result, now_iso
+from edge.runtime.stream import StreamClassifier
 from firmware_bridge.frames import (
     Hello,
     HelloRequest,
@@ -42,12 +46,7 @@ from firmware_bridge.frames import (
     encode_frame,
 )
 from firmware_bridge.stream import StreamDecoder, StreamStats
-from firmware_bridge.tracker import SampleTracker
 from firmware_bridge.transport import DEFAULT_BAUD, open_port
-
-from edge.runtime.device_stream import DeviceStream
-from edge.runtime.engine import Classifier, Result, now_iso
-from edge.runtime.stream import StreamClassifier
 
 __all__ = ["RunConfig", "RunStats", "Runtime", "PortError"]
 
@@ -115,7 +114,7 @@ class PortLost(ConnectionError):
     """The port stopped working (unplugged, closed by the other end)."""
 
 
-class Runtime(DeviceStream):
+class Runtime:
     """Read one serial stream, classify its windows, hand each result to ``on_result``.
 
     ``on_result(result, line)`` gets the :class:`Result` and its contract-5 dict (with ``device`` and
@@ -137,24 +136,40 @@ class Runtime(DeviceStream):
         self.on_status = on_status or (lambda runtime: None)
         self.on_event = on_event or (lambda line: None)
         self.stats = RunStats()
-        self.tracker = SampleTracker()
-        self.hello: Hello | None = None  # the HELLO of the current connection
-        self.stream: StreamClassifier | None = None
+        self.device = DeviceStream(classifier, config.hop_s, self.stats, self.event, self._report)
         self.connected = False
         self.last_result: Result | None = None
-        self.segment = 0  # +1 each time the stream starts afresh (new format or counter restart)
-        self._format: tuple | None = None  # format of self.stream
-        self._pending: Hello | None = None  # an accepted HELLO whose stream is built when samples arrive
-        self._rejected: set[str] = set()  # problems of refused HELLOs already reported on this connection
-        self._rewind_ok = (
-            False  # False right after a (re)start: a step back is a restart, not a retransmission
-        )
-        self._scale = 1e-3  # mV per count
-        self._abs_next: int | None = None  # unwrapped index of the next sample expected
         self._decoder: StreamDecoder | None = None
         self._tx_seq = 0
         self._deadline: float | None = None
         self._stop = threading.Event()
+
+    # --- the device link (edge.runtime.device_stream) ---------------------------------------------
+    @property
+    def hello(self) -> Hello | None:
+        """The HELLO of the current connection (None before one arrived)."""
+        return self.device.hello
+
+    @property
+    def stream(self) -> StreamClassifier | None:
+        """The windows of the current stream format (None until samples of an accepted HELLO arrive)."""
+        return self.device.stream
+
+    @property
+    def segment(self) -> int:
+        """+1 each time the stream starts afresh (new format or counter restart)."""
+        return self.device.segment
+
+    def _report(self, result: Result) -> None:
+        if self.config.max_windows is not None and self.stats.windows >= self.config.max_windows:
+            return  # the rest of a block that completed more windows than asked for
+        self.stats.windows += 1
+        self.stats.windows_ok += int(not result.skipped)
+        self.last_result = result
+        extra = {"device": self.hello.device_id if self.hello else None, "segment": self.segment}
+        self.on_result(result, result.to_json(self.config.port, **extra))
+        if self.config.max_windows is not None and self.stats.windows >= self.config.max_windows:
+            self.stop("windows")
 
     # --- control ----------------------------------------------------------------------------------
     def stop(self, reason: str = "stopped") -> None:
@@ -230,9 +245,7 @@ class Runtime(DeviceStream):
         """Serve one open port until stopped or lost; True when a HELLO was received on it."""
         cfg = self.config
         self._decoder = decoder = StreamDecoder()
-        self.hello = None
-        self._rewind_ok = False
-        self._rejected.clear()
+        self.device.connected()
         self.connected = True
         got_hello = False
         try:
@@ -297,7 +310,7 @@ class Runtime(DeviceStream):
         """
         if self._decoder is None:
             self._decoder = StreamDecoder()
-        self._handle_frames(self._decoder.feed(data))
+        self.device.handle(self._decoder.feed(data))
 
     def frame_stats(self) -> dict:
         """Decoder counters over all connections, including the current one."""

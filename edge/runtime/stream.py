@@ -12,7 +12,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from edge.runtime.engine import Classifier, Result, default_lead_names
+from edge.dsp.signal import default_lead_names
+from edge.runtime.engine import Classifier
+from edge.runtime.result import Result
 from edge.dsp.ring import SampleRing
 
 __all__ = ["StreamClassifier"]

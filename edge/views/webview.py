@@ -302,6 +302,6 @@ def _int(query: dict, key: str) -> int | None:
 
 
 def _now() -> str:
-    from edge.runtime.engine import now_iso
+    from edge.runtime.result import now_iso
 
     return now_iso()
