@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.interpret.findings import FindingRules, _range_criterion, load_rules_doc
 from edge.bundle.manifest import ManifestError, validate_manifest
+from edge.interpret.criteria import evaluate
+from edge.interpret.findings import FindingRules, load_rules_doc
+from edge.interpret.rules import RulesError, parse_condition
 from export.decision import choose_decision
 
 LABELS = [
@@ -20,23 +22,23 @@ LABELS = [
 ]
 
 
-def test_all_any_and_veto_semantics():
-    all_ = _range_criterion(
-        {"label": "STACH", "all": [{"key": "hr_bpm", "min": 100}, {"key": "p_present", "min": 0.5}]}
-    )
-    assert all_({"hr_bpm": 120, "p_present": True}) is True
-    assert all_({"hr_bpm": 80, "p_present": True}) is False
-    assert all_({"hr_bpm": 120, "p_present": None}) is None
-    assert all_({"hr_bpm": 80, "p_present": None}) is False  # one failed condition decides
-    any_ = _range_criterion({"label": "LVOLT", "any": [{"key": "a", "max": 0.5}, {"key": "b", "max": 1.0}]})
-    assert any_({"a": 0.4, "b": 2.0}) is True and any_({"a": 0.9, "b": 2.0}) is False
-    assert any_({"a": None, "b": 2.0}) is None
-    veto = _range_criterion({"label": "CLBBB", "mode": "veto", "key": "qrs_ms", "min": 110})
-    assert veto({"qrs_ms": 90}) is False and veto({"qrs_ms": 150}) is None and veto({}) is None
-    with pytest.raises(ValueError):
-        _range_criterion({"label": "X", "mode": "maybe", "key": "hr_bpm"})
-    with pytest.raises(ValueError):
-        _range_criterion({"label": "X", "all": [{"min": 3}]})
+def _ok(cond: dict, m: dict):
+    return evaluate(parse_condition(cond, "when"), m).ok
+
+
+def test_all_any_and_unknown_semantics():
+    all_ = {"all": [{"key": "hr_bpm", "min": 100}, {"key": "p_present", "min": 0.5}]}
+    assert _ok(all_, {"hr_bpm": 120, "p_present": True}) is True
+    assert _ok(all_, {"hr_bpm": 80, "p_present": True}) is False
+    assert _ok(all_, {"hr_bpm": 120, "p_present": None}) is None
+    assert _ok(all_, {"hr_bpm": 80, "p_present": None}) is False  # one failed condition decides
+    any_ = {"any": [{"key": "limb_qrs_max_mv", "max": 0.5}, {"key": "chest_qrs_max_mv", "max": 1.0}]}
+    assert _ok(any_, {"limb_qrs_max_mv": 0.4, "chest_qrs_max_mv": 2.0}) is True
+    assert _ok(any_, {"limb_qrs_max_mv": 0.9, "chest_qrs_max_mv": 2.0}) is False
+    assert _ok(any_, {"limb_qrs_max_mv": None, "chest_qrs_max_mv": 2.0}) is None
+    assert _ok({"not": {"key": "qrs_ms", "min": 120}}, {"qrs_ms": 100}) is True
+    with pytest.raises(RulesError, match=r"when.all\[0\]: a condition needs one of"):
+        parse_condition({"all": [{"min": 3}]}, "when")
 
 
 def test_shipped_criteria_decide_measurement_labels():
@@ -111,7 +113,7 @@ def test_manifest_decision_block_is_validated(tiny_bundle):
         validate_manifest({**manifest, "decision": {"criteria_weight": 7}})
     with pytest.raises(ManifestError, match="decision.rules"):
         validate_manifest(
-            {**manifest, "decision": {"rules": {"criteria": [{"label": "SR", "mode": "odd", "key": "x"}]}}}
+            {**manifest, "decision": {"rules": {**load_rules_doc(), "criteria": [{"label": "SR", "mode": "odd"}]}}}
         )
 
 
@@ -122,5 +124,5 @@ def test_nested_conditions_and_the_atrial_fibrillation_veto():
     assert rules.measured({"rr_irregularity": 0.08, "p_present": True}).get(j) is False  # mild variation with P
     assert j not in rules.measured({"rr_irregularity": 0.08, "p_present": False})  # no P: the score decides
     assert j not in rules.measured({"rr_irregularity": 0.25, "p_present": True})  # irregular: the score decides
-    with pytest.raises(ValueError, match="list of conditions"):
-        _range_criterion({"label": "X", "all": [{"any": []}]})
+    with pytest.raises(RulesError, match="expected a non-empty list"):
+        parse_condition({"all": [{"any": []}]}, "when")

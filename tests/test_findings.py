@@ -91,8 +91,8 @@ def test_nan_thresholds_never_fire_and_nothing_above_gives_nothing(rules):
 def test_measurement_criteria_decide_or_veto(rules):
     doc = load_rules_doc()
     doc["criteria"] = [
-        {"label": "STACH", "key": "hr_bpm", "min": 100, "mode": "decide"},
-        {"label": "LVOLT", "key": "limb_qrs_max_mv", "max": 0.5, "mode": "veto"},
+        {"label": "STACH", "name": "t", "source": "s", "mode": "decide", "when": {"key": "hr_bpm", "min": 100}},
+        {"label": "LVOLT", "name": "t", "source": "s", "mode": "veto", "when": {"key": "limb_qrs_max_mv", "max": 0.5}},
     ]
     r = FindingRules(CAT.to_list(), doc)
     s, th = _scores({"SBRAD": 0.8, "SR": 0.7, "STACH": 0.3, "LVOLT": 0.9})
@@ -115,13 +115,14 @@ def test_rules_file_names_only_catalogue_labels_and_covers_every_rhythm():
     for group in doc["exclusive"]:
         for m in group["members"]:
             named |= {m} if isinstance(m, str) else set(m)
-    named |= set(doc["rhythm_modifiers"]) | {doc["normal"]["label"], *doc["normal"]["compatible"]}
+    named |= set(doc["rhythm_labels"]) | {doc["normal"]["label"], *doc["normal"]["compatible"]}
+    named |= {c["label"] for c in doc["criteria"]}
     assert named <= set(CAT.ids)
     # Every rhythm label is a primary rhythm (or below one) or a modifier (ectopy, generic terms):
     # a rhythm label added to the catalogue must be placed here, never forgotten.
     covered = set()
     primary = next(g for g in doc["exclusive"] if g["name"] == "primary_rhythm")
-    for spec in [*primary["members"], *doc["rhythm_modifiers"]]:
+    for spec in [*primary["members"], *doc["rhythm_labels"]]:
         for lid in [spec] if isinstance(spec, str) else spec:
             covered |= {lid} | {lb.id for lb in CAT.labels if lid in CAT.ancestors(lb.id)}
     assert {lb.id for lb in CAT.in_category("rhythm")} <= covered

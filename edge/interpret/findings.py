@@ -1,146 +1,121 @@
-"""Consistent findings: the rules that turn thresholded label scores into what a clinician reads.
+"""The structural rules bound to a label set: exclusive groups, 正常心電図, the hierarchy, and the ranking.
 
-Thresholds alone let contradictory labels through together (complete and incomplete right bundle branch
-block, first- and third-degree AV block, 低電位 beside 高電位, 正常心電図 beside 心房細動). The rules are
-data (``edge/data/findings_rules.json``), written against the catalogue's ids and hierarchy:
+:class:`FindingRules` binds a parsed rules document (:mod:`edge.interpret.rules`, the schema) to one label set
+(a bundle's rows, with the catalogue's ``parents``):
 
-- **exclusive groups**: one primary rhythm, one AV-block degree, complete *or* incomplete of a bundle
-  branch block, left *or* right axis deviation, low *or* high voltage, ... A member is a label with all
-  its descendants (``"RBBB"`` covers 完全右脚ブロック and 不完全右脚ブロック) or a list of labels (a family).
-  Where findings of two members meet, the member holding the highest-scoring finding stays; a member
-  decided by a measurement criterion (below) wins over scores. Groups apply in the file's order.
-- **normal**: 正常心電図 is listed only beside its compatible labels (洞調律, 洞性不整脈); any other finding
-  removes it.
-- **parents**: a label implies its parents (完全左脚ブロック is a 左脚ブロック, a 脚ブロック, a 伝導障害), so a
-  parent is not listed beside a more specific finding, unless named in ``keep_parents``.
-- **criteria** (optional): labels defined by a measurement (heart rate, PR, QRS, QT, axis, voltages) can
-  be decided from the measurements dict of :func:`edge.dsp.measure.measure` instead of, or as a veto on,
-  their score: ``{"label": "STACH", "key": "hr_bpm", "min": 100, "mode": "decide"}`` (``mode``
-  ``"decide"``: inside the range the label is a finding, outside it is not; ``"veto"``: outside the range
-  the label is removed, inside the score decides). A missing or ``None`` measurement leaves the score to
-  decide. Criteria may also be given as callables ``measurements -> True | False | None``.
+- **exclusive groups**: one primary rhythm, one AV-block degree, complete *or* incomplete of a bundle branch
+  block, ... A member is a label with all its descendants or a list of labels. Where findings of two members
+  meet, a member stated by the rhythm analysis or a criterion wins over scores (ties: the member listed
+  first), else the highest-scoring finding's member stays.
+- **normal**: 正常心電図 is listed only beside its compatible labels.
+- **parents**: a label implies its parents; a parent is not listed beside a more specific finding, unless
+  named in ``keep_parents``.
+- **ranking** (:meth:`FindingRules.adjust`): the cosine moved by the bundle's criteria weight where a
+  label's criteria are met (+) or clearly not met (-); the model keeps the ranking, new labels work zero-shot.
+
+The full decision of a window (rhythm, criteria, model, withheld statements, ``why``) is
+:func:`edge.interpret.decide.decide`; :meth:`FindingRules.decide` here is the same without a rhythm
+analysis or quality, for training-time evaluation.
 
 numpy and the standard library only: this runs on the bedside device.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Mapping, Sequence
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["FindingRules", "Decision", "load_rules_doc", "RULES_FILE"]
+from edge.interpret.criteria import evaluate
+from edge.interpret.rules import (
+    RULES_FILE,
+    Rules,
+    check_manifest_rules,
+    load_rules,
+    parse_rules,
+    read_rules_doc,
+)
 
-RULES_FILE = "findings_rules.json"
+__all__ = ["FindingRules", "Resolved", "load_rules_doc", "label_verdicts", "RULES_FILE"]
+
+logger = logging.getLogger(__name__)
 Criterion = Callable[[Mapping], "bool | None"]
 
 
 def load_rules_doc(path: str | Path | None = None) -> dict:
-    """The rules document: the shipped ``edge/data/findings_rules.json`` or the JSON file at ``path``."""
-    if path is None:
-        text = resources.files("edge").joinpath("data", RULES_FILE).read_text(encoding="utf-8")
-        source = f"edge/data/{RULES_FILE}"
-    else:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ValueError(f"cannot read findings rules {path}: {exc.strerror or exc}") from None
-        source = str(path)
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{source}: not valid JSON ({exc})") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("exclusive", []), list):
-        raise ValueError(f"{source}: expected an object with an 'exclusive' list")
+    """The rules document (JSON) of the shipped file or ``path``, checked against the schema."""
+    doc = read_rules_doc(path)
+    parse_rules(doc, "rules" if path is None else str(path))
     return doc
 
 
-def _combine(verdicts: list, need_all: bool) -> bool | None:
-    """``all``: false if one is false, unknown if one is unknown, else true; ``any``: the mirror image."""
-    if need_all:
-        return False if False in verdicts else (None if None in verdicts else True)
-    return True if True in verdicts else (None if None in verdicts else False)
-
-
-def _condition(cond: Mapping, measurements: Mapping) -> bool | None:
-    """``{"key", "min", "max"}``: min <= value < max; ``None`` when the value was not measured.
-    ``{"all": [...]}`` / ``{"any": [...]}`` nest conditions."""
-    if "all" in cond or "any" in cond:
-        parts = cond.get("all") or cond.get("any")
-        return _combine([_condition(c, measurements) for c in parts], "all" in cond)
-    value = measurements.get(cond["key"])
-    if value is None:
-        return None
-    lo, hi = cond.get("min"), cond.get("max")
-    return bool((lo is None or value >= lo) and (hi is None or value < hi))
-
-
-def _range_criterion(spec: Mapping) -> Criterion:
-    """A criterion from its JSON: one condition (``key``/``min``/``max``), or ``all`` / ``any`` of several.
-
-    ``all``: true when every condition holds, false when one fails, else unknown. ``any``: true when one
-    holds, false when all fail, else unknown. ``mode`` ``"decide"`` returns that verdict; ``"veto"`` only
-    its false (outside the range the label is removed, inside the score decides).
-    """
-    mode = spec.get("mode", "decide")
-    if mode not in ("decide", "veto"):
-        raise ValueError(
-            f"criterion for {spec.get('label')!r}: mode must be 'decide' or 'veto', got {mode!r}"
-        )
-    if "all" in spec or "any" in spec:
-        conds, need_all = list(spec.get("all") or spec.get("any")), "all" in spec
-    else:
-        conds, need_all = [spec], True
-    def check(cond: object) -> None:
-        if isinstance(cond, Mapping) and ("all" in cond or "any" in cond):
-            parts = cond.get("all") or cond.get("any")
-            if not isinstance(parts, list) or not parts:
-                raise ValueError(f"criterion for {spec.get('label')!r}: 'all'/'any' needs a list of conditions")
-            for part in parts:
-                check(part)
-        elif not isinstance(cond, Mapping) or not isinstance(cond.get("key"), str):
-            raise ValueError(f"criterion for {spec.get('label')!r}: each condition needs a 'key'")
-
-    for cond in conds:
-        check(cond)
-
-    def criterion(measurements: Mapping) -> bool | None:
-        verdict = _combine([_condition(c, measurements) for c in conds], need_all)
-        if mode == "veto":
-            return None if verdict is not False else False
-        return verdict
-
-    return criterion
+def label_verdicts(
+    rules: Rules,
+    measurements: Mapping | None,
+    sex: str | None = None,
+    age: float | None = None,
+    labels: Iterable[str] | None = None,
+) -> dict[str, bool]:
+    """Label id -> True (a ``decide``/``state`` criterion met) / False (vetoed, or every ``decide`` criterion
+    clearly not met); labels left to the model are absent. ``not_with`` is not applied here (see decide)."""
+    if not measurements:
+        return {}
+    wanted = None if labels is None else set(labels)
+    per: dict[str, list] = {}
+    for c in rules.criteria:
+        if wanted is None or c.label in wanted:
+            ok = evaluate(c.when, measurements, sex, age).ok
+            per.setdefault(c.label, []).append((c, ok))
+    out = {}
+    for label, items in per.items():
+        if any(c.mode == "veto" and (ok is False or (ok is None and c.unmeasured_veto)) for c, ok in items):
+            out[label] = False
+            continue
+        if any(c.mode in ("decide", "state") and ok for c, ok in items):
+            out[label] = True
+            continue
+        decide = [(c, ok) for c, ok in items if c.mode == "decide"]
+        if decide and all(ok is False or (ok is None and c.unmeasured_veto) for c, ok in decide):
+            out[label] = False
+    return out
 
 
 @dataclass
-class Decision:
+class Resolved:
     """Kept finding indices (best first) and why each other above-threshold label was removed."""
 
     kept: list[int]
     removed: dict[int, str] = field(
         default_factory=dict
-    )  # label index -> reason (rule name or "parent of X")
+    )  # label index -> "measurement", group, "normal", "parent"
+
+
+Decision = Resolved  # the name this had before edge.interpret.decide.Decision
 
 
 class FindingRules:
-    """The rules bound to one label set (a bundle's rows): ``decide`` and ``contradictions``.
+    """The rules bound to one label set (a bundle's rows).
 
-    ``labels`` are dicts with ``id`` and optionally ``parents`` (as in a bundle's ``labels.json``); rule
-    ids absent from the label set are ignored, so a hospital catalogue with fewer labels works.
+    ``labels`` are dicts with ``id`` and optionally ``parents``; rule ids absent from the label set are
+    ignored, so a hospital catalogue with fewer labels works. ``doc`` is a rules document (JSON dict) or
+    parsed :class:`~edge.interpret.rules.Rules`; ``criteria`` adds callables ``measurements -> True | False |
+    None`` that decide a label (tests, experiments).
     """
 
     def __init__(
         self,
         labels: Sequence[Mapping],
-        doc: Mapping | None = None,
+        doc: Mapping | Rules | None = None,
         criteria: Mapping[str, Criterion] | None = None,
     ) -> None:
-        doc = load_rules_doc() if doc is None else doc
+        if isinstance(doc, Rules):
+            rules = doc
+        else:  # a document of an older schema version (a bundle exported before it): the shipped rules
+            rules = (None if doc is None else check_manifest_rules(doc, "rules")) or load_rules()
+        self.parsed = rules
         self.ids = [str(lb["id"]) for lb in labels]
         self.index = {lid: i for i, lid in enumerate(self.ids)}
         parents = {str(lb["id"]): [p for p in (lb.get("parents") or []) if p in self.index] for lb in labels}
@@ -152,21 +127,28 @@ class FindingRules:
                 children[a].add(lid)
         self._descendants = {lid: {self.index[c] for c in kids} for lid, kids in children.items()}
         self.groups: list[tuple[str, list[set[int]]]] = []
-        for group in doc.get("exclusive", []):
-            members = [m for m in (self._member(spec) for spec in group["members"]) if m]
+        for group in rules.exclusive:
+            members = [m for m in (self._member(spec) for spec in group.members) if m]
             if len(members) > 1:
-                self.groups.append((str(group["name"]), members))
-        normal = doc.get("normal") or {}
-        self.normal = self.index.get(normal.get("label", ""))
-        self.normal_ok = {self.index[c] for c in normal.get("compatible", []) if c in self.index}
-        self.keep_parents = {self.index[p] for p in doc.get("keep_parents", []) if p in self.index}
-        self.criteria: dict[int, Criterion] = {}
-        for spec in doc.get("criteria", []):
-            if spec.get("label") in self.index:
-                self.criteria[self.index[spec["label"]]] = _range_criterion(spec)
-        for lid, fn in (criteria or {}).items():
-            if lid in self.index:
-                self.criteria[self.index[lid]] = fn
+                self.groups.append((group.name, members))
+        self.normal = self.index.get(rules.normal or "")
+        self.normal_ok = {self.index[c] for c in rules.normal_compatible if c in self.index}
+        self.keep_parents = {self.index[p] for p in rules.keep_parents if p in self.index}
+        self.rhythm_labels = {self.index[r] for r in rules.rhythm_labels if r in self.index}
+        self.criteria_labels = {self.index[c.label] for c in rules.criteria if c.label in self.index}
+        self.extra: dict[int, Criterion] = {
+            self.index[k]: fn for k, fn in (criteria or {}).items() if k in self.index
+        }
+
+    @property
+    def criteria(self) -> dict[int, object]:
+        """Label index -> its criteria (the labels a measurement can decide or veto)."""
+        out: dict[int, object] = {}
+        for c in self.parsed.criteria:
+            if c.label in self.index:
+                out.setdefault(self.index[c.label], []).append(c)
+        out.update(self.extra)
+        return out
 
     @classmethod
     def for_labels(
@@ -176,15 +158,18 @@ class FindingRules:
         criteria: Mapping[str, Criterion] | None = None,
     ) -> FindingRules:
         """Rules from the shipped file (or ``path``) bound to ``labels``."""
-        return cls(labels, load_rules_doc(path), criteria)
+        return cls(labels, load_rules(path), criteria)
 
     @classmethod
     def from_manifest(cls, labels: Sequence[Mapping], manifest: Mapping) -> tuple[FindingRules, float]:
-        """A bundle's rules and criteria weight (its manifest's ``decision`` block; else the shipped rules, 0)."""
+        """A bundle's rules and criteria weight (its manifest's ``decision`` block). A manifest without rules,
+        or with rules of an older schema version, gets the shipped rules (logged); weight 0 without a block."""
         decision = manifest.get("decision") or {}
         doc = decision.get("rules")
-        rules = cls(labels, doc) if doc else cls.for_labels(labels)
-        return rules, float(decision.get("criteria_weight", 0.0))
+        parsed = check_manifest_rules(doc) if doc else None
+        if doc and parsed is None:
+            logger.info("bundle rules are schema version %s: the shipped rules are used", doc.get("version"))
+        return cls(labels, parsed), float(decision.get("criteria_weight", 0.0))
 
     @staticmethod
     def _walk(lid: str, parents: Mapping[str, list[str]]) -> set[str]:
@@ -206,56 +191,56 @@ class FindingRules:
                 out |= self._descendants[name]
         return out
 
-    def measured(self, measurements: Mapping | None) -> dict[int, bool]:
-        """Label index -> True (finding) / False (not a finding) for labels a criterion decides."""
-        if not measurements or not self.criteria:
+    def measured(
+        self, measurements: Mapping | None, sex: str | None = None, age: float | None = None
+    ) -> dict[int, bool]:
+        """Label index -> True (a criterion states it) / False (the measurements say it is not)."""
+        if not measurements:
             return {}
-        out = {}
-        for i, fn in self.criteria.items():
+        out = {
+            self.index[k]: v
+            for k, v in label_verdicts(self.parsed, measurements, sex, age, self.index).items()
+        }
+        for i, fn in self.extra.items():
             verdict = fn(measurements)
             if verdict is not None:
                 out[i] = bool(verdict)
         return out
 
     def adjust(self, scores: np.ndarray, measurements: Mapping | None, weight: float) -> np.ndarray:
-        """Ranking scores: ``score + weight`` where a measurement criterion holds, ``- weight`` where it fails.
+        """Ranking scores: ``score + weight`` where a label's criteria are met, ``- weight`` where they fail.
 
         The ranking stays the contrastive one (labels scored against their text embeddings, new labels
-        zero-shot); a label defined by a measurement moves up when the measurement meets its definition
-        and down when it contradicts it. ``weight`` is chosen on validation data and stored in the bundle.
+        zero-shot); ``weight`` is chosen on validation data and stored in the bundle.
         """
         scores = np.asarray(scores, dtype=np.float32)
-        if not weight or not measurements or not self.criteria:
+        if not weight or not measurements:
             return scores
         out = scores.copy()
         for i, verdict in self.measured(measurements).items():
             out[i] += weight if verdict else -weight
         return out
 
-    def decide_explained(
-        self, scores: np.ndarray, thresholds: np.ndarray, measurements: Mapping | None = None
-    ) -> Decision:
-        """Apply thresholds, criteria and the rules to one window's scores."""
-        scores = np.asarray(scores, dtype=np.float64)
-        above = scores >= np.asarray(thresholds, dtype=np.float64)  # NaN thresholds never fire
-        verdicts = self.measured(measurements)
-        found = set(np.flatnonzero(above).tolist())
-        removed: dict[int, str] = {}
-        for i, verdict in verdicts.items():
-            if verdict:
-                found.add(i)
-            elif i in found:
-                found.discard(i)
-                removed[i] = "measurement"
-        forced = {i for i, v in verdicts.items() if v}
+    def resolve(
+        self, found: set[int], scores: np.ndarray, forced: set[int], removed: dict[int, str] | None = None
+    ) -> Resolved:
+        """Exclusive groups, normal and parents applied to ``found``; ``forced`` members win their groups."""
+        found, removed = set(found), dict(removed or {})
         for name, members in self.groups:
-            present = [(m, m & found) for m in members if m & found]
+            present = [(k, m, m & found) for k, m in enumerate(members) if m & found]
             if len(present) < 2:
                 continue
-            best = max(present, key=lambda mp: (bool(mp[1] & forced), max(scores[i] for i in mp[1])))
-            for m, hits in present:
-                if m is not best[0]:
-                    for i in hits - best[0]:
+            best = max(
+                present,
+                key=lambda kmh: (
+                    bool(kmh[2] & forced),
+                    -kmh[0] if kmh[2] & forced else 0,
+                    max(scores[i] for i in kmh[2]),
+                ),
+            )
+            for _, m, hits in present:
+                if m is not best[1]:
+                    for i in hits - best[1]:
                         found.discard(i)
                         removed[i] = name
         if self.normal is not None and self.normal in found and found - self.normal_ok - {self.normal}:
@@ -268,7 +253,24 @@ class FindingRules:
             found.discard(i)
             removed[i] = "parent"
         kept = sorted(found, key=lambda i: (-scores[i], i))
-        return Decision(kept, removed)
+        return Resolved(kept, removed)
+
+    def decide_explained(
+        self, scores: np.ndarray, thresholds: np.ndarray, measurements: Mapping | None = None
+    ) -> Resolved:
+        """Thresholds, criteria and the rules on one window's scores (no rhythm analysis, no quality)."""
+        scores = np.asarray(scores, dtype=np.float64)
+        above = scores >= np.asarray(thresholds, dtype=np.float64)  # NaN thresholds never fire
+        verdicts = self.measured(measurements)
+        found = set(np.flatnonzero(above).tolist())
+        removed: dict[int, str] = {}
+        for i, verdict in verdicts.items():
+            if verdict:
+                found.add(i)
+            elif i in found:
+                found.discard(i)
+                removed[i] = "measurement"
+        return self.resolve(found, scores, {i for i, v in verdicts.items() if v}, removed)
 
     def decide(
         self, scores: np.ndarray, thresholds: np.ndarray, measurements: Mapping | None = None

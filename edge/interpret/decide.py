@@ -1,0 +1,271 @@
+"""The decision of one window: what the display states, and why (DESIGN.md contract 8, contract 5 v3).
+
+:func:`decide` takes the model's cosine scores and thresholds, the window's measurements (contract 7 v2),
+its rhythm analysis (:func:`edge.interpret.rhythm.analyse_rhythm`), its quality report and, where known, the
+patient's sex and age, and returns a :class:`Decision`:
+
+1. **rhythm**: the rhythm statement and its modifiers, ``why.by = "rhythm"``; the labels the rules name in
+   ``rhythm_labels`` come from nowhere else while a rhythm analysis is given;
+2. **criteria** (:mod:`edge.interpret.rules`, each naming its source): a label whose criterion is met is
+   stated (``why.by = "criteria"`` with the rule, the source and the values read); a label whose criteria
+   clearly fail is never stated; a criterion whose ``not_with`` label is present (ST in left bundle branch
+   block, voltage in pre-excitation) is not read and its label is withheld with that reason;
+3. **the model**: other labels at or above their threshold (``why.by = "model"``), only where no criterion
+   vetoes them; never-trained labels stated by the model alone are listed apart (``zero_shot_findings``);
+4. **quality**: leads the window was not read from, or that an inconsistency makes unreliable, are blanked
+   (:func:`edge.interpret.criteria.mask`); a statement whose criterion needs them is withheld with the reason;
+5. **consistency**: exclusive groups, normal only when nothing else, no parent beside its child
+   (:class:`edge.interpret.findings.FindingRules`).
+
+Findings are ordered: the rhythm statement, then alarms (ST elevation), then the rest by score. ``alarms``
+lists each alarm with its territory, leads and reciprocal change, for the views to show first.
+
+numpy and the standard library only (device code).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from edge.interpret.criteria import Verdict, condition_leads, evaluate, mask
+from edge.interpret.findings import FindingRules
+from edge.interpret.rules import Criterion
+from edge.interpret.why import BY_CRITERIA, BY_MODEL, BY_RHYTHM, Why
+
+__all__ = ["Decision", "decide", "patient_of"]
+
+_TERRITORY_JA = {
+    "inferior": "下壁", "lateral": "側壁", "septal": "中隔", "anterior": "前壁", "anterolateral": "前側壁",
+    "limb": "肢誘導", "chest": "胸部誘導", "all": "",
+}  # fmt: skip
+
+
+@dataclass
+class Decision:
+    """What one window states (contract 5 v3): ``findings`` (validated labels, rhythm first, alarms next),
+    ``why`` per stated id (``zero_shot_findings`` included), ``zero_shot_findings`` (never-trained labels
+    stated by the model), ``withheld`` (id -> reason in Japanese: a statement that could not be read),
+    ``removed`` (id -> the rule that removed an above-threshold label) and ``alarms``
+    (``[{"id", "territory", "territory_ja", "leads", "reciprocal", "reciprocal_leads"}]``)."""
+
+    findings: list[str] = field(default_factory=list)
+    why: dict[str, Why] = field(default_factory=dict)
+    zero_shot_findings: list[str] = field(default_factory=list)
+    withheld: dict[str, str] = field(default_factory=dict)
+    removed: dict[str, str] = field(default_factory=dict)
+    alarms: list[dict] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {
+            "findings": list(self.findings),
+            "zero_shot_findings": list(self.zero_shot_findings),
+            "why": {k: w.to_json() for k, w in self.why.items()},
+            "withheld": dict(self.withheld),
+            "alarms": [dict(a) for a in self.alarms],
+        }
+
+
+def patient_of(patient: Mapping | None) -> tuple[str | None, float | None]:
+    """``(sex "M"/"F"/None, age in years/None)`` from ``{"sex": ..., "age": ...}`` (M/F, male/female, 男/女)."""
+    if not patient:
+        return None, None
+    raw = str(patient.get("sex") or "").strip().lower()
+    sex = (
+        "M"
+        if raw in ("m", "male", "man", "男", "男性")
+        else "F"
+        if raw in ("f", "female", "woman", "女", "女性")
+        else None
+    )
+    age = patient.get("age")
+    try:
+        age = None if age is None or isinstance(age, bool) else float(age)
+    except (TypeError, ValueError):
+        age = None
+    return sex, age if age is None or 0 <= age <= 130 else None
+
+
+def _rhythm_parts(rhythm: Any) -> tuple[list[str], Why | None, str]:
+    """The rhythm analysis' stated ids, its why and its reason (a ``Rhythm`` or its JSON)."""
+    if rhythm is None:
+        return [], None, ""
+    if isinstance(rhythm, Mapping):
+        statement = rhythm.get("statement")
+        ids = ([statement] if statement and statement != "undetermined" else []) + list(
+            rhythm.get("modifiers") or []
+        )
+        reason = str(rhythm.get("reason") or "")
+        return ids, Why(BY_RHYTHM, rule=reason or statement, values=dict(rhythm.get("values") or {})), reason
+    why = (
+        rhythm.why() if callable(getattr(rhythm, "why", None)) else Why(BY_RHYTHM, rule=str(rhythm.statement))
+    )
+    return list(rhythm.ids), why, str(getattr(rhythm, "reason", "") or "")
+
+
+def _r6(x: float) -> float:
+    """Scores in ``why`` to 6 decimals: the same window read twice gives the same ``why``."""
+    return round(float(x), 6)
+
+
+def _criterion_why(c: Criterion, v: Verdict, score: float, threshold: float) -> Why:
+    values = v.values
+    if v.leads:  # per-lead criteria: the values of the leads where it was met, and the global values read
+        values = {k: x for k, x in values.items() if "." not in k or k.split(".")[0] in v.leads}
+    thr = None if not np.isfinite(threshold) else threshold
+    return Why(BY_CRITERIA, rule=c.name, source=c.source, values=values, score=score, threshold=thr)
+
+
+def decide(
+    rules: FindingRules,
+    scores: np.ndarray,
+    thresholds: np.ndarray,
+    measurements: Mapping | None = None,
+    rhythm: Any = None,
+    quality: Mapping | None = None,
+    patient: Mapping | None = None,
+    zero_shot: Sequence[bool] | None = None,
+    labels_ja: Mapping[str, str] | None = None,
+) -> Decision:
+    """The statements of one window (see the module docstring).
+
+    ``rules``: the rules bound to the bundle's labels; ``scores``/``thresholds``: per label, in the bundle's
+    row order; ``rhythm``: an :class:`edge.interpret.rhythm.Rhythm` (or its JSON), or None (then the rhythm
+    labels are decided like the others); ``quality``: the window's report (``usable_leads``,
+    ``inconsistent``); ``patient``: ``{"sex", "age"}`` if known; ``zero_shot``: per label, never trained;
+    ``labels_ja``: id -> Japanese name, for the reasons.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    thresholds = np.asarray(thresholds, dtype=np.float64)
+    ids, index = rules.ids, rules.index
+    ja = labels_ja or {}
+    sex, age = patient_of(patient)
+    m, blanked = mask(measurements, quality)
+    have_m = bool(measurements)
+    out = Decision()
+
+    rhythm_ids, rhythm_why, _ = _rhythm_parts(rhythm)
+    rhythm_ids = [r for r in rhythm_ids if r in index]
+    owned = {ids[i] for i in rules.rhythm_labels} if rhythm is not None else set()
+
+    # 1. every criterion's verdict (the rhythm's own labels are not re-decided while an analysis is given)
+    evals: list[tuple[Criterion, Verdict]] = []
+    if have_m:
+        for c in rules.parsed.criteria:
+            if c.label in index and c.label not in owned:
+                evals.append((c, evaluate(c.when, m, sex, age)))
+    above = {ids[i] for i in np.flatnonzero(scores >= thresholds)}  # NaN thresholds never fire
+
+    def vetoed(label: str, items) -> bool:
+        return any(
+            c.mode == "veto" and (v.ok is False or (v.ok is None and c.unmeasured_veto)) for c, v in items
+        )
+
+    by_label: dict[str, list[tuple[Criterion, Verdict]]] = {}
+    for c, v in evals:
+        by_label.setdefault(c.label, []).append((c, v))
+    # candidates before not_with: what the rhythm, a met criterion or the model would state
+    candidates = set(rhythm_ids)
+    for label, items in by_label.items():
+        if not vetoed(label, items) and any(c.mode != "veto" and v.ok for c, v in items):
+            candidates.add(label)
+    candidates |= {lb for lb in above if lb not in owned and not vetoed(lb, by_label.get(lb, []))}
+
+    # 2. criteria not read beside a not_with label; leads blanked by quality
+    stated: dict[str, Why] = {}
+    forced: set[str] = set()
+    for label, items in by_label.items():
+        blocked = [(c, sorted(set(c.not_with) & (candidates - {label}))) for c, _ in items]
+        live = [(c, v) for (c, v), (_, blk) in zip(items, blocked, strict=True) if not blk]
+        blockers = sorted({b for _, blk in blocked for b in blk})
+        i = index[label]
+        if vetoed(label, live):
+            if label in above:
+                out.removed[label] = "measurement"
+            continue
+        met = [(c, v) for c, v in live if c.mode != "veto" and v.ok]
+        if met:
+            c, v = met[0]
+            why = _criterion_why(c, v, _r6(scores[i]), _r6(thresholds[i]))
+            if len(met) > 1:  # several territories (or alternative criteria) met: one why naming them all
+                values = dict(why.values)
+                for c2, v2 in met[1:]:
+                    values.update(_criterion_why(c2, v2, 0.0, 0.0).values)
+                why = Why(
+                    BY_CRITERIA,
+                    rule="; ".join(c2.name for c2, _ in met),
+                    source=c.source,
+                    values=values,
+                    score=why.score,
+                    threshold=why.threshold,
+                )
+            for c2, v2 in met:
+                if c2.alarm:
+                    alarm = _alarm(c2, v2, m, sex, age)
+                    out.alarms.append(alarm)
+                    if alarm["reciprocal"] is not None:  # reciprocal ST depression, reported beside the rule
+                        values = {**why.values, f"reciprocal_{c2.territory}": alarm["reciprocal"]}
+                        why = Why(why.by, why.rule, why.source, values, why.score, why.threshold)
+            stated[label], forced = why, forced | {label}
+            continue
+        decide_items = [(c, v) for c, v in live if c.mode == "decide"]
+        if decide_items and all(
+            v.ok is False or (v.ok is None and c.unmeasured_veto) for c, v in decide_items
+        ):
+            if label in above:
+                out.removed[label] = "measurement"
+            continue
+        wanted = label in above or any(c.alarm for c, _ in items)
+        if blockers and wanted and not live:
+            out.withheld[label] = "、".join(ja.get(b, b) for b in blockers) + "があるため判定しない"
+            continue
+        unknown_leads = sorted(
+            {x for c, v in live if v.ok is None for x in condition_leads(c.when) if x in blanked}
+        )
+        if unknown_leads and wanted:
+            out.withheld[label] = "判定に必要な誘導が使えない: " + ", ".join(
+                blanked[x] for x in unknown_leads
+            )
+            continue
+        if label in above and label not in owned:
+            stated[label] = Why(BY_MODEL, score=_r6(scores[i]), threshold=_r6(thresholds[i]))
+    # 3. the model's other labels (no criterion), and the rhythm
+    for label in above - set(by_label) - owned:
+        i = index[label]
+        stated[label] = Why(BY_MODEL, score=_r6(scores[i]), threshold=_r6(thresholds[i]))
+    for label in rhythm_ids:
+        stated[label] = rhythm_why
+        forced.add(label)
+
+    # 4. exclusive groups, normal, parents
+    found = {index[x] for x in stated}
+    resolved = rules.resolve(found, scores, {index[x] for x in forced})
+    for i, why in resolved.removed.items():
+        out.removed.setdefault(ids[i], why)
+    kept = [ids[i] for i in resolved.kept]
+    alarm_ids = {a["id"] for a in out.alarms}
+    out.alarms = [a for a in out.alarms if a["id"] in kept]
+    order = {x: k for k, x in enumerate(rhythm_ids)}
+    kept.sort(
+        key=lambda x: (0 if x in order else 1 if x in alarm_ids else 2, order.get(x, 0), -scores[index[x]])
+    )
+    zs = list(zero_shot) if zero_shot is not None else [False] * len(ids)
+    for x in kept:
+        (out.zero_shot_findings if zs[index[x]] and stated[x].by == BY_MODEL else out.findings).append(x)
+        out.why[x] = stated[x]
+    return out
+
+
+def _alarm(c: Criterion, v: Verdict, m: Mapping, sex: str | None, age: float | None) -> dict:
+    recip = evaluate(c.reciprocal, m, sex, age) if c.reciprocal is not None else None
+    return {
+        "id": c.label,
+        "territory": c.territory,
+        "territory_ja": _TERRITORY_JA.get(c.territory or "", ""),
+        "leads": list(v.leads),
+        "reciprocal": None if recip is None else recip.ok,
+        "reciprocal_leads": [] if recip is None else list(recip.leads),
+    }
