@@ -45,7 +45,7 @@ __all__ = [
 DELINEATION_FS = 250.0  # the wavelet scales below are those of Martinez et al. at 250 Hz
 BOUNDARIES = ("p_on", "p_off", "qrs_on", "qrs_off", "t_end")
 N_SCALES = 5
-QRS_PEAK = 0.25  # a W2 modulus maximum counts in the QRS when above this fraction of the largest
+QRS_PEAK = 0.15  # a W2 modulus maximum counts in the QRS when above this fraction of the largest
 QRS_GAP_MS = 60.0  # ... and no further than this from the previous one counted
 P_MIN_MV = 0.02  # a P wave lower than this (peak to baseline) counts as absent
 
@@ -58,11 +58,15 @@ class DelineationParams:
     xi_qrs_off: float = 0.12  # |W2| below this fraction of the last QRS maximum: QRS offset
     xi_p_on: float = 0.5  # |W4| below this fraction of the P wave's first maximum: P onset
     xi_p_off: float = 0.9  # |W4| below this fraction of the P wave's last maximum: P offset
-    xi_t_end: float = 0.4  # |W4| below this fraction of the T wave's last maximum: T end (threshold method)
+    xi_t_end: float = 0.7  # |W4| below this fraction of the T wave's last maximum: T end (threshold method)
     t_end_method: str = "threshold"  # "threshold" (Martinez 2004) or "tangent"
-    p_presence: float = 0.04  # P's W4 maximum above this fraction of the QRS's W4 maximum: P present
+    p_presence: float = 0.02  # P's W4 maximum above this fraction of the QRS's W4 maximum: P present
     spread_ms: tuple[float, ...] = (20.0, 20.0, 12.0, 16.0, 40.0)  # per boundary (BOUNDARIES order)
     combine: str = "robust_extreme"  # "robust_extreme", "median", or "extreme"
+    qrs_peak: float = QRS_PEAK  # a W2 modulus maximum counts in the QRS when above this fraction of the largest
+    qrs_gap_ms: float = QRS_GAP_MS  # ... and no further than this from the previous one counted
+    t_scale: int = 5  # the T wave is delineated on scale 2^t_scale
+    t_window_s: float = 0.5  # the T wave's maxima are sought up to this x sqrt(RR / 1 s) after the R (and 0.7 RR)
 
     def with_(self, **kw) -> DelineationParams:
         return replace(self, **kw)
@@ -155,7 +159,7 @@ def delineate_lead(
     out: dict = dict.fromkeys(("p_on", "p_peak", "p_off", "qrs_on", "qrs_off", "t_peak", "t_end"))
     out["p_present"] = None
     t = x.size
-    w2, w4 = w[1], w[3]
+    w2, w4, wt = w[1], w[3], w[params.t_scale - 1]
     # --- QRS on scale 2^2
     lo, hi = max(1, r - int(120 * ms)), min(t - 1, r + int(120 * ms))
     ext = _extrema(w2, lo, hi)
@@ -163,9 +167,9 @@ def delineate_lead(
         return out
     amp = np.abs(w2[ext])
     big = int(np.argmax(amp))
-    sig = amp >= QRS_PEAK * amp[big]
+    sig = amp >= params.qrs_peak * amp[big]
     first = last = big
-    gap = int(QRS_GAP_MS * ms)
+    gap = int(params.qrs_gap_ms * ms)
     for j in range(big - 1, -1, -1):
         if ext[first] - ext[j] > gap:
             break
@@ -188,31 +192,31 @@ def delineate_lead(
     qrs_w4 = float(np.abs(w4[max(0, q_on) : min(t, q_off + 1)]).max())
     # --- T wave on scale 2^4
     t_lo = q_off + int(40 * ms)
-    t_hi = min(t - 1, r + int(min(max(0.7 * rr, 0.3 * fs), 0.75 * fs)))
-    ext = _extrema(w4, t_lo, t_hi)
+    t_hi = min(t - 1, r + int(min(0.7 * rr, params.t_window_s * np.sqrt(rr / fs) * fs)))
+    ext = _extrema(wt, t_lo, t_hi)
     if ext.size:
-        amp = np.abs(w4[ext])
+        amp = np.abs(wt[ext])
         big = int(np.argmax(amp))
         later = [j for j in range(big + 1, ext.size) if amp[j] >= 0.3 * amp[big]]
-        sign = np.sign(w4[ext[big]])
-        after = [j for j in later if np.sign(w4[ext[j]]) != sign]
+        sign = np.sign(wt[ext[big]])
+        after = [j for j in later if np.sign(wt[ext[j]]) != sign]
         if after:
             n_peak, n_last = int(ext[big]), int(ext[after[0]])
         else:  # the largest maximum is the down-slope itself (the up-slope's maximum is smaller or earlier)
-            before = [j for j in range(big) if amp[j] >= 0.3 * amp[big] and np.sign(w4[ext[j]]) != sign]
+            before = [j for j in range(big) if amp[j] >= 0.3 * amp[big] and np.sign(wt[ext[j]]) != sign]
             n_peak, n_last = (int(ext[before[-1]]) if before else None), int(ext[big])
         if n_peak is not None:
-            zc = np.flatnonzero(np.diff(np.sign(w4[n_peak : n_last + 1])) != 0)
+            zc = np.flatnonzero(np.diff(np.sign(wt[n_peak : n_last + 1])) != 0)
             out["t_peak"] = float(n_peak + zc[0] + 0.5) if zc.size else None
         limit = min(t - 1, r + int(rr) - int(60 * ms)) if rr > 0 else t - 1
         if params.t_end_method == "tangent":
-            slope = w4[n_last]
+            slope = wt[n_last]
             if abs(slope) > 1e-9:
                 end = n_last - 0.5 + (base - x[n_last]) / slope
                 if n_last < end < limit:
                     out["t_end"] = float(end)
         else:
-            end = _cross(w4, n_last, params.xi_t_end * abs(w4[n_last]), 1, limit)
+            end = _cross(wt, n_last, params.xi_t_end * abs(wt[n_last]), 1, limit)
             out["t_end"] = None if end is None else end - 0.5
     # --- P wave on scale 2^4
     p_hi = q_on - int(4 * ms)
