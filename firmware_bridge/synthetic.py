@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from firmware_bridge.synthetic_rhythms import SEPARATE_RHYTHMS, Schedule, flutter_waves, spike_samples
+
 __all__ = [
     "LEADS",
     "RHYTHMS",
@@ -51,7 +53,18 @@ RHYTHMS: dict[str, tuple[str, float]] = {
     "lbbb": ("left bundle branch block: QRS >= 120 ms, QS in V1, broad notched R in I and V6", 72.0),
     "wide_qrs": ("alias of lbbb", 72.0),
     "st_elevation": ("sinus rhythm with ST elevation in one territory (see ST_TERRITORIES)", 72.0),
+    **SEPARATE_RHYTHMS,  # flutter, SVT, junctional, VT, pacing, PACs, bigeminy/trigeminy, AV blocks
 }
+_PVC_EVERY = {"bigeminy": 2, "trigeminy": 3}  # rhythms that are "pvc" with a fixed pattern
+_SEPARATE = tuple(r for r in SEPARATE_RHYTHMS if r not in _PVC_EVERY)
+# atrial events of the separately scheduled rhythms: P-wave kernels relative to the event (X, Y, Z mV)
+_P_EVENT = {
+    "sinus": ((0.0, 0.022, 0.05, 0.09, -0.05), (0.03, 0.022, 0.07, 0.06, 0.05)),
+    "ectopic": ((0.0, 0.022, 0.08, -0.03, 0.06), (0.03, 0.022, 0.05, -0.02, 0.03)),  # low atrial: flat in II
+    "retrograde": ((0.0, 0.02, -0.03, -0.07, 0.03), (0.025, 0.02, -0.03, -0.05, 0.0)),  # negative in II
+}
+_FLUTTER_VECTOR = (0.04, -0.20, 0.10)  # F waves: negative sawtooth in II, III, aVF
+_SPIKE_VECTORS = {"a": (1.0, 2.5, -1.0), "v": (-1.5, -3.0, 1.5)}  # unipolar-sized stimuli, mV
 
 # territory -> leads whose ST segment is raised; reciprocal depression elsewhere follows from the dipole
 ST_TERRITORIES: dict[str, tuple[str, ...]] = {
@@ -183,7 +196,7 @@ class SyntheticStream:
         self._block = max(64, int(round(self.fs)))  # samples per rendered block (about 1 s)
         self._rr = 60.0 / c.rate_bpm
         ss = np.random.SeedSequence(c.seed)
-        beat_ss, noise_ss, param_ss = ss.spawn(3)
+        beat_ss, noise_ss, param_ss, extra_ss = ss.spawn(4)  # the first three as before a fourth was added
         self._beat_rng = np.random.default_rng(beat_ss)
         self._noise_rng = np.random.default_rng(noise_ss)
         p = np.random.default_rng(param_ss)
@@ -198,6 +211,14 @@ class SyntheticStream:
         self._f0, self._fm = p.uniform(5.0, 7.0), p.uniform(0.1, 0.2)
         self._f_ph = p.uniform(0, 2 * np.pi, 3)
         self._waves = {name: self._project(w) for name, w in _MORPHS.items()}
+        for name in ("normal", "lbbb"):  # ventricular waves alone (atria scheduled apart)
+            self._waves[name + "_np"] = self._project(tuple(w for w in _MORPHS[name] if w[5] != "p"))
+        self._pvc_every = _PVC_EVERY.get(c.rhythm, c.pvc_every)
+        extra = np.random.default_rng(extra_ss)
+        self._sched = Schedule(c.rhythm, c.rate_bpm, c.hrv, extra) if c.rhythm in _SEPARATE else None
+        self._flutter_phase = float(extra.uniform(0.0, 1.0))
+        self._atrial: list[tuple[float, str]] = []
+        self._spikes: list[tuple[float, str]] = []
         if c.rhythm == "st_elevation":
             self._waves["normal"] = self._waves["normal"] + self._st_waves()
         # beat schedule: (r_time_s, morphology, rr_before_s); the first R lies before t = 0
@@ -248,6 +269,15 @@ class SyntheticStream:
     def _schedule_until(self, t_end: float) -> None:
         """Append beats until the last R peak lies beyond ``t_end``."""
         c, rng = self.config, self._beat_rng
+        if self._sched is not None:
+            sch = self._sched
+            sch.until(t_end)
+            self._beats += sch.beats
+            self._atrial += sch.atrial
+            self._spikes += sch.spikes
+            sch.beats, sch.atrial, sch.spikes = [], [], []
+            self._last_r = max(self._last_r, self._beats[-1][0] if self._beats else self._last_r)
+            return
         while self._last_r <= t_end:
             if c.rhythm == "afib":
                 sigma = np.sqrt(np.log1p(c.afib_rr_cv**2))
@@ -260,8 +290,10 @@ class SyntheticStream:
             t_r = self._next_sinus + rr
             self._next_sinus = t_r
             self._sinus_index += 1
-            is_pvc = c.rhythm == "pvc" and (
-                rng.random() < 1.0 / c.pvc_every if c.pvc_random else self._sinus_index % c.pvc_every == 0
+            is_pvc = c.rhythm in ("pvc", *_PVC_EVERY) and (
+                rng.random() < 1.0 / self._pvc_every
+                if c.pvc_random
+                else self._sinus_index % self._pvc_every == 0
             )
             if is_pvc and self._beats and self._beats[-1][1] != "pvc":
                 # premature beat; the sinus beat it replaces is not conducted -> full compensatory pause
@@ -311,6 +343,8 @@ class SyntheticStream:
                 g = np.exp(-0.5 * ((np.arange(lo, hi) - centre) / (sig * fs)) ** 2)
                 x[:, lo - n0 : hi - n0] += (c.amplitude_scale * resp * amp)[:, None] * g
         t = np.arange(n0, n0 + B) / fs
+        if self._sched is not None:
+            self._render_atria(x, n0, t0, t1)
         if c.rhythm == "afib" and c.fwave_mv > 0:
             x += _F_WEIGHTS[:, None] * self._fwaves(t)
         if c.baseline_wander_mv > 0:
@@ -322,6 +356,30 @@ class SyntheticStream:
         if c.noise_mv > 0:
             x += c.noise_mv * self._noise_rng.standard_normal((8, B))
         return _derive(x).astype(np.float32)
+
+    def _render_atria(self, x: np.ndarray, n0: int, t0: float, t1: float) -> None:
+        """Atrial events, flutter waves and pacing spikes of a separately scheduled rhythm, into ``x[8, B]``."""
+        c, fs, B = self.config, self.fs, x.shape[1]
+        self._atrial = [a for a in self._atrial if a[0] + 0.2 >= t0]
+        self._spikes = [s for s in self._spikes if s[0] + 0.01 >= t0]
+        for t_p, kind in self._atrial:
+            if t_p - 0.2 > t1:
+                break
+            for off, sig, *vec in _P_EVENT[kind]:
+                amp = c.amplitude_scale * (_DOWER @ np.array(vec))
+                centre = (t_p + off) * fs
+                lo = max(n0, int(np.ceil(centre - 6 * sig * fs)))
+                hi = min(n0 + B, int(np.floor(centre + 6 * sig * fs)) + 1)
+                if hi > lo:
+                    g = np.exp(-0.5 * ((np.arange(lo, hi) - centre) / (sig * fs)) ** 2)
+                    x[:, lo - n0 : hi - n0] += amp[:, None] * g
+        for t_s, kind in self._spikes:
+            first, w = spike_samples(t_s, n0, B, fs)
+            if w.size:
+                x[:, first - n0 : first - n0 + w.size] += (_DOWER @ np.array(_SPIKE_VECTORS[kind]))[:, None] * w
+        if c.rhythm == "flutter":
+            t = np.arange(n0, n0 + B) / fs
+            x += c.amplitude_scale * (_DOWER @ np.array(_FLUTTER_VECTOR))[:, None] * flutter_waves(t, self._flutter_phase)
 
     def _fwaves(self, t: np.ndarray) -> np.ndarray:
         """Fibrillatory waves: 5-7 Hz carrier, +-1.5 Hz frequency and 30 % amplitude modulation, sawtooth-ish."""

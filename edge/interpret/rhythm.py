@@ -71,6 +71,11 @@ FIRST_DEGREE_PR_MS = 200.0
 # a "P wave" this negative in II is not sinus (sinus P axis 0 to +90 deg); chosen on PTB-XL folds 1-9
 # (sinus tachycardia down to -0.11 mV, 2:1 flutter -0.26 to -0.35 mV) and the record 00449 (-0.15)
 P_II_INVERTED_MV = -0.14
+P_II_UPRIGHT_MV = 0.05  # a sinus P wave is upright in II: at least this tall (the synthetic sinus P: 0.15)
+SVT_BPM = 140.0  # a regular narrow tachycardia above this without upright P waves: SVT
+FLUTTER_2TO1_MAX_BPM = 356.0  # 2:1 flutter up to 178/min ventricular (faster: SVT)
+FLUTTER_LOCKED_ORGANISATION = 0.3
+FLUTTER_RMS_MV = 0.03
 MODEL_MARGIN = 0.05  # the model "strongly" reads another rhythm: its cosine >= threshold + this margin
 
 # model readings that agree with a statement (the same family, e.g. sinus rhythm and sinus arrhythmia)
@@ -365,10 +370,37 @@ def _decide(m: Mapping, fs: float) -> Rhythm:
     if p_ii is not None:
         values["p_ii_mv"] = p_ii
     inverted = p_ii is not None and p_ii <= P_II_INVERTED_MV
+    upright = p_ii is None or p_ii >= P_II_UPRIGHT_MV
+    if (
+        statement is None
+        and wide
+        and hr > TACHY_BPM
+        and not irregular
+        and not (upright and p_share >= P_SHARE_SINUS)
+    ):
+        statement, rule = "VT", "regular wide QRS tachycardia without sinus P waves"
+        reason = f"QRS {qrs:.0f} ms の規則的な頻拍 {hr:.0f}/分、洞性P波なし"
+    locked = a_rate is not None and a_rate >= 1.8 * hr and abs(a_rate / hr - round(a_rate / hr)) < 0.2
+    if (
+        statement is None
+        and not irregular
+        and locked
+        and FLUTTER_BPM[0] <= a_rate <= FLUTTER_BPM[1]
+        and (a_org or 0.0) >= FLUTTER_LOCKED_ORGANISATION
+        and (atrial.get("rms_mv") or 0.0) >= FLUTTER_RMS_MV
+    ):
+        # flutter waves at a fixed ratio to the QRS look like a P wave before each beat: the continuous atrial
+        # activity at an integer multiple of the ventricular rate gives them away
+        statement, rule, detail = (
+            "AFLT",
+            "organised atrial activity at a multiple of the ventricular rate",
+            f"{round(a_rate / hr)}:1",
+        )
+        reason = f"規則的な心房波 {a_rate:.0f}/分（組織化 {a_org:.2f}）、心室 {hr:.0f}/分"
     if statement is None and inverted and hr > TACHY_BPM and p_share > P_SHARE_NONE and not irregular:
         # the waves before each QRS are negative in II: not sinus P waves. At a ventricular rate whose double
         # is a flutter rate they are flutter waves with 2:1 conduction (the other wave hides in the QRS-T)
-        if FLUTTER_BPM[0] <= 2.0 * hr <= FLUTTER_BPM[1]:
+        if FLUTTER_BPM[0] <= 2.0 * hr <= FLUTTER_2TO1_MAX_BPM:
             statement, rule, detail = (
                 "AFLT",
                 "negative atrial waves in II, atrial rate twice the ventricular",
@@ -399,6 +431,9 @@ def _decide(m: Mapping, fs: float) -> Rhythm:
         else:
             statement, rule = "JR", "narrow QRS without P waves, 40-100/min"
             reason = f"狭いQRS {hr:.0f}/分、P波なし"
+    if statement is None and hr > SVT_BPM and not irregular and not upright and not wide:
+        statement, rule = "SVTAC", "regular narrow QRS tachycardia, no upright P waves"
+        reason = f"狭いQRSの規則的な頻拍 {hr:.0f}/分、IIで陽性のP波なし"
     if statement is None and p_share >= P_SHARE_SINUS:
         dom_hr = 60.0 / float(np.median(dom_rr)) if dom_rr.size else hr
         values["sinus_rate_bpm"] = round(dom_hr, 1)

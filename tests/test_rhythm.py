@@ -1,0 +1,133 @@
+"""Rhythm analysis (DESIGN.md contract 8.1, issue #21): one statement per window, modifiers, second opinion.
+
+Synthetic rhythms (firmware_bridge.synthetic) through the one measurement function and analyse_rhythm, through
+``ecg-edge classify`` on a saved .npy and through the stream; PTB-XL 00382 (paced) and 00449 (2:1 flutter,
+regular narrow-complex tachycardia 175/min) with the real data.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from edge.dsp.measure import measure
+from edge.interpret.rhythm import UNDETERMINED, Rhythm, analyse_rhythm, rr_irregularity, second_opinion
+from firmware_bridge.synthetic import synthesize
+
+FS = 500
+
+# synthetic rhythm -> (statement, modifiers that must be there, detail or None)
+EXPECTED = {
+    "sinus": ("SR", (), None),
+    "sinus_brady": ("SBRAD", (), None),
+    "sinus_tachy": ("STACH", (), None),
+    "afib": ("AFIB", (), None),
+    "flutter": ("AFLT", (), "4:1"),
+    "svt": ("SVTAC", (), None),
+    "junctional": ("JR", (), None),
+    "vt": ("VT", (), None),
+    "paced_v": ("PACE", (), "ventricular"),
+    "paced_a": ("PACE", (), "atrial"),
+    "paced_dual": ("PACE", (), "dual"),
+    "pvc": ("SR", ("PVC",), None),
+    "pac": ("SR", ("PAC",), None),
+    "trigeminy": ("SR", ("PVC", "TRIGU"), None),
+}
+
+
+def rhythm_of(x: np.ndarray, fs: float = FS) -> Rhythm:
+    return analyse_rhythm(measure(x, fs), fs)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+@pytest.mark.parametrize("seed", [1, 2, 5])
+def test_synthetic_rhythms_read_right(name, seed):
+    statement, mods, detail = EXPECTED[name]
+    r = rhythm_of(synthesize(rhythm=name, duration_s=10, seed=seed, fs=FS))
+    assert r.statement == statement, (name, seed, r.to_json())
+    assert set(mods) <= set(r.modifiers), r.to_json()
+    if detail:
+        assert r.detail == detail, r.to_json()
+    assert r.reason  # a Japanese reason, always
+
+
+def test_premature_beats_are_not_atrial_fibrillation():
+    for seed in range(6):
+        for name in ("pac", "pvc"):
+            assert rhythm_of(synthesize(rhythm=name, duration_s=10, seed=seed)).statement != "AFIB"
+
+
+def test_too_few_beats_is_undetermined_with_a_reason():
+    flat = np.zeros((12, 10 * FS), np.float32)
+    r = analyse_rhythm(measure(flat, FS), FS)
+    assert r.statement == UNDETERMINED and "心拍" in r.reason
+    assert r.to_json()["statement"] == UNDETERMINED and r.ids == []
+
+
+def test_json_and_why():
+    r = rhythm_of(synthesize(rhythm="afib", duration_s=10, seed=3))
+    j = r.to_json()
+    assert set(j) >= {"statement", "modifiers", "counts", "reason", "model_disagrees"}
+    json.dumps(j)
+    w = r.why().to_json()
+    assert w["by"] == "rhythm" and w["values"]["hr_bpm"] > 0
+
+
+def test_model_strongly_disagreeing_is_flagged_not_overruled():
+    r = rhythm_of(synthesize(rhythm="afib", duration_s=10, seed=3))
+    thr = {"SR": 0.4, "AFIB": 0.4}
+    agree = second_opinion(r, {"AFIB": 0.6, "SR": 0.3}, thr)
+    assert not agree.model_disagrees
+    clash = second_opinion(r, {"AFIB": 0.2, "SR": 0.6}, thr)
+    assert clash.model_disagrees and clash.model_reading == "SR" and clash.statement == "AFIB"
+    weak = second_opinion(r, {"AFIB": 0.2, "SR": 0.42}, thr)  # within the margin: no flag
+    assert not weak.model_disagrees
+
+
+def test_rr_irregularity_measures():
+    assert rr_irregularity(np.array([0.8, 0.8])) == {}
+    regular = rr_irregularity(np.full(10, 0.8))
+    assert regular["cv"] == 0 and regular["change_share"] == 0
+    rng = np.random.default_rng(0)
+    chaotic = rr_irregularity(0.8 * rng.lognormal(0, 0.2, 20))
+    assert chaotic["nrmssd"] > 0.1 and chaotic["change_share"] > 0.5
+
+
+@pytest.mark.parametrize("name", ["afib", "paced_v", "flutter", "svt"])
+def test_classify_reads_the_rhythm(tmp_path, capsys, name):
+    from edge.cli.main import main
+
+    path = tmp_path / f"{name}.npy"
+    np.save(path, synthesize(rhythm=name, duration_s=10, seed=3))
+    assert main(["classify", str(path), "--fs", "500", "--json"]) == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    statement = EXPECTED[name][0]
+    assert line["rhythm"]["statement"] == statement
+    assert statement in line["findings"] and line["why"][statement]["by"] == "rhythm"
+
+
+@pytest.mark.parametrize("name", ["afib", "paced_dual", "flutter", "svt"])
+def test_stream_reads_the_rhythm(name):
+    from edge.runtime.engine import Classifier
+    from edge.runtime.stream import StreamClassifier
+
+    x = synthesize(rhythm=name, duration_s=24, seed=4)
+    with Classifier.from_bundle() as clf:
+        stream = StreamClassifier(clf, fs=FS, n_channels=12, hop_s=5.0)
+        results = []
+        for i in range(0, x.shape[1], 250):  # half-second blocks, as frames arrive
+            results += stream.feed(x[:, i : i + 250].T)
+    assert len(results) >= 3
+    statements = [r.rhythm.statement for r in results]
+    assert statements.count(EXPECTED[name][0]) >= len(statements) - 1, statements
+
+
+@pytest.mark.parametrize(("ecg_id", "statement"), [(382, "PACE"), (449, "AFLT")])
+def test_ptbxl_paced_and_flutter_records(shared_data, ecg_id, statement):
+    wfdb = pytest.importorskip("wfdb")
+    rec = wfdb.rdrecord(str(shared_data / "ptbxl" / "records500" / "00000" / f"{ecg_id:05d}_hr"))
+    m = measure(rec.p_signal.T.astype(np.float32), rec.fs, rec.sig_name)
+    r = analyse_rhythm(m, rec.fs)
+    assert r.statement == statement, r.to_json()
