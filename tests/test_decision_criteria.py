@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -126,3 +128,180 @@ def test_nested_conditions_and_the_atrial_fibrillation_veto():
     assert j not in rules.measured({"rr_irregularity": 0.25, "p_present": True})  # irregular: the score decides
     with pytest.raises(RulesError, match="expected a non-empty list"):
         parse_condition({"all": [{"any": []}]}, "when")
+
+
+# --- the window decision (edge.interpret.decide) on hand-made contract 7 v2 measurements -----------------
+from edge.interpret.catalogue import load_catalogue  # noqa: E402
+from edge.interpret.decide import decide  # noqa: E402
+
+CAT = load_catalogue()
+ALL = [{"id": lb.id, "parents": list(lb.parents)} for lb in CAT.labels]
+JA = {lb.id: lb.ja for lb in CAT.labels}
+LEAD_NAMES = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
+
+
+def _lead(**kw) -> dict:
+    base = dict(p_pos_mv=0.1, p_neg_mv=0.0, p_dur_ms=100, q_mv=0.0, q_ms=0, r_mv=1.0, r_ms=40, s_mv=0.3, s_ms=30,
+                r2_mv=0.0, s2_mv=0.0, qrs_ms=90, qrs_area=10, st_j_mv=0.0, st_60_mv=0.0, t_pos_mv=0.3, t_neg_mv=0.0)  # fmt: skip
+    return {**base, **kw}
+
+
+def meas(leads: dict | None = None, **glob) -> dict:
+    """A normal 12-lead window at 72 bpm, with ``leads`` (per-lead overrides) and global overrides."""
+    m = dict(hr_bpm=72, rr_ms=833, rr_irregularity=0.03, rhythm_regular=1, pr_ms=160, qrs_ms=90, qt_ms=380,
+             qtc_ms=415, qtcf_ms=410, axis_deg=45, p_present=1, sv1_mv=0.8, rv5_mv=1.5, rv6_mv=1.2, sv1_rv5_mv=2.3,
+             ravl_mv=0.4, sv3_mv=0.8, limb_qrs_max_mv=1.2, chest_qrs_max_mv=2.0, n_beats=12, p_dur_ms=100,
+             p_axis_deg=50, t_axis_deg=40, ptf_v1=1.0)  # fmt: skip
+    m.update(glob)
+    rows = {n: _lead() for n in LEAD_NAMES}
+    rows["V1"] = _lead(r_mv=0.3, s_mv=0.9, t_pos_mv=0.1)
+    rows["V2"] = _lead(r_mv=0.6, s_mv=1.2)
+    rows["aVR"] = _lead(r_mv=0.2, s_mv=0.9, t_pos_mv=0.0, t_neg_mv=0.2)
+    for name, over in (leads or {}).items():
+        rows[name] = {**rows[name], **over}
+    m["leads"] = rows
+    return m
+
+
+@pytest.fixture(scope="module")
+def all_rules():
+    return FindingRules(ALL)
+
+
+def _decide(rules, model: dict[str, float] | None = None, m: dict | None = None, **kw):
+    s = np.zeros(len(ALL), np.float32)
+    for lid, v in (model or {}).items():
+        s[rules.index[lid]] = v
+    return decide(rules, s, np.full(len(ALL), 0.5, np.float32), m, labels_ja=JA, **kw)
+
+
+NORMAL_MODEL = {"SR": 0.8, "NORM": 0.9}
+ST = {
+    "inferior": {"II": {"st_j_mv": 0.2}, "III": {"st_j_mv": 0.25}, "aVF": {"st_j_mv": 0.22}, "aVL": {"st_j_mv": -0.1}},
+    "anterior": {"V2": {"st_j_mv": 0.25}, "V3": {"st_j_mv": 0.3}, "V4": {"st_j_mv": 0.2}, "III": {"st_j_mv": -0.08}},
+    "lateral": {"I": {"st_j_mv": 0.15}, "aVL": {"st_j_mv": 0.18}, "V5": {"st_j_mv": 0.12}, "V6": {"st_j_mv": 0.1},
+                "III": {"st_j_mv": -0.1}},
+}  # fmt: skip
+
+
+def test_a_normal_window_is_sinus_rhythm_and_normal(all_rules):
+    d = _decide(all_rules, NORMAL_MODEL, meas())
+    assert set(d.findings) == {"SR", "NORM"} and not d.withheld and not d.alarms
+    assert d.why["NORM"].by == "model" and d.why["NORM"].threshold == 0.5
+
+
+@pytest.mark.parametrize("territory", ["inferior", "anterior", "lateral"])
+def test_st_elevation_is_stated_with_its_territory_first_and_never_normal(all_rules, territory):
+    d = _decide(all_rules, NORMAL_MODEL, meas(ST[territory]))
+    assert d.findings[0] == "STE" and "NORM" not in d.findings  # the model's 正常心電図 is removed
+    assert d.removed["NORM"] == "normal"
+    (alarm,) = d.alarms
+    assert alarm["territory"] == territory and len(alarm["leads"]) >= 2 and alarm["reciprocal"] is True
+    why = d.why["STE"]
+    assert why.by == "criteria" and "UDMI4" in why.source and why.values[f"reciprocal_{territory}"] is True
+    assert all(k.split(".")[0] in alarm["leads"] for k in why.values if "." in k)
+
+
+def test_st_elevation_in_one_lead_or_below_threshold_is_not_stated(all_rules):
+    d = _decide(all_rules, {**NORMAL_MODEL, "STE": 0.7}, meas({"II": {"st_j_mv": 0.3}, "aVF": {"st_j_mv": 0.05}}))
+    assert "STE" not in d.findings and d.removed["STE"] == "measurement"  # one lead: not 2 contiguous leads
+    d = _decide(all_rules, NORMAL_MODEL, meas({"I": {"st_j_mv": 0.2}, "II": {"st_j_mv": 0.2}}))
+    assert "STE" not in d.findings  # I and II are not contiguous (-aVR lies between them)
+
+
+def test_v2_v3_thresholds_by_sex_and_age_and_the_unknown_choice(all_rules):
+    m = meas({"V2": {"st_j_mv": 0.17}, "V3": {"st_j_mv": 0.17}})
+    assert "STE" in _decide(all_rules, NORMAL_MODEL, m, patient={"sex": "F", "age": 50}).findings
+    assert "STE" not in _decide(all_rules, NORMAL_MODEL, m, patient={"sex": "M", "age": 50}).findings
+    assert "STE" in _decide(all_rules, NORMAL_MODEL, m).findings  # unknown: 0.15 mV, the most sensitive
+    m = meas({"V2": {"st_j_mv": 0.22}, "V3": {"st_j_mv": 0.22}})
+    assert "STE" in _decide(all_rules, {}, m, patient={"sex": "男", "age": 45}).findings
+    assert "STE" not in _decide(all_rules, {}, m, patient={"sex": "M", "age": 30}).findings  # < 40: 0.25 mV
+
+
+def test_st_elevation_is_withheld_in_lbbb_and_when_its_leads_are_unusable(all_rules):
+    lbbb = {"V1": {"r_mv": 0.1, "s_mv": 1.8}, "I": {"s_mv": 0.0, "s_ms": 0, "r_ms": 100},
+            "V6": {"s_mv": 0.0, "s_ms": 0, "r_mv": 2.0, "r_ms": 100}}
+    d = _decide(all_rules, {"SR": 0.8}, meas({**lbbb, **ST["anterior"]}, qrs_ms=150))
+    assert "CLBBB" in d.findings and "STE" not in d.findings
+    assert d.withheld["STE"] == "完全左脚ブロックがあるため判定しない"
+    usable = [x for x in LEAD_NAMES if x not in ("V3", "V4")]
+    m = meas({"V2": {"st_j_mv": 0.25}, "V3": {"st_j_mv": 0.3}, "V4": {"st_j_mv": 0.3}})
+    d = _decide(all_rules, NORMAL_MODEL, m, quality={"usable_leads": usable, "inconsistent": []})
+    assert "STE" not in d.findings and "V3誘導が使えない" in d.withheld["STE"]
+    d = _decide(all_rules, NORMAL_MODEL, meas(ST["inferior"]), quality={"usable_leads": list(LEAD_NAMES),
+                                                                         "inconsistent": ["limb_reversal"]})
+    assert "STE" not in d.findings and "limb_reversal" in d.withheld["STE"] and "LAD" not in d.findings
+
+
+def test_bundle_branch_blocks_by_morphology_and_width(all_rules):
+    rbbb = {"V1": {"r2_mv": 0.6, "r_mv": 0.2, "s_mv": 0.3}, "I": {"s_ms": 50}, "V6": {"s_ms": 50}}
+    d = _decide(all_rules, {"SR": 0.8, "CLBBB": 0.7}, meas(rbbb, qrs_ms=135))
+    assert "CRBBB" in d.findings and "CLBBB" not in d.findings and d.why["CRBBB"].values["qrs_ms"] == 135
+    assert "IRBBB" in _decide(all_rules, {}, meas(rbbb, qrs_ms=114)).findings
+    # 右脚ブロック at QRS 52 ms (Challenge E00008): the model's reading is removed by the measurement
+    d = _decide(all_rules, {"SR": 0.8, "CRBBB": 0.9}, meas(qrs_ms=52))
+    assert "CRBBB" not in d.findings and d.removed["CRBBB"] == "measurement"
+    # LBBB with Sokolow-Lyon voltage: no LVH (voltage is not read in LBBB)
+    lbbb = {"V1": {"r_mv": 0.1, "s_mv": 2.2}, "I": {"s_mv": 0.0, "s_ms": 0, "r_ms": 100},
+            "V6": {"s_mv": 0.0, "s_ms": 0, "r_mv": 2.0, "r_ms": 100, "t_neg_mv": 0.3}}  # fmt: skip
+    d = _decide(all_rules, {"SR": 0.8, "LVH": 0.8, "VCLVH": 0.7}, meas(lbbb, qrs_ms=150, sv1_rv5_mv=4.0))
+    assert "CLBBB" in d.findings and not {"LVH", "VCLVH"} & set(d.findings)
+    assert "完全左脚ブロック" in d.withheld["LVH"]
+    # nonspecific IVCD: wide QRS without either pattern
+    d = _decide(all_rules, {"SR": 0.8}, meas(qrs_ms=126))
+    assert "IVCD" in d.findings and not {"CRBBB", "CLBBB"} & set(d.findings)
+
+
+def test_the_issue_contradictions_are_not_stated(all_rules):
+    # WPW at QRS 92 ms; LAFB and LPFB together at -37 degrees; 左軸偏位 at -96 degrees; LVH at SV1+RV5 0.35 mV;
+    # I度房室ブロック with PR not measured; 心房粗動 with P waves and PR 190 ms
+    d = _decide(all_rules, {"SR": 0.8, "WPW": 0.9}, meas(pr_ms=100, qrs_ms=92))
+    assert "WPW" not in d.findings and "SPR" in d.findings
+    d = _decide(all_rules, {"SR": 0.8, "LAFB": 0.8, "LPFB": 0.8, "LAD": 0.6}, meas(axis_deg=-37))
+    assert "LAD" in d.findings and not {"LAFB", "LPFB"} & set(d.findings)
+    d = _decide(all_rules, {"SR": 0.8, "LAD": 0.9}, meas(axis_deg=-96))
+    assert "LAD" not in d.findings and "AXIS" in d.findings
+    d = _decide(all_rules, {"SR": 0.8, "LVH": 0.9, "VCLVH": 0.9}, meas(sv1_rv5_mv=0.35, rv5_mv=0.2, rv6_mv=0.2,
+                                                                       ravl_mv=0.1))
+    assert not {"LVH", "VCLVH"} & set(d.findings)
+    d = _decide(all_rules, {"SR": 0.8, "1AVB": 0.9}, meas(pr_ms=None))
+    assert "1AVB" not in d.findings
+    d = _decide(all_rules, {"AFLT": 0.9}, meas(pr_ms=190, p_present=1))
+    assert "AFLT" not in d.findings
+
+
+def test_hypertrophy_atrial_abnormality_q_waves_and_t_inversion(all_rules):
+    strain = {"V5": {"st_j_mv": -0.1, "st_60_mv": -0.15, "t_neg_mv": 0.2}, "V6": {"t_neg_mv": 0.2}}
+    d = _decide(all_rules, {"SR": 0.8}, meas(strain, sv1_rv5_mv=4.2))
+    assert "LVH" in d.findings and "VCLVH" not in d.findings and d.removed["VCLVH"] == "lvh"
+    assert "VCLVH" in _decide(all_rules, {"SR": 0.8}, meas(sv1_rv5_mv=4.2)).findings
+    assert "LAE" in _decide(all_rules, {"SR": 0.8}, meas(p_dur_ms=130)).findings
+    assert "LAE" in _decide(all_rules, {"SR": 0.8}, meas(ptf_v1=-5.0)).findings  # either sign convention
+    assert "RAE" in _decide(all_rules, {"SR": 0.8}, meas({"II": {"p_pos_mv": 0.3}})).findings
+    q = {x: {"q_ms": 40, "q_mv": 0.3} for x in ("II", "III", "aVF")}
+    d = _decide(all_rules, {"SR": 0.8, "NORM": 0.9}, meas(q))
+    assert {"QWAVE", "IMI"} <= set(d.findings) and "NORM" not in d.findings
+    d = _decide(all_rules, {"SR": 0.8}, meas({x: {"t_neg_mv": 0.3, "t_pos_mv": 0.0} for x in ("V4", "V5", "V6")}))
+    assert "INVT" in d.findings and d.why["INVT"].source.startswith("UDMI4")
+    assert "LNGQT" in _decide(all_rules, {"SR": 0.8}, meas(qtc_ms=480)).findings
+    assert "LNGQT" not in _decide(all_rules, {"SR": 0.8}, meas(qtc_ms=480, qrs_ms=150)).findings
+
+
+def test_the_rhythm_analysis_owns_the_rhythm_labels(all_rules):
+    rhythm = {"statement": "AFIB", "modifiers": ["PVC"], "reason": "不規則なRR、P波なし"}
+    d = _decide(all_rules, {"SR": 0.9, "NORM": 0.9, "1AVB": 0.8, "LVOLT": 0.7}, meas(p_present=0, pr_ms=None,
+                                                                                   rr_irregularity=0.3),
+                rhythm=rhythm)  # fmt: skip
+    assert d.findings[:2] == ["AFIB", "PVC"] and d.why["AFIB"].by == "rhythm"
+    assert not {"SR", "NORM", "1AVB"} & set(d.findings)
+    d = _decide(all_rules, {"SR": 0.9}, meas(), rhythm={"statement": "undetermined", "modifiers": []})
+    assert "SR" not in d.findings  # an undetermined rhythm is not replaced by the model's
+
+
+def test_zero_shot_labels_are_listed_apart_and_every_finding_has_a_why(all_rules):
+    zs = [lb["id"] == "PRWP" for lb in ALL]
+    d = _decide(all_rules, {"SR": 0.8, "PRWP": 0.9}, meas(), zero_shot=zs)
+    assert d.zero_shot_findings == ["PRWP"] and "PRWP" not in d.findings
+    assert set(d.why) == set(d.findings) | set(d.zero_shot_findings)
+    assert json.loads(json.dumps(d.to_json(), ensure_ascii=False))["why"]["PRWP"]["by"] == "model"
