@@ -82,10 +82,12 @@ def test_bad_quality_is_skipped_without_findings(clf, record):
     assert r.skipped and r.top == [] and r.findings == [] and r.quality["missing_samples"] == 10
     flat = record[:, :5000].copy()
     flat[7] = 0.0
-    r = clf.classify_window(flat, FS, lead_off=0)
-    assert r.skipped and r.quality["flat"] == ["V2"]
+    r = clf.classify_window(flat, FS, lead_off=0)  # partial leads (contract 5 v3): read from the other eleven
+    assert not r.skipped and r.quality["flat"] == ["V2"] and "V2" not in r.quality["usable_leads"]
     r = clf.classify_window(record[:, :5000], FS, lead_off=["V1"])
-    assert r.skipped and r.quality["lead_off"] == ["V1"]
+    assert not r.skipped and r.quality["lead_off"] == ["V1"] and "V1" not in r.quality["usable_leads"]
+    r = clf.classify_window(np.zeros_like(flat), FS)  # no usable lead: skipped
+    assert r.skipped and r.quality["usable_leads"] == [] and r.findings == []
     short = clf.classify_window(record[:, :3000], FS)  # too short for the signal contract
     assert short.skipped and "needs 10 s" in short.quality["error"]
 
@@ -207,7 +209,7 @@ def test_stream_windows_at_hop_positions_equal_file_windows(clf, record):
     for r in results[::4]:
         ref = clf.classify_window(record[:, r.window_start_sample : r.window_start_sample + 5000], FS)
         np.testing.assert_allclose(r.scores, ref.scores, atol=1e-6)
-        assert r.top == ref.top and r.findings == ref.findings
+        assert r.top == ref.top and r.window_findings == ref.findings  # a stream's findings are the steady set
     assert stream.windows == len(results) == stream.windows_ok
 
 
@@ -254,7 +256,8 @@ def test_stream_mark_missing_lead_off_and_duplicates(clf, record):
     out += stream.feed(record[:, 10000:15000].T, 10000, lead_off=0)
     assert [r.window_start_sample for r in out] == [0, 5000, 10000]
     assert out[0].quality["missing_samples"] == 10 and out[0].skipped
-    assert out[1].quality["lead_off"] == ["V2"] and out[1].skipped
+    assert out[1].quality["lead_off"] == ["V2"] and not out[1].skipped  # partial leads: read on eleven
+    assert "V2" not in out[1].quality["usable_leads"]
     assert out[2].quality["ok"]
     assert stream.feed(record[:, 0:100].T, 0) == []  # old samples are ignored
 
