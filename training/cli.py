@@ -11,9 +11,13 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
 import json
 import logging
+import os
 import sys
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,6 +33,48 @@ COMPARE_VARIANTS = {
     "contrastive-byte-text": {"model": "contrastive", "text": {"encoder": "byte"}},
     "supervised-baseline": {"model": "supervised"},
 }
+
+
+# What ecg-train and ecg-eval import: the train extra. A board installed with .[edge] has the commands too (one
+# package), so they say what to install in one line instead of a ModuleNotFoundError traceback.
+TRAIN_MODULES = ("torch", "numpy", "wfdb", "tqdm")
+
+
+def missing_train_extra(prog: str) -> str | None:
+    """The one-line error when the train extra is not installed, else ``None``."""
+    missing = []
+    for name in TRAIN_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    if not missing:
+        return None
+    return (
+        f"{prog}: error: training needs the train extra (missing: {', '.join(missing)}); install it with "
+        f"pip install 'ecg-clip-ja[train]' (a board installed with [edge] runs ecg-edge only)"
+    )
+
+
+@contextlib.contextmanager
+def no_progress_bars() -> Iterator[None]:
+    """No progress bar is drawn inside: every tqdm bar (ours, the text encoder's) is created disabled, and
+    Hugging Face downloads are told so; restored afterwards (tests call ``train_main`` in one process)."""
+    os.environ["TQDM_DISABLE"] = "1"  # for tqdm imported later (read when tqdm is imported)
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    import tqdm.std
+
+    original = tqdm.std.tqdm.__init__
+
+    def disabled(self, *args, **kwargs) -> None:  # noqa: ANN001
+        kwargs["disable"] = True
+        original(self, *args, **kwargs)
+
+    tqdm.std.tqdm.__init__ = disabled
+    try:
+        yield
+    finally:
+        tqdm.std.tqdm.__init__ = original
 
 
 def parse_folds(text: str) -> tuple[int, ...]:
@@ -140,7 +186,16 @@ def comparison_table(results: dict[str, dict]) -> str:
 
 def train_main(argv: list[str] | None = None) -> int:
     args = _train_parser().parse_args(argv)
+    missing = missing_train_extra("ecg-train")
+    if missing:
+        print(missing, file=sys.stderr)
+        return 1
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    with no_progress_bars() if args.quiet else contextlib.nullcontext():
+        return _train(args, argv)
+
+
+def _train(args: argparse.Namespace, argv: list[str] | None) -> int:
     try:
         from .text_side import TextConfig
         from .train import train
@@ -233,6 +288,10 @@ def _run_cache(ckpt: dict, sources) -> Path | None:  # noqa: ANN001 - list[Sourc
 
 def eval_main(argv: list[str] | None = None) -> int:
     args = _eval_parser().parse_args(argv)
+    missing = missing_train_extra("ecg-eval")
+    if missing:
+        print(missing, file=sys.stderr)
+        return 1
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     try:
         import numpy as np

@@ -5,9 +5,13 @@ The cache is a folder with ``windows.npy`` (float16 ``[N, 12, T]``, memory-mappa
 is also 心筋梗塞), ``known.npy`` (uint8 ``[N, n_labels]``: 1 where the record's sources state the label,
 present or absent; 0 = unknown, left out of the loss, the thresholds and the metrics) and ``meta.json``
 (signal contract, label ids, per-window record key / source / fold / patient / start sample, label
-counts, and every skipped record with its reason). The same ECG from several sources (same record key)
-is cached once, with the signal of the first source and the labels and known labels of all of them
-merged; an official fold wins over a derived one. Training epochs read the memory map instead of WFDB
+counts, and every skipped record with its reason). The same ECG from several sources is cached once, with
+the signal of the first source and the labels and known labels of all of them merged; an official fold wins
+over a derived one. Copies are found by source key (``ptbxl:17`` from PTB-XL and from the Challenge's
+``HR00017``) and by content (:mod:`.datasets.content`: a hash of the decoded samples, so a manifest's copy of a
+PTB-XL file is one ECG too); every pair is written to ``duplicates.json`` (the training run copies it into its
+run folder). A copy whose two folds are both given and fall in different splits (a fold-10 record copied into
+a training manifest) is an error naming both paths: test data never leaks into training. Training epochs read the memory map instead of WFDB
 files. A fingerprint of the sources, the signal contract and the
 catalogue decides whether an existing cache can be reused.
 """
@@ -24,20 +28,23 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.interpret.catalogue import Catalogue, load_catalogue
 from edge.dsp.measure import measure
 from edge.dsp.signal import SignalConfig, SignalError, iter_windows, preprocess
+from edge.interpret.catalogue import Catalogue, load_catalogue
 
 from .datasets import READERS, DatasetError, SkipLog, open_dataset
+from .datasets.content import ContentIndex, content_hash
 from .datasets.processed import check_compatible
 
-__all__ = ["MEASURED_KEYS", "PREPARE_VERSION", "Source", "measurement_dicts", "PreparedDataset", "prepare", "fingerprint", "default_cache_dir"]
+__all__ = ["DUPLICATES_FILE", "MEASURED_KEYS", "PREPARE_VERSION", "Source", "measurement_dicts", "PreparedDataset", "prepare", "fingerprint", "default_cache_dir"]
 
 logger = logging.getLogger(__name__)
 
-PREPARE_VERSION = 5  # 2: numpy frequency-domain filter+resample; 3: known-label mask, labels merged across sources
+DUPLICATES_FILE = "duplicates.json"  # every copy found (by key or content), beside meta.json and in the run folder
+PREPARE_VERSION = 6  # 2: numpy frequency-domain filter+resample; 3: known-label mask, labels merged across sources
 # 4: contract-7 measurements of each raw window (measurements.npy); 5: known labels independent of the values,
-# Challenge axis classes dropped on PTB-XL records (training.datasets.known, .processed)
+# Challenge axis classes dropped on PTB-XL records (training.datasets.known, .processed); 6: copies found by
+# content too (duplicates.json)
 MEASURED_KEYS = (
     "hr_bpm", "rr_irregularity", "pr_ms", "qrs_ms", "qt_ms", "qtc_ms", "axis_deg", "p_present",
     "sv1_mv", "rv5_mv", "rv6_mv", "sv1_rv5_mv", "limb_qrs_max_mv", "chest_qrs_max_mv",
@@ -232,6 +239,8 @@ def prepare(
     measured: list[np.ndarray] = []
     items: list[dict] = []
     seen: dict[str, list[int]] = {}  # record key -> its window rows
+    copies = ContentIndex()  # content hash -> first record; every later copy as a pair
+    removed: set[int] = set()  # rows of training copies of held-out records (training.datasets.content)
     duplicates = 0
     dropped = 0  # positives (ancestors of stated labels) left unknown because the source cannot state them
     per_source: Counter = Counter()
@@ -263,15 +272,24 @@ def prepare(
             # model that it is always present. The known set depends on the source, never on the value.
             dropped += int((hot & ~known.astype(bool)).sum()) if record.known is not None else 0
             hot &= known
-            if record.key in seen:
+            digest = content_hash(record)
+            verdict = copies.check(record, digest, record.key if record.key in seen else None)
+            if verdict.merge_into is not None and verdict.merge_into in seen:  # the same ECG by key or samples
                 duplicates += 1
-                _merge(seen[record.key], record, hot, known, labels, knowns, items)
+                _merge(seen[verdict.merge_into], record, hot, known, labels, knowns, items)
                 continue
+            if verdict.skip:  # a source's own copy of a held-out record, in its training folds
+                continue
+            if verdict.drop_key is not None:  # this record is the held-out copy of one cached for training
+                rows = seen.pop(verdict.drop_key)
+                per_source[items[rows[0]]["source"]] -= 1
+                removed.update(rows)
             try:
                 wins = _windows_of(record, config, max_windows_per_record)
             except SignalError as exc:
                 reader.fail(record.key, f"bad_signal: {exc}")
                 continue
+            copies.add(record, digest)
             seen[record.key] = list(range(len(items), len(items) + len(wins)))
             for start, win, meas in wins:
                 windows.append(win.astype(np.float16))
@@ -291,6 +309,10 @@ def prepare(
                     }
                 )
             per_source[record.source] += 1
+    if removed:
+        keep = [i for i in range(len(items)) if i not in removed]
+        windows, labels, knowns, measured, items = ([rows[i] for i in keep] for rows in (windows, labels, knowns, measured, items))
+        logger.warning("%d window(s) of records whose copies are held out were dropped from training", len(removed))
     if not windows:
         raise DatasetError("no usable records in the given sources")
     out.mkdir(parents=True, exist_ok=True)
@@ -314,6 +336,8 @@ def prepare(
         "n_windows": len(items),
         "records_per_source": dict(per_source),
         "duplicates_skipped": duplicates,
+        "duplicates_by_content": copies.summary()["duplicates_by_content"],
+        "leaks_dropped": copies.summary()["leaks_dropped"],
         "label_counts": {lid: int(c) for lid, c in zip(catalogue.ids, lab.sum(axis=0), strict=True) if c},
         "known_counts": {lid: int(c) for lid, c in zip(catalogue.ids, kn.sum(axis=0), strict=True)},
         "implied_positives_left_unknown": dropped,
@@ -321,6 +345,7 @@ def prepare(
         "skip_counts": skips.counts(),
         "windows": items,
     }
+    (out / DUPLICATES_FILE).write_text(json.dumps(copies.summary(), ensure_ascii=False, indent=1), encoding="utf-8")
     meta_path.write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
     logger.info("prepared %d windows from %s into %s (%d skipped, %d duplicates)", len(items), dict(per_source), out, len(skips), duplicates)
     return PreparedDataset(out)

@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import random
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,7 +35,7 @@ from .label_catalogue import load_training_catalogue
 from .loss import bce_loss, clip_loss, multi_positive_clip_loss, priority_targets, sigmoid_pairwise_loss
 from .metrics import per_label_auroc
 from .model import EncoderConfig
-from .prepare import PreparedDataset, Source, fingerprint, prepare
+from .prepare import DUPLICATES_FILE, PreparedDataset, Source, fingerprint, prepare
 from .text_side import TextConfig, text_input_for, text_spec
 
 __all__ = ["TrainConfig", "train", "get_lr"]
@@ -123,7 +124,7 @@ def _resolve_holdout(cfg: TrainConfig, catalogue) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
-def _prepare(cfg: TrainConfig, catalogue, rank: int) -> PreparedDataset:
+def _prepare(cfg: TrainConfig, catalogue, rank: int, progress: bool = True) -> PreparedDataset:
     sources = []
     for text in cfg.sources:
         kind, path = parse_source(text)
@@ -134,7 +135,7 @@ def _prepare(cfg: TrainConfig, catalogue, rank: int) -> PreparedDataset:
     key = fingerprint(sources, cfg.signal, catalogue, on_error=cfg.on_error)
     cache = Path(cfg.cache_dir) if cfg.cache_dir else Path(cfg.out_dir).parent / "cache" / key
     if rank == 0:
-        ds = prepare(sources, cache, cfg.signal, catalogue, on_error=cfg.on_error)
+        ds = prepare(sources, cache, cfg.signal, catalogue, on_error=cfg.on_error, progress=progress)
     if dist.is_initialized():
         dist.barrier()
     return ds if rank == 0 else PreparedDataset(cache)
@@ -181,7 +182,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     out_dir = Path(cfg.out_dir)
     catalogue = load_training_catalogue(cfg.catalogue)
     holdout = _resolve_holdout(cfg, catalogue)
-    ds = _prepare(cfg, catalogue, rank)
+    ds = _prepare(cfg, catalogue, rank, progress)
     if ds.label_ids != list(catalogue.ids):
         raise ValueError(f"{ds.folder} was prepared with another label catalogue")
 
@@ -244,6 +245,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     t0 = time.monotonic()
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
+        copies = ds.folder / DUPLICATES_FILE  # every copy of an ECG found by key or content (training.prepare)
+        if copies.is_file():
+            shutil.copyfile(copies, out_dir / DUPLICATES_FILE)
         logger.info("training %s (%s, %d params) on %d windows, validating on %d", cfg.model, cfg.encoder,
                     sum(p.numel() for p in model.parameters()), len(train_idx), len(val_idx))
     for epoch in range(cfg.epochs):

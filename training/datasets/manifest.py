@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.readers.cart_formats import CartFormatError, read_cart_file
-from edge.interpret.catalogue import Catalogue, load_catalogue
 from edge.dsp.signal import EIGHT_CHANNEL_LEADS, LEADS
+from edge.interpret.catalogue import Catalogue, load_catalogue
+from edge.readers.cart_formats import CartFormatError, read_cart_file
 
 from .base import DatasetError, Reader, Record, fold_from_key
 
@@ -160,4 +160,6 @@ class ManifestReader(Reader):
                 self.fail(key, "nan: non-finite samples")
                 continue
             patient = (row.get("patient_id") or "").strip() or None
-            yield Record(key, self.name, x, fs, leads, labels, patient, fold, meta={"path": str(path)})
+            given = bool((row.get("fold") or "").strip() or (row.get("split") or "").strip())
+            yield Record(key, self.name, x, fs, leads, labels, patient, fold, meta={"path": str(path)},
+                         fold_derived=not given)  # fmt: skip

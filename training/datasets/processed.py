@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.interpret.catalogue import Catalogue, load_catalogue
 from edge.dsp.signal import LEADS, SignalConfig
+from edge.interpret.catalogue import Catalogue, load_catalogue
 
 from .base import DatasetError, Reader, Record, fold_from_key
 from .known import SCORED_2020, known_labels, scp_vocabulary, snomed_vocabulary
