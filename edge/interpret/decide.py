@@ -145,7 +145,6 @@ def decide(
     sex, age = patient_of(patient)
     m, blanked = mask(measurements, quality)
     have_m = bool(measurements)
-    out = Decision()
 
     rhythm_ids, rhythm_why, _ = _rhythm_parts(rhythm)
     rhythm_ids = [r for r in rhythm_ids if r in index]
@@ -167,85 +166,67 @@ def decide(
     by_label: dict[str, list[tuple[Criterion, Verdict]]] = {}
     for c, v in evals:
         by_label.setdefault(c.label, []).append((c, v))
-    # candidates before not_with: what the rhythm, a met criterion or the model would state
-    candidates = set(rhythm_ids)
-    for label, items in by_label.items():
-        if not vetoed(label, items) and any(c.mode != "veto" and v.ok for c, v in items):
-            candidates.add(label)
-    candidates |= {lb for lb in above if lb not in owned and not vetoed(lb, by_label.get(lb, []))}
 
-    # 2. criteria not read beside a not_with label; leads blanked by quality
-    stated: dict[str, Why] = {}
-    forced: set[str] = set()
-    for label, items in by_label.items():
-        blocked = [(c, sorted(set(c.not_with) & (candidates - {label}))) for c, _ in items]
-        live = [(c, v) for (c, v), (_, blk) in zip(items, blocked, strict=True) if not blk]
-        blockers = sorted({b for _, blk in blocked for b in blk})
-        i = index[label]
-        if vetoed(label, live):
-            if label in above:
-                out.removed[label] = "measurement"
-            continue
-        met = [(c, v) for c, v in live if c.mode != "veto" and v.ok]
-        if met:
-            c, v = met[0]
-            why = _criterion_why(c, v, _r6(scores[i]), _r6(thresholds[i]))
-            if len(met) > 1:  # several territories (or alternative criteria) met: one why naming them all
-                values = dict(why.values)
-                for c2, v2 in met[1:]:
-                    values.update(_criterion_why(c2, v2, 0.0, 0.0).values)
-                why = Why(
-                    BY_CRITERIA,
-                    rule="; ".join(c2.name for c2, _ in met),
-                    source=c.source,
-                    values=values,
-                    score=why.score,
-                    threshold=why.threshold,
-                )
-            for c2, v2 in met:
-                if c2.alarm:
-                    alarm = _alarm(c2, v2, m, sex, age)
-                    out.alarms.append(alarm)
-                    if alarm["reciprocal"] is not None:  # reciprocal ST depression, reported beside the rule
-                        values = {**why.values, f"reciprocal_{c2.territory}": alarm["reciprocal"]}
-                        why = Why(why.by, why.rule, why.source, values, why.score, why.threshold)
-            stated[label], forced = why, forced | {label}
-            continue
-        decide_items = [(c, v) for c, v in live if c.mode == "decide"]
-        if decide_items and all(
-            v.ok is False or (v.ok is None and c.unmeasured_veto) for c, v in decide_items
-        ):
-            if label in above:
-                out.removed[label] = "measurement"
-            continue
-        wanted = label in above or any(c.alarm for c, _ in items)
-        if blockers and wanted and not live:
-            out.withheld[label] = "、".join(ja.get(b, b) for b in blockers) + "があるため判定しない"
-            continue
-        unknown_leads = sorted(
-            {x for c, v in live if v.ok is None for x in condition_leads(c.when) if x in blanked}
-        )
-        if unknown_leads and wanted:
-            out.withheld[label] = "判定に必要な誘導が使えない: " + ", ".join(
-                blanked[x] for x in unknown_leads
+    def run(pool: set[str]) -> tuple[Decision, dict[str, Why], list[str]]:
+        """One pass: criteria (not read beside a ``not_with`` label in ``pool``), the model, the rhythm, then
+        the structural rules. The first pass has an empty pool; the second uses the first pass' statements,
+        so a criterion is set aside only by a label that is actually stated."""
+        out = Decision()
+        stated: dict[str, Why] = {}
+        forced: set[str] = set()
+        for label, items in by_label.items():
+            blocked = [sorted(set(c.not_with) & (pool - {label})) for c, _ in items]
+            live = [(c, v) for (c, v), blk in zip(items, blocked, strict=True) if not blk]
+            blockers = sorted({b for blk in blocked for b in blk})
+            i = index[label]
+            if vetoed(label, live):
+                if label in above:
+                    out.removed[label] = "measurement"
+                continue
+            met = [(c, v) for c, v in live if c.mode != "veto" and v.ok]
+            if met:
+                stated[label] = _met_why(met, out, m, sex, age, _r6(scores[i]), _r6(thresholds[i]))
+                forced.add(label)
+                continue
+            decide_items = [(c, v) for c, v in live if c.mode == "decide"]
+            if decide_items and all(
+                v.ok is False or (v.ok is None and c.unmeasured_veto) for c, v in decide_items
+            ):
+                if label in above:
+                    out.removed[label] = "measurement"
+                continue
+            wanted = label in above or any(c.alarm for c, _ in items)
+            if blockers and wanted and not live:
+                named = [x for x in sorted(pool) if x in stated_first and (x in blockers or fam(x) & set(blockers))]
+                out.withheld[label] = "、".join(ja.get(b, b) for b in named or blockers) + "があるため判定しない"
+                continue
+            unknown = sorted(
+                {x for c, v in live if v.ok is None for x in condition_leads(c.when) if x in blanked}
             )
-            continue
-        if label in above and label not in owned:
+            if unknown and wanted:
+                out.withheld[label] = "判定に必要な誘導が使えない: " + ", ".join(blanked[x] for x in unknown)
+                continue
+            if label in above and label not in owned:
+                stated[label] = Why(BY_MODEL, score=_r6(scores[i]), threshold=_r6(thresholds[i]))
+        for label in above - set(by_label) - owned:  # the model's labels that no criterion defines
+            i = index[label]
             stated[label] = Why(BY_MODEL, score=_r6(scores[i]), threshold=_r6(thresholds[i]))
-    # 3. the model's other labels (no criterion), and the rhythm
-    for label in above - set(by_label) - owned:
-        i = index[label]
-        stated[label] = Why(BY_MODEL, score=_r6(scores[i]), threshold=_r6(thresholds[i]))
-    for label in rhythm_ids:
-        stated[label] = rhythm_why
-        forced.add(label)
+        for label in rhythm_ids:
+            stated[label] = rhythm_why
+            forced.add(label)
+        resolved = rules.resolve({index[x] for x in stated}, scores, {index[x] for x in forced})
+        for i, why in resolved.removed.items():
+            out.removed.setdefault(ids[i], why)
+        return out, stated, [ids[i] for i in resolved.kept]
 
-    # 4. exclusive groups, normal, parents
-    found = {index[x] for x in stated}
-    resolved = rules.resolve(found, scores, {index[x] for x in forced})
-    for i, why in resolved.removed.items():
-        out.removed.setdefault(ids[i], why)
-    kept = [ids[i] for i in resolved.kept]
+    def fam(x: str) -> set[str]:
+        return {ids[a] for a in rules.ancestors[index[x]]}
+
+    stated_first: set[str] = set()
+    _, _, first = run(set())
+    stated_first = set(first)
+    pool = set(first).union(*(fam(x) for x in first))  # a not_with "LBBB" is met by 完全左脚ブロック too
+    out, stated, kept = run(pool)
     alarm_ids = {a["id"] for a in out.alarms}
     out.alarms = [a for a in out.alarms if a["id"] in kept]
     order = {x: k for k, x in enumerate(rhythm_ids)}
@@ -257,6 +238,24 @@ def decide(
         (out.zero_shot_findings if zs[index[x]] and stated[x].by == BY_MODEL else out.findings).append(x)
         out.why[x] = stated[x]
     return out
+
+
+def _met_why(met, out: Decision, m: Mapping, sex, age, score: float, threshold: float) -> Why:
+    """The ``why`` of a label whose criteria are met (several territories: one why naming them all); alarms
+    go to ``out.alarms`` with their territory and reciprocal change (also reported in the why's values)."""
+    c, v = met[0]
+    values = dict(_criterion_why(c, v, score, threshold).values)
+    for c2, v2 in met[1:]:
+        values.update(_criterion_why(c2, v2, score, threshold).values)
+    for c2, v2 in met:
+        if c2.alarm:
+            alarm = _alarm(c2, v2, m, sex, age)
+            out.alarms.append(alarm)
+            if alarm["reciprocal"] is not None:  # reciprocal ST depression, reported beside the rule
+                values[f"reciprocal_{c2.territory}"] = alarm["reciprocal"]
+    thr = threshold if np.isfinite(threshold) else None
+    rule = "; ".join(c2.name for c2, _ in met)
+    return Why(BY_CRITERIA, rule=rule, source=c.source, values=values, score=score, threshold=thr)
 
 
 def _alarm(c: Criterion, v: Verdict, m: Mapping, sex: str | None, age: float | None) -> dict:

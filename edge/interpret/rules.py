@@ -12,7 +12,8 @@ The rules document (``edge/data/findings_rules.json``, and a bundle manifest's `
   they are stated only by it, never by the model or a criterion;
 - ``criteria``: one entry per published criterion, ``{"label", "name", "source", "mode", "when"}`` and
   optionally ``"not_with"`` (stated labels under which the criterion is not read, e.g. voltage in left bundle
-  branch block: the label is then withheld with that reason), ``"unmeasured": "veto"`` (a label that needs
+  branch block: the label is then withheld with that reason; an id stands for the label and its descendants,
+  ``"LBBB"`` for 左脚ブロック, 完全左脚ブロック and 不完全左脚ブロック), ``"unmeasured": "veto"`` (a label that needs
   the measurement: not stated while it is unmeasured), ``"alarm": true``, ``"territory"``, ``"reciprocal"``
   (a condition reported beside a met criterion, e.g. reciprocal ST depression) and ``"note"``.
 
