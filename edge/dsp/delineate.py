@@ -221,6 +221,8 @@ def delineate_lead(
     # --- P wave on scale 2^4
     p_hi = q_on - int(4 * ms)
     p_lo = max(0, q_on - int(250 * ms))
+    if prev_t_end is None and out["t_end"] is not None and rr > 0:
+        prev_t_end = out["t_end"] - rr  # the previous beat's T end, as this beat's (a regular rhythm)
     if prev_t_end is not None:
         p_lo = max(p_lo, int(prev_t_end))
     ext = _extrema(w4, p_lo, p_hi)
