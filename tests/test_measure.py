@@ -65,7 +65,7 @@ def test_synthetic_bundle_branch_block_is_wide(rhythm):
         qrs.append(m["qrs_ms"] - truth["qrs_ms"])
         if m["qt_ms"] is not None:
             qt.append(m["qt_ms"] - truth["qt_ms"])
-    assert 0 <= min(qrs) and max(qrs) <= 75, qrs
+    assert min(qrs) >= 0 and max(qrs) <= 75, qrs
     assert len(qt) >= 3 and abs(np.mean(qt)) <= 30, qt
 
 
