@@ -21,6 +21,7 @@ and read back from there; they are never re-declared elsewhere.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -197,12 +198,28 @@ def to_twelve_leads(x: np.ndarray, leads: Sequence[str] | None = None) -> np.nda
 
 
 def _odd_extend(x: np.ndarray, n: int) -> np.ndarray:
-    """Odd (point-reflected) extension by ``n`` samples at both ends, as ``scipy.signal.filtfilt`` pads."""
+    """Odd (point-reflected) extension by ``n`` samples at both ends, as ``scipy.signal.filtfilt`` pads.
+
+    Written into one float64 array (no intermediate copies: this runs on every window)."""
     if n <= 0:
-        return x
-    left = 2 * x[..., :1] - x[..., n:0:-1]
-    right = 2 * x[..., -1:] - x[..., -2 : -n - 2 : -1]
-    return np.concatenate([left, x, right], axis=-1)
+        return np.asarray(x, dtype=np.float64)
+    t = x.shape[-1]
+    out = np.empty(x.shape[:-1] + (t + 2 * n,), dtype=np.float64)
+    mid = out[..., n : n + t]
+    mid[...] = x
+    left, right = out[..., :n], out[..., n + t :]
+    np.subtract(2 * mid[..., :1], mid[..., n:0:-1], out=left)
+    np.subtract(2 * mid[..., -1:], mid[..., -2 : -n - 2 : -1], out=right)
+    return out
+
+
+@functools.lru_cache(maxsize=32)
+def _gain(n: int, fs: float, band_hz: tuple[float, float] | None, order: int, fs_design: float) -> np.ndarray:
+    """:func:`butter_zero_phase_gain` on the ``rfft`` bins of ``n`` samples at ``fs`` (cached: the same few
+    window lengths and rates come back every window; read-only)."""
+    gain = butter_zero_phase_gain(np.fft.rfftfreq(n, 1.0 / fs), band_hz, order, fs_design)
+    gain.setflags(write=False)
+    return gain
 
 
 def butter_zero_phase_gain(
@@ -263,7 +280,7 @@ def filter_resample_bands(
     """:func:`filter_resample` for several bands from one Fourier transform (one output per band)."""
     if fs <= 0 or fs_out <= 0:
         raise SignalError(f"sampling rates must be positive, got {fs} -> {fs_out}")
-    x = np.asarray(x, dtype=np.float64)
+    x = np.asarray(x)
     t = x.shape[-1]
     pad = min(t - 1, int(round(fs)))
     n_out = int(round(t * fs_out / fs))
@@ -272,14 +289,15 @@ def filter_resample_bands(
     n = xp.shape[-1]
     n_total = n_out + 2 * pad_out
     spec0 = np.fft.rfft(xp, axis=-1)
-    freqs = np.fft.rfftfreq(n, 1.0 / fs)
     keep = n_total // 2 + 1
     outs = []
     for band_hz in bands:
-        spec = spec0 * butter_zero_phase_gain(freqs, band_hz, order, fs_design or fs_out)
-        if keep <= spec.shape[-1]:
-            spec = spec[..., :keep]
+        band = None if band_hz is None else (float(band_hz[0]), float(band_hz[1]))
+        gain = _gain(n, float(fs), band, int(order), float(fs_design or fs_out))
+        if keep <= spec0.shape[-1]:  # only the bins kept below the output's Nyquist are weighted
+            spec = spec0[..., :keep] * gain[:keep]
         else:
+            spec = spec0 * gain
             pad_spec = np.zeros(spec.shape[:-1] + (keep - spec.shape[-1],), spec.dtype)
             spec = np.concatenate([spec, pad_spec], axis=-1)
         y = np.fft.irfft(spec, n_total, axis=-1) * (n_total / n)
