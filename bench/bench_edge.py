@@ -13,7 +13,12 @@ Measures, single-threaded, medians of repeated runs, on the machine it runs on (
   while a long synthetic stream goes at full speed (a) through ``StreamClassifier`` and (b) as wire-protocol
   bytes through ``Runtime.process_bytes`` (COBS, CRC, frames, missing-sample tracking, ring, windows);
 - resident memory (VmHWM) of a process that loads the bundle and classifies a window, without torch;
-- start-up time: a fresh process, from its start to the first window classified.
+- start-up time: a fresh process, from its start to the first window classified;
+- the CPU's int8 instruction set (AVX2 / AVX-512 / VNNI from /proc/cpuinfo), the encoder's multiply-accumulates
+  per window counted from the ONNX graph, and the measured int8 time over the instruction set's limit
+  (``bench/int8_limit.py`` explains the limit), on one thread and on two;
+- the whole window split by stage (quality and integrity, preprocessing, measurements, int8 encoder, decision),
+  medians of the same repeats, so the budget's owner of each stage can see its share.
 
 Writes its section of BENCHMARKS.md between ``<!-- bench_edge:start -->`` and ``<!-- bench_edge:end -->``
 (other bench scripts own other sections), with the command that produced it. Torch is allowed here, in the
@@ -32,6 +37,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from int8_limit import count_macs, cpu_int8, int8_limit_ms  # bench/int8_limit.py, beside this script
 from report import REPO, machine, machine_line, write_section  # bench/report.py, beside this script
 
 FS = 500
@@ -75,8 +81,8 @@ def raw_window(seconds: float = 10.0, seed: int = 0) -> np.ndarray:
 
 
 def bench_inference(bundle_path: Path, checkpoint: Path | None, repeats: int) -> tuple[dict, list[str]]:
-    from edge.runtime.backends import get_backend
     from edge.bundle.loader import BundleError, load_bundle
+    from edge.runtime.backends import get_backend
     from edge.runtime.engine import Classifier
 
     notes: list[str] = []
@@ -148,16 +154,71 @@ def bench_inference(bundle_path: Path, checkpoint: Path | None, repeats: int) ->
         out["whole classify_window, raw 12-lead 500 Hz (int8 ONNX)"] = median_ms(
             lambda: clf.classify_window(raw, FS), repeats
         )
+        out["stages"] = bench_stages(clf, raw, repeats)
+    try:
+        two = get_backend("onnx", bundle.model_path("onnx_int8"), threads=2)
+        out["int8 ONNX, 2 threads"] = median_ms(lambda: two(inp), repeats)
+        two.close()
+    except Exception as exc:  # noqa: BLE001 - a note, not a failure
+        notes.append(f"int8 ONNX on 2 threads: not measured ({exc})")
     if int8 is not None:
         int8.close()
     bundle.close()
     return out, notes
 
 
+def bench_stages(clf, raw: np.ndarray, repeats: int) -> dict:
+    """Median ms of each stage of ``Classifier.classify_window`` on one raw 12-lead window."""
+    from edge.dsp.integrity import check_integrity
+    from edge.dsp.measure import measure
+    from edge.dsp.quality import QualityConfig, assess_window
+    from edge.dsp.signal import LEADS
+    from edge.runtime.result import Quality, Result
+
+    inp = clf.preprocess(raw, FS)[None]
+    measured = measure(raw, FS, LEADS)
+    scores = clf.score(clf.embed(inp))[0]
+    no_integrity = QualityConfig(integrity=None)
+
+    def decide() -> None:
+        r = Result(quality=Quality(ok=True, usable_leads=list(LEADS)), fs=FS)
+        r.measurements = measured
+        clf._decide(r, scores)
+
+    return {
+        "quality (without integrity)": median_ms(lambda: assess_window(raw, LEADS, fs=FS, config=no_integrity), repeats),
+        "integrity (Einthoven, Goldberger, reversal, scale)": median_ms(lambda: check_integrity(raw, LEADS, fs=FS), repeats),
+        "preprocess (signal contract)": median_ms(lambda: clf.preprocess(raw, FS), repeats),
+        "measure (contract 7)": median_ms(lambda: measure(raw, FS, LEADS), repeats),
+        "int8 encoder + cosine": median_ms(lambda: clf.score(clf.embed(inp)), repeats),
+        "decision (rhythm, criteria, rules, why)": median_ms(decide, repeats),
+    }
+
+
+def bench_int8_limit(bundle_path: Path, inf: dict) -> dict:
+    """The instruction set, the MACs per window and the measured int8 time over the limit (1 and 2 threads)."""
+    from edge.bundle.loader import load_bundle
+
+    cpu = cpu_int8()
+    with load_bundle(bundle_path) as bundle:
+        macs = count_macs(bundle.model_path("onnx_int8"))
+    one = inf.get("int8 ONNX (onnxruntime)")
+    two = inf.get("int8 ONNX, 2 threads")
+    lim1, lim2 = int8_limit_ms(macs["macs"], cpu, 1), int8_limit_ms(macs["macs"], cpu, 2)
+    return {
+        **cpu,
+        **macs,
+        "limit_ms_1": lim1,
+        "limit_ms_2": lim2,
+        "ratio_1": None if not (one and lim1) else one / lim1,
+        "ratio_2": None if not (two and lim2) else two / lim2,
+    }
+
+
 def bench_stream(bundle_path: Path, seconds: float) -> dict:
     from edge.runtime.engine import Classifier
-from edge.runtime.stream import StreamClassifier
     from edge.runtime.serial import RunConfig, Runtime
+    from edge.runtime.stream import StreamClassifier
     from firmware_bridge.frames import Hello, Samples, encode_frame
     from firmware_bridge.leads import LEADS_12
     from firmware_bridge.synthetic import to_counts
@@ -256,6 +317,7 @@ def render(
     repeats: int,
     seconds: float,
     runs: int,
+    limit: dict | None = None,
 ) -> str:
     lines = [
         "## Edge runtime (`bench/bench_edge.py`)",
@@ -269,10 +331,12 @@ def render(
         "| model | ms per window | torch eager fp32 / this |",
         "|---|---:|---:|",
     ]
+    stages = inf.pop("stages", None)
     paired = inf.pop("paired", None)
     paired_opt = inf.pop("paired_optimizers", None)
     eager = next((v for k, v in inf.items() if k.startswith("torch eager")), None)
-    lines += [f"| {k} | {v:.3f} | {f'{eager / v:.1f}x' if eager else '–'} |" for k, v in inf.items()]
+    lines += [f"| {k} | {v:.3f} | {f'{eager / v:.1f}x' if eager else '–'} |" for k, v in inf.items()
+              if isinstance(v, float)]
     if paired:
         lines += ["", f"torch eager fp32 / int8 ONNX, paired: median {paired['median']:.1f}x (range "
                       f"{paired['min']:.1f}–{paired['max']:.1f}x) over {paired['rounds']} interleaved rounds of "
@@ -284,6 +348,29 @@ def render(
                       f"{paired_opt['rounds']} interleaved rounds."]
     if notes:
         lines += [""] + [f"- {n}" for n in notes]
+    if limit:
+        lines += [
+            "",
+            f"**int8 on this CPU's instruction set.** CPU: {limit['model']}, int8 path **{limit['isa']}** (flags: "
+            f"{', '.join(limit['flags'])}; no AVX-512, no VNNI where not listed), clock "
+            f"{limit['clock_ghz']:.2f} GHz as reported. The encoder does {limit['macs'] / 1e6:.1f} M multiply-"
+            f"accumulates per window (counted from the ONNX graph: Conv {limit['conv_macs'] / 1e6:.1f} M, Gemm "
+            f"{limit['gemm_macs'] / 1e6:.2f} M; the 2.9 M of the stem run in fp32). Limit = MACs / "
+            f"({limit['macs_per_cycle']} MACs per cycle per core x cores x clock): {limit['instructions']} "
+            "(reciprocal throughput 0.5 cycle each, uops.info / AMD family 19h guide; see bench/int8_limit.py).",
+            "",
+            "| threads | int8 limit ms | measured ms | measured / limit (goal <= 1.5x) |",
+            "|---:|---:|---:|---:|",
+        ]
+        for k, key in ((1, "int8 ONNX (onnxruntime)"), (2, "int8 ONNX, 2 threads")):
+            meas, lim, ratio = inf.get(key), limit.get(f"limit_ms_{k}"), limit.get(f"ratio_{k}")
+            lines.append(f"| {k} | {lim:.3f} | {meas:.3f} | {ratio:.2f}x |" if meas and lim else f"| {k} | – | – | – |")
+    if stages:
+        total = sum(stages.values())
+        lines += ["", "Whole window by stage (median ms of the same repeats; the stages' sum beside the whole):", "",
+                  "| stage | ms | share |", "|---|---:|---:|"]
+        lines += [f"| {k} | {v:.3f} | {100 * v / total:.0f} % |" for k, v in stages.items()]
+        lines.append(f"| sum of stages | {total:.3f} | |")
     lines += [
         "",
         f"Streaming CPU, 12 leads at {FS} Hz, {seconds:g} s of synthetic ECG at full speed, a window "
@@ -339,13 +426,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {info}", file=sys.stderr)
     inf, notes = bench_inference(bundle, args.checkpoint, args.repeats)
     print(f"inference: {inf}", file=sys.stderr)
+    limit = bench_int8_limit(bundle, inf)
+    print(f"int8 limit: {limit}", file=sys.stderr)
     stream = bench_stream(bundle, args.stream_seconds)
     print(f"stream: {stream}", file=sys.stderr)
     proc = bench_process(bundle, args.runs)
     print(f"process: {proc}", file=sys.stderr)
     cmd = "python bench/bench_edge.py " + " ".join(argv if argv is not None else sys.argv[1:])
     section = render(
-        cmd.strip(), info, bid, inf, notes, stream, proc, args.repeats, args.stream_seconds, args.runs
+        cmd.strip(), info, bid, inf, notes, stream, proc, args.repeats, args.stream_seconds, args.runs, limit
     )
     print(section)
     if not args.no_write:

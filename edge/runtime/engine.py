@@ -109,6 +109,24 @@ def criterion_text(spec: Mapping) -> str:
 
 class Classifier:
     """A bundle's encoder and label embeddings, ready to classify raw windows."""
+def _check_encoder(bundle: Bundle, model: Backend) -> None:
+    """One probe window at load: an encoder that disagrees with the manifest's signal (samples per window) or
+    embedding size is refused here with one line, never at the first real window (issue 25, item 5)."""
+    from edge.bundle.schema import BundleError
+
+    n, dim = bundle.signal.n_samples, bundle.manifest["embedding_dim"]
+    try:
+        out = model(np.zeros((1, 12, n), dtype=np.float32))
+    except Exception as exc:  # noqa: BLE001 - onnxruntime / LiteRT raise their own classes
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[-1][:160]
+        raise BundleError(
+            f"bundle {bundle.folder}: the encoder does not take the manifest's signal ({n} samples = signal.fs x "
+            f"signal.window_s): {first}"
+        ) from None
+    if np.shape(out) != (1, dim):
+        raise BundleError(f"bundle {bundle.folder}: the encoder gives {np.shape(out)}, the manifest says (1, {dim})")
+
+
 
     def __init__(
         self, bundle: Bundle, backend: Backend, quality: QualityConfig | None = None, top_k: int = TOP_K
@@ -155,8 +173,10 @@ class Classifier:
                 "onnx" if bundle.manifest["models"].get("onnx_int8") or precision == "fp32" else "litert"
             )
         try:
-            model = bundle.model_path(model_key_for(backend, precision))
-            classifier = cls(bundle, get_backend(backend, model, threads), quality)
+            key = model_key_for(backend, precision)  # the bytes verified at load, never the file again
+            model = get_backend(backend, bundle.model_path(key), threads, data=bundle.models.get(bundle.model_name(key)))
+            _check_encoder(bundle, model)
+            classifier = cls(bundle, model, quality)
         except Exception:
             bundle.close()
             raise
@@ -313,7 +333,7 @@ class Classifier:
                     quality = assess_window(x_mv, names, off, rail_mv, self.quality_config, fs=fs)
                 except ValueError as exc:
                     quality = failed_quality(str(exc))
-            result = Result(quality=Quality.from_dict(quality), fs=fs, bundle=self.bundle_id)
+            result = Result(quality=Quality.from_dict(quality), fs=fs, bundle=self.bundle_id, unsigned=self.bundle.unsigned)
             if result.quality.ok:
                 x_in, names_in = _usable_window(x_mv, names, quality)  # partial leads: unusable ones zeroed
                 try:
@@ -341,7 +361,7 @@ class Classifier:
         measurements that go with it (e.g. ``edge.dsp.measure.combine_measurements`` of those windows)."""
         e = np.asarray(embedding, dtype=np.float32)
         e = e / max(float(np.linalg.norm(e)), 1e-12)
-        result = Result(quality=Quality.from_dict(quality), embedding=e, bundle=self.bundle_id)
+        result = Result(quality=Quality.from_dict(quality), embedding=e, bundle=self.bundle_id, unsigned=self.bundle.unsigned)
         result.measurements = measurements
         self._decide(result, self.score(e[None])[0])
         return result
@@ -399,7 +419,7 @@ class Classifier:
         if not good:
             quality = Quality.from_dict(failed_quality("no window of good quality", missing))
             quality.windows, quality.windows_ok = len(windows), 0
-            return Result(quality=quality, fs=rate, bundle=self.bundle_id, window_start_sample=0)
+            return Result(quality=quality, fs=rate, bundle=self.bundle_id, unsigned=self.bundle.unsigned, window_start_sample=0)
         quality = Quality(ok=True, missing_samples=missing, windows=len(windows), windows_ok=len(good))
         mean = np.mean(np.stack([r.embedding for r in good]), axis=0)
         result = self.classify_embedding(mean, quality, combine_measurements([r.measurements for r in good]))
