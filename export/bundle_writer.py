@@ -1,7 +1,11 @@
 """Writing a bundle folder (DESIGN.md, contract 3) in the shape ``edge.bundle.loader`` reads and verifies.
 
-The folder is assembled in a temporary sibling folder and renamed into place only when complete and
-verified by :func:`edge.bundle.loader.load_bundle`, so a failed export never leaves a half-written bundle.
+The folder is assembled in a temporary sibling folder, verified by :func:`edge.bundle.loader.load_bundle`,
+signed there (``export.signing``; a bundle is never in place unsigned), and only then swapped into place in
+one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``; a plain rename when ``--out`` does not exist yet), so a
+failed or killed export leaves either the old bundle or the new one at ``--out``, never a half-written, half-
+deleted or unsigned one. Work folders of killed exports (``.<out>.export-<pid>-*``) are removed by the next
+export to the same place.
 Files: the int8 encoders of the requested formats (``encoder_int8.onnx`` and/or
 ``encoder_int8.tflite``), optionally ``encoder_fp32.onnx``, ``label_embeddings.npy`` (float32, no pickle) and ``labels.json`` (the same
 label list as the manifest's, row order of the embedding matrix). :func:`edge.bundle.loader.write_manifest`
@@ -10,9 +14,13 @@ adds the sha256 and size of every file.
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import json
 import logging
+import os
 import shutil
+import sys
 import tempfile
 import zipfile
 from pathlib import Path
@@ -20,11 +28,13 @@ from pathlib import Path
 import numpy as np
 
 from edge.bundle.loader import MANIFEST_NAME, MODEL_KEYS, BundleError, load_bundle, write_manifest
-from edge.bundle.signing import SigningError, Trust, load_private_key, sign_manifest
+from edge.bundle.signing import SigningError, Trust
 
 from .onnx_export import ExportError
+from .signing import load_private_key, public_key_of, sign_manifest
 
-__all__ = ["FILE_NAMES", "SIZE_BUDGET_BYTES", "BundleDraft", "check_destination", "folder_size", "zip_bundle"]
+__all__ = ["FILE_NAMES", "SIZE_BUDGET_BYTES", "BundleDraft", "check_destination", "folder_size", "zip_bundle",
+           "check_sign_key", "sign_bundle", "swap_into_place"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +64,9 @@ class BundleDraft:
         self.out = Path(out)
         check_destination(self.out, overwrite)
         self.out.parent.mkdir(parents=True, exist_ok=True)
-        self.work = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.", dir=self.out.parent))
+        remove_stale_work(self.out)
+        self.work = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.export-{os.getpid()}-", dir=self.out.parent))
+        self.key_id: str | None = None  # the key that signed the bundle, once finished
         self.scratch = Path(tempfile.mkdtemp(prefix="scratch-", dir=self.work))  # removed before the manifest
         self.models: dict[str, str | None] = dict.fromkeys(MODEL_KEYS)
 
@@ -75,8 +87,10 @@ class BundleDraft:
             raise ExportError(f"model file for {key} was not written")
         self.models[key] = dest.name
 
-    def finish(self, manifest: dict, labels: list[dict], embeddings: np.ndarray) -> dict:
-        """Write embeddings, labels and manifest, verify with ``load_bundle``, move into place."""
+    def finish(self, manifest: dict, labels: list[dict], embeddings: np.ndarray,
+               sign_key: str | Path | None = None) -> dict:
+        """Write embeddings, labels and manifest, verify with ``load_bundle``, sign with ``sign_key``, then swap
+        the finished folder into place atomically."""
         shutil.rmtree(self.scratch, ignore_errors=True)
         if not (self.models.get("onnx_int8") or self.models.get("tflite_int8")):
             raise ExportError("a bundle needs an int8 encoder (ONNX or TFLite)")
@@ -84,18 +98,17 @@ class BundleDraft:
         (self.work / LABELS_NAME).write_text(json.dumps(labels, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
         manifest = write_manifest(self.work, {**manifest, "models": self.models, "labels": labels,
                                               "label_embeddings": EMBEDDINGS_NAME})
-        # What the device will do, before it ships (unsigned yet: ecg-export --sign-key signs the result).
-        with load_bundle(self.work, verify=True, trust=Trust(warn_unsigned=False)) as bundle:
+        # What the device will do, before it ships (not signed yet: checked as a bundle, then signed below).
+        with load_bundle(self.work, verify=True, trust=Trust(allow_unsigned=True, warn=False)) as bundle:
             if bundle.label_ids != [lb["id"] for lb in labels]:
                 raise ExportError("the written bundle's labels do not match the label embeddings' rows")
         for p in self.work.iterdir():  # mkdtemp makes the folder private; a bundle is meant to be read
             p.chmod(0o644)
+        if sign_key is not None:
+            self.key_id = sign_bundle(self.work, sign_key)
         self.work.chmod(0o755)
-        if self.out.is_dir():
-            shutil.rmtree(self.out)
-        elif self.out.exists():
-            self.out.unlink()
-        self.work.rename(self.out)
+        _fsync_tree(self.work)
+        swap_into_place(self.work, self.out)
         logger.info("wrote bundle %s", self.out)
         return manifest
 
@@ -112,21 +125,17 @@ def check_sign_key(key_path: str | Path) -> None:
 
 
 def sign_bundle(folder: str | Path, key_path: str | Path, zip_path: str | Path | None = None) -> str:
-    """Sign a written bundle's manifest (``manifest.sig``), check it as a device trusting only this key
-    would, and rewrite ``zip_path`` with the signature in it; returns the key id."""
-    from cryptography.hazmat.primitives import serialization
-
-    from edge.bundle.signing import PublicKey
-
+    """Sign a bundle folder's manifest (``manifest.sig``), check it as a device trusting only this key would,
+    and (``zip_path``) rewrite that zip with the signature in it; returns the key id. Signs in place: for a bundle
+    that is already in use, sign a copy and swap it in (:func:`swap_into_place`)."""
     folder = Path(folder)
     try:
-        key = load_private_key(key_path)
+        public = public_key_of(load_private_key(key_path))
         kid = sign_manifest(folder, key_path)
     except SigningError as exc:
         raise ExportError(str(exc)) from None
-    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     try:
-        with load_bundle(folder, verify=True, trust=Trust([PublicKey(raw)], require_signature=True)):
+        with load_bundle(folder, verify=True, trust=Trust([public])):
             pass
     except BundleError as exc:
         raise ExportError(f"the signed bundle does not verify: {exc}") from None
@@ -135,6 +144,94 @@ def sign_bundle(folder: str | Path, key_path: str | Path, zip_path: str | Path |
         zip_bundle(folder, zip_path)
     logger.info("signed %s with key %s", folder, kid)
     return kid
+
+
+def _fsync_tree(folder: Path) -> None:
+    """Flush a finished bundle's files and folder to disk before it replaces the old one (power loss)."""
+    for p in [*folder.iterdir(), folder]:
+        try:
+            fd = os.open(p, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            os.fsync(fd)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+
+_RENAME_EXCHANGE = 2
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically exchange two paths (Linux renameat2 RENAME_EXCHANGE); False where the system cannot."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd = -100
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, f"cannot swap {a} into {b}: {os.strerror(err)}")
+
+
+def swap_into_place(work: Path, out: Path) -> None:
+    """Put the finished folder ``work`` at ``out`` in one atomic step; the old ``out`` (if any) is removed after.
+
+    Where the exchange is not available (not Linux, an old kernel, some file systems), the old bundle is
+    renamed aside first, so a kill between the two renames leaves it at ``.<out>.old-<pid>`` (logged)."""
+    work, out = Path(work), Path(out)
+    if not out.exists() and not out.is_symlink():
+        os.rename(work, out)
+    elif _exchange(work, out):
+        _remove(work)  # now the old bundle
+    else:
+        aside = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.rename(out, aside)
+        os.rename(work, out)
+        _remove(aside)
+    try:
+        fd = os.open(out.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def remove_stale_work(out: Path) -> None:
+    """Remove work folders that killed exports to ``out`` left behind (their process is gone)."""
+    for p in out.parent.glob(f".{out.name}.export-*"):
+        try:
+            pid = int(p.name.removeprefix(f".{out.name}.export-").split("-", 1)[0])
+        except ValueError:
+            continue
+        if pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+            continue  # still running (another export to the same place)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        _remove(p)
 
 
 def zip_bundle(folder: str | Path, zip_path: str | Path | None = None) -> Path:

@@ -52,6 +52,10 @@ examples:
 or JSON (a list of such objects). New labels are marked "new" and "zero_shot" in the bundle;
 description_ja becomes part of the label's text only if the checkpoint's text mode is ja+desc.
 
+signing: every bundle is signed, with --sign-key or this machine's local key; make a hospital key with
+  ecg-export keygen --out ~/keys/ward3      (private key mode 0600, never inside a repository)
+and install ~/keys/ward3.pub on each board with `ecg-edge trust add ward3.pub` (docs/deploy.md).
+
 exit status: 0 bundle written, 2 bad input or failed step, 3 a quantized model failed the gate."""
 
 
@@ -102,7 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--zip", action="store_true", help="also write BUNDLE.zip (ecg-edge loads either)")
     p.add_argument("--name", help="bundle name shown by ecg-edge info (default: the run folder's name)")
     p.add_argument("--sign-key", metavar="KEY", help="sign the manifest with this Ed25519 private key (from "
-                   "ecg-edge keygen); devices that trust KEY.pub refuse unsigned or edited bundles")
+                   "ecg-export keygen; default: this machine's own key, made on first use under "
+                   "~/.config/ecg-clip-ja/export_key and trusted here). Devices load only bundles signed by a key "
+                   "they trust (ecg-edge trust add KEY.pub)")
     g = p.add_argument_group("data (calibration, thresholds, gate)")
     g.add_argument("--data", action="append", default=[], metavar="KIND=PATH",
                    help="a dataset: ptbxl=DIR, cinc2021=DIR, ptbxl_processed=DIR or manifest=CSV (repeatable; "
@@ -196,7 +202,43 @@ def _summary(result) -> str:  # noqa: ANN001 - export.pipeline.ExportResult
     return "\n".join(lines)
 
 
+def keygen_main(argv: list[str]) -> int:
+    """``ecg-export keygen --out KEY``: a new Ed25519 key pair for signing bundles."""
+    p = argparse.ArgumentParser(
+        prog="ecg-export keygen",
+        description="Write a new Ed25519 key pair: KEY (private, PEM, mode 0600: keep it on the export machine, "
+        "never on a device, never in a repository) and KEY.pub (public: install it on each device with "
+        "ecg-edge trust add KEY.pub). Sign bundles with ecg-export --sign-key KEY.",
+        epilog="example:  ecg-export keygen --out ~/keys/ward3 --comment 'ward 3 export key'")
+    p.add_argument("--out", required=True, metavar="KEY", help="private key file to write (KEY.pub too)")
+    p.add_argument("--comment", default="", help="a note stored in the public key file")
+    args = p.parse_args(argv)
+    from .signing import SigningError, generate_keypair
+
+    try:
+        private, public, key_id = generate_keypair(args.out, args.comment)
+    except SigningError as exc:
+        print(f"ecg-export keygen: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    print(f"private key {private} (keep it secret, off devices)\npublic key  {public} (key id {key_id}): "
+          "install it on devices with ecg-edge trust add")
+    return 0
+
+
+def redecide_main(argv: list[str]) -> int:
+    """``ecg-export redecide BUNDLE ...``: new rules, thresholds or weight without retraining (export.redecide)."""
+    from .redecide import redecide_main as run
+
+    return run(argv)
+
+
+SUBCOMMANDS = {"keygen": keygen_main, "redecide": redecide_main}  # ecg-export SUBCOMMAND ...; else a checkpoint
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in SUBCOMMANDS:
+        return SUBCOMMANDS[argv[0]](argv[1:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("export").setLevel(logging.WARNING if args.quiet else logging.INFO)
@@ -217,15 +259,16 @@ def main(argv: list[str] | None = None) -> int:
         accept_below_gate=args.accept_below_gate,
         extra_labels=args.extra_labels, formats=args.formats, fp32=args.fp32, zip=args.zip, name=args.name,
         latency_runs=max(0, args.latency_runs), seed=args.seed, overwrite=args.force, progress=not args.quiet)
-    signed = None
     try:
-        if args.sign_key:
-            from .bundle_writer import check_sign_key, sign_bundle
+        from .bundle_writer import check_sign_key
+        from .signing import SigningError, local_key
 
-            check_sign_key(args.sign_key)  # before the long export, not after it
-        result = export_bundle(cfg)
-        if args.sign_key:
-            signed = sign_bundle(result.folder, args.sign_key, result.zip_path)
+        try:
+            cfg.sign_key = str(args.sign_key or local_key())
+        except SigningError as exc:
+            raise ExportError(str(exc)) from None
+        check_sign_key(cfg.sign_key)  # before the long export, not after it
+        result = export_bundle(cfg)  # signed in its work folder, then swapped into place
     except (ExportError, OSError) as exc:
         logging.getLogger("export").debug("export failed", exc_info=True)
         message = " ".join(str(exc).split())  # one line, whatever the underlying tool printed
@@ -236,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ecg-export: interrupted", file=sys.stderr)
         return 130
-    print(_summary(result) + (f"\nsigned   manifest.sig, key {signed}" if signed else ""))
+    print(_summary(result) + (f"\nsigned   manifest.sig, key {result.key_id}" if result.key_id else ""))
     return 0
 
 

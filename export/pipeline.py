@@ -10,7 +10,8 @@
 6. Per-label thresholds on the validation scores of the first format's int8 model.
 7. Gate v2 (:mod:`export.gate`) for every format, on every validation and test window.
 8. fp32 and int8 accuracy on the test folds; single-thread latency.
-9. Write, verify (``edge.bundle.loader.load_bundle``) and move the bundle into place; optionally zip it.
+9. Write, verify (``edge.bundle.loader.load_bundle``), sign (``--sign-key`` or the local key) and swap the bundle
+   into place atomically; optionally zip it.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from .labels import LabelSet, build_label_set, read_extra_labels
 from .latency import machine, median_latency_ms
 from .onnx_export import ExportError, check_onnx_against_torch, encoder_for_export, export_onnx
 from .quantize import ACTIVATION_TYPES, CALIBRATION_METHODS, FP32_PARTS, QuantSettings, quantize_onnx
+from .redecide import keep_decision_scores
 from .thresholds import MAX_FPR, MIN_POSITIVES, NO_POSITIVES_PERCENTILE, TARGET_PRECISION, label_thresholds
 
 __all__ = ["ExportConfig", "ExportResult", "export_bundle"]
@@ -75,6 +77,7 @@ class ExportConfig:
     latency_runs: int = 200  # single-window runs per latency measurement (0: skip)
     seed: int = 0  # sampling of calibration / evaluation windows
     overwrite: bool = False  # replace an existing --out
+    sign_key: str | None = None  # Ed25519 private key that signs the bundle before it is swapped into place
     progress: bool = True  # progress bars
 
 
@@ -88,6 +91,7 @@ class ExportResult:
     zip_path: Path | None = None
     warnings: list[str] = field(default_factory=list)
     format_bytes: dict[str, int] = field(default_factory=dict)  # per shipped int8 format: what a device needs
+    key_id: str | None = None  # the key that signed it (None: unsigned)
 
 
 def _clean(value):  # noqa: ANN001, ANN202 - any JSON-like value
@@ -316,6 +320,8 @@ def export_bundle(cfg: ExportConfig) -> ExportResult:
                     else measurement_dicts(windows.val_measurements[:n_val], windows.measurement_keys))
         decision = choose_decision(q_val @ labels.embeddings.T, windows.val_y, windows.val_known, val_meas,
                                    labels.entries)
+        # Every validation and test window's scores, kept so ecg-export redecide can change the decision later.
+        decision["scores"] = keep_decision_scores(draft.work, built[primary][1], ref, windows, labels)
         what = {"onnx_int8": "the int8 ONNX encoder", "tflite_int8": "the int8 TFLite encoder"}
         gates = {primary: _gate(cfg, primary, what[primary], ref, built[primary][1], windows, labels, thresholds,
                                 len(windows.calib))}
@@ -383,15 +389,15 @@ def export_bundle(cfg: ExportConfig) -> ExportResult:
                 "export_data": windows.describe(),
                 "versions": {d: _version(d) for d in ("torch", "onnx", "onnxruntime", "litert-torch",
                                                        "ai-edge-quantizer", "ai-edge-litert")},
-                "export_config": {k: v for k, v in asdict(cfg).items() if k not in ("progress",)},
+                "export_config": {k: v for k, v in asdict(cfg).items() if k not in ("progress", "sign_key")},
             },
         }
-        manifest = draft.finish(_clean(manifest), _clean(entries), labels.embeddings)
+        manifest = draft.finish(_clean(manifest), _clean(entries), labels.embeddings, sign_key=cfg.sign_key)
     except BaseException:
         draft.discard()
         raise
     out = Path(cfg.out)
-    result = ExportResult(out, manifest, folder_size(out), warnings=list(labels.warnings))
+    result = ExportResult(out, manifest, folder_size(out), warnings=list(labels.warnings), key_id=draft.key_id)
     result.format_bytes = format_sizes(manifest, (out / "manifest.json").stat().st_size)
     for key, size in result.format_bytes.items():
         if size > SIZE_BUDGET_BYTES:

@@ -14,6 +14,16 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+# Trusted keys, the export's local signing key and the bundle rollback state live in this configuration
+# folder (edge.bundle.signing.config_dir): one per test session, never the user's ~/.config.
+if not os.environ.get("ECG_CLIP_JA_CONFIG"):
+    import atexit
+    import shutil
+    import tempfile
+
+    os.environ["ECG_CLIP_JA_CONFIG"] = tempfile.mkdtemp(prefix="ecg-clip-ja-test-config-")
+    atexit.register(shutil.rmtree, os.environ["ECG_CLIP_JA_CONFIG"], True)
+
 
 def _shared_data_dir() -> Path:
     env = os.environ.get("ECG_DATA_DIR")
@@ -184,6 +194,10 @@ def tiny_bundle(tmp_path_factory, tiny_encoder):
             "metrics": {},
         },
     )
+    # Signed with the session's local export key, which this test machine trusts (devices refuse unsigned).
+    from export.signing import local_key, sign_manifest
+
+    sign_manifest(folder, local_key())
     return folder
 
 

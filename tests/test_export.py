@@ -17,6 +17,7 @@ pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
 from edge.bundle.loader import BundleError, load_bundle, sha256_file  # noqa: E402
+from edge.bundle.signing import Trust  # noqa: E402
 from export.cli import main  # noqa: E402
 
 EXTRA_CSV = """id,ja,en,category,parents,description_ja
@@ -186,8 +187,11 @@ def test_edited_manifest_label_list_is_refused(exported, tmp_path):
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     del manifest["labels"][5]  # rows no longer match the embedding matrix
     (folder / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
-    with pytest.raises(BundleError, match="labels differ from labels.json"):
+    with pytest.raises(BundleError, match="signature does not match"):  # signed by default: caught first
         load_bundle(folder)
+    (folder / "manifest.sig").unlink()  # even unsigned (--allow-unsigned), the label check holds
+    with pytest.raises(BundleError, match="labels differ from labels.json"):
+        load_bundle(folder, trust=Trust(allow_unsigned=True, warn=False))
 
 
 @pytest.mark.slow
@@ -197,8 +201,9 @@ def test_renamed_manifest_label_is_refused(exported, tmp_path):
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     manifest["labels"][0]["ja"] = "心室細動"
     (folder / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
+    (folder / "manifest.sig").unlink()
     with pytest.raises(BundleError, match="labels differ from labels.json"):
-        load_bundle(folder)
+        load_bundle(folder, trust=Trust(allow_unsigned=True, warn=False))
 
 
 @pytest.mark.slow

@@ -29,13 +29,15 @@ from edge.bundle.loader import (
     manifest_sha256,
     sha256_file,
 )
-from edge.bundle.signing import PublicKey, Trust, generate_keypair, load_public_key, sign_manifest
+from edge.bundle.signing import PublicKey, Trust, load_public_key
 
 pytest.importorskip("cryptography")
+from export.signing import generate_keypair, sign_manifest  # noqa: E402
+
 DEFAULT = default_bundle_path()
 pytestmark = pytest.mark.skipif(not (DEFAULT / "manifest.json").is_file(), reason="no default bundle")
 
-NO_KEYS = Trust()  # a workstation without trusted keys: unsigned bundles load (with a warning)
+NO_KEYS = Trust(allow_unsigned=True, warn=False)  # --allow-unsigned: unsigned bundles load, marked unsigned
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +79,7 @@ def test_default_bundle_pin_is_current():
         "`sha256sum edge/bundles/default/manifest.json | cut -d' ' -f1 > edge/bundles/default.sha256` "
         "(scripts/build_default_bundle.sh does this) after checking the new manifest is the one you meant."
     )
-    with load_bundle(trust=Trust(require_signature=True)) as bundle:  # no key needed: the pin vouches
+    with load_bundle(trust=Trust()) as bundle:  # no key needed: the pin vouches
         assert bundle.trust == "pinned default bundle"
 
 
@@ -96,13 +98,14 @@ def test_signed_bundle_loads_only_with_a_trusted_key(tmp_path, keys):
     private, public, other, other_public = keys
     copy = _copy(tmp_path)
     assert sign_manifest(copy, private) == public.key_id
-    with load_bundle(copy, trust=Trust([public], require_signature=True)) as bundle:
+    with load_bundle(copy, trust=Trust([public])) as bundle:
         assert bundle.trust == f"signed by trusted key {public.key_id}"
-    _refused(copy, "does not trust", public.key_id, trust=Trust([other_public], require_signature=True))
+    _refused(copy, "does not trust", public.key_id, trust=Trust([other_public]))
     unsigned = _copy(tmp_path, "unsigned")
-    _refused(unsigned, "unsigned", "--sign-key", trust=Trust([public], require_signature=True))
-    with load_bundle(unsigned, trust=NO_KEYS) as bundle:  # no keys configured: loads, says so
-        assert bundle.trust == "unsigned"
+    _refused(unsigned, "unsigned", "--allow-unsigned", trust=Trust([public]))
+    _refused(unsigned, "unsigned", "--allow-unsigned", trust=Trust())  # no key: refused all the same
+    with load_bundle(unsigned, trust=NO_KEYS) as bundle:  # --allow-unsigned: loads, says so
+        assert bundle.trust == "unsigned" and bundle.unsigned and "unsigned" in bundle.warning
 
 
 def test_trusted_keys_come_from_the_environment(tmp_path, keys, monkeypatch):
@@ -111,7 +114,7 @@ def test_trusted_keys_come_from_the_environment(tmp_path, keys, monkeypatch):
     sign_manifest(copy, private)
     monkeypatch.setenv("ECG_EDGE_TRUSTED_KEYS", public.source)
     trust = Trust.from_config()
-    assert trust.require_signature and public.key_id in [k.key_id for k in trust.keys]
+    assert not trust.allow_unsigned and public.raw in [k.raw for k in trust.keys]
     with load_bundle(copy) as bundle:
         assert bundle.trust.startswith("signed by trusted key")
     _refused(_copy(tmp_path, "unsigned"), "unsigned", trust=trust)
@@ -130,7 +133,7 @@ def test_any_edit_after_signing_is_refused(tmp_path, keys, edit):
     copy = _copy(tmp_path)
     sign_manifest(copy, private)
     _edit_manifest(copy, edit)
-    for trust in (Trust([public], require_signature=True), NO_KEYS):  # even a device without keys
+    for trust in (Trust([public]), NO_KEYS):  # even a device without keys
         _refused(copy, "signature does not match manifest.json", trust=trust)
 
 
@@ -143,14 +146,14 @@ def test_labels_json_thresholds_with_recomputed_sha_are_refused(tmp_path, keys):
     for lb in labels:
         lb["threshold"] = -1.0
     (copy / "labels.json").write_text(json.dumps(labels, ensure_ascii=False), encoding="utf-8")
-    _refused(copy, "labels.json", "manifest says", trust=Trust([public], require_signature=True))
+    _refused(copy, "labels.json", "manifest says", trust=Trust([public]))
 
     def recompute(m):  # noqa: ANN001
         m["files"]["labels.json"]["sha256"] = sha256_file(copy / "labels.json")
         m["files"]["labels.json"]["bytes"] = (copy / "labels.json").stat().st_size
 
     _edit_manifest(copy, recompute)
-    _refused(copy, "signature does not match", trust=Trust([public], require_signature=True))
+    _refused(copy, "signature does not match", trust=Trust([public]))
 
 
 def test_bit_flips_in_the_signal_block_never_crash_and_signed_ones_never_load(tmp_path, keys):
@@ -170,7 +173,7 @@ def test_bit_flips_in_the_signal_block_never_crash_and_signed_ones_never_load(tm
         flipped = bytearray(original)
         flipped[pos] ^= 1 << int(rng.integers(8))
         (signed / "manifest.json").write_bytes(bytes(flipped))
-        _refused(signed, trust=Trust([public], require_signature=True))
+        _refused(signed, trust=Trust([public]))
         (unsigned / "manifest.json").write_bytes(bytes(flipped))
         try:
             with load_bundle(unsigned, trust=NO_KEYS):
@@ -271,7 +274,7 @@ def test_signed_zip_loads_and_leaves_no_extraction(tmp_path, keys, tmpdir_watch)
     copy = _copy(tmp_path)
     sign_manifest(copy, private)
     z = _zip(copy, tmp_path / "b.zip")
-    with load_bundle(z, trust=Trust([public], require_signature=True)) as bundle:
+    with load_bundle(z, trust=Trust([public])) as bundle:
         assert bundle.trust.startswith("signed by trusted key") and tmpdir_watch()
     assert tmpdir_watch() == []
 
@@ -300,9 +303,17 @@ def test_zip_bomb_is_refused_before_extraction(tmp_path, tmpdir_watch):
 
 
 def test_entry_larger_than_declared_is_refused(tmp_path, tmpdir_watch):
-    z = _zip(_copy(tmp_path), tmp_path / "liar.zip", [("encoder_fp32.onnx", b"\0" * 100_000)])
-    _declare_size(z, "encoder_fp32.onnx", 1000)
-    _refused(z, "liar.zip")
+    copy = _copy(tmp_path)
+    z = _zip(copy, tmp_path / "liar.zip")
+    _declare_size(z, "labels.json", (copy / "labels.json").stat().st_size - 10)
+    _refused(z, "liar.zip", "labels.json")  # the CRC or the size check: never more than declared
+    assert tmpdir_watch() == []
+
+
+def test_zip_entries_the_manifest_does_not_list_are_never_written(tmp_path, tmpdir_watch):
+    z = _zip(_copy(tmp_path), tmp_path / "extra.zip", [("payload.bin", b"\0" * 100_000)])
+    with load_bundle(z, trust=NO_KEYS) as bundle:
+        assert not (bundle.folder / "payload.bin").exists()
     assert tmpdir_watch() == []
 
 
@@ -361,38 +372,36 @@ def test_cli_refuses_a_tampered_bundle_in_one_line(tmp_path, keys, capsys):
 
 
 def test_keygen_and_sign_bundle_round_trip(tmp_path, capsys):
-    from edge.cli.main import main
     from export.bundle_writer import sign_bundle
+    from export.cli import main
 
     assert main(["keygen", "--out", str(tmp_path / "k" / "ward"), "--comment", "ward 3"]) == 0
     assert (tmp_path / "k" / "ward").stat().st_mode & 0o777 == 0o600
     assert "ward 3" in (tmp_path / "k" / "ward.pub").read_text()
-    assert main(["keygen", "--out", str(tmp_path / "k" / "ward")]) == 1  # never overwrites
+    assert main(["keygen", "--out", str(tmp_path / "k" / "ward")]) == 2  # never overwrites
+    assert "already exists" in capsys.readouterr().err
     copy = _copy(tmp_path)
     kid = sign_bundle(copy, tmp_path / "k" / "ward", tmp_path / "b.zip")
     pub = load_public_key(tmp_path / "k" / "ward.pub")
     assert kid == pub.key_id == hashlib.sha256(pub.raw).hexdigest()[:16]
-    with load_bundle(tmp_path / "b.zip", trust=Trust([pub], require_signature=True)) as bundle:
+    with load_bundle(tmp_path / "b.zip", trust=Trust([pub])) as bundle:
         assert bundle.trust.endswith(kid)
 
 
-def test_signature_is_verified_in_a_child_process(tmp_path, keys, monkeypatch):
-    """The runtime keeps cryptography out of its own memory (+11 MiB): a child process verifies."""
+def test_signature_is_verified_in_process_without_cryptography(tmp_path, keys, monkeypatch):
+    """The device verifies with the pure-Python RFC 8032 verifier: no child process, no cryptography import."""
     import subprocess
     import sys
-
-    from edge.bundle import signing
 
     private, public, *_ = keys
     copy = _copy(tmp_path)
     sign_manifest(copy, private)
-    monkeypatch.delitem(sys.modules, "cryptography", raising=False)  # as in a fresh runtime process
-    calls = []
-    real_run = subprocess.run
-    monkeypatch.setattr(subprocess, "run", lambda *a, **k: calls.append(a[0]) or real_run(*a, **k))
-    with load_bundle(copy, trust=Trust([public], require_signature=True)) as bundle:
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("a child process was started"))
+    monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: pytest.fail("a child process was started"))
+    for name in [m for m in sys.modules if m == "cryptography" or m.startswith("cryptography.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "cryptography", None)  # importing it would now fail
+    with load_bundle(copy, trust=Trust([public])) as bundle:
         assert bundle.trust.startswith("signed by trusted key")
-    assert calls and calls[-1][1:] == ["-m", "edge.bundle.signing"]
     _edit_manifest(copy, lambda m: m["signal"].update(clip=5.0))
-    _refused(copy, "signature does not match", trust=Trust([public], require_signature=True))
-    assert len(calls) == 2 and signing.SIGNATURE_NAME == "manifest.sig"
+    _refused(copy, "signature does not match", trust=Trust([public]))

@@ -13,14 +13,19 @@ its measured agreement with fp32, metrics and provenance. :func:`load_bundle` ch
 and refuses a bundle that does not match, saying which file and how.
 
 Hostile bundles (contract 3, "Integrity of the manifest itself"): before the manifest is parsed its
-bytes are checked against the package's pin (the default bundle) or its Ed25519 signature
-(``edge.bundle.signing``); then every field is validated (``edge.bundle.manifest``); symlinks, absolute paths and
-``..`` are refused; a zip is checked for entry count, names, types and total size before anything is
-extracted (``edge.bundle.archive``), and a failed load removes its extraction.
+bytes are checked against the package's pin (the default bundle) or its Ed25519 signature by a trusted key
+(``edge.bundle.signing``; unsigned bundles only with ``Trust(allow_unsigned=True)``, marked unsigned); a
+trusted key's older bundle is refused as a rollback (``edge.bundle.state``); then every field is validated
+(``edge.bundle.manifest``). Each file is read once: its bytes are checked against the manifest and the same
+bytes are what the runtime uses (:meth:`Bundle.model_bytes` goes to onnxruntime / LiteRT), so a file swapped
+after the check is never run. Symlinks, absolute paths and ``..`` are refused; a zip is checked for entry
+count, names, types and total size, and its signature is checked before anything is written to disk
+(``edge.bundle.archive``).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import stat
@@ -29,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.bundle.manifest import ManifestError, validate_manifest
+from edge.bundle.manifest import MAX_FILE_BYTES, ManifestError, validate_manifest
 from edge.bundle.schema import (
     BUNDLE_FORMAT,
     FORMAT_VERSION,
@@ -37,12 +42,13 @@ from edge.bundle.schema import (
     MAX_MANIFEST_BYTES,
     MODEL_KEYS,
     REQUIRED_KEYS,
+    SIGNATURE_NAME,
     BundleError,
     new_sha256,
 )
+from edge.bundle.signing import SigningError, Trust, read_signature, verify_manifest_signature
+from edge.bundle.state import check_rollback
 from edge.dsp.signal import SignalConfig, SignalError
-from edge.bundle.schema import SIGNATURE_NAME
-from edge.bundle.signing import SigningError, Trust, verify_manifest_signature
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -51,6 +57,7 @@ __all__ = [
     "MODEL_KEYS",
     "BundleError",
     "Bundle",
+    "Vouch",
     "sha256_file",
     "file_entry",
     "write_manifest",
@@ -63,7 +70,7 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
+UNSIGNED_WARNING = "署名のないバンドル (unsigned bundle, loaded with --allow-unsigned)"
 
 
 def sha256_file(path: str | Path) -> str:
@@ -111,69 +118,88 @@ def default_bundle_pin() -> str:
         raise BundleError(f"the default bundle's pin {path} is missing or empty") from None
 
 
-def _regular(path: Path, what: str) -> Path:
-    """``path`` if it is a regular file (not a symlink, not a folder); BundleError otherwise."""
-    try:
-        mode = path.lstat().st_mode
-    except OSError:
-        raise BundleError(f"{path}: {what} missing") from None
-    if stat.S_ISLNK(mode):
-        raise BundleError(f"{path}: {what} is a symbolic link (refused)")
-    if not stat.S_ISREG(mode):
-        raise BundleError(f"{path}: {what} is not a regular file")
-    return path
+class _FolderSource:
+    """The files of a bundle folder, each read once, refused if it is a symlink or not a regular file."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder
+
+    def has(self, name: str) -> bool:
+        p = self.path / name
+        return p.exists() or p.is_symlink()
+
+    def read(self, name: str, limit: int) -> bytes:
+        path = self.path / name
+        try:
+            mode = path.lstat().st_mode
+        except OSError:
+            raise BundleError(f"{path}: missing") from None
+        if stat.S_ISLNK(mode):
+            raise BundleError(f"{path}: a symbolic link (refused)")
+        if not stat.S_ISREG(mode):
+            raise BundleError(f"{path}: not a regular file")
+        try:
+            with path.open("rb") as f:
+                data = f.read(limit + 1)
+        except OSError as exc:
+            raise BundleError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+        if len(data) > limit:
+            raise BundleError(f"{path}: larger than {limit} bytes")
+        return data
+
+    def close(self) -> None:
+        pass
 
 
-def _manifest_bytes(folder: Path) -> bytes:
-    path = folder / MANIFEST_NAME
-    if not path.exists() and not path.is_symlink():
-        raise BundleError(f"{folder}: not a bundle (no {MANIFEST_NAME})")
-    _regular(path, "manifest")
-    if path.stat().st_size > MAX_MANIFEST_BYTES:
-        raise BundleError(f"{path}: manifest larger than {MAX_MANIFEST_BYTES >> 20} MiB")
-    return path.read_bytes()
+@dataclass(frozen=True)
+class Vouch:
+    """Who vouches for a manifest: the text shown, whether it loaded only by ``--allow-unsigned``, the key."""
+
+    text: str
+    unsigned: bool = False
+    public_key: bytes | None = None
 
 
-def check_trust(folder: Path, data: bytes, trust: Trust | None = None) -> str:
-    """Decide whether the manifest's bytes may be read (see ``edge.bundle.signing``); returns who vouches for them."""
-    path = folder / MANIFEST_NAME
-    if folder.resolve() == default_bundle_path().resolve():
+def check_trust(source, data: bytes, trust: Trust, is_default: bool) -> Vouch:  # noqa: ANN001
+    """Decide whether the manifest's bytes may be read at all (see ``edge.bundle.signing``)."""
+    path = source.path
+    if is_default:
         pin = default_bundle_pin()
         if new_sha256(data).hexdigest() != pin:
             raise BundleError(
                 f"{path}: the default bundle's manifest does not match the sha256 pinned in the package "
                 f"({pin[:12]}...): edited, or re-exported without updating edge/bundles/default.sha256"
             )
-        return "pinned default bundle"
-    trust = trust if trust is not None else Trust.from_config()
-    sig = folder / SIGNATURE_NAME
-    if sig.exists() or sig.is_symlink():
-        _regular(sig, "signature")
+        return Vouch("pinned default bundle")
+    if source.has(SIGNATURE_NAME):
+        where = f"{path}/{SIGNATURE_NAME}" if isinstance(source, _FolderSource) else f"{path}:{SIGNATURE_NAME}"
         try:
-            kid, trusted = verify_manifest_signature(sig, data, trust)
+            sig = read_signature(source.read(SIGNATURE_NAME, 16 * 1024), where)
+            trusted = verify_manifest_signature(sig, data, trust, where)
         except SigningError as exc:
             raise BundleError(str(exc)) from None
+        kid = sig.public_key.key_id
         if trusted:
-            return f"signed by trusted key {kid}"
-        if trust.require_signature:
-            raise BundleError(f"{path}: signed by key {kid}, which this device does not trust (--trust-key)")
-        if trust.warn_unsigned:
-            logger.warning(
-                "%s: signed by key %s, which this device does not trust (none configured)", path, kid
+            return Vouch(f"signed by trusted key {kid}", public_key=sig.public_key.raw)
+        if not trust.allow_unsigned:
+            raise BundleError(
+                f"{path}: signed by key {kid}, which this device does not trust "
+                "(ecg-edge trust add KEY.pub, --trust-key; --allow-unsigned loads it marked unsigned)"
             )
-        return f"signed by untrusted key {kid}"
-    if trust.require_signature:
+        text = f"signed by untrusted key {kid}"
+    elif not trust.allow_unsigned:
         raise BundleError(
-            f"{path}: unsigned; this device only loads manifests signed by a trusted key (ecg-export --sign-key)"
+            f"{path}: unsigned bundle refused; this device loads manifests signed by a trusted key "
+            "(ecg-export signs by default; --allow-unsigned loads it marked unsigned)"
         )
-    if trust.warn_unsigned:
-        logger.warning("%s: unsigned bundle; its manifest is not protected (ecg-export --sign-key)", path)
-    return "unsigned"
+    else:
+        text = "unsigned"
+    if trust.warn:
+        logger.warning("%s: %s, loaded with --allow-unsigned: its manifest is not protected", path, text)
+    return Vouch(text, unsigned=True)
 
 
-def _read_manifest(folder: Path, data: bytes | None = None) -> dict:
-    path = folder / MANIFEST_NAME
-    data = _manifest_bytes(folder) if data is None else data
+def _parse_manifest(path: Path, data: bytes) -> dict:
     try:
         manifest = json.loads(data.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
@@ -181,10 +207,10 @@ def _read_manifest(folder: Path, data: bytes | None = None) -> dict:
     if not isinstance(manifest, dict):
         raise BundleError(f"{path}: manifest is not a JSON object")
     if manifest.get("format") != BUNDLE_FORMAT:
-        raise BundleError(f"{path}: format {manifest.get('format')!r} is not {BUNDLE_FORMAT!r}")
+        raise BundleError(f"{path}: format {str(manifest.get('format'))[:60]!r} is not {BUNDLE_FORMAT!r}")
     if manifest.get("format_version") != FORMAT_VERSION:
         raise BundleError(
-            f"{path}: bundle format version {manifest.get('format_version')} is not supported "
+            f"{path}: bundle format version {str(manifest.get('format_version'))[:20]} is not supported "
             f"(this runtime reads version {FORMAT_VERSION})"
         )
     missing = [k for k in REQUIRED_KEYS if k not in manifest]
@@ -196,36 +222,31 @@ def _read_manifest(folder: Path, data: bytes | None = None) -> dict:
         raise BundleError(f"{path}: {exc}") from None
 
 
-def verify_bundle(folder: str | Path, trust: Trust | None = None) -> dict:
-    """Check the manifest's pin or signature, its fields, every listed file's size and sha256; returns it."""
-    return _verify(Path(folder), trust)[0]
-
-
-def _verify(folder: Path, trust: Trust | None) -> tuple[dict, str]:
-    data = _manifest_bytes(folder)
-    vouch = check_trust(folder, data, trust)
-    manifest = _read_manifest(folder, data)
+def _read_files(source, manifest: dict, verify: bool) -> dict[str, bytes]:  # noqa: ANN001
+    """Every listed file's bytes, read once and (``verify``) checked against the manifest's size and sha256."""
+    blobs: dict[str, bytes] = {}
     problems = []
     for name, entry in manifest["files"].items():
-        path = folder / name
         if Path(name).name != name:
             problems.append(f"{name}: file names must not contain folders")
-        elif path.is_symlink():
-            problems.append(f"{name}: a symbolic link (refused)")
-        elif not path.is_file():
-            problems.append(f"{name}: missing")
-        elif path.stat().st_size != entry["bytes"]:
-            problems.append(f"{name}: {path.stat().st_size} bytes, manifest says {entry['bytes']}")
-        elif sha256_file(path) != entry["sha256"]:
+            continue
+        try:
+            data = source.read(name, entry["bytes"] if verify else MAX_FILE_BYTES)
+        except BundleError as exc:
+            problems.append(f"{name}: {str(exc).rsplit(': ', 1)[-1]}")
+            continue
+        if verify and len(data) != entry["bytes"]:
+            problems.append(f"{name}: {len(data)} bytes, manifest says {entry['bytes']}")
+        elif verify and new_sha256(data).hexdigest() != entry["sha256"]:
             problems.append(f"{name}: sha256 does not match the manifest (file changed or corrupted)")
+        else:
+            blobs[name] = data
     referenced = [manifest["label_embeddings"], *[v for v in manifest["models"].values() if v]]
-    problems += [
-        f"{name}: referenced but not listed in files" for name in referenced if name not in manifest["files"]
-    ]
-    if not problems and "labels.json" in manifest["files"]:
+    problems += [f"{n}: referenced but not listed in files" for n in referenced if n not in manifest["files"]]
+    if verify and not problems and "labels.json" in blobs:
         # manifest.json itself carries no checksum: its label list must equal the checksummed labels.json.
         try:
-            listed = json.loads((folder / "labels.json").read_text(encoding="utf-8"))
+            listed = json.loads(blobs["labels.json"].decode("utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
             listed = None
         key = ("id", "ja", "en", "threshold", "new")
@@ -237,13 +258,13 @@ def _verify(folder: Path, trust: Trust | None) -> tuple[dict, str]:
         ):
             problems.append("the manifest's labels differ from labels.json (manifest edited?)")
     if problems:
-        raise BundleError(f"bundle {folder} failed verification: " + "; ".join(problems))
-    return manifest, vouch
+        raise BundleError(f"bundle {source.path} failed verification: " + "; ".join(problems))
+    return blobs
 
 
 @dataclass
 class Bundle:
-    """A verified bundle: manifest, signal contract, labels, label embeddings and thresholds."""
+    """A verified bundle: manifest, signal contract, labels, label embeddings, thresholds and model bytes."""
 
     folder: Path
     manifest: dict
@@ -253,18 +274,35 @@ class Bundle:
     thresholds: np.ndarray  # float32 [n_labels]
     _tmp: str | None = field(default=None, repr=False)
     trust: str = ""  # who vouches for the manifest: pinned default, signed by key ..., unsigned
+    unsigned: bool = False  # loaded only because of --allow-unsigned: every view and JSON line says so
+    models: dict[str, bytes] = field(default_factory=dict, repr=False)  # verified model bytes by file name
 
     @property
     def label_ids(self) -> list[str]:
         return [lb["id"] for lb in self.labels]
 
-    def model_path(self, key: str = "onnx_int8") -> Path:
-        """Path of the encoder file for a ``MODEL_KEYS`` entry; BundleError if the bundle lacks it."""
+    @property
+    def warning(self) -> str | None:
+        """The line every view shows for a bundle loaded with --allow-unsigned (None otherwise)."""
+        return f"{UNSIGNED_WARNING}: {self.trust}" if self.unsigned else None
+
+    def model_name(self, key: str = "onnx_int8") -> str:
         name = self.manifest["models"].get(key)
         if not name:
             have = [k for k, v in self.manifest["models"].items() if v]
             raise BundleError(f"bundle {self.folder} has no {key} model (it has {have})")
-        return self.folder / name
+        return name
+
+    def model_path(self, key: str = "onnx_int8") -> Path:
+        """Path of the encoder file for a ``MODEL_KEYS`` entry (tools; the runtime uses :meth:`model_bytes`)."""
+        return self.folder / self.model_name(key)
+
+    def model_bytes(self, key: str = "onnx_int8") -> bytes:
+        """The encoder's bytes exactly as verified at load (what the runtime hands to onnxruntime / LiteRT)."""
+        name = self.model_name(key)
+        if name not in self.models:
+            raise BundleError(f"bundle {self.folder}: {name} was not read at load")
+        return self.models[name]
 
     def close(self) -> None:
         if self._tmp:
@@ -285,31 +323,69 @@ def default_bundle_path() -> Path:
     return Path(__file__).resolve().parent.parent / "bundles" / "default"
 
 
+def verify_bundle(folder: str | Path, trust: Trust | None = None) -> dict:
+    """Check the manifest's pin or signature, its fields, every listed file's size and sha256; returns it."""
+    with load_bundle(folder, verify=True, trust=trust) as bundle:
+        return bundle.manifest
+
+
 def load_bundle(path: str | Path | None = None, verify: bool = True, trust: Trust | None = None) -> Bundle:
     """Load (and by default verify) a bundle folder or zip; ``None`` loads the shipped default bundle.
 
     ``trust`` (default: ``Trust.from_config()``, see ``edge.bundle.signing``) decides which signatures count.
     """
     path = Path(path) if path is not None else default_bundle_path()
-    tmp = None
     if path.is_file():  # zip support is imported only for a zip (+1 MiB resident otherwise)
-        import tempfile
         import zipfile
 
         if not zipfile.is_zipfile(path):
             raise BundleError(f"bundle {path} is a file but not a zip (truncated or corrupt?)")
-        tmp = tempfile.mkdtemp(prefix="ecg-bundle-")
-        folder = Path(tmp)
+        from edge.bundle.archive import ZipSource
+
+        source = ZipSource(path)
     elif path.is_dir():
-        folder = path
+        source = _FolderSource(path)
     else:
         raise BundleError(f"bundle {path} not found (expected a folder with {MANIFEST_NAME} or a .zip)")
     try:
-        if tmp:
-            from edge.bundle.archive import extract_zip
+        return _load(source, path, verify, trust)
+    finally:
+        source.close()
 
-            extract_zip(path, folder)
-        return _load_folder(folder, path, verify, trust, tmp)
+
+def _load(source, path: Path, verify: bool, trust: Trust | None) -> Bundle:  # noqa: ANN001
+    if not source.has(MANIFEST_NAME):
+        raise BundleError(f"{path}: not a bundle (no {MANIFEST_NAME})")
+    data = source.read(MANIFEST_NAME, MAX_MANIFEST_BYTES)
+    vouch = Vouch("not verified")
+    if verify:
+        trust = trust if trust is not None else Trust.from_config()
+        is_default = isinstance(source, _FolderSource) and path.resolve() == default_bundle_path().resolve()
+        vouch = check_trust(source, data, trust, is_default)
+    manifest = _parse_manifest(path / MANIFEST_NAME if isinstance(source, _FolderSource) else path, data)
+    blobs = _read_files(source, manifest, verify)
+    if vouch.public_key is not None:
+        check_rollback(
+            trust.state_path, vouch.public_key, manifest.get("created"), new_sha256(data).hexdigest(),
+            trust.allow_rollback, str(path),
+        )  # fmt: skip
+    folder, tmp = path, None
+    if not isinstance(source, _FolderSource):  # tools that want paths get the verified bytes on disk
+        import tempfile
+
+        tmp = tempfile.mkdtemp(prefix="ecg-bundle-")
+        folder = Path(tmp)
+        try:
+            (folder / MANIFEST_NAME).write_bytes(data)
+            for name, blob in blobs.items():
+                (folder / name).write_bytes(blob)
+        except OSError as exc:
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise BundleError(f"{path}: cannot unpack ({exc.strerror or exc})") from None
+    try:
+        return _build(folder, path, manifest, blobs, vouch, tmp)
     except BaseException:
         if tmp:
             import shutil
@@ -318,15 +394,11 @@ def load_bundle(path: str | Path | None = None, verify: bool = True, trust: Trus
         raise
 
 
-def _load_folder(folder: Path, path: Path, verify: bool, trust: Trust | None, tmp: str | None) -> Bundle:
-    if verify:
-        manifest, vouch = _verify(folder, trust)
-    else:
-        manifest, vouch = _read_manifest(folder), "not verified"
+def _build(folder: Path, path: Path, manifest: dict, blobs: dict, vouch: Vouch, tmp: str | None) -> Bundle:
     name = manifest["label_embeddings"]
     try:
-        emb = np.load(_regular(folder / name, "label embeddings"), allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
+        emb = np.load(io.BytesIO(blobs[name]), allow_pickle=False)
+    except (ValueError, OSError, EOFError, KeyError) as exc:
         raise BundleError(f"{path}: {name} is not a numeric .npy array ({exc})") from None
     labels = manifest["labels"]
     if emb.dtype.kind not in "fiu" or emb.shape != (len(labels), manifest["embedding_dim"]):
@@ -345,4 +417,5 @@ def _load_folder(folder: Path, path: Path, verify: bool, trust: Trust | None, tm
         signal = SignalConfig.from_dict(manifest["signal"])
     except (SignalError, TypeError, ValueError) as exc:
         raise BundleError(f"{path}: manifest field signal: {exc}") from None
-    return Bundle(folder, manifest, signal, labels, emb, thresholds, tmp, vouch)
+    models = {n: blobs[n] for n in manifest["models"].values() if n and n in blobs}
+    return Bundle(folder, manifest, signal, labels, emb, thresholds, tmp, vouch.text, vouch.unsigned, models)

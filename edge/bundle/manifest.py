@@ -224,12 +224,9 @@ def validate_manifest(manifest: Any) -> dict:
         decision = _dict(manifest["decision"], "decision")
         if "criteria_weight" in decision:
             _num(decision["criteria_weight"], "decision.criteria_weight", 0.0, 1.0)
-        if "rules" in decision:
-            from edge.interpret.findings import FindingRules
+        from edge.bundle.decision_schema import validate_decision
 
-            rules = _dict(decision["rules"], "decision.rules")
-            try:
-                FindingRules(manifest["labels"], rules)
-            except (KeyError, TypeError, ValueError) as exc:
-                raise _fail("decision.rules", f"not valid rules ({str(exc)[:120]})") from None
+        problem = validate_decision(decision, manifest)  # once, here: never at the first window
+        if problem:
+            raise ManifestError(f"manifest field {problem}")
     return manifest

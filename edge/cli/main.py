@@ -131,38 +131,12 @@ def cmd_labels(args: argparse.Namespace) -> int:
     return 0
 
 
-# -- keygen ------------------------------------------------------------------------------------------
-def _add_keygen(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "keygen",
-        help="make an Ed25519 key pair for signing bundles",
-        description="Write a new Ed25519 key pair: KEY (private, PEM, readable by you only; keep it off the "
-        "device and out of any repository) and KEY.pub (public: copy it to each device, e.g. into "
-        "/etc/ecg-clip-ja/trusted_keys/). Sign bundles with ecg-export --sign-key KEY; devices that trust "
-        "KEY.pub refuse bundles whose manifest is unsigned or was edited.",
-        epilog="example:  ecg-edge keygen --out ~/keys/ward3 --comment 'ward 3 export key'",
-    )
-    p.add_argument("--out", required=True, type=Path, metavar="KEY", help="private key file to write (KEY.pub too)")
-    p.add_argument("--comment", default="", help="a note stored in the public key file")
-    p.set_defaults(func=cmd_keygen)
-
-
-def cmd_keygen(args: argparse.Namespace) -> int:
-    from edge.bundle.signing import SigningError, generate_keypair
-
-    try:
-        private, public, key_id = generate_keypair(args.out, args.comment)
-    except SigningError as exc:
-        raise CommandError(str(exc)) from None
-    print(f"private key {private} (keep it secret)\npublic key  {public} (key id {key_id}): trust it on devices")
-    return 0
-
-
 # -- parser and entry point --------------------------------------------------------------------------
 def _subcommands() -> tuple[Callable[[argparse._SubParsersAction], None], ...]:
     from edge.cli.runtime import RUNTIME_SUBCOMMANDS
+    from edge.cli.trust import add_trust_subcommand  # keys are made by ecg-export keygen, not on the device
 
-    return (_add_labels, *RUNTIME_SUBCOMMANDS, _add_keygen)
+    return (_add_labels, *RUNTIME_SUBCOMMANDS, add_trust_subcommand)
 
 
 def __getattr__(name: str):  # noqa: ANN202 - ``SUBCOMMANDS``, built on first use (PEP 562)

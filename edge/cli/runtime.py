@@ -128,9 +128,20 @@ def _add_trust_arg(p: argparse.ArgumentParser) -> None:
         default=[],
         type=Path,
         metavar="PUB",
-        help="trust manifests signed by this public key (.pub from ecg-edge keygen, or a folder of them; "
-        "repeatable; also $ECG_EDGE_TRUSTED_KEYS and /etc/ecg-clip-ja/trusted_keys). A device that trusts "
-        "a key refuses unsigned bundles; the shipped default bundle is pinned by its sha256",
+        help="also trust manifests signed by this public key (.pub from ecg-export keygen, or a folder of them; "
+        "repeatable). Trusted always: keys installed with ecg-edge trust add, $ECG_EDGE_TRUSTED_KEYS, "
+        "/etc/ecg-clip-ja/trusted_keys. Other bundles are refused; the shipped default bundle is pinned by its sha256",
+    )
+    p.add_argument(
+        "--allow-unsigned",
+        action="store_true",
+        help="load a bundle that is unsigned or signed by an untrusted key; it is marked unsigned on the terminal, "
+        "the web page and in every JSON line (a bad signature is refused even so)",
+    )
+    p.add_argument(
+        "--allow-rollback",
+        action="store_true",
+        help="load a signed bundle older than one this device already accepted from the same key",
     )
 
 
@@ -138,7 +149,11 @@ def _trust(args: argparse.Namespace):  # noqa: ANN202 - edge.bundle.signing.Trus
     from edge.bundle.signing import SigningError, Trust
 
     try:
-        return Trust.from_config(getattr(args, "trust_key", None) or ())
+        return Trust.from_config(
+            getattr(args, "trust_key", None) or (),
+            allow_unsigned=bool(getattr(args, "allow_unsigned", False)),
+            allow_rollback=bool(getattr(args, "allow_rollback", False)),
+        )
     except SigningError as exc:
         raise _command_error(str(exc)) from None
 
@@ -254,6 +269,8 @@ def _run(args: argparse.Namespace, stop_requests: list[str]) -> int:
     except OSError as exc:
         raise _command_error(f"cannot open --out {args.out}: {exc.strerror or exc}") from None
     view = LiveView(stdout) if live else None
+    if view is not None:
+        view.warning = classifier.bundle.warning  # --allow-unsigned: on every frame of the live view
     web = _start_web_view(args.view, classifier) if args.view else None
     if view is not None and web is not None:
         view.web_url = web.url  # the terminal view shows where the web view is
@@ -321,7 +338,7 @@ def _start_web_view(address: str, classifier):  # noqa: ANN001, ANN202 - edge.ru
         host, port = parse_view_address(address)
     except ValueError as exc:
         raise _command_error(str(exc)) from None
-    web = WebView(host, port, labels=classifier.labels, bundle=classifier.bundle_id)
+    web = WebView(host, port, labels=classifier.labels, bundle=classifier.bundle_id, warning=classifier.bundle.warning)
     try:
         url = web.start()
     except OSError as exc:

@@ -102,13 +102,14 @@ class OnnxBackend(Backend):
 
     @classmethod
     def from_file(cls, path: str | Path, threads: int = 1,
-                  disabled_optimizers: tuple[str, ...] | None = None) -> OnnxBackend:
+                  disabled_optimizers: tuple[str, ...] | None = None, data: bytes | None = None) -> OnnxBackend:
+        """``data``: the model's bytes as verified at bundle load (run as given, ``path`` only names them)."""
         try:
             import onnxruntime as ort
         except ImportError:
             raise BackendError("the onnx backend needs onnxruntime: pip install onnxruntime") from None
         path = Path(path)
-        if not path.is_file():
+        if data is None and not path.is_file():
             raise BackendError(f"model file {path} not found")
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = max(1, int(threads))
@@ -123,7 +124,8 @@ class OnnxBackend(Backend):
         opts.enable_mem_pattern = False
         disabled = list(ONNX_DISABLED_OPTIMIZERS if disabled_optimizers is None else disabled_optimizers)
         try:
-            session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"],
+            session = ort.InferenceSession(str(path) if data is None else data, sess_options=opts,
+                                           providers=["CPUExecutionProvider"],
                                            disabled_optimizers=disabled)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... classes
             raise BackendError(f"onnxruntime cannot load {path}: {exc}") from None
@@ -197,13 +199,14 @@ class LiteRTBackend(Backend):
         return float(scale), int(zero), dtype
 
     @classmethod
-    def from_file(cls, path: str | Path, threads: int = 1) -> LiteRTBackend:
+    def from_file(cls, path: str | Path, threads: int = 1, data: bytes | None = None) -> LiteRTBackend:
         interpreter_cls = _import_litert_interpreter()
         path = Path(path)
-        if not path.is_file():
+        if data is None and not path.is_file():
             raise BackendError(f"model file {path} not found")
         try:
-            interp = interpreter_cls(model_path=str(path), num_threads=max(1, int(threads)))
+            source = {"model_path": str(path)} if data is None else {"model_content": data}
+            interp = interpreter_cls(**source, num_threads=max(1, int(threads)))
             interp.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise BackendError(f"LiteRT cannot load {path}: {exc}") from None
@@ -256,10 +259,10 @@ def model_key_for(backend: str, precision: str = "int8") -> str:
     raise BackendError(f"unknown backend {backend!r} (known: {', '.join(BACKENDS)})")
 
 
-def get_backend(name: str, path: str | Path, threads: int = 1) -> Backend:
-    """Load ``path`` with the backend called ``name`` (``"onnx"`` or ``"litert"``)."""
+def get_backend(name: str, path: str | Path, threads: int = 1, data: bytes | None = None) -> Backend:
+    """Load ``path`` (or ``data``, the bytes verified at bundle load) with the backend ``name`` (onnx, litert)."""
     try:
         cls = BACKENDS[name]
     except KeyError:
         raise BackendError(f"unknown backend {name!r} (known: {', '.join(BACKENDS)})") from None
-    return cls.from_file(path, threads=threads)
+    return cls.from_file(path, threads=threads, data=data)

@@ -140,6 +140,7 @@ class LiveView:
         self.min_interval_s = min_interval_s
         self.width = width
         self.web_url: str | None = None  # shown when the runtime also serves the web view
+        self.warning: str | None = None  # a bundle loaded with --allow-unsigned: on every frame, never wiped
         self._last_draw = 0.0
         self._last_windows = -1
         self._samples = -1
@@ -201,6 +202,8 @@ class LiveView:
             "disconnected": f"{RED}{BOLD}✖ 切断{RESET}",
         }[state]
         lines = [f"{BOLD}ECG ベッドサイドモニタ{RESET}  {badge}  {cfg.port}"]
+        if self.warning:
+            lines.append(f"{RED}{BOLD}⚠ {self.warning}{RESET}")
         if self.web_url:
             lines.append(f"ブラウザ表示: {self.web_url}")
         if state == "disconnected":

@@ -71,10 +71,12 @@ class WebView:
         port: int = 8080,
         labels: list[dict] | None = None,
         bundle: str | None = None,
+        warning: str | None = None,
     ) -> None:
         self.host, self.port = host, port
         self._labels = list(labels or [])
         self.bundle = bundle
+        self.bundle_warning = warning  # a bundle loaded with --allow-unsigned: the page shows it all along
         self._lock = threading.Lock()
         self._runtime = None
         self._stream = None  # the StreamClassifier whose ring the trace follows
@@ -217,6 +219,7 @@ class WebView:
             state = {
                 "server_time": _now(),
                 "bundle": self.bundle,
+                "bundle_warning": self.bundle_warning,
                 "leads": list(LEADS),
                 "connection": connection,
                 "trace": trace,

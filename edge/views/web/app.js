@@ -95,7 +95,7 @@ function render() {
     `<tr><th>${t(k)}</th><td>${show ? fmt(v) : "—"}</td><td class="dim">${u}</td></tr>`).join("");
   const list = $("findings");
   if (!w) list.innerHTML = `<li class="dim">${t("no_window")}</li>`;
-  else if (w.skipped) list.innerHTML = `<li class="bad">${t("skipped")}</li>`;
+  else if (w.skipped) list.innerHTML = `<li class="bad">${t(w.quality_text.includes("no_usable") ? "no_usable" : "skipped")}</li>`;
   else if (!w.findings.length) list.innerHTML = `<li class="dim">${t("no_findings")}</li>`;
   else list.innerHTML = w.findings.map((f) => findingItem(f)).join("");
   if (w && !w.skipped) {
@@ -103,7 +103,10 @@ function render() {
     if (others.length) list.innerHTML += `<li class="dim small">${t("top")}: ` +
       others.map((x) => `${esc(labelName(x))} ${fmt(x.score, 3)}${x.zero_shot ? ` <span class="tag" title="${t("unverified_title")}">${t("unverified")}</span>` : ""}`).join(t("comma")) + "</li>";
   }
-  $("quality-text").textContent = w ? (w.quality_ok ? t("ok") : w.quality_text.map(t).join("・")) : "";
+  if (w && !w.skipped && w.withheld) {  // statements that need a missing or inconsistent lead, with the reason
+    for (const [id, why] of Object.entries(w.withheld)) list.innerHTML += `<li class="dim small">${t("withheld")}: ${esc(id)} — ${esc(why)}</li>`;
+  }
+  $("quality-text").textContent = w ? (w.quality_ok && !w.quality_text.length ? t("ok") : w.quality_text.map(t).join("・")) : "";
   renderLeadQuality(w);
   renderTimeline(s.timeline || []);
 }
@@ -156,6 +159,9 @@ function renderConnection() {
   pill.className = "pill " + cls;
   pill.dataset.state = cls;
   pill.textContent = t(state);
+  const warning = view.state && view.state.bundle_warning;  // --allow-unsigned: shown as long as it runs
+  $("bundle-warning").hidden = !warning;
+  $("bundle-warning").textContent = warning ? "⚠ " + warning : "";
   const c = view.state && view.state.connection;
   $("device").textContent = c ? [c.device, c.port, c.fs ? c.fs + " Hz" : null,
     c.reconnects ? `${t("reconnects")} ${c.reconnects}` : null].filter(Boolean).join(" · ") : "";
@@ -164,8 +170,11 @@ function renderConnection() {
   const stale = cls !== "connected" && !!(view.state && view.state.window);
   $("side").classList.toggle("stale", stale);
   $("stale-note").hidden = !stale;
-  $("overlay-text").textContent = cls === "waiting" ? t("waiting_long") : t("disconnected_long");
-  $("overlay-sub").textContent = cls === "waiting" ? "" : t("disconnected_sub");
+  // Three different states: waiting for a device, the device gone (cable, power), the runtime itself gone.
+  const long = { waiting: "waiting_long", server_lost: "server_lost_long" }[state] || "disconnected_long";
+  const sub = { waiting: null, server_lost: "server_lost_sub" }[state];
+  $("overlay-text").textContent = t(long);
+  $("overlay-sub").textContent = sub === null ? "" : t(sub || "disconnected_sub");
 }
 
 function esc(text) {
