@@ -165,6 +165,7 @@ def summarise_window(
         "hr_bpm": measurements.get("hr_bpm"),
         "top": top,
         "findings": findings,
+        "withheld": dict(line.get("withheld") or {}),  # id -> reason: statements needing a missing lead
         "latency_ms": line.get("latency_ms"),
     }
 
@@ -186,4 +187,7 @@ def _quality_words(quality: dict) -> list[str]:
         words.append("noise")
     if quality.get("error"):
         words.append("error")
+    if quality.get("usable_leads") == []:
+        words.append("no_usable")  # not "poor signal": no electrode gives a readable lead
+    words += [f"inc_{code}" for code in quality.get("inconsistent") or []]
     return words
