@@ -48,6 +48,7 @@ N_SCALES = 5
 QRS_PEAK = 0.15  # a W2 modulus maximum counts in the QRS when above this fraction of the largest
 QRS_GAP_MS = 60.0  # ... and no further than this from the previous one counted
 P_MIN_MV = 0.02  # a P wave lower than this (peak to baseline) counts as absent
+P_PR_SPREAD_MS = 24.0  # p_waves(): a beat's P wave lies within this of the beats' usual PR
 
 
 @dataclass(frozen=True)
@@ -63,10 +64,14 @@ class DelineationParams:
     p_presence: float = 0.02  # P's W4 maximum above this fraction of the QRS's W4 maximum: P present
     spread_ms: tuple[float, ...] = (20.0, 20.0, 12.0, 16.0, 40.0)  # per boundary (BOUNDARIES order)
     combine: str = "robust_extreme"  # "robust_extreme", "median", or "extreme"
-    qrs_peak: float = QRS_PEAK  # a W2 modulus maximum counts in the QRS when above this fraction of the largest
+    qrs_peak: float = (
+        QRS_PEAK  # a W2 modulus maximum counts in the QRS when above this fraction of the largest
+    )
     qrs_gap_ms: float = QRS_GAP_MS  # ... and no further than this from the previous one counted
     t_scale: int = 5  # the T wave is delineated on scale 2^t_scale
-    t_window_s: float = 0.5  # the T wave's maxima are sought up to this x sqrt(RR / 1 s) after the R (and 0.7 RR)
+    t_window_s: float = (
+        0.5  # the T wave's maxima are sought up to this x sqrt(RR / 1 s) after the R (and 0.7 RR)
+    )
 
     def with_(self, **kw) -> DelineationParams:
         return replace(self, **kw)
@@ -346,4 +351,16 @@ def p_waves(x: np.ndarray, fs: float, beats: np.ndarray) -> list[bool | None]:
         x = np.stack([np.interp(t_new, np.arange(x.shape[1]), lead) for lead in x])
         beats = beats * DELINEATION_FS / fs
     _, combined = delineate_beats(x, np.rint(beats).astype(np.int64))
-    return [row["p_present"] for row in combined]
+    # a P wave conducted to its QRS keeps its PR: a wave found at a PR far from the beats' usual one is an
+    # atrial wave that happened to be there (fibrillation, flutter), not this beat's P wave
+    pr = np.array([np.nan if r["p_on"] is None else r["qrs_on"] - r["p_on"] for r in combined])
+    if np.isfinite(pr).sum() < 2:
+        return [False if row["p_present"] is False else None for row in combined]
+    usual = float(np.nanmedian(pr))
+    near = np.abs(pr - usual) <= P_PR_SPREAD_MS * DELINEATION_FS / 1000.0
+    if near.sum() * 2 < len(combined):  # no usual PR: the waves are not conducted P waves
+        return [False if row["p_present"] is not None else None for row in combined]
+    return [
+        None if row["p_present"] is None else bool(row["p_present"] and ok)
+        for row, ok in zip(combined, near, strict=True)
+    ]

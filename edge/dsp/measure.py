@@ -152,15 +152,21 @@ def _representative(
     return rep, ok[keep], noise
 
 
-def _delineate(rep: np.ndarray, names: Sequence[str], pre: int, rr_s: float) -> tuple[dict, dict[str, dict]]:
-    """Each lead's representative beat delineated at 250 Hz and the leads combined.
+def _delineate(
+    rep: Mapping[str, np.ndarray], indep: Sequence[str], pre: int, rr_s: float
+) -> tuple[dict, dict[str, dict]]:
+    """Every lead's representative beat delineated at 250 Hz; the independent leads combined.
 
-    Returns ``(bounds, per_lead)``: boundaries in samples of ``rep`` (500 Hz; ``None`` when not found) with
-    ``p_present``, and each lead's own boundaries.
+    Returns ``(bounds, per_lead)``: boundaries in samples of the beats (500 Hz; ``None`` when not found)
+    with ``p_present``, and each lead's own boundaries (derived limb leads included, for their matrix).
     """
-    r250 = rep[:, ::_DECIM]
+    names = list(rep)
+    r250 = np.stack([rep[n][::_DECIM] for n in names])
     w = wavelet_scales(r250)
-    per = [delineate_lead(w[:, c], r250[c], pre // _DECIM, rr_s * DELINEATION_FS) for c in range(len(names))]
+    found = {
+        n: delineate_lead(w[:, c], r250[c], pre // _DECIM, rr_s * DELINEATION_FS) for c, n in enumerate(names)
+    }
+    per = [found[n] for n in indep]
     bounds: dict = {}
     for b in BOUNDARIES:
         v = combine_leads(np.array([np.nan if d[b] is None else d[b] for d in per]), b)
@@ -170,8 +176,7 @@ def _delineate(rep: np.ndarray, names: Sequence[str], pre: int, rr_s: float) -> 
     if not bounds["p_present"]:
         bounds["p_on"] = bounds["p_off"] = None
     per_lead = {
-        n: {b: (None if d[b] is None else d[b] * _DECIM) for b in BOUNDARIES}
-        for n, d in zip(names, per, strict=True)
+        n: {b: (None if d[b] is None else d[b] * _DECIM) for b in BOUNDARIES} for n, d in found.items()
     }
     return bounds, per_lead
 
@@ -232,12 +237,12 @@ def measure(x_mv: np.ndarray, fs: float, leads: Sequence[str] | None = None) -> 
     qrs_amp = float(np.ptp(rep_ind[:, pre - 30 : pre + 30], axis=1).max())
     if noise > MAX_NOISE_RATIO * qrs_amp:
         return _finish(out, reasons, "too much noise")
-    bounds, per_lead = _delineate(rep_ind, indep, pre, rr_med)
+    rep = _derive(dict(zip(indep, rep_ind, strict=True)), list(have))
+    bounds, per_lead = _delineate(rep, indep, pre, rr_med)
     if bounds["qrs_on"] is None or bounds["qrs_off"] is None:
         return _finish(out, reasons, "QRS not delineated")
     ms = 1000.0 / ANALYSIS_FS
     on, off = bounds["qrs_on"], bounds["qrs_off"]
-    rep = _derive(dict(zip(indep, rep_ind, strict=True)), list(have))
     out["qrs_ms"] = _r((off - on) * ms)
     out["p_present"] = bounds["p_present"]
     _intervals(out, reasons, bounds, rr_mean, rr_med, ms)
