@@ -60,7 +60,9 @@ class Schedule:
         return base * (1.0 + self.hrv * 0.5 * self.rng.standard_normal())
 
     def _beat(self, t_r: float, morph: str) -> None:
-        self.beats.append((t_r, morph, t_r - self.last_r))
+        # the T wave follows the mean ventricular rate, not the RR just before the beat: the QT adapts to a
+        # rate change over minutes (QT-RR hysteresis), so a pause in an AV block does not move the next T wave
+        self.beats.append((t_r, morph, self.rr))
         self.last_r = t_r
 
     def until(self, t_end: float) -> None:

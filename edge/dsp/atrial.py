@@ -35,6 +35,8 @@ ATRIAL_BAND_HZ = (3.0, 10.0)
 PEAK_HZ = 0.4
 ATRIAL_REFRACTORY_MS = 200.0
 P_HEIGHT_FRACTION = 0.5
+EVENT_NOISE_FACTOR = 3.0  # an atrial event stands this many times above the residual's median magnitude
+EVENT_MIN_MV = 0.02
 
 
 def no_atrial(reason: str) -> dict:
@@ -131,19 +133,26 @@ def _atrial_events(res: np.ndarray, fs: float, beats: np.ndarray, typed: Sequenc
     mag = np.sqrt((r * r).sum(axis=0))
     w = max(1, int(0.04 * fs))
     mag = np.convolve(mag, np.ones(w) / w, mode="same")
-    # the reference height: the P waves before beats that have one (in the 300-70 ms before the fiducial)
+    # the reference height: the P waves before beats that have one (in the 300-70 ms before the fiducial);
+    # without such beats (P waves at a changing PR: Mobitz I, complete block) the tallest residual waves
     heights = []
     for b, t in zip(beats, typed, strict=False):
         a, z = b - int(0.3 * fs), b - int(0.07 * fs)
         if t.get("p") and a >= 0:
             heights.append(float(mag[a:z].max()))
-    if len(heights) < 2:
-        return []
-    thr = P_HEIGHT_FRACTION * float(np.median(heights))
-    cand = np.flatnonzero((mag[1:-1] > mag[:-2]) & (mag[1:-1] >= mag[2:]) & (mag[1:-1] >= thr)) + 1
+    cand = np.flatnonzero((mag[1:-1] > mag[:-2]) & (mag[1:-1] >= mag[2:])) + 1
     gap = int(ATRIAL_REFRACTORY_MS * fs / 1000.0)
     kept: list[int] = []
     for c in cand[np.argsort(-mag[cand])]:
         if all(abs(int(c) - k) >= gap for k in kept):
             kept.append(int(c))
-    return sorted(kept)
+    if not kept:
+        return []
+    noise = float(np.median(mag))
+    if len(heights) >= 2:
+        thr = P_HEIGHT_FRACTION * float(np.median(heights))
+    else:
+        tall = np.sort(mag[kept])[::-1][: max(2, len(beats))]
+        thr = P_HEIGHT_FRACTION * float(np.median(tall))
+    thr = max(thr, EVENT_NOISE_FACTOR * noise, EVENT_MIN_MV)
+    return sorted(k for k in kept if mag[k] >= thr)

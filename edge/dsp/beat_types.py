@@ -42,9 +42,9 @@ ALIGN_MS = 24.0  # fiducials are re-aligned on the QRS shape by up to this much
 PREMATURE = 0.85  # RR below this fraction of the expected RR: premature
 WIDE_EXTRA_MS = 30.0  # a shape this much wider than the dominant one is ventricular
 WIDE_QRS_MS = 120.0
-WIDTH_FRACTION = 0.15
+WIDTH_FRACTION = 0.07
 QRS_HALF_MS = 60.0
-P_WINDOW_MS = (-300.0, -70.0)  # the segment before the QRS fiducial searched for the P wave
+P_WINDOW_MS = (-360.0, -70.0)  # the segment before the QRS fiducial searched for the P wave (at slow rates)
 P_MIN_MV = 0.04  # the P template must hold a wave at least this tall (largest lead, detrended)
 P_NOISE_FACTOR = 3.0  # ... and this many times the noise left in the median
 P_CORR = 0.5  # a beat's segment correlates at least this much with the template
@@ -115,6 +115,33 @@ def _width_ms(seg: np.ndarray, fs: float) -> float:
     return float(above[-1] - above[0] + 1) * 1000.0 / fs if above.size else 0.0
 
 
+def _template_pr_ms(tmpl: np.ndarray | None, p_lo: int, qrs: np.ndarray | None, fs: float) -> float | None:
+    """PR interval (ms) of the dominant beats from their P template and median QRS (+-100 ms segments).
+
+    P onset: walking back from the P template's spatial-magnitude peak to 20 % of it; QRS onset: walking back
+    from the fiducial to 7 % of the median QRS's spatial velocity peak."""
+    q_on = _qrs_onset(qrs, fs) if qrs is not None and qrs.shape[0] else None
+    if tmpl is None or q_on is None:
+        return None
+    mag = np.sqrt((tmpl * tmpl).sum(axis=0))
+    k = int(np.argmax(mag))
+    below = np.flatnonzero(mag[: k + 1] < 0.2 * mag[k])
+    if below.size == 0:
+        return None
+    p_on = p_lo + int(below[-1])
+    return round((q_on - p_on) * 1000.0 / fs, 1)
+
+
+def _qrs_onset(qrs: np.ndarray, fs: float) -> int | None:
+    """QRS onset (samples from the fiducial, negative) of the median of ``qrs[B, C, W]`` centred segments:
+    the first sample whose spatial velocity reaches ``WIDTH_FRACTION`` of its peak (as :func:`_width_ms`)."""
+    med = np.median(qrs, axis=0)
+    d = np.gradient(med, axis=1)
+    sv = np.sqrt((d * d).sum(axis=0))
+    above = np.flatnonzero(sv >= WIDTH_FRACTION * sv.max())
+    return int(above[0]) - med.shape[1] // 2 if above.size else None
+
+
 def _detrend(seg: np.ndarray) -> np.ndarray:
     """Remove the straight line between the segment's two ends (per lead, last axis)."""
     n = seg.shape[-1]
@@ -147,7 +174,10 @@ def type_beats(
     if fit.sum() >= 1:
         label[fit] = _clusters(_corr_matrix(seg))
     ids = [k for k in range(label.max() + 1)]
-    width = {k: _width_ms(np.median(seg[label[fit] == k], axis=0), fs) for k in ids}
+    # widths on +-100 ms (a wide QRS does not fit the +-60 ms compared for shape)
+    wseg, wfit = _segments(y, beats, -int(0.1 * fs), int(0.1 * fs))
+    wlab = label[wfit]
+    width = {k: _width_ms(np.median(wseg[wlab == k], axis=0), fs) if (wlab == k).any() else 0.0 for k in ids}
     count = {k: int((label == k).sum()) for k in ids}
     # pacing spikes are under-sampled at 500 Hz (and the spike itself changes the filtered QRS): when >= 2
     # beats and a fifth of all carry the same mark, the window is paced that way and so are its dominant beats
@@ -157,10 +187,17 @@ def type_beats(
     rr = np.diff(beats) / fs
     # P waves (needs the dominant shape first; ties broken by width, then by P presence)
     # at fast rates the P wave sits closer to the QRS (and the previous T wave closer still): the window
-    # starts at most 0.55 RR before the fiducial
+    # starts at most 0.5 RR before the fiducial (a long PR, first-degree block, needs the full 360 ms)
     rr_med = float(np.median(rr)) if rr.size else 1.0
-    p_lo = int(max(P_WINDOW_MS[0], -max(150.0, 550.0 * rr_med)) * fs / 1000.0)
+    p_lo = int(max(P_WINDOW_MS[0], -max(150.0, 500.0 * rr_med)) * fs / 1000.0)
     p_hi = int(P_WINDOW_MS[1] * fs / 1000.0)
+    # ... and ends 10 ms before the QRS onset of the most common shape (a wide QRS starts well before its
+    # steepest point, the fiducial)
+    if ids:
+        big = max(ids, key=lambda k: count[k])
+        q_on = _qrs_onset(wseg[wlab == big], fs) if (wlab == big).any() else None
+        if q_on is not None:
+            p_hi = min(p_hi, q_on - int(0.01 * fs))
     pseg, pfit = _segments(y, beats, p_lo, p_hi)
     pseg = _detrend(pseg) if pseg.size else pseg
     pfit_idx = np.flatnonzero(pfit)
@@ -182,6 +219,8 @@ def type_beats(
     tmpl = p_template(dominant) if dominant >= 0 else None
     if info is not None:
         info["p_template"] = tmpl
+        info["pr_ms"] = _template_pr_ms(tmpl, p_lo, wseg[wlab == dominant] if dominant >= 0 else None, fs)
+        info["dominant_qrs_ms"] = round(width[dominant], 1) if dominant >= 0 and width[dominant] > 0 else None
     tflat = None if tmpl is None else (tmpl - tmpl.mean()).ravel()
     dom = np.flatnonzero(label == dominant)
     dom_rr = [rr[i - 1] for i in dom if i >= 1 and label[i - 1] == dominant]
@@ -257,7 +296,9 @@ def annotate_beats(
     ``x_raw[C, T]``: the unfiltered window in mV at ``fs`` (pacing spikes are found on it), ``leads`` its
     canonical lead names. ``y`` (the leads band-passed 0.5-100 Hz at ``analysis_fs``) and ``beats`` (QRS
     fiducials at ``analysis_fs``) are computed here when not given (``measure()`` passes its own).
-    Keys as contract 7 v2 (:mod:`edge.dsp.measurements`): ``beats`` (QRS positions, samples at ``fs``),
+    Keys as contract 7 v2 (:mod:`edge.dsp.measurements`) and two of the rhythm's own: ``dominant_qrs_ms``
+    (QRS width of the dominant beats' median, all given leads: for records without the 12 leads),
+    ``template_pr_ms`` (PR of the dominant beats' P template and median QRS), ``beats`` (QRS positions, samples at ``fs``),
     ``beat_types`` (``N, S, V, P, Q`` per beat), ``beat_p`` (P wave before each beat: True/False/None),
     ``beat_paced`` (``"a"``, ``"v"``, ``"av"`` or None per beat), ``paced`` (``{"atrial", "ventricular",
     "spikes", "assessable"}``), ``atrial`` (:func:`edge.dsp.atrial.atrial_activity`, ``p_waves`` at ``fs``,
@@ -300,6 +341,8 @@ def annotate_beats(
         else:
             atrial[key] = None
     return {
+        "dominant_qrs_ms": info.get("dominant_qrs_ms"),
+        "template_pr_ms": info.get("pr_ms"),
         "beats": [b["sample"] for b in typed],
         "beat_types": [b["type"] for b in typed],
         "beat_p": [b["p"] for b in typed],

@@ -76,6 +76,7 @@ SVT_BPM = 140.0  # a regular narrow tachycardia above this without upright P wav
 FLUTTER_2TO1_MAX_BPM = 356.0  # 2:1 flutter up to 178/min ventricular (faster: SVT)
 FLUTTER_LOCKED_ORGANISATION = 0.3
 FLUTTER_RMS_MV = 0.03
+AV_ATRIAL_MAX_BPM = 180.0  # atrial events faster than this are fibrillation or flutter waves, not P waves
 MODEL_MARGIN = 0.05  # the model "strongly" reads another rhythm: its cosine >= threshold + this margin
 
 # model readings that agree with a statement (the same family, e.g. sinus rhythm and sinus arrhythmia)
@@ -266,44 +267,102 @@ def _pattern(types: list[str], every: int) -> bool:
     return best >= 3
 
 
-def _av_block(
-    m: Mapping, samples: np.ndarray, fs: float, statement: str
-) -> tuple[str | None, str | None, int]:
-    """(modifier, detail, non-conducted P count) from the atrial events against the QRS complexes."""
+def _regular_chain(p: np.ndarray, samples: np.ndarray, fs: float) -> tuple[np.ndarray, float]:
+    """The atrial events that lie on one regular grid (period, phase) and that period (s).
+
+    The residual also holds what the QRS-T cancellation left (a T wave that changed with the RR) and misses P
+    waves hidden in a QRS. Every event difference is tried as the period and every event as the anchor; a grid
+    scores its hits (an event within 12 % of the period) minus half its misses (grid points with no event that
+    do not fall within 80 ms of a QRS, where a P wave hides)."""
+    best, best_score, best_t = p[:0], -np.inf, 0.0
+    lo, hi = int(0.3 * fs), int(1.6 * fs)
+    periods = sorted({int(d) for d in np.diff(p) if lo <= d <= hi})
+    for t in periods:
+        tol = 0.12 * t
+        for e in p:
+            grid = np.arange(e - (e // t) * t, p[-1] + tol + 1, t)
+            dist = np.abs(p[:, None] - grid[None, :])
+            hit_grid = (dist <= tol).any(axis=0)
+            hits = p[(dist <= tol).any(axis=1)]
+            near_qrs = (np.abs(grid[:, None] - samples[None, :]) <= 0.08 * fs).any(axis=1)
+            misses = int((~hit_grid & ~near_qrs).sum())
+            score = hits.size - 0.5 * misses
+            if score > best_score or (score == best_score and t < best_t * fs):
+                best, best_score, best_t = hits, score, t / fs
+    return best, best_t
+
+
+def _av_block(m: Mapping, samples: np.ndarray, fs: float) -> tuple[str | None, str | None, int, float]:
+    """(modifier, detail, non-conducted P count, atrial rate) from the atrial events against the QRS.
+
+    The atrial events on one regular grid (:func:`_regular_chain`, at most ``AV_ATRIAL_MAX_BPM``), with the
+    grid points that fall in a QRS taken as hidden P waves, faster than the ventricles, and P waves that no QRS
+    follows within 0.45 s: third degree when the ventricles beat regularly while the PR of each QRS (from the P
+    before it) varies widely (AV dissociation); Mobitz I when the PR before a dropped P is longer than after it;
+    2:1 when every other P is dropped at a constant PR; Mobitz II at a constant PR otherwise."""
     atrial = m.get("atrial") or {}
     p = np.asarray(atrial.get("p_waves") or [], dtype=np.int64)
-    if (
-        p.size < 4
-        or samples.size < 3
-        or statement not in ("SR", "SBRAD", "STACH", "SARRH", "JR", UNDETERMINED)
-    ):
-        return None, None, 0
-    pp = np.diff(p) / fs
-    if pp.std() / pp.mean() > 0.2:  # the atrial events are not a regular atrial rhythm
-        return None, None, 0
-    # each P is conducted when a QRS follows within 0.12-0.45 s (the longest plausible PR) before the next P
-    pr: list[float | None] = []
-    for i, a in enumerate(p):
-        nxt = p[i + 1] if i + 1 < p.size else a + int(pp.mean() * fs)
-        q = samples[(samples > a + 0.08 * fs) & (samples <= min(a + 0.45 * fs, nxt + 0.08 * fs))]
-        pr.append(None if q.size == 0 else float(q[0] - a) / fs * 1000.0)
+    none = (None, None, 0, 0.0)
+    if p.size < 4 or samples.size < 3:
+        return none
+    hits, period = _regular_chain(p, samples, fs)
+    if hits.size < 4 or period <= 0:
+        return none
+    atrial_bpm = 60.0 / period
+    rr = np.diff(samples) / fs
+    vent_bpm = 60.0 / float(rr.mean())
+    if atrial_bpm > AV_ATRIAL_MAX_BPM or atrial_bpm < vent_bpm * 1.15:
+        return none  # AV block is read on a sinus (or atrial) rhythm faster than the ventricles
+    t = period * fs
+    grid = np.arange(hits[0] - (hits[0] // t) * t, samples[-1] + 1, t)
+    near_hit = (np.abs(grid[:, None] - hits[None, :]) <= 0.12 * t).any(axis=1)
+    in_qrs = (np.abs(grid[:, None] - samples[None, :]) <= 0.08 * fs).any(axis=1)
+    if near_hit.sum() < 0.6 * grid.size:
+        return none
+    p_all = grid[near_hit | in_qrs]
+    # PR of each QRS from the latest P at least 80 ms before it; a P with no QRS within 0.45 s is dropped
+    pr = []
+    for q in samples:
+        before = p_all[p_all <= q - 0.08 * fs]
+        if before.size and q - before[-1] <= 0.45 * fs:
+            pr.append(float(q - before[-1]) / fs * 1000.0)
+        else:
+            pr.append(None)
+    conducted_by = {}
+    for i, a in enumerate(p_all):
+        nxt = p_all[i + 1] if i + 1 < p_all.size else a + t
+        q = samples[(samples >= a + 0.08 * fs) & (samples <= min(a + 0.45 * fs, nxt + 0.08 * fs))]
+        conducted_by[i] = float(q[0] - a) / fs * 1000.0 if q.size else None
     dropped = [
-        i for i, v in enumerate(pr) if v is None and p[i] + 0.45 * fs < (samples[-1] if samples.size else 0)
+        i
+        for i, v in conducted_by.items()
+        if v is None and p_all[i] + 0.45 * fs < samples[-1] and not in_qrs[np.argmin(np.abs(grid - p_all[i]))]
     ]
-    atrial_bpm = 60.0 / float(pp.mean())
-    vent_bpm = 60.0 / float(np.mean(np.diff(samples) / fs))
-    if not dropped or atrial_bpm < vent_bpm * 1.15:
-        return None, None, 0
-    conducted = np.array([v for v in pr if v is not None])
-    if conducted.size >= 3 and conducted.std() > 60.0 and len(dropped) >= 2:
-        return "3AVB", None, len(dropped)
-    if 1.8 <= atrial_bpm / vent_bpm <= 2.2 and all((i % 2) == (dropped[0] % 2) for i in dropped):
-        return "2AVB", "2:1", len(dropped)
-    before = [pr[i - 1] for i in dropped if i >= 1 and pr[i - 1] is not None]
-    after = [pr[i + 1] for i in dropped if i + 1 < len(pr) and pr[i + 1] is not None]
+    if not dropped:
+        return none
+    known = np.array([v for v in pr if v is not None])
+    if rr.std() / rr.mean() < 0.08 and (known.size < 3 or known.std() > 60.0) and len(dropped) >= 2:
+        return "3AVB", None, len(dropped), atrial_bpm
+    seq = [conducted_by[i] for i in range(p_all.size)]
+    before = [seq[i - 1] for i in dropped if i >= 1 and seq[i - 1] is not None]
+    after = [seq[i + 1] for i in dropped if i + 1 < len(seq) and seq[i + 1] is not None]
     if before and after and np.mean(before) - np.mean(after) > 40.0:
-        return "MOBITZ1", None, len(dropped)
-    return "MOBITZ2", None, len(dropped)
+        return "MOBITZ1", None, len(dropped), atrial_bpm
+    if known.size and known.std() > 40.0:
+        return none  # neither a constant PR nor a Wenckebach pattern: not read as AV block
+    if 1.8 <= atrial_bpm / vent_bpm <= 2.2:
+        return "2AVB", "2:1", len(dropped), atrial_bpm
+    return "MOBITZ2", None, len(dropped), atrial_bpm
+
+
+def _long_pr(m: Mapping) -> bool:
+    """PR > 200 ms: the delineated PR (``pr_ms``) and the P template's (``template_pr_ms``) agree; where only
+    one was measured, that one (with 20 ms more margin: one estimate alone is less sure)."""
+    a, b = m.get("pr_ms"), m.get("template_pr_ms")
+    if a is not None and b is not None:
+        return a > FIRST_DEGREE_PR_MS and b > FIRST_DEGREE_PR_MS
+    one = a if a is not None else b
+    return one is not None and one > FIRST_DEGREE_PR_MS + 20.0
 
 
 def _decide(m: Mapping, fs: float) -> Rhythm:
@@ -318,7 +377,7 @@ def _decide(m: Mapping, fs: float) -> Rhythm:
     rr = np.diff(samples) / fs
     hr = 60.0 / float(rr.mean())
     irr = rr_irregularity(rr)
-    qrs = m.get("qrs_ms")
+    qrs = m.get("qrs_ms") if m.get("qrs_ms") is not None else m.get("dominant_qrs_ms")
     wide = qrs is not None and qrs >= WIDE_QRS_MS
     known = [bool(p) for p, t in zip(ps, types, strict=True) if p is not None and t in ("N", "Q", "S")]
     if known:
@@ -354,6 +413,13 @@ def _decide(m: Mapping, fs: float) -> Rhythm:
         )
         reason = f"ペーシングスパイク {paced.get('spikes', 0)} 個、ペーシング心拍 {counts['P']}/{n}"
     irregular = irr.get("nrmssd", 0.0) > AF_NRMSSD and irr.get("change_share", 0.0) >= AF_CHANGE_SHARE
+    block, bdetail, dropped, atrial_bpm = _av_block(m, samples, fs)
+    if statement is None and block:
+        # the atria beat regularly on their own (sinus), some or all P waves not conducted
+        statement = "SBRAD" if atrial_bpm < BRADY_BPM else "STACH" if atrial_bpm > TACHY_BPM else "SR"
+        rule = "regular P waves, not all conducted"
+        reason = f"規則的なP波 {atrial_bpm:.0f}/分、心室 {hr:.0f}/分、伝導されないP波 {dropped} 個"
+        values["atrial_rate_bpm"] = round(atrial_bpm, 1)
     flutter = (
         a_rate is not None
         and FLUTTER_BPM[0] <= a_rate <= FLUTTER_BPM[1]
@@ -468,15 +534,14 @@ def _decide(m: Mapping, fs: float) -> Rhythm:
             mods.append("BIGU")
         elif _pattern(types, 3):
             mods.append("TRIGU")
-    block, bdetail, dropped = _av_block(m, samples, fs, statement)
-    if block:
+    if block and statement in ("SR", "SBRAD", "STACH", "SARRH"):
         if block in ("MOBITZ1", "MOBITZ2"):
             mods += ["2AVB", block]
         else:
             mods.append(block)
         counts["nonconducted_p"] = dropped
         detail = detail or bdetail
-    elif statement in ("SR", "SBRAD", "STACH", "SARRH") and (m.get("pr_ms") or 0.0) > FIRST_DEGREE_PR_MS:
+    elif statement in ("SR", "SBRAD", "STACH", "SARRH") and _long_pr(m):
         mods.append("1AVB")
     if paced.get("spikes"):
         counts["spikes"] = int(paced["spikes"])
