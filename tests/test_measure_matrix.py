@@ -158,3 +158,17 @@ def test_ptbxl_bundle_branch_block_qrs_is_wide(shared_data):
     wide, norm = np.asarray(wide), np.asarray(norm)
     assert wide.size >= 10 and np.mean(wide >= 120) >= 0.75, wide
     assert norm.size >= 20 and 75 <= np.nanmedian(norm) <= 110 and np.mean(norm < 120) >= 0.9, norm
+
+
+def test_classify_json_carries_the_matrix(tmp_path, capsys):
+    """``ecg-edge classify --json`` (default bundle) carries contract 7 v2 in ``measurements``."""
+    from edge.cli.main import main
+
+    path = tmp_path / "rbbb.npy"
+    np.save(path, synthesize(rhythm="rbbb", seed=3, duration_s=10.0))
+    assert main(["classify", str(path), "--fs", "500", "--json"]) == 0
+    line = json.loads(capsys.readouterr().out.splitlines()[0])
+    m = line["measurements"]
+    assert set(MEASUREMENT_KEYS) <= set(m) and set(m["leads"]) == set(LEADS)
+    assert m["leads"]["V1"]["r2_mv"] > 0 and m["qrs_ms"] >= 120
+    assert set(m["paced"]) >= {"atrial", "ventricular", "spikes"} and len(m["beat_types"]) == len(m["beats"])

@@ -78,6 +78,17 @@ LEAD_KEYS = (
 )
 
 
+def _plain(v):
+    """A JSON-ready copy: nested dicts and lists copied, numpy scalars and arrays as Python values."""
+    if isinstance(v, Mapping):
+        return {str(k): _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    if hasattr(v, "tolist"):  # numpy scalar or array
+        return v.tolist()
+    return v
+
+
 class Measurements(dict):
     """A window's measurements: a JSON-ready ``dict`` with typed attributes (see the module docstring).
 
@@ -106,8 +117,8 @@ class Measurements(dict):
         return m
 
     def to_json(self) -> dict:
-        """A plain ``dict`` copy for the contract-5 line."""
-        return copy.deepcopy(dict(self))
+        """A plain ``dict`` copy for the contract-5 line (numpy scalars and arrays as Python values)."""
+        return _plain(self)
 
     def reason(self, key: str) -> str | None:
         """Why ``key`` is ``None`` (``None`` when it was measured)."""
