@@ -186,7 +186,12 @@ def compute_int8_scores(bundle_path: Path, manifest: Mapping, data: Sequence[str
         ckpt = {"data": {"sources": export_data.get("sources") or [], "fingerprint": export_data.get("fingerprint"),
                          "train_folds": folds.get("calibration")},
                 "signal_config": clf.signal, "label_ids": list(catalogue.ids)}
-        windows = load_export_windows(ckpt, bundle_path / "no-checkpoint", catalogue, data=data,
+        from training.prepare import default_cache_dir
+
+        from .data import checkpoint_sources
+
+        cache = None if data else default_cache_dir(checkpoint_sources(ckpt), clf.signal)  # no training run here
+        windows = load_export_windows(ckpt, bundle_path / "no-checkpoint", catalogue, data=data, cache=cache,
                                       calib_folds=folds.get("calibration"), val_folds=folds.get("validation") or (9,),
                                       test_folds=folds.get("test") or (10,), calib_windows=1, progress=progress)
         x = np.concatenate([windows.val_x, windows.test_x])
