@@ -15,7 +15,9 @@ patient's sex and age, and returns a :class:`Decision`:
 4. **quality**: leads the window was not read from, or that an inconsistency makes unreliable, are blanked
    (:func:`edge.interpret.criteria.mask`); a statement whose criterion needs them is withheld with the reason;
 5. **consistency**: exclusive groups, normal only when nothing else, no parent beside its child
-   (:class:`edge.interpret.findings.FindingRules`).
+   (:class:`edge.interpret.findings.FindingRules`); last, a statement that the window's own measurements
+   contradict (:func:`edge.interpret.criteria_check.contradictions`: PR, QRS, axis, rate, P wave) is withheld
+   with the reason, whoever made it (a rhythm read from the beats against the representative beat's P wave).
 
 Findings are ordered: the rhythm statement, then alarms (ST elevation), then the rest by score. ``alarms``
 lists each alarm with its territory, leads and reciprocal change, for the views to show first.
@@ -32,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from edge.interpret.criteria import Verdict, condition_leads, evaluate, mask
+from edge.interpret.criteria_check import contradictions
 from edge.interpret.findings import FindingRules
 from edge.interpret.rules import Criterion
 from edge.interpret.why import BY_CRITERIA, BY_MODEL, BY_RHYTHM, Why
@@ -197,8 +200,12 @@ def decide(
                 continue
             wanted = label in above or any(c.alarm for c, _ in items)
             if blockers and wanted and not live:
-                named = [x for x in sorted(pool) if x in stated_first and (x in blockers or fam(x) & set(blockers))]
-                out.withheld[label] = "、".join(ja.get(b, b) for b in named or blockers) + "があるため判定しない"
+                named = [
+                    x for x in sorted(pool) if x in stated_first and (x in blockers or fam(x) & set(blockers))
+                ]
+                out.withheld[label] = (
+                    "、".join(ja.get(b, b) for b in named or blockers) + "があるため判定しない"
+                )
                 continue
             unknown = sorted(
                 {x for c, v in live if v.ok is None for x in condition_leads(c.when) if x in blanked}
@@ -227,6 +234,12 @@ def decide(
     stated_first = set(first)
     pool = set(first).union(*(fam(x) for x in first))  # a not_with "LBBB" is met by 完全左脚ブロック too
     out, stated, kept = run(pool)
+    # 5. the last guard (contract 8.4): a statement its own window's measurements contradict is withheld
+    #    (e.g. a rhythm read from the beats as sinus while the representative beat shows no P wave)
+    if have_m:
+        for lid, problem in contradictions(kept, measurements):
+            kept.remove(lid)
+            out.withheld[lid] = f"計測値と矛盾するため保留 ({problem})"
     alarm_ids = {a["id"] for a in out.alarms}
     out.alarms = [a for a in out.alarms if a["id"] in kept]
     order = {x: k for k, x in enumerate(rhythm_ids)}
