@@ -129,7 +129,9 @@ class DeviceStream:
                 self.emit("device_rejected", device=hello.device_id, reason=problem)
             self.stream, self._format, self._pending = None, None, None
             return
-        fmt = (hello.fs_hz, hello.channel_leads, hello.lsb_nv)
+        # The device id is part of the format: a reopened port answered by another device (a pty path reused, a
+        # cable moved to another cart) starts a new segment, never continues the first device's windows.
+        fmt = (hello.fs_hz, hello.channel_leads, hello.lsb_nv, hello.device_id)
         self._pending = None if fmt == self._format else hello
         logger.info(
             "HELLO from %r: %d Hz, leads %s, %d nV/LSB, firmware %d.%d",
@@ -144,7 +146,8 @@ class DeviceStream:
     def _build_stream(self, hello: Hello) -> None:
         """Start the stream of a new format (on its first samples: a HELLO alone allocates nothing)."""
         self._pending = None
-        fmt = (hello.fs_hz, hello.channel_leads, hello.lsb_nv)
+        fmt = (hello.fs_hz, hello.channel_leads, hello.lsb_nv, hello.device_id)
+        previous = None if self._format is None else self._format[3]
         leads = [lead_name(c) for c in hello.channel_leads]
         if self._format is not None:
             self.stats.reconfigurations += 1
@@ -164,8 +167,11 @@ class DeviceStream:
         )
         self._abs_next = None
         self.segment += 1
+        if previous is not None and previous != hello.device_id:
+            logger.warning("another device answers: %r (was %r); a new segment starts", hello.device_id, previous)
         self.emit(
             "device_changed",
+            **({} if previous is None or previous == hello.device_id else {"previous_device": previous}),
             device=hello.device_id,
             fs=hello.fs_hz,
             leads=leads,

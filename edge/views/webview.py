@@ -27,13 +27,13 @@ import logging
 import threading
 import time
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
 from edge.dsp.signal import LEADS
+from edge.views.plain_http import BaseHTTPRequestHandler, ThreadingHTTPServer
 from edge.views.view_state import TraceBuffer, lead_quality, summarise_window
 
 __all__ = ["WebView", "parse_view_address", "lead_quality", "STALE_S"]  # lead_quality: edge.views.view_state
