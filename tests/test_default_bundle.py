@@ -36,10 +36,24 @@ def test_model_card_states_the_manifest_figures():
     assert "not a certified medical device" in card and "Wagner" in card
 
 
+# Figures across CPUs (issue 25, item 12): the manifest's figures were measured on an AVX-512 machine; onnxruntime's
+# int8 kernels differ by instruction set (AVX2 without VNNI adds u8 x s8 products pairwise into 16 bits with
+# saturation). Measured by bench/bench_isa.py (BENCHMARKS.md, section bench_isa) on an AVX2-only AMD EPYC, fold 10
+# (N = 137) and the gate's 273 windows: against the kernel-free QDQ reference the AVX2 kernels change a cosine
+# score by at most 0.0074 (u8 x u8 kernels: 0.0039), no top-1 label, 2 of 26,754 finding decisions; top-1 and
+# top-5 equal the manifest's, macro AUROC 0.79132 vs 0.79147 (-0.00015). Tolerances from those figures:
+KERNEL_SCORE_ENVELOPE = 0.015  # 2x the largest measured score change of any kernel from the reference
+AUROC_TOLERANCE = 0.001  # ~6.5x the measured AVX2 - AVX-512 gap; one rank swap in the rarest label moves it ~1.2e-4
+WINDOWS_TOLERATED = 1  # top-1 / top-5: one window of N may change (0 measured): a near-tie within the envelope
+
+
 @pytest.mark.slow
 def test_default_bundle_reproduces_its_figures_on_fold_10(shared_data):
+    import onnxruntime as ort
+
     from edge.interpret.catalogue import load_catalogue
-    from training.evaluate import evaluate_bundle
+    from edge.runtime.backends import OnnxBackend
+    from training.evaluate import bundle_scores, evaluate_bundle
     from training.prepare import Source, default_cache_dir, prepare
 
     with load_bundle() as bundle:
@@ -48,13 +62,25 @@ def test_default_bundle_reproduces_its_figures_on_fold_10(shared_data):
         sources = [Source(k, shared_data / k) for k in kinds]
         ds = prepare(sources, default_cache_dir(sources, bundle.signal), bundle.signal, progress=False)
         idx = ds.indices([10])
-        metrics = evaluate_bundle(bundle, np.asarray(ds.windows[idx], np.float32), ds.labels[idx].astype(np.float32),
+        windows = np.asarray(ds.windows[idx], np.float32)
+        metrics = evaluate_bundle(bundle, windows, ds.labels[idx].astype(np.float32),
                                   load_catalogue().ids, known=np.asarray(ds.known[idx]))
         stated = bundle.manifest["metrics"]["onnx_int8"]
-    for key in ("top1", "top5", "macro_auroc"):
-        assert metrics[key] == pytest.approx(stated[key], abs=1e-6), key
+        # This CPU's int8 kernels stay within the measured envelope of the kernel-free QDQ reference.
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        path = bundle.model_path("onnx_int8")
+        reference = OnnxBackend(path, ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"]))
+        ref_scores = np.concatenate([reference(windows[i : i + 64]) for i in range(0, len(windows), 64)])
+        ref_scores = ref_scores @ bundle.embeddings.T
+        device_scores = bundle_scores(bundle, windows)
+    n = len(windows)
+    assert np.abs(device_scores - ref_scores).max() <= KERNEL_SCORE_ENVELOPE
+    for key in ("top1", "top5"):
+        assert abs(metrics[key] - stated[key]) <= WINDOWS_TOLERATED / n + 1e-9, (key, metrics[key], stated[key])
+    assert metrics["macro_auroc"] == pytest.approx(stated["macro_auroc"], abs=AUROC_TOLERANCE)
     card = CARD.read_text(encoding="utf-8")
-    assert f"top-1 accuracy **{metrics['top1']:.3f}**" in card
+    assert f"top-1 accuracy **{stated['top1']:.3f}**" in card
 
 
 @pytest.mark.slow
