@@ -115,7 +115,10 @@ def test_manifest_decision_block_is_validated(tiny_bundle):
         validate_manifest({**manifest, "decision": {"criteria_weight": 7}})
     with pytest.raises(ManifestError, match="decision.rules"):
         validate_manifest(
-            {**manifest, "decision": {"rules": {**load_rules_doc(), "criteria": [{"label": "SR", "mode": "odd"}]}}}
+            {
+                **manifest,
+                "decision": {"rules": {**load_rules_doc(), "criteria": [{"label": "SR", "mode": "odd"}]}},
+            }
         )
 
 
@@ -123,9 +126,13 @@ def test_nested_conditions_and_the_atrial_fibrillation_veto():
     rules = FindingRules.for_labels(LABELS)
     j = rules.index["AFIB"]
     assert rules.measured({"rr_irregularity": 0.03, "p_present": False}).get(j) is False  # regular
-    assert rules.measured({"rr_irregularity": 0.08, "p_present": True}).get(j) is False  # mild variation with P
+    assert (
+        rules.measured({"rr_irregularity": 0.08, "p_present": True}).get(j) is False
+    )  # mild variation with P
     assert j not in rules.measured({"rr_irregularity": 0.08, "p_present": False})  # no P: the score decides
-    assert j not in rules.measured({"rr_irregularity": 0.25, "p_present": True})  # irregular: the score decides
+    assert j not in rules.measured(
+        {"rr_irregularity": 0.25, "p_present": True}
+    )  # irregular: the score decides
     with pytest.raises(RulesError, match="expected a non-empty list"):
         parse_condition({"all": [{"any": []}]}, "when")
 
@@ -203,7 +210,9 @@ def test_st_elevation_is_stated_with_its_territory_first_and_never_normal(all_ru
 
 
 def test_st_elevation_in_one_lead_or_below_threshold_is_not_stated(all_rules):
-    d = _decide(all_rules, {**NORMAL_MODEL, "STE": 0.7}, meas({"II": {"st_j_mv": 0.3}, "aVF": {"st_j_mv": 0.05}}))
+    d = _decide(
+        all_rules, {**NORMAL_MODEL, "STE": 0.7}, meas({"II": {"st_j_mv": 0.3}, "aVF": {"st_j_mv": 0.05}})
+    )
     assert "STE" not in d.findings and d.removed["STE"] == "measurement"  # one lead: not 2 contiguous leads
     d = _decide(all_rules, NORMAL_MODEL, meas({"I": {"st_j_mv": 0.2}, "II": {"st_j_mv": 0.2}}))
     assert "STE" not in d.findings  # I and II are not contiguous (-aVR lies between them)
@@ -220,8 +229,11 @@ def test_v2_v3_thresholds_by_sex_and_age_and_the_unknown_choice(all_rules):
 
 
 def test_st_elevation_is_withheld_in_lbbb_and_when_its_leads_are_unusable(all_rules):
-    lbbb = {"V1": {"r_mv": 0.1, "s_mv": 1.8}, "I": {"s_mv": 0.0, "s_ms": 0, "r_ms": 100},
-            "V6": {"s_mv": 0.0, "s_ms": 0, "r_mv": 2.0, "r_ms": 100}}
+    lbbb = {
+        "V1": {"r_mv": 0.1, "s_mv": 1.8},
+        "I": {"s_mv": 0.0, "s_ms": 0, "r_ms": 100},
+        "V6": {"s_mv": 0.0, "s_ms": 0, "r_mv": 2.0, "r_ms": 100},
+    }
     d = _decide(all_rules, {"SR": 0.8}, meas({**lbbb, **ST["anterior"]}, qrs_ms=150))
     assert "CLBBB" in d.findings and "STE" not in d.findings
     assert d.withheld["STE"] == "完全左脚ブロックがあるため判定しない"
@@ -229,8 +241,12 @@ def test_st_elevation_is_withheld_in_lbbb_and_when_its_leads_are_unusable(all_ru
     m = meas({"V2": {"st_j_mv": 0.25}, "V3": {"st_j_mv": 0.3}, "V4": {"st_j_mv": 0.3}})
     d = _decide(all_rules, NORMAL_MODEL, m, quality={"usable_leads": usable, "inconsistent": []})
     assert "STE" not in d.findings and "V3誘導が使えない" in d.withheld["STE"]
-    d = _decide(all_rules, NORMAL_MODEL, meas(ST["inferior"]), quality={"usable_leads": list(LEAD_NAMES),
-                                                                         "inconsistent": ["limb_reversal"]})
+    d = _decide(
+        all_rules,
+        NORMAL_MODEL,
+        meas(ST["inferior"]),
+        quality={"usable_leads": list(LEAD_NAMES), "inconsistent": ["limb_reversal"]},
+    )
     assert "STE" not in d.findings and "limb_reversal" in d.withheld["STE"] and "LAD" not in d.findings
 
 
@@ -262,8 +278,11 @@ def test_the_issue_contradictions_are_not_stated(all_rules):
     assert "LAD" in d.findings and not {"LAFB", "LPFB"} & set(d.findings)
     d = _decide(all_rules, {"SR": 0.8, "LAD": 0.9}, meas(axis_deg=-96))
     assert "LAD" not in d.findings and "AXIS" in d.findings
-    d = _decide(all_rules, {"SR": 0.8, "LVH": 0.9, "VCLVH": 0.9}, meas(sv1_rv5_mv=0.35, rv5_mv=0.2, rv6_mv=0.2,
-                                                                       ravl_mv=0.1))
+    d = _decide(
+        all_rules,
+        {"SR": 0.8, "LVH": 0.9, "VCLVH": 0.9},
+        meas(sv1_rv5_mv=0.35, rv5_mv=0.2, rv6_mv=0.2, ravl_mv=0.1),
+    )
     assert not {"LVH", "VCLVH"} & set(d.findings)
     d = _decide(all_rules, {"SR": 0.8, "1AVB": 0.9}, meas(pr_ms=None))
     assert "1AVB" not in d.findings
@@ -276,13 +295,15 @@ def test_hypertrophy_atrial_abnormality_q_waves_and_t_inversion(all_rules):
     d = _decide(all_rules, {"SR": 0.8}, meas(strain, sv1_rv5_mv=4.2))
     assert "LVH" in d.findings and "VCLVH" not in d.findings and d.removed["VCLVH"] == "lvh"
     assert "VCLVH" in _decide(all_rules, {"SR": 0.8}, meas(sv1_rv5_mv=4.2)).findings
-    assert "LAE" in _decide(all_rules, {"SR": 0.8}, meas(p_dur_ms=130)).findings
+    assert "LAE" in _decide(all_rules, {"SR": 0.8}, meas({"II": {"p_dur_ms": 130}})).findings
     assert "LAE" in _decide(all_rules, {"SR": 0.8}, meas(ptf_v1=-5.0)).findings  # either sign convention
     assert "RAE" in _decide(all_rules, {"SR": 0.8}, meas({"II": {"p_pos_mv": 0.3}})).findings
     q = {x: {"q_ms": 40, "q_mv": 0.3} for x in ("II", "III", "aVF")}
     d = _decide(all_rules, {"SR": 0.8, "NORM": 0.9}, meas(q))
     assert {"QWAVE", "IMI"} <= set(d.findings) and "NORM" not in d.findings
-    d = _decide(all_rules, {"SR": 0.8}, meas({x: {"t_neg_mv": 0.3, "t_pos_mv": 0.0} for x in ("V4", "V5", "V6")}))
+    d = _decide(
+        all_rules, {"SR": 0.8}, meas({x: {"t_neg_mv": 0.3, "t_pos_mv": 0.0} for x in ("V4", "V5", "V6")})
+    )
     assert "INVT" in d.findings and d.why["INVT"].source.startswith("UDMI4")
     assert "LNGQT" in _decide(all_rules, {"SR": 0.8}, meas(qtc_ms=480)).findings
     assert "LNGQT" not in _decide(all_rules, {"SR": 0.8}, meas(qtc_ms=480, qrs_ms=150)).findings
@@ -305,3 +326,50 @@ def test_zero_shot_labels_are_listed_apart_and_every_finding_has_a_why(all_rules
     assert d.zero_shot_findings == ["PRWP"] and "PRWP" not in d.findings
     assert set(d.why) == set(d.findings) | set(d.zero_shot_findings)
     assert json.loads(json.dumps(d.to_json(), ensure_ascii=False))["why"]["PRWP"]["by"] == "model"
+
+
+# --- the synthetic ECGs through the default bundle, as `ecg-edge classify` reads them -------------------
+SYNTHETIC = [
+    *[("st_elevation", {"st_territory": t, "st_mv": v}, {"STE"}, set()) for t in ("inferior", "lateral") for v in (0.1, 0.2, 0.3)],
+    *[("st_elevation", {"st_territory": "anterior", "st_mv": v}, {"STE"}, set()) for v in (0.2, 0.3)],
+    ("sinus", {}, {"SR", "NORM"}, {"STE", "STD"}),
+    ("afib", {}, {"AFIB"}, {"SR", "NORM"}),
+    ("pvc", {}, {"PVC"}, {"NORM"}),
+    ("rbbb", {}, {"CRBBB"}, {"CLBBB", "NORM", "QWAVE", "LMI"}),
+    ("lbbb", {}, {"CLBBB"}, {"LVH", "VCLVH", "VH", "HVOLT", "STE", "NORM"}),
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def default_classifier():
+    from edge.runtime.engine import Classifier
+
+    with Classifier.from_bundle() as clf:
+        yield clf
+
+
+@pytest.mark.parametrize(
+    "rhythm, kw, must, never", SYNTHETIC, ids=lambda v: str(v) if isinstance(v, str) else None
+)
+def test_synthetic_ecgs_are_read_right(default_classifier, rhythm, kw, must, never):
+    from firmware_bridge.synthetic import synthesize
+
+    for seed in (1, 2):
+        x = synthesize(rhythm=rhythm, fs=500, seed=seed, duration_s=10.0, **kw)
+        r = default_classifier.classify_window(x, 500)
+        stated = set(r.findings) | set(r.zero_shot_findings)
+        assert must <= stated and not never & stated, (rhythm, kw, seed, r.findings, r.withheld)
+        if rhythm == "st_elevation":  # never normal; first after the rhythm; its territory named
+            assert "NORM" not in stated and r.findings.index("STE") == 1
+            territories = {a["territory"] for a in default_classifier.last_decision.alarms}
+            assert kw["st_territory"] in territories, territories
+
+
+def test_anterior_st_elevation_below_the_udmi4_v2_v3_threshold_is_not_normal(default_classifier):
+    """0.1 mV over V1-V4 stays under UDMI4's lowest V2-V3 threshold (0.15 mV): no ST-elevation statement, but
+    never 正常心電図 (0.1 mV at J+60 ms in two contiguous leads vetoes it)."""
+    from firmware_bridge.synthetic import synthesize
+
+    x = synthesize(rhythm="st_elevation", st_territory="anterior", st_mv=0.1, fs=500, seed=1, duration_s=10.0)
+    r = default_classifier.classify_window(x, 500)
+    assert "NORM" not in r.findings and "STE" not in r.findings

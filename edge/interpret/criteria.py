@@ -4,8 +4,9 @@ A condition gives a :class:`Verdict`: ``True`` (met), ``False`` (clearly not met
 needs was not measured), with the values it read (``"qrs_ms"``, ``"V1.r2_mv"``; mV, ms, bpm, degrees) and the
 leads where a per-lead test was met. Per-lead values come from the contract 7 v2 matrix
 ``measurements["leads"][lead][key]``; depths (``q_mv``, ``s_mv``, ``s2_mv``, ``p_neg_mv``, ``t_neg_mv``) are
-read as magnitudes whatever their sign; two values are derived: ``qrs_pp_mv`` (peak-to-peak QRS,
-max(R, R') + max(Q, S, S')) and ``rs_ratio`` (R / S; a lead with an R and no S has an infinite ratio).
+read as magnitudes whatever their sign; three values are derived: ``qrs_pp_mv`` (peak-to-peak QRS,
+max(R, R') + max(Q, S, S')), ``rs_ratio`` (R over the deepest negative deflection, Q or S, so a QS complex
+counts as S-dominant; an R without either has an infinite ratio) and ``qr_ratio`` (Q / R).
 
 Contiguity (AHA-VI, Wagner et al. 2009): leads are contiguous when neighbours in the frontal Cabrera order
 aVL, I, −aVR, II, aVF, III or in V1..V6; −aVR belongs to no territory, so I and II are not contiguous.
@@ -82,11 +83,14 @@ class _Reader:
             if r[0] is None or s[1] is None:
                 return None
             return max(x for x in r if x is not None) + max(x for x in s if x is not None)
-        if key == "rs_ratio":
-            r, s = self.lead(lead, "r_mv"), self.lead(lead, "s_mv")
-            if r is None or s is None:
+        if key in ("rs_ratio", "qr_ratio"):
+            r, q, s = self.lead(lead, "r_mv"), self.lead(lead, "q_mv"), self.lead(lead, "s_mv")
+            if r is None or (q is None and s is None):
                 return None
-            return r / s if s > 1e-6 else (math.inf if r > 1e-6 else 0.0)
+            if key == "qr_ratio":
+                return None if q is None else (q / r if r > 1e-6 else math.inf)
+            neg = max(x for x in (q, s) if x is not None)  # the deepest negative deflection (QS: the Q)
+            return r / neg if neg > 1e-6 else (math.inf if r > 1e-6 else 0.0)
         v = row.get(key)
         if v is None or isinstance(v, bool | dict | list | str):
             return None

@@ -83,13 +83,14 @@ GLOBAL_KEYS = frozenset(
         "hr_bpm", "rr_ms", "rr_irregularity", "rhythm_regular", "pr_ms", "qrs_ms", "qt_ms", "qtc_ms",
         "qtcf_ms", "axis_deg", "p_present", "sv1_mv", "rv5_mv", "rv6_mv", "sv1_rv5_mv", "ravl_mv", "sv3_mv",
         "limb_qrs_max_mv", "chest_qrs_max_mv", "n_beats", "p_dur_ms", "p_axis_deg", "t_axis_deg", "ptf_v1",
+        "template_pr_ms",
     }
 )  # fmt: skip
 # Per-lead measurements (contract 7 v2 ``leads``) and two derived from them (edge.interpret.criteria).
 LEAD_KEYS = frozenset(
     {
         "p_pos_mv", "p_neg_mv", "p_dur_ms", "q_mv", "q_ms", "r_mv", "r_ms", "s_mv", "s_ms", "r2_mv", "s2_mv",
-        "qrs_ms", "qrs_area", "st_j_mv", "st_60_mv", "t_pos_mv", "t_neg_mv", "qrs_pp_mv", "rs_ratio",
+        "qrs_ms", "qrs_area", "st_j_mv", "st_60_mv", "t_pos_mv", "t_neg_mv", "qrs_pp_mv", "rs_ratio", "qr_ratio",
     }
 )  # fmt: skip
 # Territories (AHA-VI contiguous lead groups) and their reciprocal leads.
@@ -102,6 +103,7 @@ TERRITORIES: dict[str, tuple[str, ...]] = {
     "limb": ("I", "II", "III", "aVL", "aVF"),
     "chest": ("V1", "V2", "V3", "V4", "V5", "V6"),
     "all": ("I", "II", "III", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"),
+    "all_but_v1": ("I", "II", "III", "aVL", "aVF", "V2", "V3", "V4", "V5", "V6"),
 }
 SEXES = ("male", "male_under_40", "female", "unknown")
 MODES = ("decide", "veto", "state")
