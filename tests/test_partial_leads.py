@@ -93,3 +93,46 @@ def test_challenge_records_with_flat_chest_leads_are_read_on_nine(clf, shared_da
         assert not r.skipped and sorted(r.quality.flat) == ["V2", "V4", "V6"]
         assert len(r.quality.usable_leads) == 9 and r.measurements["hr_bpm"]
         assert r.findings
+
+
+def test_training_lead_dropout_zeroes_leads_as_the_runtime_does():
+    torch = pytest.importorskip("torch")
+    from training.augment import AugmentConfig, augment_batch
+
+    x = torch.ones(64, 12, 100)
+    off = dict(crop_p=0.0, amplitude_p=0.0, noise_p=0.0, wander_p=0.0)
+    y = augment_batch(x, AugmentConfig(**off, lead_dropout_p=1.0), torch.Generator().manual_seed(0))
+    zeroed = (y == 0).all(dim=2)
+    assert ((zeroed.sum(dim=1) >= 1) & (zeroed.sum(dim=1) <= 3)).all()
+    p = augment_batch(
+        x,
+        AugmentConfig(**off, lead_dropout_p=1.0, lead_dropout_patterns=1.0),
+        torch.Generator().manual_seed(0),
+    )
+    zp = (p == 0).all(dim=2)
+    only_ii = zp[:, [0, 2, 3, 4, 5]].all(dim=1) & ~zp[:, 1]
+    assert (
+        ((only_ii | zp[:, :6].all(dim=1)) & ~zp[:, 6:].any(dim=1)).all()
+        and only_ii.any()
+        and not only_ii.all()
+    )
+    same = augment_batch(
+        x,
+        AugmentConfig(**off, lead_dropout_p=1.0, lead_dropout_patterns=0.0),
+        torch.Generator().manual_seed(0),
+    )
+    assert torch.equal(same, y)  # patterns off: the random draws of older runs, unchanged
+
+
+def test_ecg_train_lead_dropout_flag():
+    pytest.importorskip("torch")
+    from training.cli import _train_parser as build_parser
+    from training.cli import config_from_args
+
+    args = build_parser().parse_args(
+        ["--data", "ptbxl=x", "--out", "o", "--lead-dropout", "0.5", "--lead-dropout-patterns", "0.3"]
+    )
+    cfg = config_from_args(args)
+    assert cfg.augment.lead_dropout_p == 0.5 and cfg.augment.lead_dropout_patterns == 0.3
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--data", "ptbxl=x", "--out", "o", "--lead-dropout", "1.5"])

@@ -31,6 +31,10 @@ class AugmentConfig:
     wander_amp: float = 0.2  # drift amplitude (z-score units)
     wander_hz: tuple[float, float] = (0.05, 0.5)  # drift frequency range, Hz
     lead_dropout_p: float = 0.1  # probability per window of zeroing 1-3 leads (electrode off)
+    # share of the dropped windows that get a bedside pattern instead of 1-3 random leads: one arm electrode
+    # off on an 8-channel device (only II of the limb leads left) or inconsistent limb leads (chest leads only),
+    # as the runtime zeroes them (edge.dsp.quality.usable_twelve); 0 keeps the random draws of older runs
+    lead_dropout_patterns: float = 0.0
     fs: float = 100.0  # sampling rate of the windows, Hz (for the wander frequency)
 
     def to_dict(self) -> dict:
@@ -76,5 +80,12 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generato
         n_drop = torch.randint(1, 4, (b,), generator=g)
         ranks = torch.rand(b, n_leads, generator=g).argsort(dim=1).argsort(dim=1)
         drop = (ranks < n_drop[:, None]) & sel[:, None]
+        if cfg.lead_dropout_patterns > 0 and n_leads == 12:
+            pattern = _where(cfg.lead_dropout_patterns, b, g).bool() & sel
+            limb_only_ii = torch.tensor([True, False, True, True, True, True] + [False] * 6)
+            all_limb = torch.tensor([True] * 6 + [False] * 6)
+            which = torch.rand(b, generator=g) < 0.5
+            patterned = torch.where(which[:, None], limb_only_ii[None], all_limb[None])
+            drop = torch.where(pattern[:, None], patterned, drop)
         x = x * (~drop)[:, :, None].float()
     return x

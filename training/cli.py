@@ -143,12 +143,29 @@ def _train_parser() -> argparse.ArgumentParser:
                    help="leave records whose key starts with one of these prefixes out of every fold "
                         "(e.g. challenge2020:E,cinc2021:E: leave the Georgia hospital out)")
     p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--lead-dropout", type=_fraction, default=0.1, metavar="P",
+                   help="probability per training window of zeroing leads, as the bedside runtime zeroes unusable "
+                        "ones (default 0.1; 0 turns it off)")
+    p.add_argument("--lead-dropout-patterns", type=_fraction, default=0.0, metavar="F",
+                   help="share of the dropped windows zeroed in bedside patterns (arm electrode off on an 8-channel "
+                        "device; limb leads inconsistent) instead of 1-3 random leads (default 0)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--skip-bad", action="store_true", help="skip (and count) bad records instead of stopping")
     p.add_argument("--compare", action="store_true",
                    help="train " + ", ".join(COMPARE_VARIANTS) + " into <out>/<name>/ and write <out>/comparison.md")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
+
+
+def _fraction(text: str) -> float:
+    """A probability 0..1 for argparse (one-line error otherwise)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number between 0 and 1") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
+    return value
 
 
 def config_from_args(args) -> TrainConfig:
@@ -165,7 +182,8 @@ def config_from_args(args) -> TrainConfig:
         patience=args.patience, max_minutes=args.max_minutes, seed=args.seed, train_folds=args.train_folds,
         val_folds=args.val_folds, test_folds=args.test_folds, holdout_labels=holdout, ptbxl_rate=args.ptbxl_rate,
         exclude_keys=tuple(t.strip() for t in args.exclude.split(",") if t.strip()),
-        augment=AugmentConfig(enabled=not args.no_augment), num_threads=args.threads,
+        augment=AugmentConfig(enabled=not args.no_augment, lead_dropout_p=args.lead_dropout,
+                              lead_dropout_patterns=args.lead_dropout_patterns), num_threads=args.threads,
         on_error="skip" if args.skip_bad else "raise", catalogue=args.catalogue,
     )
 
