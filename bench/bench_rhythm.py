@@ -154,7 +154,9 @@ def per_rhythm_table(pairs: list[tuple[str, str]], family: bool = False) -> list
 
 def bench_synthetic(seeds: int) -> list[str]:
     pairs, mod_ok, mod_n, misses = [], Counter(), Counter(), []
-    cases = [(r, 500) for r in SYNTHETIC_TRUTH] + [(r, 1000) for r in ("paced_v", "paced_a", "paced_dual")]
+    cases = [(r, 500) for r in SYNTHETIC_TRUTH] + [
+        (r, 1000) for r in ("paced_v", "paced_a", "paced_dual") if r in SYNTHETIC_TRUTH
+    ]
     for name, fs in cases:
         statement, mods = SYNTHETIC_TRUTH[name]
         for seed in range(100, 100 + seeds):
@@ -244,8 +246,9 @@ def _challenge_records(data: Path) -> list[tuple[Path, set[str]]]:
         for hea in sorted((data / folder).glob("*.hea")):
             codes: set[str] = set()
             for line in hea.read_text(errors="replace").splitlines():
-                if line.startswith("# Dx:"):
-                    codes = {c.strip() for c in line[5:].split(",") if c.strip()}
+                text = line.lstrip("#").strip()
+                if text.startswith("Dx:"):
+                    codes = {c.strip() for c in text[3:].split(",") if c.strip()}
             out.append((hea.with_suffix(""), codes))
     return out
 

@@ -331,8 +331,14 @@ def annotate_beats(
     for b, s in zip(typed, at_fs, strict=True):
         b["sample"] = int(s)
     paced = paced_summary(typed, spikes.size) if fs >= MIN_FS else no_pacing(False)
-    # the P wave's polarity in I and II (sinus P waves are upright in both: P axis 0 to +90 degrees)
+    # the P wave's polarity in I and II (sinus P waves are upright in both: P axis 0 to +90 degrees), and how
+    # much of the P window is active (a P wave ~100 ms of it; flutter waves run through all of it)
     tmpl, names = info.get("p_template"), list(leads)
+    if tmpl is not None:
+        mag = np.sqrt((tmpl * tmpl).sum(axis=0))
+        atrial["p_window_active"] = round(float(np.mean(mag >= 0.3 * mag.max())), 3)
+    else:
+        atrial["p_window_active"] = None
     for lead in ("I", "II"):
         key = f"p_{lead.lower()}_mv"
         if tmpl is not None and lead in names:
