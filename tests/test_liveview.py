@@ -11,8 +11,9 @@ import pytest
 
 import edge.views.terminal as liveview
 from edge.runtime.engine import Classifier
-from edge.views.terminal import LEGEND, LiveView, big_number, describe_quality, display_width, fit
 from edge.runtime.serial import RunConfig, Runtime
+from edge.views.present import describe_quality
+from edge.views.terminal import LEGEND, LiveView, big_number, display_width, fit
 from firmware_bridge.frames import Hello, Samples, encode_frame
 from firmware_bridge.leads import LEADS_12
 from firmware_bridge.synthetic import synthesize, to_counts

@@ -146,18 +146,30 @@ def test_zero_shot_labels_are_flagged_for_the_page():
         ("BRU", True, 0.4),
     ]
     assert [t["zero_shot"] for t in window["top"]] == [False, True]
-    assert not any(f["by_rule"] for f in window["findings"])  # no thresholds known: nothing to say
+    assert not any(f["why"] for f in window["findings"])  # a line without why: nothing is guessed
 
 
-def test_finding_below_its_threshold_is_marked_as_decided_by_a_rule():
+def test_the_page_shows_why_each_finding_was_stated_never_a_guess():
     labels = [
         {"id": "SR", "ja": "洞調律", "threshold": 0.45},
         {"id": "LNGQT", "ja": "QT延長", "threshold": 0.4},
     ]
-    line = {"top": [{"id": "SR", "ja": "洞調律", "score": 0.5}], "findings": ["SR", "LNGQT"],
+    why = {"SR": {"by": "model", "score": 0.5, "threshold": 0.45},
+           "LNGQT": {"by": "criteria", "rule": "QT延長: QTc ≥ 460 ms", "values": {"qtc_ms": 478.0}}}  # fmt: skip
+    line = {"top": [{"id": "SR", "ja": "洞調律", "score": 0.5}], "findings": ["SR", "LNGQT"], "why": why,
             "quality": {"ok": True}}  # fmt: skip
     window = summarise_window(line, labels, None, np.array([0.5, -0.2], np.float32))
-    assert [(f["id"], f["by_rule"]) for f in window["findings"]] == [("SR", False), ("LNGQT", True)]
+    sr, qt = window["findings"]
+    assert sr["why"] == why["SR"] and sr["why_text"] == {"ja": "モデル 0.500 ≥ 0.450", "en": "model 0.500 ≥ 0.450"}
+    assert qt["score"] == pytest.approx(-0.2)  # the cosine, as it is
+    assert qt["why_text"]["ja"] == "基準 QT延長: QTc ≥ 460 ms: QTc (Bazett) 478 ms"
+    assert qt["why_text"]["en"].startswith("criterion QT延長")
+    # the same words everywhere: the page loads them from Python
+    from edge.views.present import vocabulary
+
+    vocab = vocabulary()
+    assert vocab["ja"]["why_criteria"] == "基準" and vocab["en"]["lead_off"] == "lead off"
+    assert "コサイン" in vocab["ja"]["legend"] and "cosine" in vocab["en"]["legend"]
 
 
 def test_lead_off_reaches_the_page_live_and_with_the_window(clf):

@@ -78,11 +78,11 @@ def _user_errors(func: Callable[[argparse.Namespace], int]) -> Callable[[argpars
         try:
             return func(args)
         except Exception as exc:  # imported only now: ecg-edge run installs its signal handlers first
-            from edge.runtime.backends import BackendError
             from edge.bundle.loader import BundleError
-            from edge.readers.records import RecordError
-            from edge.runtime.serial import PortError
             from edge.dsp.signal import SignalError
+            from edge.readers.records import RecordError
+            from edge.runtime.backends import BackendError
+            from edge.runtime.serial import PortError
 
             if isinstance(exc, (UsageError, BundleError, BackendError, RecordError, SignalError, PortError)):
                 return _print_error(str(exc))
@@ -247,8 +247,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, stop_requests: list[str]) -> int:
     from edge.runtime.engine import Classifier
     from edge.runtime.jsonl import JsonLinesFile
-    from edge.views.terminal import LiveView
     from edge.runtime.serial import RunConfig, Runtime
+    from edge.views.terminal import LiveView
     from firmware_bridge.transport import DEFAULT_BAUD
 
     if args.max_windows is not None and args.max_windows < 1:
@@ -389,63 +389,27 @@ def add_classify_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_classify)
 
 
-def _file_windows(classifier, rec, hop_s: float | None, batch: int = 32):  # noqa: ANN001
-    """(start, Result) of every window of a recording, classified in batches."""
-    from edge.dsp.signal import iter_windows
-
-    width = classifier.window_samples(rec.fs)
-    spans = list(iter_windows(rec.n_samples, rec.fs, classifier.signal.window_s, hop_s))
-    if not spans and rec.n_samples >= int(0.98 * width):  # within the signal contract's tolerance
-        spans = [(0, rec.n_samples)]
-    if not spans:
-        raise _command_error(
-            f"{rec.source}: lasts {rec.duration_s:.2f} s; the model needs "
-            f"{classifier.signal.window_s:g} s windows"
-        )
-    for i in range(0, len(spans), batch):
-        part = spans[i : i + batch]
-        results = classifier.classify_windows([rec.x_mv[:, a:b] for a, b in part], rec.fs, rec.leads)
-        for (a, _), result in zip(part, results, strict=True):
-            result.window_start_sample = a
-            yield a, result
+def _file_windows(classifier, rec, hop_s: float | None) -> list:  # noqa: ANN001
+    """(start, Result) of every window of a recording (``Classifier.record_windows``)."""
+    try:
+        windows = classifier.record_windows(rec.x_mv, rec.fs, rec.leads, hop_s)
+    except ValueError as exc:  # shorter than a window
+        raise _command_error(f"{rec.source}: {exc}") from None
+    return [(r.window_start_sample, r) for r in windows]
 
 
 def _whole(classifier, windows: list) -> object:  # noqa: ANN001
-    import numpy as np
-
-    from edge.runtime.engine import Result
-    from edge.dsp.quality import failed_quality
-
-    good = [r for _, r in windows if not r.skipped]
-    missing = sum(r.quality.get("missing_samples", 0) for _, r in windows)
-    if not good:
-        return Result(
-            quality=failed_quality("no window of good quality", missing), bundle=classifier.bundle_id
-        )
-    mean = np.mean(np.stack([r.embedding for r in good]), axis=0)
-    quality = {
-        "ok": True,
-        "missing_samples": missing,
-        "lead_off": [],
-        "flat": [],
-        "saturated": [],
-        "implausible": [],
-        "windows": len(windows),
-        "windows_ok": len(good),
-    }
-    from edge.dsp.measure import combine_measurements
-
-    result = classifier.classify_embedding(mean, quality, combine_measurements([r.measurements for r in good]))
-    result.latency_ms = sum(r.latency_ms for _, r in windows)
-    return result
+    """The file's result (``Classifier.classify_record``): mean embedding, combined measurements."""
+    return classifier.classify_record(windows=[r for _, r in windows])
 
 
 def _table_lines(classifier, rec, rows: list) -> list[str]:  # noqa: ANN001
-    from edge.views.terminal import describe_quality, display_width, pad
-    from edge.dsp.measure import format_measurements
+    """The classify table: quality, top 3 (cosine), findings with why each was stated, measurements."""
+    from edge.views.present import LEGEND, describe_quality, format_measurements, why_text
+    from edge.views.terminal import display_width, pad
 
     by_id = {lb["id"]: lb for lb in classifier.labels}
-    header = ("開始", "信号品質", "上位3件 (スコア)", "所見")
+    header = ("開始", "信号品質", "上位3件 (コサイン)", "所見 [根拠]")
     table = [header]
     for start, r in rows:
         top = (
@@ -453,8 +417,12 @@ def _table_lines(classifier, rec, rows: list) -> list[str]:  # noqa: ANN001
             if not r.skipped
             else "-"
         )
-        found = [by_id[i].get("ja", i) for i in r.findings]
-        found += [f"{by_id[i].get('ja', i)} (未検証)" for i in r.zero_shot_findings]  # never trained: apart
+        found = [
+            by_id.get(i, {}).get("ja", i)
+            + (" (未検証)" if i in r.zero_shot_findings else "")  # never trained: listed apart, last
+            + (f" [{why_text(r.why[i])}]" if i in r.why else "")
+            for i in [*r.findings, *r.zero_shot_findings]
+        ]
         found = ", ".join(found) or "-"
         when = "記録全体" if start is None else f"{start / rec.fs:.1f} s"
         table.append((when, describe_quality(r.quality), top, found))
@@ -463,15 +431,16 @@ def _table_lines(classifier, rec, rows: list) -> list[str]:  # noqa: ANN001
     widths = [max(display_width(row[i]) for row in table) for i in range(len(header))]
     lines = [f"{rec.source}  ({len(rec.leads)} channels, {rec.fs:g} Hz, {rec.duration_s:.1f} s)"]
     lines += ["  " + "  ".join(pad(c, w) for c, w in zip(row, widths, strict=True)).rstrip() for row in table]
+    lines += ["  " + line for line in LEGEND["ja"][:2]]
     if any(r.zero_shot_findings or any(t.get("zero_shot") for t in r.top[:3]) for _, r in rows):
-        lines.append("  未検証 = 学習例のないラベル (ゼロショット): 精度は検証されていません")
+        lines.append("  " + LEGEND["ja"][2])
     return lines
 
 
 @_user_errors
 def cmd_classify(args: argparse.Namespace) -> int:
-    from edge.runtime.engine import Classifier
     from edge.readers.records import RecordError, read_recording
+    from edge.runtime.engine import Classifier
 
     leads = [s.strip() for s in args.leads.split(",")] if args.leads else None
     if args.report is not None and len(args.files) != 1:

@@ -5,7 +5,8 @@ V3 | V4, V5, V6) over three rows, then a 10-s lead-II rhythm strip, each row sta
 calibration pulse, on ECG grid paper (1 mm and 5 mm squares) at 25 mm/s and 10 mm/mV: the page is drawn
 in millimetres, so a printed A4 page has those true scales. Above the grid: the source, the time, the
 bundle id, the measurements (``edge.dsp.measure``, via the window's result), the findings in Japanese with
-their scores (labels never trained marked 未検証) and the signal quality; below it, the disclaimer that this
+why each was stated (rhythm analysis, a criterion with its values, or the model's cosine and threshold;
+labels never trained marked 未検証) and the signal quality; below it, the disclaimer that this
 is not a diagnosis.
 
 matplotlib (and its Japanese font, :mod:`edge.views.fonts`) is imported only when a report is drawn, so the
@@ -24,7 +25,8 @@ import numpy as np
 
 from edge.dsp.signal import LEADS, SignalError, bandpass, to_twelve_leads
 from edge.readers.patient import PatientInfo, acquired_text, sex_text
-from edge.views.view_state import decided_by_rule
+from edge.views.present import LEGEND as REPORT_LEGEND
+from edge.views.present import describe_quality, measurement_items, why_text
 
 __all__ = [
     "ReportError",
@@ -49,17 +51,6 @@ RHYTHM_LEAD = "II"
 DISCLAIMER = "診断ではありません。AI による参考所見です。必ず医師が心電図を確認してください。"
 _GRID_X0, _TRACE_X0, _GRID_Y0, _ROW_MM = 10.0, 22.0, 22.0, 33.0
 _INK, _MINOR, _MAJOR = "#111111", "#f4c7c0", "#e58b7d"
-_MEASURES = (  # key, label, unit, digits
-    ("hr_bpm", "心拍数", "bpm", 0),
-    ("rr_ms", "RR", "ms", 0),
-    ("pr_ms", "PR", "ms", 0),
-    ("qrs_ms", "QRS", "ms", 0),
-    ("qt_ms", "QT", "ms", 0),
-    ("qtc_ms", "QTc (Bazett)", "ms", 0),
-    ("qtcf_ms", "QTcF", "ms", 0),
-    ("axis_deg", "QRS 軸", "°", 0),
-    ("sv1_rv5_mv", "SV1+RV5", "mV", 2),
-)
 
 
 class ReportError(ValueError):
@@ -99,20 +90,10 @@ def patient_text(patient: PatientInfo | None) -> str:
     return "   ".join(parts)
 
 
-def _value(m: dict, key: str, unit: str, digits: int) -> str:
-    v = m.get(key)
-    if v is None:
-        return "—"
-    return f"{v:.{digits}f} {unit}".replace(" °", "°")
-
-
 def measurement_text(measurements: dict | None) -> str:
-    """The measurements as one line (— for a value that could not be measured)."""
-    m = measurements or {}
-    parts = [f"{label} {_value(m, key, unit, digits)}" for key, label, unit, digits in _MEASURES]
-    if m.get("rhythm_regular") is not None:
-        parts.append("RR 整" if m["rhythm_regular"] else "RR 不整")
-    return "   ".join(parts)
+    """The measurements as one line (— for a value that could not be measured), in the words of
+    ``edge.views.present``."""
+    return "   ".join(f"{name} {value}" for name, value in measurement_items(measurements, "ja"))
 
 
 def findings_text(result, labels: Sequence[dict] = ()) -> tuple[str, str]:  # noqa: ANN001 - edge.runtime.engine.Result
@@ -131,8 +112,8 @@ def findings_text(result, labels: Sequence[dict] = ()) -> tuple[str, str]:  # no
         if score is None and result.scores is not None and fid in index:
             score = float(result.scores[index[fid]])
         mark = " [未検証]" if fid in zero_shot else ""
-        if fid in found and decided_by_rule(score, by_id.get(fid, {})):
-            return f"{name} [計測・規則]{mark}"  # below its threshold: a criterion made it a finding
+        if fid in found and result.why.get(fid) is not None:  # how it was decided, never guessed from the score
+            return f"{name} [{why_text(result.why[fid])}]{mark}"
         return f"{name} {score:.3f}{mark}" if score is not None else f"{name}{mark}"
 
     found = [*result.findings, *result.zero_shot_findings]  # never-trained findings last, marked 未検証
@@ -142,8 +123,6 @@ def findings_text(result, labels: Sequence[dict] = ()) -> tuple[str, str]:  # no
 
 
 def quality_text(quality: dict) -> str:
-    from edge.views.terminal import describe_quality
-
     return describe_quality(quality)
 
 
@@ -301,8 +280,8 @@ def write_report(
     if candidates:
         ax.text(_GRID_X0, top - 29.5, "候補", fontsize=8, va="top", color="#444444")
         ax.text(_GRID_X0 + 14, top - 29.5, candidates, fontsize=8, va="top", color="#444444")
-    ax.text(_GRID_X0 + 14, top - 34, "スコア: 心電図と所見ラベル文の類似度 (-1〜1)。ラベルごとの閾値以上を所見とする。"
-            "[未検証] = 学習例のないラベル。[計測・規則] = スコアでなく計測値の基準・所見の規則による所見。", fontsize=6.5, va="top", color="#555555")  # fmt: skip
+    ax.text(_GRID_X0 + 14, top - 34, "\n".join(REPORT_LEGEND["ja"][:3]), fontsize=6.0, va="top",
+            color="#555555")  # scores are cosines; [根拠] per finding: リズム解析 / 基準 / モデル
 
     # --- footer --------------------------------------------------------------------------------------------
     ax.text(_GRID_X0, 10, DISCLAIMER, fontsize=10, color="#b71c1c", va="bottom")

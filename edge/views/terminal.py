@@ -20,23 +20,16 @@ import time
 import unicodedata
 from typing import TextIO
 
+from edge.views.present import LEGEND_SHORT as PRESENT_LEGEND
+from edge.views.present import describe_quality, why_text
 from firmware_bridge.leads import lead_name
 
-from edge.views.view_state import decided_by_rule
-
-__all__ = ["LiveView", "display_width", "pad", "fit", "describe_quality", "big_number", "LEGEND", "STALE_S"]
+__all__ = ["LiveView", "display_width", "pad", "fit", "big_number", "LEGEND", "STALE_S"]
 
 CLEAR = "\x1b[H\x1b[2J"
 BOLD, DIM, RED, GREEN, YELLOW, RESET = "\x1b[1m", "\x1b[2m", "\x1b[31m", "\x1b[32m", "\x1b[33m", "\x1b[0m"
 STALE_S = 1.5  # seconds without a sample after which the device counts as disconnected
-LEGEND = (
-    "凡例: スコア = 心電図と所見ラベル文の類似度 (-1〜1、高いほど近い)",
-    "#### = スコアの大きさ",
-    "* = 所見 (ラベルごとの閾値以上)",
-    "計測・規則 = スコアでなく計測値の基準・所見の規則による所見",
-    "未検証 = 学習例のないラベル (ゼロショット、精度未検証)",
-    "診断ではありません: 必ず医師が心電図を確認してください",
-)
+LEGEND = PRESENT_LEGEND["ja"]  # edge.views.present.LEGEND_SHORT: what the numbers mean, as the code does it
 # Seven-segment digits, three rows of three columns each (ASCII: the same width in every terminal).
 _DIGITS = {
     "0": (" _ ", "| |", "|_|"),
@@ -104,26 +97,6 @@ def big_number(value: float | None) -> list[str]:
     """Three text rows of ``value`` (rounded) in seven-segment digits; ``---`` when unknown."""
     text = "---" if value is None else str(int(round(value)))
     return ["".join(_DIGITS.get(c, _DIGITS["-"])[row] + " " for c in text) for row in range(3)]
-
-
-def describe_quality(quality: dict) -> str:
-    """One line for a quality report: ``OK`` or what is wrong, in Japanese."""
-    if quality.get("ok"):
-        return "OK"
-    parts = []
-    if quality.get("missing_samples"):
-        parts.append(f"欠損 {quality['missing_samples']} サンプル")
-    for key, words in (
-        ("lead_off", "電極外れ"),
-        ("flat", "平坦 (電極外れ?)"),
-        ("saturated", "飽和 (ノイズ)"),
-        ("implausible", "異常振幅 (ノイズ)"),
-    ):
-        if quality.get(key):
-            parts.append(f"{words}: {','.join(quality[key])}")
-    if quality.get("error"):
-        parts.append(str(quality["error"]))
-    return "不良 (" + "; ".join(parts or ["理由不明"]) + ")"
 
 
 def _ms(value: float | None, unit: str = "ms") -> str:
@@ -301,19 +274,13 @@ class LiveView:
                 f" {mark}{rank}. {pad(_truncate(item['ja'], name_w), name_w)} {item['score']:+.3f}{tag} {bar}"
             )
             lines.append(dim + _truncate(text, width) + (RESET if dim else ""))
-        index = {lb["id"]: k for k, lb in enumerate(runtime.classifier.labels)}
-
-        def by_rule(i: str) -> bool:  # below its threshold: a measurement criterion or a rule decided it
-            score = float(result.scores[index[i]]) if i in index and result.scores is not None else None
-            return decided_by_rule(score, by_id.get(i, {}))
-
-        found = [
+        found = [  # each with why it was stated (result.why): never guessed from its score
             by_id.get(i, {}).get("ja", i)
             + (" (未検証)" if i in zero_shot else "")
-            + (" (計測・規則)" if by_rule(i) else "")
+            + (f" [{why_text(result.why.get(i))}]" if result.why.get(i) else "")
             for i in [*result.findings, *result.zero_shot_findings]
         ]
-        found = found or ["なし (閾値以上のラベルなし)"]
+        found = found or ["なし"]
         lines += fit([f"所見: {found[0]}", *found[1:]], width, sep="、")
         return lines
 

@@ -3,8 +3,9 @@
 - :class:`TraceBuffer`: the newest ``TRACE_S`` seconds of the 12 leads (limb leads derived from I and II
   for 8-channel devices, ``edge.dsp.signal.to_twelve_leads``) decimated to about ``DISPLAY_FS`` Hz, addressed
   by display sample index so a page asks only for what is new; lost samples stay gaps (NaN / null).
-- :func:`summarise_window`: a contract-5 line as the page needs it (findings with scores and the
-  zero-shot flag of labels never trained, top labels, measurements, quality in words).
+- :func:`summarise_window`: a contract-5 line as the page needs it (``edge.views.present.summarise``: findings
+  with their why in words, their cosine and the zero-shot flag of labels never trained, top labels,
+  measurements, quality codes).
 - :func:`lead_quality`: per-lead problems (electrode off, noise, missing) of a window's quality report.
 """
 
@@ -15,8 +16,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from edge.dsp.signal import LEADS, SignalError, to_twelve_leads
+from edge.views.present import summarise
 
-__all__ = ["DISPLAY_FS", "TRACE_S", "TraceBuffer", "lead_quality", "summarise_window", "decided_by_rule"]
+__all__ = ["DISPLAY_FS", "TRACE_S", "TraceBuffer", "lead_quality", "summarise_window"]
 
 DISPLAY_FS = 250.0  # target rate of the traces sent to the page
 TRACE_S = 12.0  # seconds of trace kept for a page that (re)loads
@@ -101,13 +103,6 @@ class TraceBuffer:
         return {"fs": self.fs, "start": int(begin), "end": int(self.end), "unit_mv": 0.01, "data": data}
 
 
-def decided_by_rule(score: float | None, label: dict) -> bool:
-    """True for a finding whose score is below its label's threshold: a measurement criterion or a rule of
-    ``edge.interpret.findings`` made it a finding (e.g. long QT from QTc), so its similarity score means nothing."""
-    threshold = label.get("threshold")
-    return score is not None and threshold is not None and score < threshold
-
-
 def summarise_window(
     line: dict,
     labels: Sequence[dict] = (),
@@ -117,39 +112,16 @@ def summarise_window(
     """What the page shows of one contract-5 line: findings (with scores and the zero-shot flag), top
     labels, measurements, quality in words and per lead. ``all_scores`` (the window's scores, in label
     order) gives the score of a finding outside the top five."""
-    by_id = {lb["id"]: lb for lb in labels}
+    summary = summarise(line, labels)
     index = {lb["id"]: i for i, lb in enumerate(labels)}
-    quality = line.get("quality") or {}
-    measurements = line.get("measurements") or {}
-    zero_shot_ids = {z.get("id") if isinstance(z, dict) else z for z in line.get("zero_shot_findings") or []}
-    scores = {item.get("id"): item for item in line.get("top") or []}
+    scores = {item.get("id"): item.get("score") for item in line.get("top") or []}
     findings = []
-    for fid in list(line.get("findings") or []) + [
-        z for z in zero_shot_ids if z not in (line.get("findings") or [])
-    ]:
-        label = by_id.get(fid, {})
-        item = scores.get(fid, {})
-        findings.append(
-            {
-                "id": fid,
-                "ja": item.get("ja") or label.get("ja") or fid,
-                "en": item.get("en") or label.get("en") or fid,
-                "score": item.get("score", _score(all_scores, index.get(fid))),
-                "zero_shot": bool(item.get("zero_shot") or label.get("zero_shot") or fid in zero_shot_ids),
-            }
-        )
-        findings[-1]["by_rule"] = decided_by_rule(findings[-1]["score"], label)
-    top = [
-        {
-            "id": t.get("id"),
-            "ja": t.get("ja"),
-            "en": t.get("en"),
-            "score": t.get("score"),
-            "zero_shot": bool(t.get("zero_shot")),
-            "finding": t.get("id") in (line.get("findings") or []),
-        }
-        for t in line.get("top") or []
-    ]
+    for f in summary["findings"]:  # the cosine beside each finding (its bar); why says how it was decided
+        score = scores.get(f["id"], _score(all_scores, index.get(f["id"])))
+        findings.append({**f, "score": score})
+    quality = line.get("quality") or {}
+    measurements = summary["measurements"]
+    top = summary["top"]
     fs = line.get("fs") or 1
     return {
         "t": line.get("t"),
@@ -159,13 +131,14 @@ def summarise_window(
         "skipped": bool(line.get("skipped")),
         "quality_ok": bool(quality.get("ok")),
         "quality": quality,
-        "quality_text": _quality_words(quality),
+        "quality_text": summary["quality_words"],
         "lead_quality": lead_quality(quality, device_leads),
         "measurements": measurements,
         "hr_bpm": measurements.get("hr_bpm"),
         "top": top,
         "findings": findings,
-        "withheld": dict(line.get("withheld") or {}),  # id -> reason: statements needing a missing lead
+        "withheld": summary["withheld"],  # id -> reason: statements needing a missing lead
+        "rhythm": summary["rhythm"],
         "latency_ms": line.get("latency_ms"),
     }
 
@@ -174,20 +147,3 @@ def _score(scores: np.ndarray | None, index: int | None) -> float | None:
     if scores is None or index is None or index >= len(scores):
         return None
     return round(float(scores[index]), 6)
-
-
-def _quality_words(quality: dict) -> list[str]:
-    """Machine words of what is wrong (the page translates them)."""
-    words = []
-    if quality.get("missing_samples"):
-        words.append("missing")
-    if quality.get("lead_off") or quality.get("flat"):
-        words.append("lead_off")
-    if quality.get("saturated") or quality.get("implausible"):
-        words.append("noise")
-    if quality.get("error"):
-        words.append("error")
-    if quality.get("usable_leads") == []:
-        words.append("no_usable")  # not "poor signal": no electrode gives a readable lead
-    words += [f"inc_{code}" for code in quality.get("inconsistent") or []]
-    return words

@@ -34,6 +34,7 @@ import numpy as np
 
 from edge.dsp.signal import LEADS
 from edge.views.plain_http import BaseHTTPRequestHandler, ThreadingHTTPServer
+from edge.views.present import vocabulary
 from edge.views.view_state import TraceBuffer, lead_quality, summarise_window
 
 __all__ = ["WebView", "parse_view_address", "lead_quality", "STALE_S"]  # lead_quality: edge.views.view_state
@@ -279,6 +280,8 @@ class _Handler(BaseHTTPRequestHandler):
             since, version = (_int(query, key) for key in ("since", "v"))
             body = json.dumps(self.view.state(since, version), ensure_ascii=False, separators=(",", ":"))
             self._send(body.encode(), "application/json")
+        elif url.path == "/vocabulary.json":  # the words of edge.views.present: one vocabulary for every view
+            self._send(json.dumps(vocabulary(), ensure_ascii=False).encode(), "application/json")
         elif url.path in _ASSETS:
             name, kind = _ASSETS[url.path]
             self._send(resources.files("edge.views").joinpath("web", name).read_bytes(), kind)

@@ -88,8 +88,8 @@ function render() {
   const w = s.window;
   const m = (w && w.measurements) || {};
   $("hr").textContent = w && !w.skipped ? fmt(m.hr_bpm) : "—";
-  const rows = [["rr", m.rr_ms, "ms"], ["pr", m.pr_ms, "ms"], ["qrs", m.qrs_ms, "ms"], ["qt", m.qt_ms, "ms"],
-    ["qtc", m.qtc_ms, "ms"], ["axis", m.axis_deg, "°"]];
+  const rows = [["m_rr_ms", m.rr_ms, "ms"], ["m_pr_ms", m.pr_ms, "ms"], ["m_qrs_ms", m.qrs_ms, "ms"],
+    ["m_qt_ms", m.qt_ms, "ms"], ["m_qtc_ms", m.qtc_ms, "ms"], ["m_axis_deg", m.axis_deg, "°"]];
   const show = w && !w.skipped;
   $("intervals").innerHTML = rows.map(([k, v, u]) =>
     `<tr><th>${t(k)}</th><td>${show ? fmt(v) : "—"}</td><td class="dim">${u}</td></tr>`).join("");
@@ -112,13 +112,13 @@ function render() {
 }
 
 function findingItem(f) {
-  // A finding decided by a measurement criterion or a rule (its score is below the threshold) shows no score.
-  const score = f.by_rule ? "" : f.score === null || f.score === undefined ? "" : fmt(f.score, 3);
-  const bar = f.score && !f.by_rule ? `<span class="bar" style="width:${Math.max(0, Math.min(1, f.score)) * 100}%"></span>` : "";
-  const tag = (f.zero_shot ? ` <span class="tag" title="${t("unverified_title")}">${t("unverified")}</span>` : "") +
-    (f.by_rule ? ` <span class="tag rule" title="${t("by_rule_title")}">${t("by_rule")}</span>` : "");
+  // Why it was stated (rhythm analysis, a criterion with its values, the model's cosine >= threshold), as the
+  // runtime decided it (contract 5 v3 "why"): never guessed here. The bar is the cosine, as it is.
+  const why = f.why_text ? (f.why_text[view.lang] || f.why_text.ja) : "";
+  const bar = f.score > 0 ? `<span class="bar" style="width:${Math.min(1, f.score) * 100}%"></span>` : "";
+  const tag = f.zero_shot ? ` <span class="tag" title="${t("unverified_title")}">${t("unverified")}</span>` : "";
   return `<li class="finding${f.zero_shot ? " zero-shot" : ""}"><span class="name">${esc(labelName(f))}</span>${tag}` +
-    ` <span class="score">${score}</span><span class="barbox">${bar}</span></li>`;
+    ` <span class="why small dim">${esc(why)}</span><span class="barbox">${bar}</span></li>`;
 }
 
 function leadProblems(lead, w) {
@@ -268,9 +268,21 @@ $("leads-toggle").addEventListener("click", () => {
 });
 window.addEventListener("resize", layout);
 
+// The vocabulary shared with the terminal view and the report (edge.views.present): loaded once, merged in.
+async function loadVocabulary() {
+  try {
+    const vocab = await (await fetch("/vocabulary.json", { cache: "no-store" })).json();
+    for (const lang of Object.keys(I18N)) I18N[lang] = { ...(vocab[lang] || {}), ...I18N[lang] };
+  } catch (e) {
+    // no vocabulary: keys are shown as they are until the next load
+  }
+  render();
+}
+
 resetBuffer(250);
 layout();
 render();
+loadVocabulary();
 poll();
 setInterval(poll, POLL_MS);
 setInterval(renderConnection, 250); // the watchdog: 切断 within 2 s even when polls hang
