@@ -105,10 +105,22 @@ def _read_wfdb(path: Path) -> Recording:
     if not header.is_file():
         raise RecordError(f"{path}: WFDB header {header.name} not found")
     check_header_fs(header)
+    from edge.readers.wfdb_header import WfdbHeaderError, check_declared_size, readable_header
+
     try:
+        check_declared_size(header)  # before any work: a header cannot make the reader allocate gigabytes
         import wfdb
-    except ImportError:  # a board installed with .[edge]: ecgdatakit's WFDB reader (same values)
-        return _read_cart(header, str(path))
+    except WfdbHeaderError as exc:
+        raise RecordError(str(exc)) from None
+    except ImportError:  # a board installed with .[edge]: ecgdatakit's WFDB reader, given what wfdb reads
+        try:
+            with readable_header(header) as readable:
+                try:
+                    return _read_cart(readable, str(path))
+                except RecordError as exc:
+                    raise RecordError(str(exc).replace(str(readable), str(header))) from None
+        except WfdbHeaderError as exc:
+            raise RecordError(str(exc)) from None
     try:
         record = wfdb.rdrecord(str(base))
     except Exception as exc:  # wfdb raises many kinds for broken records
