@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from edge.views.present import vocabulary
 from edge.views.view_state import summarise_window
 
 WEB = Path(__file__).resolve().parents[1] / "edge" / "views" / "web"
@@ -33,7 +34,8 @@ globalThis.localStorage = { getItem: () => null, setItem() {} };
 globalThis.window = { devicePixelRatio: 1, addEventListener() {} };
 let now = 0;
 globalThis.performance = { now: () => now };
-globalThis.fetch = () => Promise.reject(new Error("no server"));
+globalThis.fetch = (url) => url.startsWith("/vocabulary.json")  // the server's words (edge.views.present)
+  ? Promise.resolve({ json: () => Promise.resolve(VOCABULARY) }) : Promise.reject(new Error("no server"));
 globalThis.setInterval = () => 0; globalThis.setTimeout = () => 0; globalThis.clearTimeout = () => {};
 globalThis.requestAnimationFrame = () => 0;
 """
@@ -45,6 +47,7 @@ function show(state, lastOkAgo) {
            overlayHidden: els.overlay.hidden, findings: els.findings.innerHTML, quality: els["quality-text"].textContent };
 }
 const base = { connection: { state: "connected" }, timeline: [] };
+setImmediate(() => setImmediate(() => {  // after loadVocabulary()
 const out = {
   device_gone: show({ ...base, connection: { state: "disconnected" }, window: null }, 100),
   runtime_gone: show({ ...base, window: null }, 5000),
@@ -53,6 +56,7 @@ const out = {
   partial: show({ ...base, window: WINDOW_PARTIAL }, 100),
 };
 console.log(JSON.stringify(out));
+}));
 """
 
 
@@ -132,7 +136,10 @@ def test_three_states_are_three_messages(tmp_path):
         withheld={"NORM": "保留: 誘導 V2 が使えない"},
     )
     script = (
-        _STUB
+        "const VOCABULARY = "
+        + json.dumps(vocabulary(), ensure_ascii=False)
+        + ";\n"
+        + _STUB
         + (WEB / "i18n.js").read_text(encoding="utf-8")
         + "\n"
         + (WEB / "app.js").read_text(encoding="utf-8")
