@@ -279,7 +279,7 @@ def test_extra_label_is_marked_zero_shot_in_json_table_labels_and_info(exported,
     from types import SimpleNamespace
 
     from edge.cli.main import main as edge_main
-    from edge.cli.runtime import _table_lines
+    from edge.cli.classify import table_lines as _table_lines
     from edge.runtime.engine import Classifier
 
     folder, _ = exported
