@@ -34,6 +34,10 @@ EXPECTED = {
     "pvc": ("SR", ("PVC",), None),
     "pac": ("SR", ("PAC",), None),
     "trigeminy": ("SR", ("PVC", "TRIGU"), None),
+    "avb1": ("SR", ("1AVB",), None),
+    "mobitz1": ("SR", ("2AVB", "MOBITZ1"), None),
+    "mobitz2": ("SR", ("2AVB", "MOBITZ2"), None),
+    "avb2to1": ("SR", ("2AVB",), "2:1"),  # the atria at 80/min: sinus rhythm with 2:1 block, ventricles at 40
 }
 
 
@@ -51,6 +55,24 @@ def test_synthetic_rhythms_read_right(name, seed):
     if detail:
         assert r.detail == detail, r.to_json()
     assert r.reason  # a Japanese reason, always
+
+
+@pytest.mark.parametrize("seed", [1, 2, 5])
+def test_complete_av_block_is_read_as_dissociation(seed):
+    r = rhythm_of(synthesize(rhythm="avb3", duration_s=10, seed=seed))
+    assert "3AVB" in r.modifiers and r.statement in ("SR", "SBRAD"), r.to_json()
+    assert r.counts["nonconducted_p"] >= 2
+
+
+def test_no_av_block_in_sinus_rhythm_and_its_neighbours():
+    for name in ("sinus", "sinus_brady", "sinus_tachy", "pvc", "pac", "rbbb", "lbbb", "afib"):
+        for seed in range(4):
+            r = rhythm_of(synthesize(rhythm=name, duration_s=10, seed=seed))
+            assert not {"2AVB", "3AVB", "MOBITZ1", "MOBITZ2", "1AVB"} & set(r.modifiers), (
+                name,
+                seed,
+                r.to_json(),
+            )
 
 
 def test_premature_beats_are_not_atrial_fibrillation():
@@ -127,6 +149,19 @@ def test_stream_reads_the_rhythm(name):
     assert len(results) >= 3
     statements = [r.rhythm.statement for r in results]
     assert statements.count(EXPECTED[name][0]) >= len(statements) - 1, statements
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("record", ["E00008", "E00015", "Q0010", "Q0017", "Q0026", "Q0050", "Q0630"])
+def test_challenge_records_with_premature_beats_are_not_af(shared_data, record):
+    """Challenge 2020 records (CPSC-Extra, Georgia) stating premature atrial/ventricular beats, no AF."""
+    wfdb = pytest.importorskip("wfdb")
+    rec = wfdb.rdrecord(str(shared_data / "challenge2020" / record))
+    n = int(10 * rec.fs)
+    for start in range(0, rec.sig_len - n + 1, n):  # every 10-s window of the record
+        x = rec.p_signal[start : start + n].T.astype(np.float32)
+        r = analyse_rhythm(measure(x, rec.fs, rec.sig_name), rec.fs)
+        assert r.statement != "AFIB", (record, start, r.to_json())
 
 
 @pytest.mark.parametrize(("ecg_id", "statement"), [(382, "PACE"), (449, "AFLT")])
