@@ -75,29 +75,38 @@ def _slopes(x: np.ndarray, step: int) -> np.ndarray:
     n = x.shape[1] // step
     if n < 4:
         return np.diff(x.astype(np.float64), axis=1)
-    y = x[:, : n * step].reshape(x.shape[0], n, step).mean(axis=2, dtype=np.float64)
-    return y[:, 2:] - y[:, :-2]
+    end = n * step
+    acc = x[:, 0:end:step].astype(np.float64)  # strided adds: several times faster than a reshaped mean
+    for k in range(1, step):
+        acc += x[:, k:end:step]
+    acc /= step
+    return acc[:, 2:] - acc[:, :-2]
 
 
 def _rms(v: np.ndarray) -> float:
     return float(np.sqrt(np.mean(v * v))) if v.size else 0.0
 
 
-def _residual(target: np.ndarray, expected: np.ndarray, scale: float, blocks: int = _BLOCKS) -> float:
-    """Median over ``blocks`` stretches of rms(target - expected) / rms scale of that stretch.
+def _residuals(
+    target: np.ndarray, expected: np.ndarray, scale: np.ndarray, blocks: int = _BLOCKS
+) -> np.ndarray:
+    """Per row: the median over ``blocks`` stretches of rms(target - expected) / rms scale of that stretch.
 
     The median keeps a local glitch in one lead (a second of artefact) from counting as a wiring fault,
-    while a scale or wiring fault is there in every stretch. ``scale`` is the window's rms slope scale, a
-    floor that keeps a quiet stretch (a long pause) from dividing by nothing.
+    while a scale or wiring fault is there in every stretch. ``scale`` (per row) is the window's rms slope
+    scale, a floor that keeps a quiet stretch (a long pause) from dividing by nothing.
     """
-    n = target.size // blocks
+    k, t = target.shape
+    n = t // blocks
     if n < 2:
-        return _rms(target - expected) / max(scale, 1e-12)
-    res = (target - expected)[: n * blocks].reshape(blocks, n)
-    ref = np.maximum(np.abs(target[: n * blocks]), np.abs(expected[: n * blocks])).reshape(blocks, n)
-    num = np.sqrt((res * res).mean(axis=1))
-    den = np.maximum(np.sqrt((ref * ref).mean(axis=1)), 0.25 * scale)
-    return float(np.median(num / np.maximum(den, 1e-12)))
+        diff = target - expected
+        return np.sqrt((diff * diff).mean(axis=1)) / np.maximum(scale, 1e-12)
+    tt, ee = target[:, : n * blocks], expected[:, : n * blocks]
+    res = (tt - ee).reshape(k, blocks, n)
+    ref = np.maximum(np.abs(tt), np.abs(ee)).reshape(k, blocks, n)
+    num = np.sqrt(np.einsum("kbn,kbn->kb", res, res) / n)
+    den = np.maximum(np.sqrt(np.einsum("kbn,kbn->kb", ref, ref) / n), 0.25 * scale[:, None])
+    return np.median(num / np.maximum(den, 1e-12), axis=1)
 
 
 def _corr(a: np.ndarray, b: np.ndarray) -> float:
@@ -131,36 +140,49 @@ def check_integrity(
     codes: dict[str, list[str]] = {}
     values: dict[str, float] = {}
 
-    # Einthoven: III = II - I, checked only when all three were measured.
+    rms = np.sqrt(np.einsum("ij,ij->i", d, d) / max(d.shape[1], 1))  # rms slope of every lead, one pass
+    rms_of = {n: float(rms[i]) for i, n in enumerate(names)}
+    # Einthoven (III = II - I, when all three were measured) and Goldberger (the augmented leads from I and
+    # II) residuals, all in one vectorised pass: (name, measured, expected, scale floor).
+    checks: list[tuple[str, np.ndarray, np.ndarray, float]] = []
     if {"I", "II", "III"} <= sent_set:
-        li, lii, liii = row["I"], row["II"], row["III"]
-        scale = max(_rms(li), _rms(lii), _rms(liii))
+        scale = max(rms_of["I"], rms_of["II"], rms_of["III"])
         if scale > cfg.min_slope_mv:
-            res = _residual(liii, lii - li, scale)
-            values["einthoven_residual"] = round(res, 3)
-            if res > cfg.einthoven_tol:
-                codes[EINTHOVEN] = ["I", "II", "III"]
-                # One channel with a wrong gain: fit III ~ a*II - b*I; a good fit with a or b far from 1.
-                a_mat = np.stack([lii, -li], axis=1)
-                coef, *_ = np.linalg.lstsq(a_mat, liii, rcond=None)
-                fit = _residual(liii, a_mat @ coef, scale)
-                values["einthoven_fit_residual"] = round(fit, 3)
-                if fit < cfg.gain_fit_tol and np.abs(coef - 1.0).max() > cfg.gain_off:
-                    codes[SCALE] = ["I", "II", "III"]
-    # Goldberger: the augmented leads from I and II.
-    if {"I", "II"} <= sent_set and sent_set & {"aVR", "aVL", "aVF"}:
+            checks.append((EINTHOVEN, row["III"], row["II"] - row["I"], scale))
+    if {"I", "II"} <= sent_set:
         li, lii = row["I"], row["II"]
-        expected = {"aVR": -(li + lii) / 2, "aVL": li - lii / 2, "aVF": lii - li / 2}
+        for name, exp in (
+            ("aVR", lambda: -(li + lii) / 2),
+            ("aVL", lambda: li - lii / 2),
+            ("aVF", lambda: lii - li / 2),
+        ):
+            if name in sent_set:
+                e = exp()
+                scale = max(rms_of[name], _rms(e))
+                if scale > cfg.min_slope_mv:
+                    checks.append((name, row[name], e, scale))
+    if checks:
+        res = _residuals(
+            np.stack([c[1] for c in checks]),
+            np.stack([c[2] for c in checks]),
+            np.array([c[3] for c in checks]),
+        )
         bad = []
-        for name, exp in expected.items():
-            if name not in sent_set:
+        for (name, target, _expected, scale), r in zip(checks, res, strict=True):
+            if name == EINTHOVEN:
+                values["einthoven_residual"] = round(float(r), 3)
+                if r > cfg.einthoven_tol:
+                    codes[EINTHOVEN] = ["I", "II", "III"]
+                    # One channel with a wrong gain: fit III ~ a*II - b*I; a good fit with a or b far from 1.
+                    a_mat = np.stack([row["II"], -row["I"]], axis=1)
+                    coef, *_ = np.linalg.lstsq(a_mat, target, rcond=None)
+                    fit = float(_residuals((a_mat @ coef)[None], target[None], np.array([scale]))[0])
+                    values["einthoven_fit_residual"] = round(fit, 3)
+                    if fit < cfg.gain_fit_tol and np.abs(coef - 1.0).max() > cfg.gain_off:
+                        codes[SCALE] = ["I", "II", "III"]
                 continue
-            scale = max(_rms(row[name]), _rms(exp))
-            if scale <= cfg.min_slope_mv:
-                continue
-            res = _residual(row[name], exp, scale)
-            values[f"goldberger_residual_{name}"] = round(res, 3)
-            if res > cfg.goldberger_tol:
+            values[f"goldberger_residual_{name}"] = round(float(r), 3)
+            if r > cfg.goldberger_tol:
                 bad.append(name)
         if bad:
             codes[GOLDBERGER] = ["I", "II", *bad]
