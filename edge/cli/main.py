@@ -214,5 +214,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def run_console(pending: list[int]) -> int:
+    """``main()`` for the console script (``edge.cli.entry``): a Ctrl-C that came before it (``pending``), or
+    between the handlers, ends the command with ``interrupted`` and status 130, never a traceback."""
+    import signal
+
+    try:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        if pending:
+            raise KeyboardInterrupt
+        return main()
+    except KeyboardInterrupt:
+        _utf8(sys.stderr).write(f"{PROG}: interrupted\n")
+        return 130
+
+
 if __name__ == "__main__":
     raise SystemExit(main())
