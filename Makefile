@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: wheel test test-fast demo lint format c-test clean default-bundle bench browser
+.PHONY: wheel test test-fast demo lint format c-test clean default-bundle bench browser readme-figures
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,10 +45,13 @@ $(EDGE_STAMP): pyproject.toml
 	@touch $(EDGE_STAMP)
 	@echo "== installed: activate with 'source $(VENV)/bin/activate', or call $(VENV)/bin/ecg-edge directly =="
 
+# make demo [RHYTHM=afib] [DURATION=60] [RECORD=path/to/wfdb] [VIEW=127.0.0.1:8080 | VIEW=0.0.0.0:9000 | VIEW=127.0.0.1:0]
+#           [NO_BROWSER=1]: VIEW is the web view's HOST:PORT (default 127.0.0.1:8080, port 0: any free port).
 RHYTHM   ?= lbbb
 DURATION ?= 30
+VIEW     ?=
 demo: $(EDGE_STAMP)
-	$(PY) -m edge.cli.demo --rhythm $(RHYTHM) --duration $(DURATION) $(if $(RECORD),--record $(RECORD))
+	$(PY) -m edge.cli.demo --rhythm $(RHYTHM) --duration $(DURATION) $(if $(RECORD),--record $(RECORD)) $(if $(VIEW),--view $(VIEW)) $(if $(NO_BROWSER),--no-browser)
 
 # The wheel for a board: `pip install dist/ecg_clip_ja-*.whl[edge]` there (docs/deploy.md).
 wheel: $(EDGE_STAMP)
@@ -63,6 +66,10 @@ default-bundle: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/bench_accuracy.py --data $(DATA)
 	$(PY) bench/bench_edge.py --bundle edge/bundles/default --checkpoint runs/default/checkpoint.pt
+	$(PY) scripts/update_readme_figures.py  # the README's edge table from BENCHMARKS.md and the bundle
+
+readme-figures:
+	$(PY) scripts/update_readme_figures.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

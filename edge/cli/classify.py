@@ -83,18 +83,18 @@ def _whole(classifier, windows: list) -> object:  # noqa: ANN001
 
 
 def table_lines(classifier, rec, rows: list) -> list[str]:  # noqa: ANN001
-    """The classify table: quality, top 3 (cosine), findings with why each was stated, measurements."""
+    """The classify output: per window its quality, top 3 (cosine), findings with why each was stated, and
+    measurements, as a block of lines that fits an 80-column terminal (edge.views.narrow)."""
+    from edge.views.narrow import WIDTH, window_block, wrap
     from edge.views.present import LEGEND, describe_quality, format_measurements, why_text
-    from edge.views.terminal import display_width, pad
 
     by_id = {lb["id"]: lb for lb in classifier.labels}
-    header = ("開始", "信号品質", "上位3件 (コサイン)", "所見 [根拠]")
-    table = [header]
+    lines = [f"{rec.source}  ({len(rec.leads)} channels, {rec.fs:g} Hz, {rec.duration_s:.1f} s)"]
     for start, r in rows:
         top = (
-            "  ".join(f"{t['ja']}{' 未検証' if t.get('zero_shot') else ''} {t['score']:.3f}" for t in r.top[:3])
+            [f"{t['ja']}{' 未検証' if t.get('zero_shot') else ''} {t['score']:.3f}" for t in r.top[:3]]
             if not r.skipped
-            else "-"
+            else []
         )
         found = [
             by_id.get(i, {}).get("ja", i)
@@ -102,17 +102,14 @@ def table_lines(classifier, rec, rows: list) -> list[str]:  # noqa: ANN001
             + (f" [{why_text(r.why[i])}]" if i in r.why else "")
             for i in [*r.findings, *r.zero_shot_findings]
         ]
-        found = ", ".join(found) or "-"
         when = "記録全体" if start is None else f"{start / rec.fs:.1f} s"
-        table.append((when, describe_quality(r.quality), top, found))
-        if not r.skipped:
-            table.append(("", "", "計測値: " + format_measurements(r.measurements), ""))
-    widths = [max(display_width(row[i]) for row in table) for i in range(len(header))]
-    lines = [f"{rec.source}  ({len(rec.leads)} channels, {rec.fs:g} Hz, {rec.duration_s:.1f} s)"]
-    lines += ["  " + "  ".join(pad(c, w) for c, w in zip(row, widths, strict=True)).rstrip() for row in table]
-    lines += ["  " + line for line in LEGEND["ja"][:2]]
+        measured = None if r.skipped else format_measurements(r.measurements)
+        lines += window_block(when, describe_quality(r.quality), top, found, measured, WIDTH)
+    legend = list(LEGEND["ja"][:2])
     if any(r.zero_shot_findings or any(t.get("zero_shot") for t in r.top[:3]) for _, r in rows):
-        lines.append("  " + LEGEND["ja"][2])
+        legend.append(LEGEND["ja"][2])
+    for line in legend:
+        lines += wrap(line, WIDTH, indent="    ", first="  ")
     return lines
 
 

@@ -9,7 +9,8 @@ stream). Formats:
 - ``.npy``: a 2-D array ``[leads, samples]`` in mV (no pickle); the rate must be given; lead names
   optional (12 channels are I..V6, 8 channels are I, II, V1-V6).
 - CSV: a header row of lead names, one column per lead in mV, optionally a ``time`` column in seconds
-  (which gives the rate); otherwise the rate must be given.
+  (which gives the rate); otherwise the rate must be given. Headers such as ``Lead I``, ``V1 (mV)`` or
+  ``II [uV]`` (scaled to mV) are understood; any other column is an error naming it (or give ``--leads``).
 - ECG-cart files (MFER, DICOM waveform, HL7 aECG, SCP-ECG, GE MUSE / Philips XML, EDF), recognised by
   content through ``ecgdatakit`` (see ``edge.readers.cart_formats``); WFDB records also read through it when the
   ``wfdb`` package is not installed (a board installed with ``.[edge]``).
@@ -21,6 +22,7 @@ import csv
 import datetime as dt
 import logging
 import math
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -34,7 +36,10 @@ __all__ = ["RecordError", "Recording", "read_recording", "check_header_fs"]
 logger = logging.getLogger(__name__)
 
 _UNIT_TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "v": 1e3, "nv": 1e-6}
-_TIME_COLUMNS = {"time", "t", "time_s", "seconds", "sec", "s"}
+_TIME_COLUMNS = {"time", "t", "time_s", "seconds", "sec", "s", "time(s)", "time [s]", "time (s)", "時間", "時刻"}
+# A CSV column header around a lead name: "Lead I", "lead_V1", "II (mV)", "V5 [uV]", "aVR_mV", "誘導 II", "I誘導"
+_CSV_UNIT = re.compile(r"[\s_]*(?:[(\[]\s*([µμu]v|mv|v)\s*[)\]]|_([µμu]v|mv))\s*$", re.IGNORECASE)
+_CSV_PREFIX = re.compile(r"^\s*(?:lead|ecg|ch(?:annel)?|誘導)[\s_:.-]*|\s*誘導\s*$", re.IGNORECASE)
 _WFDB_SUFFIXES = (".hea", ".dat", ".mat", ".atr")
 
 
@@ -161,6 +166,12 @@ def _read_npy(path: Path, fs: float | None, leads: list[str] | None) -> Recordin
         raise RecordError(
             f"{path}: shape {x.shape} looks like [samples, leads]; save it transposed as [leads, samples]"
         )
+    if leads is None and x.shape[0] not in (8, 12):
+        example = ",".join(["I", "II", "III", "V1", "V2", "V3", "V4", "V5", "V6", "aVR", "aVL", "aVF"][: x.shape[0]])
+        raise RecordError(
+            f"{path}: {x.shape[0]} channels without names; give their leads in order with --leads, e.g. "
+            f"--leads {example} (12 channels are read as I..V6 and 8 as I,II,V1-V6 without --leads)"
+        )
     names = leads if leads is not None else default_lead_names(x.shape[0])
     return Recording(
         x.astype(np.float32), float(fs), _check_leads(list(names), x.shape[0], str(path)), str(path)
@@ -201,15 +212,32 @@ def _read_csv(path: Path, fs: float | None, leads: list[str] | None) -> Recordin
     keep = [i for i in range(len(header)) if i not in time_cols]
     if not keep:
         raise RecordError(f"{path}: no lead columns besides time")
-    names = leads if leads is not None else [header[i] for i in keep]
+    parsed = [_csv_lead(header[i]) for i in keep]
+    names = leads if leads is not None else [name for name, _ in parsed]
     if leads is None:
-        for name in names:
-            try:
-                canonical_lead_name(name)
-            except SignalError:
-                logger.info("%s: column %r is not a lead name; it will be ignored", path, name)
-    x = data[:, keep].T.astype(np.float32)
+        unknown = [header[i] for i, (name, _) in zip(keep, parsed, strict=True) if name is None]
+        if unknown:
+            raise RecordError(
+                f"{path}: column(s) {', '.join(repr(u) for u in unknown)} are not lead names (I, II, III, aVR, aVL, "
+                f"aVF, V1-V6; 'Lead I' or 'V1 (mV)' are understood; a 'time' column gives the rate); rename them "
+                f"or name every column with --leads"
+            )
+    x = (data[:, keep] * np.array([scale for _, scale in parsed])[None, :]).T.astype(np.float32)
     return Recording(x, float(fs), _check_leads(list(names), x.shape[0], str(path)), str(path))
+
+
+def _csv_lead(header: str) -> tuple[str | None, float]:
+    """(canonical lead, scale to mV) of a CSV column header (``Lead I``, ``V1 (mV)``, ``II [uV]``, ``avr``);
+    the lead is ``None`` for a header that names none."""
+    unit = _CSV_UNIT.search(header)
+    scale = _UNIT_TO_MV[next(u for u in unit.groups() if u).lower()] if unit else 1.0
+    text = header[: unit.start()] if unit else header
+    for candidate in (text, _CSV_PREFIX.sub("", text)):
+        try:
+            return canonical_lead_name(candidate), scale
+        except SignalError:
+            continue
+    return None, scale
 
 
 def read_recording(path: str | Path, fs: float | None = None, leads: list[str] | None = None) -> Recording:
