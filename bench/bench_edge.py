@@ -183,7 +183,7 @@ def bench_stages(clf, raw: np.ndarray, repeats: int) -> dict:
     def decide() -> None:
         r = Result(quality=Quality(ok=True, usable_leads=list(LEADS)), fs=FS)
         r.measurements = measured
-        clf._decide(r, scores)
+        clf.decide(r, scores)
 
     return {
         "quality (without integrity)": median_ms(lambda: assess_window(raw, LEADS, fs=FS, config=no_integrity), repeats),

@@ -32,11 +32,11 @@ from report import REPO, machine, machine_line, write_section  # bench/report.py
 
 def measure(checkpoint: Path, train_windows: int = 600, seed: int = 5) -> dict:
     from edge.interpret.catalogue import load_catalogue
-    from export.data import _training_cache, load_export_windows
+    from export.data import load_export_windows, training_cache
     from export.gate import Gate, agreement, measure, near_ties
     from export.labels import build_label_set
     from export.onnx_export import encoder_for_export, export_onnx
-    from export.pipeline import _embed_onnx
+    from export.pipeline import embed_onnx
     from export.quantize import FP32_PARTS, QuantSettings, quantize_onnx
     from export.thresholds import label_thresholds
     from training.checkpoint import load_checkpoint
@@ -47,7 +47,7 @@ def measure(checkpoint: Path, train_windows: int = 600, seed: int = 5) -> dict:
     labels = build_label_set(model, ckpt, catalogue)
     emb = labels.embeddings
     splits = {"validation": (w.val_x, w.val_y), "test": (w.test_x, w.test_y)}
-    ds = _training_cache(ckpt, checkpoint)
+    ds = training_cache(ckpt, checkpoint)
     if ds is not None:
         idx = ds.indices(list((ckpt.get("data") or {}).get("train_folds") or range(1, 9)))
         idx = np.sort(np.random.default_rng(seed).choice(idx, min(train_windows, len(idx)), replace=False))
@@ -59,7 +59,7 @@ def measure(checkpoint: Path, train_windows: int = 600, seed: int = 5) -> dict:
         quantize_onnx(fp32, int8, w.calib, QuantSettings("uint8", calibrate_method="minmax", keep_fp32=FP32_PARTS))
         refs, quants = [], []
         for name, (x, y) in splits.items():
-            ref, q = _embed_onnx(fp32, x, False, ""), _embed_onnx(int8, x, False, "")
+            ref, q = embed_onnx(fp32, x, False, ""), embed_onnx(int8, x, False, "")
             a = agreement(ref, q, emb)
             top1 = float(np.mean(y[np.arange(len(y)), (ref @ emb.T).argmax(1)] > 0))
             out["splits"][name] = {"windows": len(x), "agreement": a["agreement_top1"], "cosine": a["cosine_mean"],

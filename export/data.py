@@ -25,7 +25,7 @@ from training.prepare import PreparedDataset, Source, default_cache_dir, prepare
 
 from .onnx_export import ExportError
 
-__all__ = ["ExportWindows", "checkpoint_sources", "load_export_windows"]
+__all__ = ["ExportWindows", "checkpoint_sources", "load_export_windows", "training_cache"]
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def _source_from_text(text: str) -> Source:
     return Source(kind, path, (("rate", 100),) if kind == "ptbxl" else ())
 
 
-def _training_cache(ckpt: dict, checkpoint: Path) -> PreparedDataset | None:
+def training_cache(ckpt: dict, checkpoint: Path) -> PreparedDataset | None:
     """The run's own prepared cache, opened read only, when it still holds exactly the checkpoint's data."""
     cfg = ckpt.get("train_config") or {}
     data = ckpt.get("data") or {}
@@ -127,7 +127,7 @@ def load_export_windows(
             raise ExportError(f"--data: {exc}") from None
     else:
         sources = checkpoint_sources(ckpt)
-        ds = _training_cache(ckpt, checkpoint) if cache is None else None
+        ds = training_cache(ckpt, checkpoint) if cache is None else None
         missing = [str(s.path) for s in sources if not Path(s.path).exists()]
         if ds is None and (not sources or missing):
             where = f" (missing: {', '.join(missing)})" if missing else ""

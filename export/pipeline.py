@@ -43,7 +43,7 @@ from .quantize import ACTIVATION_TYPES, CALIBRATION_METHODS, FP32_PARTS, QuantSe
 from .redecide import keep_decision_scores
 from .thresholds import MAX_FPR, MIN_POSITIVES, NO_POSITIVES_PERCENTILE, TARGET_PRECISION, label_thresholds
 
-__all__ = ["ExportConfig", "ExportResult", "export_bundle"]
+__all__ = ["ExportConfig", "ExportResult", "embed_onnx", "export_bundle"]
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def _embed_onnx(path: Path, windows: np.ndarray, progress: bool, desc: str, batch: int = 64) -> np.ndarray:
+def embed_onnx(path: Path, windows: np.ndarray, progress: bool, desc: str, batch: int = 64) -> np.ndarray:
     from edge.runtime.backends import OnnxBackend
 
     starts = range(0, len(windows), batch)
@@ -221,7 +221,7 @@ def _quantize_onnx(cfg: ExportConfig, draft: BundleDraft, fp32: Path, windows: E
     on_val, q_val = {}, {}
     if len(methods) > 1:
         for method in methods:
-            q_val[method] = _embed_onnx(make(act, method), windows.val_x, cfg.progress,
+            q_val[method] = embed_onnx(make(act, method), windows.val_x, cfg.progress,
                                         f"int8 ({method}) on validation windows")
             on_val[method] = {k: v for k, v in agreement(refs["val"], q_val[method], labels.embeddings).items()
                               if k != "disagreements"}
@@ -230,8 +230,8 @@ def _quantize_onnx(cfg: ExportConfig, draft: BundleDraft, fp32: Path, windows: E
     path = make(act, method)
     val = q_val.get(method)
     if val is None:
-        val = _embed_onnx(path, windows.val_x, cfg.progress, "int8 on validation windows")
-    q = np.concatenate([val, _embed_onnx(path, windows.test_x, cfg.progress, "int8 on test windows")])
+        val = embed_onnx(path, windows.val_x, cfg.progress, "int8 on validation windows")
+    q = np.concatenate([val, embed_onnx(path, windows.test_x, cfg.progress, "int8 on test windows")])
     section = {
         "mode": "static QDQ (onnxruntime quantize_static after quant_pre_process)",
         "tool": f"onnxruntime {_version('onnxruntime')}",
@@ -298,8 +298,8 @@ def export_bundle(cfg: ExportConfig) -> ExportResult:
         fp32 = draft.path("onnx_fp32") if cfg.fp32 else draft.scratch_path("encoder_fp32.onnx")
         io = export_onnx(encoder, fp32, windows.test_x[:2] if len(windows.test_x) >= 2 else windows.calib[:2])
         diff = check_onnx_against_torch(encoder, fp32, np.concatenate([windows.test_x[:16], windows.calib[:16]]))
-        refs = {"val": _embed_onnx(fp32, windows.val_x, cfg.progress, "fp32 on validation windows"),
-                "test": _embed_onnx(fp32, windows.test_x, cfg.progress, "fp32 on test windows")}
+        refs = {"val": embed_onnx(fp32, windows.val_x, cfg.progress, "fp32 on validation windows"),
+                "test": embed_onnx(fp32, windows.test_x, cfg.progress, "fp32 on test windows")}
         ref = np.concatenate([refs["val"], refs["test"]])
         n_val = len(windows.val_x)
         built: dict[str, tuple[dict, np.ndarray]] = {}  # model key -> (manifest fields, val + test embeddings)

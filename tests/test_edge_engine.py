@@ -5,12 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.dsp.signal import select_leads
+from edge.dsp.ring import SampleRing
+from edge.dsp.signal import EIGHT_CHANNEL_LEADS, LEADS, preprocess, select_leads
 from edge.runtime.engine import Classifier
 from edge.runtime.result import Quality, Result
 from edge.runtime.stream import StreamClassifier
-from edge.dsp.ring import SampleRing
-from edge.dsp.signal import EIGHT_CHANNEL_LEADS, LEADS, preprocess
 from firmware_bridge.synthetic import synthesize
 
 FS = 500
@@ -44,13 +43,19 @@ def test_classify_window_equals_manual_steps(clf, record):
     for t, i in zip(result.top, order, strict=True):
         assert t["score"] == pytest.approx(float(scores[i]), abs=1e-6)
     assert result.top[0]["ja"] == clf.bundle.labels[order[0]]["ja"]
-    above = {clf.bundle.labels[i]["id"] for i in np.flatnonzero(scores >= clf.bundle.thresholds)}
-    decided = clf.rules.decide(scores, clf.bundle.thresholds, result.measurements)
-    expected = [clf.bundle.labels[i]["id"] for i in decided]
-    assert result.findings == expected and expected  # the fixture's thresholds leave some findings
-    by_measurement = {clf.rules.ids[i] for i, v in clf.rules.measured(result.measurements).items() if v}
-    assert set(expected) <= above | by_measurement and not clf.rules.contradictions(expected)
-    assert len(set(expected) - by_measurement) < len(above)  # the rules removed some
+    # the findings are the decision's (edge.interpret.decide: rhythm, criteria, model, rules), each with its why:
+    # a model finding at or above its threshold, a criterion with the values it read, the rhythm analysis
+    stated = [*result.findings, *result.zero_shot_findings]
+    assert stated and stated == [*clf.last_decision.findings, *clf.last_decision.zero_shot_findings]
+    assert set(result.why) == set(stated) and not clf.rules.contradictions(result.findings)
+    for lid in stated:
+        why, i = result.why[lid], clf.label_ids.index(lid)
+        if why.by == "model":
+            assert scores[i] >= clf.bundle.thresholds[i] - 1e-6 and why.score == pytest.approx(float(scores[i]), abs=1e-5)
+        elif why.by == "criteria":
+            assert why.rule and why.values
+        else:
+            assert why.by == "rhythm" and result.rhythm is not None
     assert not result.skipped and result.quality["ok"] and result.latency_ms > 0
 
 
@@ -133,7 +138,7 @@ def test_json_line_is_contract_5(clf, record):
 
 def test_classify_embedding(clf, record):
     r = clf.classify_window(record[:, :5000], FS)
-    again = clf.classify_embedding(r.embedding * 3.0, r.quality, r.measurements)
+    again = clf.classify_embedding(r.embedding * 3.0, r.quality, r.measurements, r.rhythm)
     np.testing.assert_allclose(again.scores, r.scores, atol=1e-6)
     assert isinstance(again, Result) and again.top == r.top
     assert again.findings == r.findings and set(again.why) == set(r.why)

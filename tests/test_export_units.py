@@ -241,13 +241,13 @@ def test_onnx_export_checks_shape_and_numbers(tiny_encoder, tmp_path):
 
 
 def test_a_stale_training_cache_is_neither_used_nor_rewritten(tmp_path):
-    from export.data import _training_cache
+    from export.data import training_cache
 
     cache = tmp_path / "cache"
     cache.mkdir()
     (cache / "meta.json").write_text(json.dumps({"fingerprint": "old"}), encoding="utf-8")
     ckpt = {"data": {"fingerprint": "new"}, "train_config": {"cache_dir": str(cache)}}
-    assert _training_cache(ckpt, tmp_path / "run" / "checkpoint.pt") is None
+    assert training_cache(ckpt, tmp_path / "run" / "checkpoint.pt") is None
     assert json.loads((cache / "meta.json").read_text(encoding="utf-8")) == {"fingerprint": "old"}
 
 

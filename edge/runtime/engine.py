@@ -55,13 +55,15 @@ from edge.dsp.signal import (
     preprocess,
     select_leads,
 )
-from edge.interpret.findings import FindingRules, load_rules_doc
+from edge.interpret.decide import decide
+from edge.interpret.findings import FindingRules
 from edge.interpret.lead_needs import withhold
-from edge.interpret.why import BY_CRITERIA, BY_MODEL, Why
+from edge.interpret.rhythm import analyse_rhythm
+from edge.interpret.why import Why
 from edge.runtime.backends import Backend, get_backend, model_key_for
 from edge.runtime.result import Quality, Result
 
-__all__ = ["TOP_K", "Classifier", "bundle_id", "criterion_text"]
+__all__ = ["TOP_K", "Classifier", "bundle_id"]
 
 logger = logging.getLogger(__name__)
 
@@ -84,31 +86,15 @@ def _usable_window(x_mv: np.ndarray, names: list[str], quality: Mapping) -> tupl
     return usable_twelve(x_mv, names, usable, flagged_leads(quality)), list(LEADS)
 
 
-def _condition_keys(spec: Mapping) -> list[str]:
-    """Measurement keys a criterion (or one of its nested conditions) reads, in order, once each."""
-    if "all" in spec or "any" in spec:
-        keys: list[str] = []
-        for part in spec.get("all") or spec.get("any") or []:
-            keys += [k for k in _condition_keys(part) if k not in keys]
-        return keys
-    return [str(spec["key"])] if "key" in spec else []
+def _usable_only(x: np.ndarray, names: list[str], quality: Mapping) -> tuple[np.ndarray, list[str]]:
+    """The rows of ``x`` (named ``names``) that are usable leads; all of them when the report does not say."""
+    usable = quality.get("usable_leads")
+    if usable is None or len(usable) == len(LEADS) or not usable:
+        return x, names
+    keep = [i for i, name in enumerate(names) if name in set(usable)]
+    return x[keep], [names[i] for i in keep]
 
 
-def criterion_text(spec: Mapping) -> str:
-    """A criterion written as a clinician reads it: ``hr_bpm ≥ 100 かつ p_present ≥ 0.5``."""
-    if "all" in spec or "any" in spec:
-        parts = [criterion_text(c) for c in spec.get("all") or spec.get("any") or []]
-        joined = (" かつ " if "all" in spec else " または ").join(parts)
-        return f"({joined})" if len(parts) > 1 and "label" not in spec else joined
-    lo, hi = spec.get("min"), spec.get("max")
-    key = spec.get("key", "?")
-    if lo is not None and hi is not None:
-        return f"{lo:g} ≤ {key} < {hi:g}"
-    return f"{key} ≥ {lo:g}" if lo is not None else f"{key} < {hi:g}"
-
-
-class Classifier:
-    """A bundle's encoder and label embeddings, ready to classify raw windows."""
 def _check_encoder(bundle: Bundle, model: Backend) -> None:
     """One probe window at load: an encoder that disagrees with the manifest's signal (samples per window) or
     embedding size is refused here with one line, never at the first real window (issue 25, item 5)."""
@@ -127,6 +113,8 @@ def _check_encoder(bundle: Bundle, model: Backend) -> None:
         raise BundleError(f"bundle {bundle.folder}: the encoder gives {np.shape(out)}, the manifest says (1, {dim})")
 
 
+class Classifier:
+    """A bundle's encoder and label embeddings, ready to classify raw windows."""
 
     def __init__(
         self, bundle: Bundle, backend: Backend, quality: QualityConfig | None = None, top_k: int = TOP_K
@@ -144,8 +132,6 @@ def _check_encoder(bundle: Bundle, model: Backend) -> None:
         # consistent findings (edge/findings.py): the rules the bundle was exported with, else the shipped ones;
         # criteria_weight moves measurement-defined labels in the ranking (chosen on validation at export)
         self.rules, self.criteria_weight = FindingRules.from_manifest(self.labels, bundle.manifest)
-        doc = (bundle.manifest.get("decision") or {}).get("rules") or load_rules_doc()
-        self.criteria_specs = {str(c["label"]): c for c in doc.get("criteria", []) if "label" in c}
         # Labels never trained (older bundles only say "new": added at export or held out).
         self.zero_shot = [bool(lb.get("zero_shot", lb.get("new", False))) for lb in self.labels]
         self.bundle_id = bundle_id(bundle)
@@ -229,13 +215,13 @@ def _check_encoder(bundle: Bundle, model: Backend) -> None:
         """
         rank = self.rules.adjust(scores, measurements, self.criteria_weight)
         top = [self._top_entry(i, scores[i]) for i in np.argsort(-rank, kind="stable")[: self.top_k]]
-        decision = self.rules.decide_explained(scores, self.thresholds, measurements)
-        verdicts = self.rules.measured(measurements)
-        why = {self.label_ids[i]: self._why(i, scores[i], verdicts.get(i), measurements) for i in decision.kept}
-        # Apart: a never-trained label found by its score (one that a measurement decided stays a finding).
-        apart = [i for i in decision.kept if self.zero_shot[i] and not verdicts.get(i)]
-        findings = [self.label_ids[i] for i in decision.kept if i not in apart]
-        return top, findings, [self.label_ids[i] for i in apart], why
+        # The decision (contract 8): rhythm, published criteria, the model, quality, consistency (edge.interpret.decide).
+        q = None if quality is None else {"usable_leads": quality.get("usable_leads"), "inconsistent": quality.get("inconsistent")}
+        ja = {lb["id"]: lb.get("ja", lb["id"]) for lb in self.labels}
+        self.last_decision = decide(self.rules, scores, self.thresholds, measurements, rhythm=rhythm, quality=q,
+                                    zero_shot=self.zero_shot, labels_ja=ja)
+        d = self.last_decision
+        return top, d.findings, d.zero_shot_findings, d.why
 
     def _top_entry(self, i: int, cosine: float) -> dict:
         label = self.labels[i]
@@ -247,21 +233,6 @@ def _check_encoder(bundle: Bundle, model: Backend) -> None:
             "zero_shot": self.zero_shot[i],
         }
 
-    def _why(self, i: int, cosine: float, verdict: bool | None, measurements: Mapping | None) -> Why:
-        """A measurement criterion that decided the label (``verdict`` true), else the model's threshold."""
-        spec = self.criteria_specs.get(self.label_ids[i])
-        if verdict and spec is not None:
-            values = {k: measurements.get(k) for k in _condition_keys(spec)} if measurements else {}
-            return Why(
-                BY_CRITERIA,
-                rule=criterion_text(spec),
-                source=spec.get("source"),
-                values=values,
-                score=float(cosine),
-                threshold=float(self.thresholds[i]),
-            )
-        return Why(BY_MODEL, score=float(cosine), threshold=float(self.thresholds[i]))
-
     def _names(self, ids: Sequence[str]) -> dict[str, tuple[str, str, bool]]:
         out = {}
         for lid in ids:
@@ -269,15 +240,24 @@ def _check_encoder(bundle: Bundle, model: Backend) -> None:
             out[lid] = (self.labels[i].get("ja", lid), self.labels[i].get("en", lid), self.zero_shot[i])
         return out
 
-    def _decide(self, result: Result, scores: np.ndarray) -> None:
+    def decide(self, result: Result, scores: np.ndarray) -> None:
         """Fill a result's ranking, findings (file: the window's own set) and why from its cosine scores."""
         result.scores = scores
+        if result.rhythm is None and result.measurements is not None and result.fs:
+            # contract 8.1: the deterministic rhythm, the model's rhythm scores as second opinion (helper B, #21)
+            result.rhythm = analyse_rhythm(
+                result.measurements,
+                float(result.fs),
+                dict(zip(self.label_ids, map(float, scores), strict=True)),
+                dict(zip(self.label_ids, map(float, self.thresholds), strict=True)),
+            )
         top, findings, apart, why = self._ranked(scores, result.measurements, result.rhythm, result.quality)
         result.top, result.findings, result.zero_shot_findings, result.why = top, findings, apart, why
         # Statements that need a missing or inconsistent lead are withheld, with the reason (contract 5 v3).
         findings, withheld = withhold(findings, result.quality.usable_leads, result.quality.inconsistent)
         apart, withheld_apart = withhold(apart, result.quality.usable_leads, result.quality.inconsistent)
         withheld.update(withheld_apart)
+        withheld.update(self.last_decision.withheld)  # criteria that could not be read (edge.interpret.decide)
         result.findings, result.zero_shot_findings = findings, apart
         result.why = {k: v for k, v in why.items() if k not in withheld}
         result.withheld = withheld
@@ -340,30 +320,33 @@ def _check_encoder(bundle: Bundle, model: Backend) -> None:
                     inputs.append(self.preprocess(x_in, fs, names_in))
                 except SignalError as exc:
                     result.quality = result.quality.failed(str(exc))
-                else:
-                    result.measurements = measure(x_in, fs, names_in)
+                else:  # the measurements on the usable leads only (the delineation runs on any subset)
+                    x_meas, names_meas = _usable_only(x_in, names_in, quality)
+                    result.measurements = measure(x_meas, fs, names_meas)
             results.append(result)
         todo = [r for r in results if r.quality.ok]
         if todo:
             emb = self.embed(np.stack(inputs))
             for r, e, s in zip(todo, emb, self.score(emb), strict=True):
                 r.embedding = e
-                self._decide(r, s)
+                self.decide(r, s)
         latency = (time.perf_counter() - t0) * 1e3 / max(len(results), 1)
         for r in results:
             r.latency_ms = latency
         return results
 
     def classify_embedding(
-        self, embedding: np.ndarray, quality: Quality | Mapping, measurements: Mapping | None = None
+        self, embedding: np.ndarray, quality: Quality | Mapping, measurements: Mapping | None = None,
+        rhythm: object = None, fs: float | None = None,
     ) -> Result:
         """Score an embedding computed elsewhere (e.g. the mean over a record's windows), with the
-        measurements that go with it (e.g. ``edge.dsp.measure.combine_measurements`` of those windows)."""
+        measurements that go with it (e.g. ``edge.dsp.measure.combine_measurements`` of those windows) and the
+        rhythm already analysed (else analysed here from the measurements when ``fs`` is given)."""
         e = np.asarray(embedding, dtype=np.float32)
         e = e / max(float(np.linalg.norm(e)), 1e-12)
         result = Result(quality=Quality.from_dict(quality), embedding=e, bundle=self.bundle_id, unsigned=self.bundle.unsigned)
-        result.measurements = measurements
-        self._decide(result, self.score(e[None])[0])
+        result.measurements, result.rhythm, result.fs = measurements, rhythm, fs
+        self.decide(result, self.score(e[None])[0])
         return result
 
     # --- records ----------------------------------------------------------------------------------
@@ -422,7 +405,12 @@ def _check_encoder(bundle: Bundle, model: Backend) -> None:
             return Result(quality=quality, fs=rate, bundle=self.bundle_id, unsigned=self.bundle.unsigned, window_start_sample=0)
         quality = Quality(ok=True, missing_samples=missing, windows=len(windows), windows_ok=len(good))
         mean = np.mean(np.stack([r.embedding for r in good]), axis=0)
-        result = self.classify_embedding(mean, quality, combine_measurements([r.measurements for r in good]))
+        # the record's rhythm: the statement most of its windows made (the first window's analysis of it)
+        rhythms = [r.rhythm for r in good if r.rhythm is not None]
+        statements = [getattr(r, "statement", None) for r in rhythms]
+        common = max(statements, key=statements.count) if statements else None
+        rhythm = next((r for r, st in zip(rhythms, statements, strict=True) if st == common), None)
+        result = self.classify_embedding(mean, quality, combine_measurements([r.measurements for r in good]), rhythm)
         result.fs, result.window_start_sample = rate, 0
         result.latency_ms = sum(r.latency_ms for r in windows)
         return result
