@@ -46,8 +46,10 @@ DELINEATION_FS = 250.0  # the wavelet scales below are those of Martinez et al. 
 BOUNDARIES = ("p_on", "p_off", "qrs_on", "qrs_off", "t_end")
 N_SCALES = 5
 QRS_PEAK = 0.15  # a W2 modulus maximum counts in the QRS when above this fraction of the largest
-QRS_GAP_MS = 60.0  # ... and no further than this from the previous one counted
+QRS_GAP_MS = 80.0  # ... and no further than this from the previous one counted
 P_MIN_MV = 0.02  # a P wave lower than this (peak to baseline) counts as absent
+ORDERED_MIN_LEADS = 4  # from this many leads, combine_leads() takes a percentile of the leads (below)
+ORDERED_PCT = 35.0  # ... the 35th percentile of the onsets and the 65th of the ends
 P_PR_SPREAD_MS = 24.0  # p_waves(): a beat's P wave lies within this of the beats' usual PR
 
 
@@ -55,22 +57,27 @@ P_PR_SPREAD_MS = 24.0  # p_waves(): a beat's P wave lies within this of the beat
 class DelineationParams:
     """Thresholds of the single-lead delineator and of the combination over leads."""
 
-    xi_qrs_on: float = 0.05  # |W2| below this fraction of the first QRS maximum: QRS onset
-    xi_qrs_off: float = 0.12  # |W2| below this fraction of the last QRS maximum: QRS offset
+    xi_qrs_on: float = 0.08  # |W2| below this fraction of the first QRS maximum: QRS onset
+    xi_qrs_off: float = 0.2  # |W2| below this fraction of the last QRS maximum: QRS offset
     xi_p_on: float = 0.5  # |W4| below this fraction of the P wave's first maximum: P onset
     xi_p_off: float = 0.9  # |W4| below this fraction of the P wave's last maximum: P offset
     xi_t_end: float = 0.7  # |W4| below this fraction of the T wave's last maximum: T end (threshold method)
     t_end_method: str = "threshold"  # "threshold" (Martinez 2004) or "tangent"
     p_presence: float = 0.02  # P's W4 maximum above this fraction of the QRS's W4 maximum: P present
+    p_mate: float = 0.2  # the P wave's second maximum is at least this fraction of its largest
     spread_ms: tuple[float, ...] = (20.0, 20.0, 12.0, 16.0, 40.0)  # per boundary (BOUNDARIES order)
     combine: str = "robust_extreme"  # "robust_extreme", "median", or "extreme"
     qrs_peak: float = (
         QRS_PEAK  # a W2 modulus maximum counts in the QRS when above this fraction of the largest
     )
     qrs_gap_ms: float = QRS_GAP_MS  # ... and no further than this from the previous one counted
+    qrs_scale: int = 3  # the QRS is delineated on scale 2^qrs_scale
     t_scale: int = 5  # the T wave is delineated on scale 2^t_scale
+    t_start_ms: float = (
+        120.0  # the T wave is sought from this long after the fiducial (and 40 ms after the QRS)
+    )
     t_window_s: float = (
-        0.5  # the T wave's maxima are sought up to this x sqrt(RR / 1 s) after the R (and 0.7 RR)
+        0.5  # the T wave's maxima are sought up to this x sqrt(RR / 1 s) after the R (<= 0.7 RR)
     )
 
     def with_(self, **kw) -> DelineationParams:
@@ -164,7 +171,7 @@ def delineate_lead(
     out: dict = dict.fromkeys(("p_on", "p_peak", "p_off", "qrs_on", "qrs_off", "t_peak", "t_end"))
     out["p_present"] = None
     t = x.size
-    w2, w4, wt = w[1], w[3], w[params.t_scale - 1]
+    w2, w4, wt = w[params.qrs_scale - 1], w[3], w[params.t_scale - 1]
     # --- QRS on scale 2^2
     lo, hi = max(1, r - int(120 * ms)), min(t - 1, r + int(120 * ms))
     ext = _extrema(w2, lo, hi)
@@ -196,7 +203,7 @@ def delineate_lead(
     out["baseline"] = base
     qrs_w4 = float(np.abs(w4[max(0, q_on) : min(t, q_off + 1)]).max())
     # --- T wave on scale 2^4
-    t_lo = q_off + int(40 * ms)
+    t_lo = max(q_off + int(40 * ms), r + int(params.t_start_ms * ms))
     t_hi = min(t - 1, r + int(min(0.7 * rr, params.t_window_s * np.sqrt(rr / fs) * fs)))
     ext = _extrema(wt, t_lo, t_hi)
     if ext.size:
@@ -245,7 +252,9 @@ def delineate_lead(
             peak = n_first + int(zc[0]) if zc.size else (n_first + n_last) // 2
             height = abs(x[peak] - base)
             present = (
-                amp[big] >= params.p_presence * qrs_w4 and height >= P_MIN_MV and amp[mate] >= 0.2 * amp[big]
+                amp[big] >= params.p_presence * qrs_w4
+                and height >= P_MIN_MV
+                and amp[mate] >= params.p_mate * amp[big]
             )
             out["p_present"] = bool(present)
             if present:
@@ -284,6 +293,8 @@ def combine_leads(
         return med
     if params.combine == "extreme":
         return float(v.min() if onset else v.max())
+    if v.size >= ORDERED_MIN_LEADS:  # many leads: a low / high percentile of the leads' boundaries
+        return float(np.percentile(v, ORDERED_PCT if onset else 100 - ORDERED_PCT))
     spread = params.spread_ms[BOUNDARIES.index(boundary)] * DELINEATION_FS / 1000.0
     near = v[np.abs(v - med) <= spread]
     if near.size < 2:
