@@ -295,8 +295,9 @@ def test_hypertrophy_atrial_abnormality_q_waves_and_t_inversion(all_rules):
     d = _decide(all_rules, {"SR": 0.8}, meas(strain, sv1_rv5_mv=4.2))
     assert "LVH" in d.findings and "VCLVH" not in d.findings and d.removed["VCLVH"] == "lvh"
     assert "VCLVH" in _decide(all_rules, {"SR": 0.8}, meas(sv1_rv5_mv=4.2)).findings
-    assert "LAE" in _decide(all_rules, {"SR": 0.8}, meas({"II": {"p_dur_ms": 130}})).findings
-    assert "LAE" in _decide(all_rules, {"SR": 0.8}, meas(ptf_v1=-5.0)).findings  # either sign convention
+    assert "LAE" in _decide(all_rules, {"SR": 0.8}, meas({"II": {"p_dur_ms": 130}}, ptf_v1=5.0)).findings
+    assert "LAE" in _decide(all_rules, {"SR": 0.8}, meas({"II": {"p_dur_ms": 130}}, ptf_v1=-5.0)).findings  # sign
+    assert "LAE" not in _decide(all_rules, {"SR": 0.8, "LAE": 0.9}, meas(ptf_v1=5.0)).findings  # both needed
     assert "RAE" in _decide(all_rules, {"SR": 0.8}, meas({"II": {"p_pos_mv": 0.3}})).findings
     q = {x: {"q_ms": 40, "q_mv": 0.3} for x in ("II", "III", "aVF")}
     d = _decide(all_rules, {"SR": 0.8, "NORM": 0.9}, meas(q))

@@ -57,7 +57,7 @@ def test_shipped_rules_parse_and_every_criterion_names_its_source():
     assert {c.territory for c in ste} == {"inferior", "anterior", "lateral"}
     assert all(c.alarm and c.reciprocal is not None and "UDMI4" in c.source for c in ste)
     anterior = next(c for c in ste if c.territory == "anterior")
-    at_j = anterior.when.parts[0]  # the J point (or J+60 ms with the J point raised: parts[1])
+    at_j = anterior.when  # V1-V4 at the J point only (the other territories: J, or J+60 ms with J raised)
     assert isinstance(at_j, Contiguous) and dict(at_j.lead_min)["V2"].at("M", 30) == 0.25
 
 
