@@ -20,6 +20,7 @@ for every finished window. :class:`edge.runtime.serial.Runtime` owns one and fee
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +29,7 @@ import numpy as np
 
 from edge.dsp.signal import SignalError, to_twelve_leads
 from edge.runtime.engine import Classifier
+from edge.runtime.events import clean_device_id
 from edge.runtime.result import Result
 from edge.runtime.stream import StreamClassifier
 from firmware_bridge.frames import Event, EventCode, Hello, Samples, host_limit_violation
@@ -110,6 +112,8 @@ class DeviceStream:
 
     def _on_hello(self, hello: Hello, seq: int = 1) -> None:
         """Check a HELLO against the host's limits and the 12-lead rule; a new format is built lazily."""
+        if hello.device_id != clean_device_id(hello.device_id):  # escapes, control characters, 65 KB ids
+            hello = dataclasses.replace(hello, device_id=clean_device_id(hello.device_id))
         self.stats.hellos += 1
         if seq == 0:  # a device (re)starting announces itself with seq 0: a step back is a restart
             self._rewind_ok = False

@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass, field
 
 from edge.runtime.device_stream import DeviceStream
 from edge.runtime.engine import Classifier
+from edge.runtime.events import EventCoalescer
 from edge.runtime.result import Result, now_iso
 from edge.runtime.stream import StreamClassifier
 from firmware_bridge.frames import (
@@ -135,6 +136,8 @@ class Runtime:
         self.on_result = on_result or (lambda result, line: None)
         self.on_status = on_status or (lambda runtime: None)
         self.on_event = on_event or (lambda line: None)
+        # a flood of one event (a device alternating formats, restarting its counter) is coalesced and counted
+        self.events = EventCoalescer(lambda line: self.on_event(line))
         self.stats = RunStats()
         self.device = DeviceStream(classifier, config.hop_s, self.stats, self.event, self._report)
         self.connected = False
@@ -220,13 +223,14 @@ class Runtime:
             if not self.stopping:
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, cfg.backoff_max_s)
+        self.events.flush()  # counts of coalesced events still held back
         self.on_status(self)
         return self.stats
 
     def event(self, name: str, **fields) -> dict:
         """Emit a contract-5 event line (``{"t", "event", "source", "segment", ...}``) to ``on_event``."""
         line = {"t": now_iso(), "event": name, "source": self.config.port, "segment": self.segment, **fields}
-        self.on_event(line)
+        self.events(line)
         return line
 
     # --- one connection ---------------------------------------------------------------------------
@@ -275,6 +279,7 @@ class Runtime:
                     )
                     self._ask(port)
                     last_ask = now
+                self.events.tick()
                 self.on_status(self)
         finally:
             decoder.close()
