@@ -67,7 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     src = sim.add_mutually_exclusive_group()
     src.add_argument("--record", type=Path, help="WFDB record to stream (path without extension)")
     src.add_argument(
-        "--synthetic", metavar="RHYTHM", help="synthetic rhythm: sinus, afib, pvc, ... (default sinus)"
+        "--synthetic",
+        metavar="RHYTHM",
+        help="synthetic rhythm (default sinus): sinus, sinus_brady, sinus_tachy, afib, flutter, svt, junctional, vt, "
+        "paced_v, paced_a, paced_dual, pvc, pac, bigeminy, trigeminy, avb1, mobitz1, mobitz2, avb2to1, avb3, rbbb, "
+        "lbbb, st_elevation (firmware_bridge.synthetic.RHYTHMS)",
     )
     sim.add_argument(
         "--channels", type=int, choices=(12, 8), default=12, help="12 leads, or 8 (I, II, V1-V6)"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -274,3 +276,31 @@ def test_counts_clip_and_round():
     assert to_counts(np.array([100.0, -100.0]), 1000.0).tolist() == [32767, -32768]
     with pytest.raises(ValueError):
         to_counts(np.zeros(3), 0)
+
+
+# --- rhythms scheduled with their own atrial clock (firmware_bridge.synthetic_rhythms) -------------------
+def test_new_rhythm_rates_and_patterns():
+    def rr(name: str, **kw) -> np.ndarray:
+        return np.diff(spatial_peaks(synthesize(rhythm=name, duration_s=12, seed=3, **kw))) / FS
+
+    assert abs(60 / rr("flutter").mean() - 75) < 3 and rr("flutter").std() < 0.02  # 300/min, 4:1
+    assert abs(60 / rr("svt").mean() - 180) < 5
+    assert abs(60 / rr("avb2to1").mean() - 40) < 3
+    assert abs(60 / rr("avb3").mean() - 40) < 3
+    bi = rr("bigeminy")
+    assert (bi[::2].mean() < 0.75 * bi[1::2].mean()) or (bi[1::2].mean() < 0.75 * bi[::2].mean())
+
+
+def test_pacing_spikes_are_sharp_and_scale_with_the_sampling_rate():
+    for fs in (500, 1000):
+        x = synthesize(rhythm="paced_v", duration_s=5, seed=1, fs=fs)
+        d = np.abs(np.diff(x[1].astype(np.float64)))
+        assert d.max() > 0.5  # one-sample steps of over half a mV: no QRS rises that fast
+        assert (d > 0.4).sum() <= 4 * 2 * 6  # only at the ~6 stimuli
+    assert np.abs(np.diff(synthesize(rhythm="sinus", duration_s=5, seed=1)[1])).max() < 0.3
+
+
+def test_simulator_help_lists_every_rhythm():
+    text = (Path(__file__).resolve().parents[1] / "firmware_bridge" / "cli.py").read_text()
+    listed = text[text.index('"--synthetic"') : text.index("RHYTHMS)")]
+    assert [r for r in RHYTHMS if r not in listed and r != "wide_qrs"] == []
