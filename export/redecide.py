@@ -132,11 +132,18 @@ def scores_entry(scores: DecisionScores, note: str | None = None) -> dict:
 
 
 # --- decisions on stored scores -----------------------------------------------------------------------
-def _decide_all(rules: FindingRules, scores: np.ndarray, thresholds: np.ndarray, meas: list[dict]) -> np.ndarray:
-    """bool [N, n_labels]: the stated findings of every window (rules, criteria, thresholds)."""
+def _decide_all(rules: FindingRules, scores: np.ndarray, thresholds: np.ndarray, meas: list[dict],
+                zero_shot: Sequence[bool] | None = None) -> np.ndarray:
+    """bool [N, n_labels]: the stated findings of every window, by the device's decision (``edge.interpret.decide``)
+    on the stored scores and global measurements. The rhythm analysis and the per-lead criteria need the raw
+    window, which is not stored: here the rhythm labels are decided like the others and a per-lead criterion
+    is unread (the model decides), so this is the effect of the change, not the device's exact output."""
+    from edge.interpret.decide import decide
+
     out = np.zeros(scores.shape, dtype=bool)
     for i, (s, m) in enumerate(zip(scores, meas, strict=True)):
-        out[i, rules.decide(s, thresholds, m)] = True
+        d = decide(rules, s, thresholds, m, zero_shot=zero_shot)
+        out[i, [rules.index[lid] for lid in [*d.findings, *d.zero_shot_findings]]] = True
     return out
 
 
@@ -320,11 +327,13 @@ def redecide(bundle: str | Path | None = None, rules: str | Path | None = None, 
         gate_note = ("thresholds unchanged: gate condition 3 stands as measured at export (it depends on thresholds "
                      "only); rules and weight do not enter gate v2's conditions")
     # 4. what the change does against the ground truth, int8 as on the device
-    before = decision_effect(_decide_all(old_rules, scores.int8, old_th, meas), scores)
-    after = decision_effect(_decide_all(new_rules, scores.int8, new_th, meas), scores)
+    zs = [bool(lb.get("zero_shot", lb.get("new", False))) for lb in labels]
+    after_int8 = _decide_all(new_rules, scores.int8, new_th, meas, zs)
+    before = decision_effect(_decide_all(old_rules, scores.int8, old_th, meas, zs), scores)
+    after = decision_effect(after_int8, scores)
     agree = None
     if scores.fp32 is not None:
-        d8, d32 = (_decide_all(new_rules, s, new_th, meas) for s in (scores.int8, scores.fp32))
+        d8, d32 = after_int8, _decide_all(new_rules, scores.fp32, new_th, meas, zs)
         agree = float((d8 == d32).mean())
     # 5. the manifest
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
