@@ -306,8 +306,9 @@ def test_hypertrophy_atrial_abnormality_q_waves_and_t_inversion(all_rules):
         all_rules, {"SR": 0.8}, meas({x: {"t_neg_mv": 0.3, "t_pos_mv": 0.0} for x in ("V4", "V5", "V6")})
     )
     assert "INVT" in d.findings and d.why["INVT"].source.startswith("UDMI4")
-    assert "LNGQT" in _decide(all_rules, {"SR": 0.8}, meas(qtc_ms=480)).findings
-    assert "LNGQT" not in _decide(all_rules, {"SR": 0.8}, meas(qtc_ms=480, qrs_ms=150)).findings
+    assert "LNGQT" in _decide(all_rules, {"SR": 0.8}, meas(qtc_ms=490, qtcf_ms=480)).findings
+    assert "LNGQT" not in _decide(all_rules, {"SR": 0.8}, meas(qtcf_ms=480, qrs_ms=150)).findings
+    assert "LNGQT" not in _decide(all_rules, {"SR": 0.8, "LNGQT": 0.9}, meas(qtc_ms=470, qtcf_ms=440)).findings
 
 
 def test_the_rhythm_analysis_owns_the_rhythm_labels(all_rules):
