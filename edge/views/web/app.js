@@ -1,16 +1,21 @@
-// The bedside page: polls /api/state, draws the ECG on a paper grid (25 mm/s, 10 mm/mV) and the results.
+// The bedside page: polls /api/state, draws the ECG on a paper grid (25 mm/s, 10 mm/mV; 50 mm/s and half or
+// double gain on the buttons, or ?speed=50&gain=5 in the address) and the results.
 "use strict";
 
 const POLL_MS = 250;
 const SERVER_LOST_MS = 2000; // no answer for this long: the runtime is gone, show 切断
 const KEEP_S = 12; // seconds of trace kept in the page
 const ROW_MM = { 3: 25, 12: 15 }; // height of one lead's row on the paper, in mm
+const SPEEDS = [25, 50]; // mm/s
+const GAINS = [10, 20, 5]; // mm/mV: standard, double, half (the button cycles in this order)
 const LEAD_SETS = { 3: ["II", "V1", "V5"], 12: ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"] };
 
 const params = new URLSearchParams(location.search);
 const view = {
   lang: params.get("lang") || localStorage.getItem("ecg-lang") || "ja",
   nLeads: Number(params.get("leads") || localStorage.getItem("ecg-leads") || 3) === 12 ? 12 : 3,
+  speed: SPEEDS.includes(Number(params.get("speed") || localStorage.getItem("ecg-speed"))) ? Number(params.get("speed") || localStorage.getItem("ecg-speed")) : 25,
+  gain: GAINS.includes(Number(params.get("gain") || localStorage.getItem("ecg-gain"))) ? Number(params.get("gain") || localStorage.getItem("ecg-gain")) : 10,
   fs: 250, end: null, cursor: null, version: null, buf: null, leads: LEAD_SETS[12],
   play: null, lastFrame: null, lastOk: performance.now(), state: null, conn: "waiting",
 };
@@ -81,7 +86,11 @@ function render() {
   for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
   $("lang-toggle").textContent = view.lang === "ja" ? "EN" : "日本語";
   $("leads-toggle").textContent = view.nLeads === 3 ? t("leads12") : t("leads3");
-  $("scale").textContent = t("scale");
+  const nonStandard = view.speed !== 25 || view.gain !== 10;
+  $("scale").textContent = `${view.speed} mm/s  ${view.gain} mm/mV` + (nonStandard ? `  (${t("scale_nonstandard")})` : "");
+  $("scale").classList.toggle("nonstandard", nonStandard);
+  $("speed-toggle").textContent = `${view.speed} mm/s`;
+  $("gain-toggle").textContent = `${view.gain} mm/mV`;
   renderConnection();
   const s = view.state;
   if (!s) return;
@@ -221,7 +230,7 @@ function drawTraces(now) {
   }
   view.lastFrame = now;
   const names = LEAD_SETS[view.nLeads];
-  const pxPerSample = (25 * mm) / view.fs; // 25 mm/s
+  const pxPerSample = (view.speed * mm) / view.fs; // 25 or 50 mm/s
   const w = view.state && view.state.window;
   for (let i = 0; i < names.length; i++) {
     const col = Math.floor(i / view.rows), row = i % view.rows;
@@ -234,8 +243,9 @@ function drawTraces(now) {
     // 1 mV calibration pulse, 5 mm wide (200 ms)
     const calX = x0 + 2 * mm;
     g.strokeStyle = "#222"; g.lineWidth = 1.2 * dpr; g.beginPath();
-    g.moveTo(calX - mm, base); g.lineTo(calX, base); g.lineTo(calX, base - 10 * mm);
-    g.lineTo(calX + 5 * mm, base - 10 * mm); g.lineTo(calX + 5 * mm, base); g.lineTo(calX + 6 * mm, base); g.stroke();
+    const cal = view.gain * mm; // 1 mV at the chosen gain
+    g.moveTo(calX - mm, base); g.lineTo(calX, base); g.lineTo(calX, base - cal);
+    g.lineTo(calX + 5 * mm, base - cal); g.lineTo(calX + 5 * mm, base); g.lineTo(calX + 6 * mm, base); g.stroke();
     if (view.play === null || !view.buf) continue;
     const li = view.leads.indexOf(names[i]);
     const left = x0 + 9 * mm, width = view.colWidth - 9 * mm - 2 * dpr;
@@ -250,7 +260,7 @@ function drawTraces(now) {
     for (let k = first; k < head; k++) {
       const v = data[k % view.cap];
       if (v !== v) { pen = false; continue; }
-      const x = left + width - (head - k) * pxPerSample, y = base - (v - mean) * 10 * mm; // 10 mm/mV
+      const x = left + width - (head - k) * pxPerSample, y = base - (v - mean) * view.gain * mm; // 5, 10 or 20 mm/mV
       if (pen) g.lineTo(x, y); else g.moveTo(x, y);
       pen = true;
     }
@@ -265,6 +275,12 @@ $("lang-toggle").addEventListener("click", () => {
 });
 $("leads-toggle").addEventListener("click", () => {
   view.nLeads = view.nLeads === 3 ? 12 : 3; localStorage.setItem("ecg-leads", String(view.nLeads)); layout(); render();
+});
+$("speed-toggle").addEventListener("click", () => {
+  view.speed = SPEEDS[(SPEEDS.indexOf(view.speed) + 1) % SPEEDS.length]; localStorage.setItem("ecg-speed", String(view.speed)); render();
+});
+$("gain-toggle").addEventListener("click", () => {
+  view.gain = GAINS[(GAINS.indexOf(view.gain) + 1) % GAINS.length]; localStorage.setItem("ecg-gain", String(view.gain)); render();
 });
 window.addEventListener("resize", layout);
 
