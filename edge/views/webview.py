@@ -33,7 +33,8 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 
 from edge.dsp.signal import LEADS
-from edge.views.plain_http import BaseHTTPRequestHandler, ThreadingHTTPServer
+from edge.views.http_limits import BoundedHTTPServer
+from edge.views.plain_http import BaseHTTPRequestHandler
 from edge.views.present import vocabulary
 from edge.views.view_state import TraceBuffer, lead_quality, summarise_window
 
@@ -89,7 +90,7 @@ class WebView:
         self._timeline: collections.deque = collections.deque(maxlen=TIMELINE)
         self._was_connected = False
         self._version = 0  # +1 whenever the window or the timeline changes
-        self._server: ThreadingHTTPServer | None = None
+        self._server: BoundedHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     # --- runtime hooks (runtime thread) -----------------------------------------------------------
@@ -240,7 +241,7 @@ class WebView:
             pass
 
         Handler.view = view
-        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
+        self._server = BoundedHTTPServer((self.host, self.port), Handler)  # capped, timed out, one-line errors
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(
