@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
+import sys
 from contextlib import redirect_stdout
 from pathlib import Path
 
@@ -103,3 +105,20 @@ def test_make_demo_takes_the_view_address():
     assert demo and "--view 127.0.0.1:9090" in demo[-1] and "--no-browser" in demo[-1]
     proc = subprocess.run(["make", "-n", "demo"], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert "--view" not in [line for line in proc.stdout.splitlines() if "edge.cli.demo" in line][-1]
+
+
+def test_report_without_matplotlib_fails_before_the_table(tmp_path, ecg):
+    """On a board without the report extra: one line naming the extra, exit 1, and no table printed first."""
+    path = tmp_path / "ecg.npy"
+    np.save(path, ecg)
+    code = (
+        "import sys\n"
+        "sys.modules['matplotlib'] = None  # import matplotlib now raises ImportError\n"
+        "from edge.cli.main import main\n"
+        f"sys.exit(main(['classify', {str(path)!r}, '--fs', '500', '--report', {str(tmp_path / 'r.pdf')!r}]))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
+    assert proc.returncode == 1 and proc.stdout == "", proc.stdout
+    assert proc.stderr.count("\n") == 1 and "pip install 'ecg-clip-ja[report]'" in proc.stderr
+    assert not (tmp_path / "r.pdf").exists()
