@@ -26,7 +26,7 @@ import numpy as np
 from edge.dsp.signal import LEADS, SignalError, bandpass, to_twelve_leads
 from edge.readers.patient import PatientInfo, acquired_text, sex_text
 from edge.views.present import LEGEND as REPORT_LEGEND
-from edge.views.present import alarm_text, describe_quality, measurement_items, why_text
+from edge.views.present import describe_quality, measurement_items, why_text
 
 __all__ = [
     "ReportError",
@@ -111,19 +111,13 @@ def findings_text(result, labels: Sequence[dict] = ()) -> tuple[str, str]:  # no
         score = top.get(fid, {}).get("score")
         if score is None and result.scores is not None and fid in index:
             score = float(result.scores[index[fid]])
-        why = result.why.get(fid)  # a never-trained label stated by a criterion or the rhythm is not the model's guess
-        mark = " [未検証]" if fid in zero_shot and (why is None or why.by == "model") else ""
+        mark = " [未検証]" if fid in zero_shot else ""
         if fid in found and result.why.get(fid) is not None:  # how it was decided, never guessed from the score
             return f"{name} [{why_text(result.why[fid])}]{mark}"
         return f"{name} {score:.3f}{mark}" if score is not None else f"{name}{mark}"
 
     found = [*result.findings, *result.zero_shot_findings]  # never-trained findings last, marked 未検証
-    alarms = {a.get("id") for a in getattr(result, "alarms", None) or []}
-    found.sort(key=lambda fid: fid not in alarms)  # alarms (ST elevation) first
     findings = "、".join(item(f) for f in found) or "閾値を超えた所見なし"
-    if alarms & set(found):
-        where = alarm_text(result.alarms, next(f for f in found if f in alarms))
-        findings = f"【警報】{findings}" + (f"（{where}）" if where else "")
     others = [t["id"] for t in result.top if t["id"] not in found]
     return findings, "、".join(item(f) for f in others)
 
@@ -282,8 +276,7 @@ def write_report(
     ax.text(_GRID_X0, top - 17.5, "計測値", fontsize=9, va="top")
     ax.text(_GRID_X0 + 14, top - 17.5, measurement_text(measures), fontsize=9, va="top")
     ax.text(_GRID_X0, top - 23, "所見", fontsize=9, va="top")
-    alarm = findings.startswith("【警報】")  # ST elevation: the findings line in the alarm colour
-    ax.text(_GRID_X0 + 14, top - 23, findings, fontsize=11, va="top", wrap=True, color="#b71c1c" if alarm else _INK)
+    ax.text(_GRID_X0 + 14, top - 23, findings, fontsize=11, va="top", wrap=True)
     if candidates:
         ax.text(_GRID_X0, top - 29.5, "候補", fontsize=8, va="top", color="#444444")
         ax.text(_GRID_X0 + 14, top - 29.5, candidates, fontsize=8, va="top", color="#444444")
