@@ -2,27 +2,27 @@
 
 The single-lead delineator follows the wavelet delineator of Martinez et al. ("A wavelet-based ECG
 delineator: evaluation on standard databases", IEEE TBME 51(4), 2004): the signal at 250 Hz is transformed
-with the a-trous quadratic-spline wavelet (scales 2^1..2^5; each scale is the derivative of a
-progressively smoothed signal), the QRS is bounded on scale 2^2 and the P and T waves on scale 2^4:
+with the a-trous quadratic-spline wavelet (scales 2^1..2^5; each scale is the slope of a progressively
+smoothed signal). The scales and thresholds (:class:`DelineationParams`) were chosen one at a time on the
+tuning half of the QT Database (records at even positions of RECORDS) and are reported on the held-out half
+too (``bench/bench_qtdb.py``, docs/measurements.md); nothing here knows about the database.
 
-- QRS: the significant modulus maxima of W2 around the detector's fiducial (those above ``QRS_PEAK``
-  of the largest, no more than 60 ms apart); the onset is where |W2| falls below ``xi_qrs_on`` of the
+- QRS on scale 2^3: the significant modulus maxima around the detector's fiducial (above ``qrs_peak`` of
+  the largest, no more than ``qrs_gap_ms`` apart); the onset is where |W| falls below ``xi_qrs_on`` of the
   first maximum, walking back, the offset where it falls below ``xi_qrs_off`` of the last, walking on;
-- T wave: the largest modulus maximum of W4 between the QRS and about 0.7 RR, and the last significant
-  maximum after it (its down-slope); the T end either by Martinez's threshold (|W4| below ``xi_t_end``
-  of that maximum) or by the tangent method (the tangent at the steepest point of the down-slope meets
-  the isoelectric level), chosen by the numbers on the QT Database (``T_END_METHOD``; docs/measurements.md);
-- P wave: in the 250 ms before the QRS onset (not before the previous T end), the largest W4 maximum and
-  its opposite-sign partner; a P wave is present when it reaches ``P_PRESENCE`` of the QRS's W4 maximum
-  and ``P_MIN_MV`` in amplitude; its onset/offset by ``xi_p_on`` / ``xi_p_off`` as for the QRS.
+- T wave on scale 2^5, from ``t_start_ms`` after the fiducial to ``t_window_s`` x sqrt(RR) (at most 0.7 RR):
+  the largest modulus maximum and its opposite-sign partner (the down-slope); the T end where |W5| falls
+  below ``xi_t_end`` of the down-slope's maximum (the tangent method is there to be compared:
+  ``t_end_method``; it did worse on the QT Database);
+- P wave on scale 2^4, in the 250 ms before the QRS onset (not before the previous T end): the largest
+  maximum and its opposite-sign partner; present when it reaches ``p_presence`` of the QRS's W4 maximum and
+  ``P_MIN_MV`` in amplitude; onset/offset by ``xi_p_on`` / ``xi_p_off`` as for the QRS.
 
 Boundaries are sample positions (fractional: linear interpolation at the threshold crossing) at
 :data:`DELINEATION_FS`. :func:`combine_leads` merges the leads' boundaries of one beat with an ordered
-statistic that one stray lead cannot move (the CSE programs' idea): the earliest onset / latest end among
-the leads that lie within ``SPREAD_MS`` of the leads' median, and the median where fewer than two agree.
-
-The thresholds were chosen on the even-numbered half of the QT Database records and are reported on the
-odd half as well (``bench/bench_qtdb.py``); nothing here knows about the database.
+statistic that one stray lead cannot move (the CSE programs' idea): from ``ORDERED_MIN_LEADS`` leads the
+35th percentile of the onsets and the 65th of the ends; with fewer, the earliest onset / latest end among
+the leads within ``spread_ms`` of the leads' median, and the median where they disagree by more.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ import numpy as np
 from edge.dsp.beat_types import annotate_beats
 from edge.dsp.beats import ANALYSIS_FS, QRS_BAND_HZ, detection_envelope, pick_beats
 from edge.dsp.delineate import BOUNDARIES, DELINEATION_FS, combine_leads, delineate_lead, wavelet_scales
-from edge.dsp.measurements import GLOBAL_KEYS, LEAD_KEYS, Measurements
+from edge.dsp.measurements import GLOBAL_KEYS, Measurements, combine_measurements
 from edge.dsp.morphology import lead_matrix, ptf_v1, wave_axis
 from edge.dsp.signal import (
     EIGHT_CHANNEL_LEADS,
@@ -354,54 +354,6 @@ def _finish(out: Measurements, reasons: dict[str, str], default: str) -> Measure
     out["null_reasons"] = {
         k: reasons.get(k, default or "not measurable") for k in MEASUREMENT_KEYS if out.get(k) is None
     }
-    return out
-
-
-def combine_measurements(items: Sequence[Mapping | None]) -> Measurements | None:
-    """One record's measurements from its windows': the median of each value measured in any window.
-
-    ``rhythm_regular`` and ``p_present`` take the majority; the per-lead matrix is combined value by value
-    the same way; ``paced`` takes the majority per chamber and the spikes' sum; the per-beat lists are
-    dropped (window-relative).
-    """
-    items = [m for m in items if m]
-    if not items:
-        return None
-    out = Measurements(_median_values(items, MEASUREMENT_KEYS))
-    reasons = out.pop("null_reasons")
-    leads: dict[str, dict] = {}
-    for name in LEADS:
-        rows = [m["leads"][name] for m in items if name in (m.get("leads") or {})]
-        if rows:
-            leads[name] = _median_values(rows, LEAD_KEYS)
-    paced = [m["paced"] for m in items if isinstance(m.get("paced"), Mapping)]
-    out["paced"] = None
-    if paced:
-        out["paced"] = {
-            "atrial": sum(bool(p.get("atrial")) for p in paced) * 2 > len(paced),
-            "ventricular": sum(bool(p.get("ventricular")) for p in paced) * 2 > len(paced),
-            "spikes": int(sum(int(p.get("spikes") or 0) for p in paced)),
-        }
-    out.update(leads=leads, beats=[], beat_types=[], beat_p=[], null_reasons=reasons, windows=len(items))
-    return out
-
-
-def _median_values(items: Sequence[Mapping], keys: Sequence[str]) -> dict:
-    """Per key: the median of the values given (majority for booleans, sum for ``n_beats``), with reasons."""
-    out: dict = {}
-    reasons: dict[str, str] = {}
-    for k in keys:
-        vals = [m.get(k) for m in items if m.get(k) is not None]
-        if not vals:
-            out[k] = None
-            reasons[k] = next((m["null_reasons"][k] for m in items if k in (m.get("null_reasons") or {})), "")
-        elif isinstance(vals[0], bool):
-            out[k] = sum(vals) * 2 >= len(vals)
-        elif k == "n_beats":
-            out[k] = int(sum(vals))
-        else:
-            out[k] = _r(float(np.median(vals)), 3 if k.endswith("_mv") or k == "rr_irregularity" else 1)
-    out["null_reasons"] = reasons
     return out
 
 
