@@ -272,3 +272,27 @@ def tiny_checkpoint(tmp_path_factory) -> TinyCheckpoint:
     ]
     assert train_main(args) == 0
     return TinyCheckpoint(run / "checkpoint.pt", manifest, tuple(TINY_RHYTHM_LABELS.values()), ("STE",))
+
+
+# --- test layers (README "Tests"): unit, integration (no hardware), real data -------------------------
+# Modules that cross a process or device boundary without hardware: a pty or loop:// serial stream, a local HTTP
+# server, a subprocess, a compiled C program, a browser, a wheel install. Everything else is a unit test.
+INTEGRATION_MODULES = frozenset({
+    "test_cli_usability", "test_edge_cli", "test_edge_runtime", "test_firmware_c", "test_firmware_cli",
+    "test_firmware_simulator", "test_hostile_output", "test_hostile_stream", "test_hostile_webview",
+    "test_log_rotation", "test_page_states", "test_steady_device", "test_webview", "test_webview_browser",
+    "test_webview_scales", "test_wheel",
+})
+
+
+def pytest_collection_modifyitems(config, items) -> None:  # noqa: ANN001 - pytest's hook
+    """Mark every test with its layer: ``shared_data`` (uses the real-data fixture), else ``integration``
+    (a module of :data:`INTEGRATION_MODULES`), else ``unit``. ``slow`` stays as each test declares it."""
+    for item in items:
+        module = Path(str(item.fspath)).stem
+        if "shared_data" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.shared_data)
+        elif module in INTEGRATION_MODULES:
+            item.add_marker(pytest.mark.integration)
+        else:
+            item.add_marker(pytest.mark.unit)
