@@ -141,15 +141,16 @@ def _extrema(a: np.ndarray, lo: int, hi: int) -> np.ndarray:
 def _cross(a: np.ndarray, start: int, thr: float, step: int, limit: int) -> float | None:
     """Fractional position where ``|a|`` first falls below ``thr`` walking from ``start`` by ``step``,
     no further than ``limit``; ``None`` when it does not."""
-    m = np.abs(a)
-    i = start
-    while (i - limit) * step < 0 and 0 <= i + step < m.size:
-        j = i + step
-        if m[j] < thr:
-            frac = (m[i] - thr) / max(m[i] - m[j], 1e-12)
-            return i + step * float(frac)
-        i = j
-    return None
+    if step > 0:
+        seg = np.abs(a[start : min(limit, a.size - 1) + 1])
+    else:
+        seg = np.abs(a[max(limit, 0) : start + 1])[::-1]
+    below = np.flatnonzero(seg[1:] < thr)
+    if below.size == 0:
+        return None
+    k = int(below[0]) + 1
+    frac = (seg[k - 1] - thr) / max(seg[k - 1] - seg[k], 1e-12)
+    return start + step * (k - 1 + float(frac))
 
 
 def delineate_lead(
