@@ -41,6 +41,8 @@ from edge.interpret.why import BY_CRITERIA, BY_MODEL, BY_RHYTHM, Why
 
 __all__ = ["Decision", "decide", "patient_of"]
 
+_LEAD_ORDER = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
+
 _TERRITORY_JA = {
     "inferior": "下壁", "lateral": "側壁", "septal": "中隔", "anterior": "前壁", "anterolateral": "前側壁",
     "limb": "肢誘導", "chest": "胸部誘導", "all": "",
@@ -277,7 +279,7 @@ def _alarm(c: Criterion, v: Verdict, m: Mapping, sex: str | None, age: float | N
         "id": c.label,
         "territory": c.territory,
         "territory_ja": _TERRITORY_JA.get(c.territory or "", ""),
-        "leads": list(v.leads),
+        "leads": sorted(v.leads, key=_LEAD_ORDER.index),
         "reciprocal": None if recip is None else recip.ok,
-        "reciprocal_leads": [] if recip is None else list(recip.leads),
+        "reciprocal_leads": [] if recip is None else sorted(recip.leads, key=_LEAD_ORDER.index),
     }
