@@ -118,14 +118,27 @@ def wavelet_scales(x: np.ndarray) -> np.ndarray:
     x = np.atleast_2d(np.asarray(x, dtype=np.float64))
     c, t = x.shape
     xp = np.concatenate([np.repeat(x[:, :1], _PAD, axis=1), x, np.repeat(x[:, -1:], _PAD, axis=1)], axis=1)
+    n = 1 << int(np.ceil(np.log2(xp.shape[1] + _PAD)))  # linear (not circular) convolution by FFT
+    spec = np.fft.rfft(xp, n)
     out = np.empty((N_SCALES, c, t))
     for s, q in enumerate(_FILTERS):
         shift = (q.size - 1) // 2
-        for ch in range(c):
-            full = np.convolve(xp[ch], q)
-            out[s, ch] = full[_PAD + shift : _PAD + shift + t]
-        out[s] /= _GAINS[s]
+        full = np.fft.irfft(spec * _spectrum(s, n), n)
+        out[s] = full[:, _PAD + shift : _PAD + shift + t] / _GAINS[s]
     return out
+
+
+_SPECTRA: dict[tuple[int, int], np.ndarray] = {}
+
+
+def _spectrum(s: int, n: int) -> np.ndarray:
+    """The FFT (length ``n``) of scale ``s``'s impulse response, kept for the next window of that length."""
+    key = (s, n)
+    if key not in _SPECTRA:
+        if len(_SPECTRA) > 64:
+            _SPECTRA.clear()
+        _SPECTRA[key] = np.fft.rfft(_FILTERS[s], n)
+    return _SPECTRA[key]
 
 
 def _extrema(a: np.ndarray, lo: int, hi: int) -> np.ndarray:
