@@ -29,7 +29,7 @@ Everything is vectorised over channels; one 12 x 5000 window takes about a milli
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,7 +37,14 @@ import numpy as np
 from edge.dsp.integrity import LIMB_REVERSAL, SCALE, IntegrityConfig, check_integrity
 from edge.dsp.signal import LEADS, LIMB_LEADS
 
-__all__ = ["QualityConfig", "assess_window", "lead_off_names", "failed_quality", "usable_leads", "usable_twelve", "flagged_leads"]
+__all__ = [
+    "PROBLEM_KEYS", "QualityConfig", "assess_window", "lead_off_names", "failed_quality", "usable_leads", "usable_twelve",
+    "flagged_leads",
+]
+
+# The per-lead problems of a report, each a list of lead names, in display order (listed here once; the typed
+# report is edge.runtime.result.Quality).
+PROBLEM_KEYS = ("lead_off", "flat", "saturated", "implausible")
 
 _LIMB_CODES_DROP = ("einthoven", "goldberger", LIMB_REVERSAL)  # limb leads not read at all
 
@@ -108,10 +115,8 @@ def assess_window(
         return {
             "ok": False,
             "missing_samples": n_missing,
+            **{key: [] for key in PROBLEM_KEYS},
             "lead_off": off,
-            "flat": [],
-            "saturated": [],
-            "implausible": [],
             "usable_leads": [],
             "inconsistent": [],
         }
@@ -172,7 +177,7 @@ def assess_window(
 def flagged_leads(report: dict) -> list[str]:
     """Channels a quality report flags (off, flat, saturated or implausible), once each."""
     out: list[str] = []
-    for key in ("lead_off", "flat", "saturated", "implausible"):
+    for key in PROBLEM_KEYS:
         out += [name for name in report.get(key) or [] if name not in out]
     return out
 
@@ -229,11 +234,27 @@ def failed_quality(reason: str, missing_samples: int = 0) -> dict:
     return {
         "ok": False,
         "missing_samples": int(missing_samples),
-        "lead_off": [],
-        "flat": [],
-        "saturated": [],
-        "implausible": [],
+        **{key: [] for key in PROBLEM_KEYS},
         "usable_leads": [],
         "inconsistent": [],
         "error": reason,
     }
+
+
+def model_window(x_mv: np.ndarray, names: Sequence[str], report: Mapping) -> tuple[np.ndarray, list[str]]:
+    """The window as the model reads it: as sent when every lead is usable, else the twelve leads with the
+    unusable ones zeroed (:func:`usable_twelve`); ``report`` is the window's quality report."""
+    usable = report.get("usable_leads")
+    if usable is None or (len(usable) == len(LEADS) and not flagged_leads(report)):
+        return x_mv, list(names)
+    return usable_twelve(x_mv, names, usable, flagged_leads(report)), list(LEADS)
+
+
+def measured_leads(x: np.ndarray, names: Sequence[str], report: Mapping) -> tuple[np.ndarray, list[str]]:
+    """The rows of ``x`` (named ``names``) that are usable leads, for the measurements (the delineation runs
+    on any subset); all of them when the report does not say."""
+    usable = report.get("usable_leads")
+    if usable is None or len(usable) == len(LEADS) or not usable:
+        return x, list(names)
+    keep = [i for i, name in enumerate(names) if name in set(usable)]
+    return x[keep], [names[i] for i in keep]

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from edge.dsp.quality import PROBLEM_KEYS
 from edge.interpret.why import Why
 
 __all__ = [
@@ -35,7 +36,7 @@ __all__ = [
 RESULT_VERSION = 3  # contract 5 version of every JSON line
 
 # Per-lead problems of a window, in display order: each is a list of lead names in the quality report.
-QUALITY_PROBLEMS = ("lead_off", "flat", "saturated", "implausible")
+QUALITY_PROBLEMS = PROBLEM_KEYS
 
 
 def now_iso() -> str:
@@ -199,6 +200,8 @@ class Result:
     window_measurements: Any = None
     # statements withheld because a lead they need is missing or inconsistent: id -> reason (Japanese)
     withheld: dict[str, str] = field(default_factory=dict)
+    # alarms (ST elevation by territory): [{"id", "territory", "territory_ja", "leads", "reciprocal", ...}]
+    alarms: list[dict] = field(default_factory=list)  # edge.interpret.decide.Decision.alarms; views show them first
 
     def __post_init__(self) -> None:
         if not isinstance(self.quality, Quality):
@@ -247,6 +250,7 @@ class Result:
             "rhythm": _jsonable(self.rhythm),
             "quality": self.quality.to_json(),
             "withheld": dict(self.withheld),
+            "alarms": _jsonable(self.alarms),
             "measurements": _jsonable(self.measurements),
             **({} if self.window_measurements is None else {"window_measurements": _jsonable(self.window_measurements)}),
             "skipped": self.skipped,
