@@ -119,3 +119,71 @@ def test_wfdb_signal_file_that_is_a_device_is_refused(tmp_path, capsys):
     assert edge_main(["classify", str(header)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not a regular file" in err and "Traceback" not in err
+
+
+# --- item 10: cart files and CSV ----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def ecg12() -> np.ndarray:
+    from firmware_bridge.synthetic import synthesize
+
+    return synthesize(rhythm="sinus", fs=500, seed=10, duration_s=10.0)
+
+
+@pytest.mark.parametrize("bad", ["abc", "NaN", "inf", "-5", "0"])
+def test_hl7_aecg_with_an_unreadable_scale_is_refused(tmp_path, ecg12, capsys, bad):
+    """Was: read with gain 1 (amplitudes 5x off, 低電位 stated)."""
+    pytest.importorskip("ecgdatakit")
+    from cart_writers import write_hl7_aecg
+
+    path = write_hl7_aecg(tmp_path / "ecg.xml", ecg12, 500, LEADS, lsb_uv=5.0)
+    good = read_recording(path)
+    assert np.abs(good.x_mv - ecg12).max() < 0.01  # the writer's round trip
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace('value="5"', f'value="{bad}"', 1), encoding="utf-8")
+    assert edge_main(["classify", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "scale" in err and "Traceback" not in err
+
+
+def test_dicom_with_thousands_of_waveform_groups_is_refused_before_decoding(tmp_path, ecg12, capsys):
+    """Was: 2000 waveform groups took 1.46 GB."""
+    pydicom = pytest.importorskip("pydicom")
+    pytest.importorskip("ecgdatakit")
+    from cart_writers import write_dicom_ecg
+
+    path = write_dicom_ecg(tmp_path / "ecg.dcm", ecg12[:, :200], 500, LEADS)
+    ds = pydicom.dcmread(str(path))
+    ds.WaveformSequence = [ds.WaveformSequence[0]] * 2000
+    ds.save_as(str(path))
+    tracemalloc.start()
+    assert edge_main(["classify", str(path)]) == 1
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "2000 waveform groups" in err
+    assert peak < 64 << 20
+
+
+def test_csv_costs_about_its_size_not_twenty_times(tmp_path):
+    """Was: a CSV cost about 20x its size in memory."""
+    x = np.random.default_rng(2).standard_normal((12, 30_000)).astype(np.float32)
+    path = tmp_path / "big.csv"
+    np.savetxt(path, x.T, delimiter=",", header=",".join(LEADS), comments="", fmt="%.5f")
+    size = path.stat().st_size
+    tracemalloc.start()
+    rec = read_recording(path, fs=500)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert rec.x_mv.shape == (12, 30_000) and np.abs(rec.x_mv - x).max() < 1e-4
+    assert peak < 4 * size, (peak, size)
+
+
+def test_csv_larger_than_the_cap_is_refused_without_reading(tmp_path, monkeypatch, capsys):
+    import edge.readers.records as records
+
+    path = tmp_path / "huge.csv"
+    path.write_text(",".join(LEADS) + "\n" + "0,0,0,0,0,0,0,0,0,0,0,0\n" * 100)
+    monkeypatch.setattr(records, "MAX_CSV_BYTES", 1000)
+    assert edge_main(["classify", str(path), "--fs", "500"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "more than this reader takes" in err

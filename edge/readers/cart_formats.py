@@ -98,6 +98,12 @@ def read_cart_file(path: str | Path) -> CartRecord:
         lib = _library()
     except CartFormatError:
         raise CartFormatError(f"{path}: unknown format (expected {_KNOWN}; {_INSTALL_HINT})") from None
+    from edge.readers.cart_limits import check_cart_file
+
+    try:
+        check_cart_file(path)  # sizes and HL7 scales, before any parsing (issue 25, item 10)
+    except (OSError, ValueError) as exc:
+        raise CartFormatError(str(exc) if str(path) in str(exc) else f"{path}: {exc}") from None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:

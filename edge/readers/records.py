@@ -178,24 +178,40 @@ def _read_npy(path: Path, fs: float | None, leads: list[str] | None) -> Recordin
     )
 
 
+MAX_CSV_BYTES = 128 * 2**20  # about 3 h of 12 leads at 500 Hz written with 6 decimals
+
+
 def _read_csv(path: Path, fs: float | None, leads: list[str] | None) -> Recording:
+    import array
+
+    size = path.stat().st_size
+    if size > MAX_CSV_BYTES:
+        raise RecordError(f"{path}: CSV of {size >> 20} MiB, more than this reader takes ({MAX_CSV_BYTES >> 20} MiB)")
+    values = array.array("d")  # rows parsed as they come: about 8 bytes per value, not ~20x the file (issue 25)
     with path.open(newline="", encoding="utf-8-sig") as fh:
         reader = csv.reader(fh)
         try:
             header = [h.strip() for h in next(reader)]
         except StopIteration:
             raise RecordError(f"{path}: empty CSV file") from None
-        rows = [row for row in reader if row and any(cell.strip() for cell in row)]
-    if not rows:
+        if len(header) > 64:
+            raise RecordError(f"{path}: {len(header)} CSV columns; an ECG has at most 64 (leads and time)")
+        try:
+            for row in reader:
+                if not row or not any(cell.strip() for cell in row):
+                    continue
+                if len(row) != len(header):
+                    raise RecordError(f"{path}: rows do not all have {len(header)} columns like the header")
+                values.extend(float(c) if c.strip() else np.nan for c in row)
+        except ValueError as exc:
+            raise RecordError(
+                f"{path}: CSV values must be numbers ({exc}); the first row must be lead names"
+            ) from None
+        except csv.Error as exc:
+            raise RecordError(f"{path}: not a readable CSV file ({exc})") from None
+    if not values:
         raise RecordError(f"{path}: CSV file has a header but no samples")
-    try:
-        data = np.array([[float(c) if c.strip() else np.nan for c in row] for row in rows], dtype=np.float64)
-    except ValueError as exc:
-        raise RecordError(
-            f"{path}: CSV values must be numbers ({exc}); the first row must be lead names"
-        ) from None
-    if data.ndim != 2 or data.shape[1] != len(header):
-        raise RecordError(f"{path}: rows do not all have {len(header)} columns like the header")
+    data = np.frombuffer(values, dtype=np.float64).reshape(-1, len(header))
     time_cols = [i for i, h in enumerate(header) if h.lower() in _TIME_COLUMNS]
     if time_cols:
         t = data[:, time_cols[0]]
