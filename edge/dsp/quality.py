@@ -38,7 +38,13 @@ from edge.dsp.integrity import LIMB_REVERSAL, SCALE, IntegrityConfig, check_inte
 from edge.dsp.signal import LEADS, LIMB_LEADS
 
 __all__ = [
-    "PROBLEM_KEYS", "QualityConfig", "assess_window", "lead_off_names", "failed_quality", "usable_leads", "usable_twelve",
+    "PROBLEM_KEYS",
+    "QualityConfig",
+    "assess_window",
+    "lead_off_names",
+    "failed_quality",
+    "usable_leads",
+    "usable_twelve",
     "flagged_leads",
 ]
 
