@@ -27,6 +27,10 @@ def test_why_in_words_for_each_way_a_finding_is_stated():
     assert why_text(Why("rhythm", rule="洞調律: P 波あり, 整, 72 bpm")) == "リズム解析 洞調律: P 波あり, 整, 72 bpm"
     assert why_text(Why("criteria", values={"p_present": True})) == "基準: P 波 あり"
     assert why_text(None) == ""
+    # per-lead values and the rhythm analysis's own in words, never as raw keys
+    q = Why("criteria", rule="異常Q波", values={"III.q_ms": 98.0, "III.qr_ratio": float("inf"), "rr_cv": 0.02})
+    assert why_text(q) == "基準 異常Q波: III Q 幅 98 ms、III Q/R ∞、RR 変動係数 0.02"
+    assert why_text(q, "en") == "criterion 異常Q波: III Q width 98 ms, III Q/R ∞, RR variation 0.02"
 
 
 def test_quality_and_measurements_in_one_vocabulary():

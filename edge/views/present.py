@@ -68,6 +68,25 @@ _OTHER_NAMES = {
     "limb_qrs_max_mv": ("四肢誘導 QRS 最大", "max limb-lead QRS", "mV", 2),
     "chest_qrs_max_mv": ("胸部誘導 QRS 最大", "max chest-lead QRS", "mV", 2),
     "n_beats": ("心拍数 (拍)", "beats", "", 0),
+    # what the rhythm analysis reads (edge.interpret.rhythm)
+    "rr_cv": ("RR 変動係数", "RR variation", "", 2),
+    "rr_change_share": ("RR 急変の割合", "share of abrupt RR changes", "", 2),
+    "p_share": ("P 波のある心拍の割合", "share of beats with a P wave", "", 2),
+    "atrial_rate_bpm": ("心房レート", "atrial rate", "bpm", 0),
+    "atrial_organisation": ("心房波の規則性", "atrial organisation", "", 2),
+    "p_ii_mv": ("II の P 波", "P wave in II", "mV", 2),
+    "sinus_rate_bpm": ("洞レート", "sinus rate", "bpm", 0),
+    "model_score": ("モデルのコサイン", "model cosine", "", 3),
+}
+# per-lead measurements (contract 7 v2 ``leads``), shown as ``<lead> <name> <value>``
+LEAD_NAMES = {
+    "p_pos_mv": ("P 陽性", "P+", "mV", 2), "p_neg_mv": ("P 陰性", "P-", "mV", 2), "p_dur_ms": ("P 幅", "P", "ms", 0),
+    "q_mv": ("Q 深さ", "Q depth", "mV", 2), "q_ms": ("Q 幅", "Q width", "ms", 0), "r_mv": ("R", "R", "mV", 2),
+    "r_ms": ("R 幅", "R width", "ms", 0), "s_mv": ("S", "S", "mV", 2), "s_ms": ("S 幅", "S width", "ms", 0),
+    "r2_mv": ("R'", "R'", "mV", 2), "s2_mv": ("S'", "S'", "mV", 2), "qrs_ms": ("QRS", "QRS", "ms", 0),
+    "qrs_area": ("QRS 面積", "QRS area", "", 2), "st_j_mv": ("ST (J 点)", "ST at J", "mV", 2),
+    "st_60_mv": ("ST (J+60 ms)", "ST at J+60 ms", "mV", 2), "t_pos_mv": ("T 陽性", "T+", "mV", 2),
+    "t_neg_mv": ("T 陰性", "T-", "mV", 2), "qr_ratio": ("Q/R", "Q/R", "", 2),
 }
 NAMES = {key: (ja, en, unit, digits) for key, ja, en, unit, digits in MEASURES} | _OTHER_NAMES
 
@@ -146,11 +165,12 @@ def _value(key: str, value: Any, lang: str = "ja") -> str:
         return "—"
     if isinstance(value, bool):
         return ("あり" if value else "なし") if lang == "ja" else ("yes" if value else "no")
-    _, _, unit, digits = NAMES.get(key, (key, key, "", 2))
+    _, _, unit, digits = NAMES.get(key) or LEAD_NAMES.get(key.rpartition(".")[2], (key, key, "", 2))
     try:
-        text = f"{float(value):.{digits}f}"
+        number = float(value)
     except (TypeError, ValueError):
         return str(value)
+    text = ("∞" if number > 0 else "-∞") if number in (float("inf"), float("-inf")) else f"{number:.{digits}f}"
     return f"{text}{unit}" if unit == "°" else (f"{text} {unit}" if unit else text)
 
 
@@ -208,6 +228,16 @@ def describe_quality(quality: Mapping | Quality | None, lang: str = "ja") -> str
     return f"{QUALITY_WORDS['poor'][i]} (" + "; ".join(parts or [QUALITY_WORDS["unknown"][i]]) + ")"
 
 
+def _name(key: str, i: int) -> str:
+    """A measurement's name: global (``qtc_ms``) or per lead (``III.q_ms`` -> ``III Q 幅``)."""
+    if key in NAMES:
+        return NAMES[key][i]
+    lead, _, sub = key.rpartition(".")
+    if lead and sub in LEAD_NAMES:
+        return f"{lead} {LEAD_NAMES[sub][i]}"
+    return key
+
+
 def why_text(why: Any, lang: str = "ja") -> str:
     """A finding's ``why`` (:class:`edge.interpret.why.Why` or its JSON) in words:
     ``リズム解析: <rule>`` / ``基準 <rule>: QTc 478 ms`` / ``モデル 0.412 ≥ 0.318``."""
@@ -223,12 +253,25 @@ def why_text(why: Any, lang: str = "ja") -> str:
             return head
         return f"{head} {score:.3f} ≥ {threshold:.3f}" if threshold is not None else f"{head} {score:.3f}"
     values = w.get("values") or {}
-    shown = "、".join(
-        f"{NAMES.get(k, (k, k))[i]} {_value(k, v, lang)}" for k, v in values.items() if not isinstance(v, dict)
+    shown = ("、" if lang == "ja" else ", ").join(
+        f"{_name(k, i)} {_value(k, v, lang)}" for k, v in values.items() if not isinstance(v, dict)
     )
     rule = w.get("rule")
     text = f"{head} {rule}" if rule else head
     return f"{text}: {shown}" if shown else text
+
+
+def alarm_text(alarms: Sequence[Mapping], fid: str) -> str:
+    """Where an alarm was read, in Japanese: ``下壁 II, III, aVF（対側性ST低下 I, aVL）`` per territory."""
+    parts = []
+    for a in alarms:
+        if a.get("id") != fid:
+            continue
+        text = f"{a.get('territory_ja') or a.get('territory') or ''} {', '.join(a.get('leads') or [])}".strip()
+        if a.get("reciprocal"):
+            text += f"（対側性ST低下 {', '.join(a.get('reciprocal_leads') or [])}）"
+        parts.append(text)
+    return "; ".join(parts)
 
 
 def summarise(result: Result | Mapping, labels: Sequence[Mapping] = (), lang: str = "ja") -> dict:
@@ -241,6 +284,8 @@ def summarise(result: Result | Mapping, labels: Sequence[Mapping] = (), lang: st
     stated_ids = list(line.get("findings") or [])
     stated_ids += [z for z in line.get("zero_shot_findings") or [] if z not in stated_ids]
     zero_shot_ids = set(line.get("zero_shot_findings") or [])
+    alarms = {a.get("id"): a for a in line.get("alarms") or [] if isinstance(a, Mapping)}
+    stated_ids.sort(key=lambda fid: fid not in alarms)  # alarms (ST elevation) first, in the alarm colour
     findings = []
     for fid in stated_ids:
         label, item = by_id.get(fid, {}), top.get(fid, {})
@@ -248,9 +293,12 @@ def summarise(result: Result | Mapping, labels: Sequence[Mapping] = (), lang: st
             "id": fid,
             "ja": item.get("ja") or label.get("ja") or fid,
             "en": item.get("en") or label.get("en") or fid,
-            "zero_shot": bool(fid in zero_shot_ids or item.get("zero_shot") or label.get("zero_shot")),
+            "zero_shot": bool(fid in zero_shot_ids or ((item.get("zero_shot") or label.get("zero_shot"))
+                                                       and (why.get(fid) or {}).get("by", "model") == "model")),
             "why": why.get(fid),
             "why_text": {lg: why_text(why.get(fid), lg) for lg in LANGS},
+            "alarm": fid in alarms,
+            "alarm_text": alarm_text(line.get("alarms") or [], fid) if fid in alarms else "",
         })
     quality = line.get("quality") or {}
     return {
@@ -276,6 +324,7 @@ def vocabulary() -> dict:
         words = {key: pair[i] for key, pair in QUALITY_WORDS.items()}
         words |= {f"why_{key}": pair[i] for key, pair in WHY_WORDS.items()}
         words |= {f"m_{key}": names[i] for key, names in NAMES.items()}
+        words |= {f"lead_{key}": names[i] for key, names in LEAD_NAMES.items()}
         words["legend"] = " ".join(LEGEND[lang])
         out[lang] = words
     out["measures"] = [{"key": k, "unit": u, "digits": d} for k, _, _, u, d in MEASURES]
