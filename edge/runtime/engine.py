@@ -42,12 +42,11 @@ from edge.dsp.quality import (
     QualityConfig,
     assess_window,
     failed_quality,
-    flagged_leads,
     lead_off_names,
-    usable_twelve,
+    measured_leads,
+    model_window,
 )
 from edge.dsp.signal import (
-    LEADS,
     SignalConfig,
     SignalError,
     default_lead_names,
@@ -75,24 +74,6 @@ def bundle_id(bundle: Bundle) -> str:
     digest = new_sha256(json.dumps(bundle.manifest, sort_keys=True).encode()).hexdigest()[:12]
     name = bundle.manifest.get("name") or bundle.manifest.get("provenance", {}).get("name") or "bundle"
     return f"{name}@{digest}"
-
-
-def _usable_window(x_mv: np.ndarray, names: list[str], quality: Mapping) -> tuple[np.ndarray, list[str]]:
-    """The window as the model and the measurements read it: as sent when every lead is usable, else the
-    twelve leads with the unusable ones zeroed (``edge.dsp.quality.usable_twelve``)."""
-    usable = quality.get("usable_leads")
-    if usable is None or (len(usable) == len(LEADS) and not flagged_leads(quality)):
-        return x_mv, names
-    return usable_twelve(x_mv, names, usable, flagged_leads(quality)), list(LEADS)
-
-
-def _usable_only(x: np.ndarray, names: list[str], quality: Mapping) -> tuple[np.ndarray, list[str]]:
-    """The rows of ``x`` (named ``names``) that are usable leads; all of them when the report does not say."""
-    usable = quality.get("usable_leads")
-    if usable is None or len(usable) == len(LEADS) or not usable:
-        return x, names
-    keep = [i for i, name in enumerate(names) if name in set(usable)]
-    return x[keep], [names[i] for i in keep]
 
 
 def _check_encoder(bundle: Bundle, model: Backend) -> None:
@@ -259,6 +240,8 @@ class Classifier:
         withheld.update(withheld_apart)
         withheld.update(self.last_decision.withheld)  # criteria that could not be read (edge.interpret.decide)
         result.findings, result.zero_shot_findings = findings, apart
+        # alarms (ST elevation with its territory) that are stated: views show them first, in the alarm colour
+        result.alarms = [a for a in self.last_decision.alarms if a["id"] in findings]
         result.why = {k: v for k, v in why.items() if k not in withheld}
         result.withheld = withheld
         result.window_findings = list(findings)
@@ -315,13 +298,13 @@ class Classifier:
                     quality = failed_quality(str(exc))
             result = Result(quality=Quality.from_dict(quality), fs=fs, bundle=self.bundle_id, unsigned=self.bundle.unsigned)
             if result.quality.ok:
-                x_in, names_in = _usable_window(x_mv, names, quality)  # partial leads: unusable ones zeroed
+                x_in, names_in = model_window(x_mv, names, quality)  # partial leads: unusable ones zeroed
                 try:
                     inputs.append(self.preprocess(x_in, fs, names_in))
                 except SignalError as exc:
                     result.quality = result.quality.failed(str(exc))
                 else:  # the measurements on the usable leads only (the delineation runs on any subset)
-                    x_meas, names_meas = _usable_only(x_in, names_in, quality)
+                    x_meas, names_meas = measured_leads(x_in, names_in, quality)
                     result.measurements = measure(x_meas, fs, names_meas)
             results.append(result)
         todo = [r for r in results if r.quality.ok]
