@@ -269,6 +269,8 @@ def _write_measurements(path: str, ds, idx) -> None:  # noqa: ANN001 - a Prepare
 
     import numpy as np
 
+    from .csv_safe import safe_row
+
     rows = ds.measurements[idx]
     try:
         f = open(path, "w", newline="", encoding="utf-8")  # noqa: SIM115 - closed by the with below
@@ -280,7 +282,8 @@ def _write_measurements(path: str, ds, idx) -> None:  # noqa: ANN001 - a Prepare
         for i, row in zip(idx, rows, strict=True):
             item = ds.meta["windows"][i]
             values = ["" if not np.isfinite(v) else f"{v:.4g}" for v in row]
-            w.writerow([item["key"], item["source"], item["fold"], item["start"], ";".join(item["labels"]), *values])
+            w.writerow(safe_row([item["key"], item["source"], item["fold"], item["start"], ";".join(item["labels"]),
+                                 *values]))  # record names are text a spreadsheet must not run (training.csv_safe)
     print(f"ecg-eval: measurements of {len(idx)} windows written to {path}", file=sys.stderr)
 
 

@@ -94,11 +94,13 @@ def evaluate_model(
 
 def write_per_label_csv(metrics: dict, path: str | Path) -> None:
     """The per-label table as CSV (UTF-8 with BOM so spreadsheet software shows the Japanese names)."""
+    from .csv_safe import safe_dict
+
     rows = metrics["per_label"]
     with Path(path).open("w", newline="", encoding="utf-8-sig") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(safe_dict(r) for r in rows)  # label names from a hospital catalogue: no formulas
 
 
 def bundle_scores(bundle, windows: np.ndarray, model_key: str = "onnx_int8", backend: str | None = None,

@@ -37,9 +37,12 @@ from pathlib import Path
 from edge.interpret.catalogue import Catalogue, CatalogueError, load_catalogue, normalize
 from edge.interpret.vocabulary import IGNORE, SHIPPED_SOURCE, VocabularyError, parse_vocabulary
 
+from .csv_safe import safe_row
 from .label_catalogue import load_training_catalogue
 
 __all__ = ["ReportLabeler", "ReportLabels", "fold", "load_mapping", "main"]
+
+MAX_FIELD = 4 * 2**20  # characters of one CSV field (a report text)
 
 log = logging.getLogger(__name__)
 
@@ -253,14 +256,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     src = Path(args.reports)
+    csv.field_size_limit(MAX_FIELD)  # long reports are fine; beyond this a field is refused in one line
     try:
         with src.open(newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)
             fields = list(reader.fieldnames or [])
             rows = list(reader)
-    except (OSError, UnicodeDecodeError) as exc:
-        print(f"error: cannot read {src}: {exc}", file=sys.stderr)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        print(f"error: cannot read {src}: {' '.join(str(exc).split())[:200]}", file=sys.stderr)
         return 1
+    try:
+        return _write(args, labeler, src, fields, rows)
+    except OSError as exc:  # --out or --unmatched a folder, unwritable, a full disk
+        print(f"error: cannot write {exc.filename or args.out}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+
+
+def _write(args: argparse.Namespace, labeler: ReportLabeler, src: Path, fields: list[str], rows: list[dict]) -> int:
+    """The manifest and the unmatched-phrase listing; cells made safe for spreadsheets (training.csv_safe)."""
     path_col = _pick(fields, args.path_column, _PATH_COLUMNS, "path", str(src))
     text_col = _pick(fields, args.text_column, _TEXT_COLUMNS, "text", str(src))
     passed = [c for c in fields if c.strip().lower() in _PASS_COLUMNS]
@@ -271,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(["path", "labels", "uncertain", "negated", *passed])
+        w.writerow(safe_row(["path", "labels", "uncertain", "negated", *passed]))
         for row in rows:
             found = labeler.label(row.get(text_col) or "")
             unmatched.update(found.unmatched)
@@ -282,17 +295,17 @@ def main(argv: list[str] | None = None) -> int:
                 empty.append(row.get(path_col, ""))
                 continue
             uncertain = [] if args.include_uncertain else found.uncertain
-            w.writerow([row[path_col], ";".join(positive), ";".join(uncertain), ";".join(found.negated),
-                        *(row.get(c, "") for c in passed)])  # fmt: skip
+            w.writerow(safe_row([row[path_col], ";".join(positive), ";".join(uncertain), ";".join(found.negated),
+                                 *(row.get(c, "") for c in passed)]))  # fmt: skip
             written += 1
     listing = Path(args.unmatched) if args.unmatched else out.with_suffix(".unmatched.csv")
     with listing.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["phrase", "count", "kind"])
         for phrase, n in unmatched.most_common():
-            w.writerow([phrase, n, "unmatched"])
+            w.writerow(safe_row([phrase, n, "unmatched"]))
         for phrase, n in remainders.most_common():
-            w.writerow([phrase, n, "remainder"])
+            w.writerow(safe_row([phrase, n, "remainder"]))
     log.info(
         "%d reports: %d written to %s, %d with no positive label (left out)",
         len(rows),

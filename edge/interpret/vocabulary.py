@@ -24,6 +24,9 @@ IGNORE = "-"  # label of a phrase that is no finding (measurements, comments)
 SHIPPED_SOURCE = "edge/data/vocabulary.csv"
 
 
+MAX_LINE = 1000
+
+
 class VocabularyError(ValueError):
     """A vocabulary file line that is not ``phrase,label``."""
 
@@ -34,13 +37,19 @@ def parse_vocabulary(text: str, source: str) -> list[tuple[str, tuple[str, ...]]
     The terms are as written (any spelling the catalogue resolves); one line ``phrase,label`` may name several
     labels separated by ``;`` (``ストレインパターン,LVH;STTC``). The header line ``phrase,label`` is optional.
     """
-    rows = csv.reader(line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#"))
+    lines = (line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#"))
     out: list[tuple[str, tuple[str, ...]]] = []
-    for n, row in enumerate(rows, start=1):
+    for n, line in enumerate(lines, start=1):
+        if len(line) > MAX_LINE:  # a phrase is a few words (issue 25: a 200,000-character one raised csv.Error)
+            raise VocabularyError(f"{source}: line {n}: longer than {MAX_LINE} characters; a phrase is a few words")
+        try:
+            row = next(csv.reader([line]))
+        except (csv.Error, StopIteration) as exc:
+            raise VocabularyError(f"{source}: line {n}: not a CSV line ({exc})") from None
         if n == 1 and [c.strip().lower() for c in row[:2]] == ["phrase", "label"]:
             continue
         if len(row) < 2 or not row[0].strip() or not row[1].strip():
-            raise VocabularyError(f"{source}: line {n}: expected 'phrase,label', got {row}")
+            raise VocabularyError(f"{source}: line {n}: expected 'phrase,label', got {str(row)[:120]}")
         terms = tuple(t.strip() for t in row[1].split(";") if t.strip())
         if IGNORE in terms and len(terms) > 1:
             raise VocabularyError(f"{source}: phrase {row[0].strip()!r}: '-' cannot stand beside labels")

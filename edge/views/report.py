@@ -18,6 +18,7 @@ ECG cart's display filter does); classification and measurements use their own c
 from __future__ import annotations
 
 import datetime as _dt
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -210,6 +211,7 @@ def write_report(
     except FontError as exc:
         raise ReportError(str(exc)) from None
     plt.rcParams["pdf.fonttype"] = 42  # TrueType in the PDF: text stays text (searchable, extractable)
+    plt.rcParams["text.parse_math"] = False  # file names and ids are text, never formulas ("$x^{$": issue 25)
     x = _display_leads(x_mv, fs, leads)
     created = created or _dt.datetime.now(_dt.timezone.utc).astimezone()
     width_mm, height_mm = PAGE_MM
@@ -285,8 +287,16 @@ def write_report(
 
     # --- footer --------------------------------------------------------------------------------------------
     ax.text(_GRID_X0, 10, DISCLAIMER, fontsize=10, color="#b71c1c", va="bottom")
-    fig.savefig(path, dpi=200 if kind == ".png" else None, metadata=_metadata(kind, source))
-    plt.close(fig)
+    # Drawn to a temporary file beside ``path`` and renamed: a failure never leaves a truncated report (#25).
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{kind}")
+    try:
+        fig.savefig(tmp, dpi=200 if kind == ".png" else None, metadata=_metadata(kind, source))
+        os.replace(tmp, path)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise ReportError(f"--report {path}: cannot write the report ({' '.join(str(exc).split())[:160]})") from None
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
     return path
 
 
