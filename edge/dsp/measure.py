@@ -307,7 +307,7 @@ def _axes_and_voltages(
     if "V1" in rep and bounds["p_on"] is not None and bounds["p_off"] is not None:
         v1 = rep["V1"]
         a, b = int(round(bounds["p_on"])), int(round(bounds["p_off"]))
-        base = float(np.median(v1[max(0, a - int(20 / ms)) : a + 1]))
+        base = float(np.mean(v1[max(0, a - int(20 / ms)) : a + 1]))
         out["ptf_v1"] = ptf_v1(v1[a : b + 1] - base, ms)
     else:
         reasons["ptf_v1"] = "V1 not recorded" if "V1" not in rep else "no P wave"

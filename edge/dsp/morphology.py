@@ -1,7 +1,7 @@
 """The per-lead measurement matrix and the frontal axes of a representative beat (contract 7 v2, numpy only).
 
 Read on each lead's representative (median) beat at 500 Hz between the global boundaries, every amplitude
-relative to that lead's PR baseline (the median of the 20 ms before the QRS onset), as ECG programs that
+relative to that lead's PR baseline (the mean of the 20 ms before the QRS onset), as ECG programs that
 print a measurement matrix do (e.g. the GE 12SL and Glasgow programs; wave rules of the CSE measurement
 standard, Willems et al. 1985):
 
@@ -115,7 +115,7 @@ def lead_matrix(
         row: dict = dict.fromkeys(LEAD_KEYS)
         why: dict[str, str] = {}
         b0 = max(0, int(round(on)) - int(20 / ms))
-        base = float(np.median(beat[b0 : int(round(on)) + 1]))
+        base = float(np.mean(beat[b0 : int(round(on)) + 1]))
         x = beat - base
         i_on, i_off = int(round(on)), int(round(off))
         qrs = x[i_on : i_off + 1]
@@ -164,6 +164,6 @@ def wave_axis(rep: dict[str, np.ndarray], fs: float, lo: float, hi: float, base_
     areas = []
     for name in ("I", "II", "III"):
         beat = rep[name]
-        base = float(np.median(beat[b0 : int(round(base_at)) + 1]))
+        base = float(np.mean(beat[b0 : int(round(base_at)) + 1]))
         areas.append(float((beat[a : b + 1] - base).sum()))
     return frontal_axis(*areas)
