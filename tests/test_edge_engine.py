@@ -291,3 +291,10 @@ def test_stream_feed_cost_is_vectorised(clf):
         stream.feed(x[i : i + 10], i)
     per_second = (time.process_time() - t0) / 60
     assert per_second < 0.01  # under 1 % of a core for the buffering (about 0.1 % measured)
+
+
+def test_device_stream_is_composed_not_mixed_in():
+    from edge.runtime.device_stream import DeviceStream
+    from edge.runtime.serial import Runtime
+
+    assert not issubclass(Runtime, DeviceStream) and "__init__" in vars(DeviceStream)

@@ -151,7 +151,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
                 for start, r in rows:
                     extra = {"whole": True, "windows": len(windows)} if args.whole else {}
                     extra.update(rec.patient.json_fields())
-                    line = r.to_json_dict(str(path), 0 if start is None else start, rec.fs, **extra)
+                    line = r.to_json(str(path), 0 if start is None else start, rec.fs, **extra)
                     out.write(json.dumps(line, ensure_ascii=False) + "\n")
             else:
                 out.write("\n".join(table_lines(classifier, rec, rows)) + "\n")
