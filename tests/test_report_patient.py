@@ -219,3 +219,31 @@ def test_speed_and_gain_options_are_marked(npy, tmp_path, speed, gain, mark):
 def test_report_scale_choices_are_checked(npy, capsys):
     assert _classify(str(npy), "--fs", "500", "--report-gain", "7")[0] == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_long_findings_wrap_inside_the_header_and_push_what_follows():
+    """The findings with their reasons are long: wrapped within the page's width, in smaller type when needed,
+    and what follows starts below their last line (no line drawn over another)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from edge.views.fonts import use_japanese_font
+    from edge.views.report import PAGE_MM, text_block
+
+    use_japanese_font()
+    fig = plt.figure(figsize=(PAGE_MM[0] / 25.4, PAGE_MM[1] / 25.4))
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_xlim(0, PAGE_MM[0])
+    ax.set_ylim(0, PAGE_MM[1])
+    text = "洞調律 [リズム解析 P wave before most beats: 心拍数 72 bpm、RR 変動係数 0.03、QRS 171 ms]、" * 10
+    y_end = text_block(ax, 24.0, 177.0, text, 263.0, (11, 9.5, 8), 4)
+    drawn = ax.texts[-1]
+    renderer = fig.canvas.get_renderer()
+    box = drawn.get_window_extent(renderer).transformed(ax.transData.inverted())  # in mm
+    plt.close(fig)
+    assert drawn.get_fontsize() < 11 and drawn.get_text().count("\n") <= 3  # smaller type, at most 4 lines
+    assert box.x1 <= PAGE_MM[0] - 5, box  # inside the page's right margin
+    assert box.y0 >= y_end - 1.0 and y_end > 150  # what follows starts below the block, above the paper
+    assert drawn.get_text().endswith("…")  # too long even at 8 pt: cut visibly, never silently

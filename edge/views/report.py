@@ -50,7 +50,7 @@ _LABEL_W, _LABEL_H = 7.0, 3.6  # mm taken by a lead label (8 pt)
 LAYOUT = (("I", "aVR", "V1", "V4"), ("II", "aVL", "V2", "V5"), ("III", "aVF", "V3", "V6"))
 RHYTHM_LEAD = "II"
 DISCLAIMER = "診断ではありません。AI による参考所見です。必ず医師が心電図を確認してください。"
-_GRID_X0, _TRACE_X0, _GRID_Y0, _ROW_MM = 10.0, 22.0, 22.0, 33.0
+_GRID_X0, _TRACE_X0, _GRID_Y0, _ROW_MM = 10.0, 22.0, 22.0, 31.0
 _INK, _MINOR, _MAJOR = "#111111", "#f4c7c0", "#e58b7d"
 
 
@@ -278,15 +278,18 @@ def write_report(
     ax.text(_GRID_X0, top - 17.5, "計測値", fontsize=9, va="top")
     ax.text(_GRID_X0 + 14, top - 17.5, measurement_text(measures), fontsize=9, va="top")
     ax.text(_GRID_X0, top - 23, "所見", fontsize=9, va="top")
-    ax.text(_GRID_X0 + 14, top - 23, findings, fontsize=11, va="top", wrap=True)
+    text_x, text_w = _GRID_X0 + 14, width_mm - 10 - (_GRID_X0 + 14)
+    # Findings with their reasons wrap onto as many lines as the header holds (smaller type when long); the
+    # candidates follow below them, so no line is drawn over another (issue 24: the page as a reader reads it).
+    y = text_block(ax, text_x, top - 23, findings, text_w, (11, 9.5, 8), 4, color=_INK)
     if candidates:
-        ax.text(_GRID_X0, top - 29.5, "候補", fontsize=8, va="top", color="#444444")
-        ax.text(_GRID_X0 + 14, top - 29.5, candidates, fontsize=8, va="top", color="#444444")
-    ax.text(_GRID_X0 + 14, top - 34, "\n".join(REPORT_LEGEND["ja"][:3]), fontsize=6.0, va="top",
-            color="#555555")  # scores are cosines; [根拠] per finding: リズム解析 / 基準 / モデル
+        ax.text(_GRID_X0, y - 0.8, "候補", fontsize=8, va="top", color="#444444")
+        text_block(ax, text_x, y - 0.8, candidates, text_w, (8,), 1, color="#444444")
+    # Below the paper: what the scores and the reasons mean (scores are cosines; リズム解析 / 基準 / モデル).
+    ax.text(_GRID_X0, _GRID_Y0 - 2, "\n".join(REPORT_LEGEND["ja"][:3]), fontsize=6.0, va="top", color="#555555")
 
     # --- footer --------------------------------------------------------------------------------------------
-    ax.text(_GRID_X0, 10, DISCLAIMER, fontsize=10, color="#b71c1c", va="bottom")
+    ax.text(_GRID_X0, 5, DISCLAIMER, fontsize=10, color="#b71c1c", va="bottom")
     # Drawn to a temporary file beside ``path`` and renamed: a failure never leaves a truncated report (#25).
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{kind}")
     try:
@@ -307,3 +310,26 @@ def _metadata(kind: str, source: str) -> dict:
             "Creator": "ecg-edge classify --report",
         }
     return {"Title": f"12-lead ECG report: {Path(source).name}", "Software": "ecg-edge classify --report"}
+
+
+_PT_TO_MM = 25.4 / 72
+_HALF_EM = 0.56  # a narrow (Latin) character is about this share of the font size; a wide one twice it
+
+
+def text_block(ax, x: float, y: float, text: str, width_mm: float, sizes: Sequence[float], max_lines: int,  # noqa: ANN001
+               **style) -> float:  # fmt: skip
+    """Draw ``text`` from (``x``, ``y``) downwards, wrapped to ``width_mm`` (edge.views.narrow, wide characters
+    count two), in the largest of ``sizes`` (pt) that fits ``max_lines``; at the smallest size lines beyond
+    ``max_lines`` end in "…". Returns the y (mm) below the block, so what follows never overlaps it."""
+    from edge.views.narrow import wrap
+
+    for size in sizes:
+        columns = max(10, int(width_mm / (_HALF_EM * size * _PT_TO_MM)))
+        lines = wrap(text, columns)
+        if len(lines) <= max_lines:
+            break
+    if len(lines) > max_lines:
+        lines = [*lines[: max_lines - 1], lines[max_lines - 1][: max(1, len(lines[max_lines - 1]) - 2)] + " …"]
+    step = 1.25 * size * _PT_TO_MM
+    ax.text(x, y, "\n".join(lines), fontsize=size, va="top", linespacing=1.25, **style)
+    return y - step * len(lines)
