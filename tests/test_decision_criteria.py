@@ -205,7 +205,7 @@ def test_st_elevation_is_stated_with_its_territory_first_and_never_normal(all_ru
     (alarm,) = d.alarms
     assert alarm["territory"] == territory and len(alarm["leads"]) >= 2 and alarm["reciprocal"] is True
     why = d.why["STE"]
-    assert why.by == "criteria" and "UDMI4" in why.source and why.values[f"reciprocal_{territory}"] is True
+    assert why.by == "criteria" and "UDMI4" in why.source and why.values["reciprocal_st_depression"] is True
     assert all(k.split(".")[0] in alarm["leads"] for k in why.values if "." in k)
 
 

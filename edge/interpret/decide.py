@@ -267,7 +267,7 @@ def _met_why(met, out: Decision, m: Mapping, sex, age, score: float, threshold: 
             alarm = _alarm(c2, v2, m, sex, age)
             out.alarms.append(alarm)
             if alarm["reciprocal"] is not None:  # reciprocal ST depression, reported beside the rule
-                values[f"reciprocal_{c2.territory}"] = alarm["reciprocal"]
+                values["reciprocal_st_depression"] = bool(alarm["reciprocal"] or values.get("reciprocal_st_depression"))
     thr = threshold if np.isfinite(threshold) else None
     rule = "; ".join(c2.name for c2, _ in met)
     return Why(BY_CRITERIA, rule=rule, source=c.source, values=values, score=score, threshold=thr)
