@@ -212,3 +212,14 @@ def test_ecg_edge_labels_finds_hospital_words(capsys):
 
     assert edge_main(["labels", "PQ延長"]) == 0
     assert "LPR" in capsys.readouterr().out
+
+
+def test_a_hospital_catalogue_keeps_the_phrases_whose_labels_it_has():
+    from edge.interpret.catalogue import Catalogue, Label, UnknownLabelError
+
+    cat = Catalogue([Label("SR", "洞調律", "sinus rhythm"), Label("LPR", "PR延長", "prolonged PR interval")])
+    assert [lab.id for lab in cat.lookup("PQ延長")] == ["LPR"]
+    with pytest.raises(UnknownLabelError):
+        cat.lookup("ストレインパターン")  # its labels (LVH, STTC) are not in this catalogue
+    found = ReportLabeler(cat).label("PQ延長、ストレインパターン")
+    assert found.positive == ["LPR"] and found.unmatched == ["ストレインパターン"]  # listed, never dropped
