@@ -16,7 +16,7 @@ too (``bench/bench_qtdb.py``, docs/measurements.md); nothing here knows about th
   ``t_end_method``; it did worse on the QT Database);
 - P wave on scale 2^4, in the 250 ms before the QRS onset (not before the previous T end): the largest
   maximum and its opposite-sign partner; present when it reaches ``p_presence`` of the QRS's W4 maximum and
-  ``P_MIN_MV`` in amplitude; onset/offset by ``xi_p_on`` / ``xi_p_off`` as for the QRS.
+  ``p_min_mv`` in amplitude; onset/offset by ``xi_p_on`` / ``xi_p_off`` as for the QRS.
 
 Boundaries are sample positions (fractional: linear interpolation at the threshold crossing) at
 :data:`DELINEATION_FS`. :func:`combine_leads` merges the leads' boundaries of one beat with an ordered
@@ -64,6 +64,7 @@ class DelineationParams:
     xi_t_end: float = 0.7  # |W4| below this fraction of the T wave's last maximum: T end (threshold method)
     t_end_method: str = "threshold"  # "threshold" (Martinez 2004) or "tangent"
     p_presence: float = 0.02  # P's W4 maximum above this fraction of the QRS's W4 maximum: P present
+    p_min_mv: float = P_MIN_MV  # a P wave lower than this (peak to baseline) counts as absent
     p_mate: float = 0.2  # the P wave's second maximum is at least this fraction of its largest
     spread_ms: tuple[float, ...] = (20.0, 20.0, 12.0, 16.0, 40.0)  # per boundary (BOUNDARIES order)
     combine: str = "robust_extreme"  # "robust_extreme", "median", or "extreme"
@@ -267,7 +268,7 @@ def delineate_lead(
             height = abs(x[peak] - base)
             present = (
                 amp[big] >= params.p_presence * qrs_w4
-                and height >= P_MIN_MV
+                and height >= params.p_min_mv
                 and amp[mate] >= params.p_mate * amp[big]
             )
             out["p_present"] = bool(present)
