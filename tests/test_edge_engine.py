@@ -298,3 +298,11 @@ def test_device_stream_is_composed_not_mixed_in():
     from edge.runtime.serial import Runtime
 
     assert not issubclass(Runtime, DeviceStream) and "__init__" in vars(DeviceStream)
+
+
+def test_event_lines_carry_the_version(clf):
+    from edge.runtime.serial import RunConfig, Runtime
+
+    lines = []
+    Runtime(clf, RunConfig(port="bed-1"), on_event=lines.append).event("segment", reason="test")
+    assert lines[0]["version"] == 3 and lines[0]["event"] == "segment"

@@ -215,7 +215,7 @@ def test_a_run_that_did_not_stop_cleanly_leaves_a_resumed_event(tmp_path):
     assert sink.resumed is None  # a new file
     sink.write(json.dumps({"t": "2026-01-01T10:00:00+00:00", "window_start_sample": 0}))
     sink.close("SIGTERM")  # a clean stop
-    assert json.loads(_lines(out)[-2]) | {"t": None} == {"t": None, "event": "stopped", "reason": "SIGTERM"}
+    assert json.loads(_lines(out)[-2]) | {"t": None} == {"version": 3, "t": None, "event": "stopped", "reason": "SIGTERM"}
     sink = JsonLinesFile(out, resume=True)
     assert sink.resumed is None  # after a clean stop: nothing is missing
     sink.write(json.dumps({"t": "2026-01-01T10:05:00+00:00", "window_start_sample": 5000}))

@@ -54,7 +54,7 @@ def _last_line(fd: int, tail: int = 1 << 16) -> tuple[str | None, bool]:
 
 def _resume_note(fd: int) -> dict | None:
     """The ``resumed`` event for a file that did not end in a clean stop; None for a new or cleanly ended one."""
-    from edge.runtime.result import now_iso
+    from edge.runtime.result import RESULT_VERSION, now_iso
 
     last, partial = _last_line(fd)
     if last is None:
@@ -65,7 +65,7 @@ def _resume_note(fd: int) -> dict | None:
         doc = None
     if not partial and isinstance(doc, dict) and doc.get("event") == "stopped":
         return None
-    note = {"t": now_iso(), "event": "resumed",
+    note = {"version": RESULT_VERSION, "t": now_iso(), "event": "resumed",
             "after": "a partial last line (power loss)" if partial else "no clean stop (killed, crashed or power loss)",
             "note": "windows between last_t and t are missing"}  # fmt: skip
     if isinstance(doc, dict) and isinstance(doc.get("t"), str):
@@ -117,7 +117,7 @@ class JsonLinesFile:
 
     def write(self, text: str) -> bool:
         """Append one line; False (and counted) when the disk refused it."""
-        from edge.runtime.result import now_iso
+        from edge.runtime.result import RESULT_VERSION, now_iso
 
         data = text.encode("utf-8") + b"\n"
         if self._reopen:
@@ -126,7 +126,7 @@ class JsonLinesFile:
             if self._needs_newline:
                 self._write_all(b"\n")
             if self.failing is not None:
-                note = {"t": now_iso(), "event": "disk_full", "since": self._since,
+                note = {"version": RESULT_VERSION, "t": now_iso(), "event": "disk_full", "since": self._since,
                         "lines_lost": self.lines_lost, "reason": self.failing}  # fmt: skip
                 self._write_all(json.dumps(note, ensure_ascii=False).encode("utf-8") + b"\n")
                 logger.warning("%s: writing again (%d lines lost)", self.path, self.lines_lost)
@@ -142,7 +142,7 @@ class JsonLinesFile:
                 self.failing = f"{self.path}: {os.strerror(exc.errno)}"
                 self._since = now_iso()
                 logger.error("cannot write %s (%s); classifying goes on", self.path, os.strerror(exc.errno))
-                self.on_event({"t": self._since, "event": "disk_full", "reason": self.failing})
+                self.on_event({"version": RESULT_VERSION, "t": self._since, "event": "disk_full", "reason": self.failing})
             return False
 
     def request_reopen(self) -> None:
@@ -174,9 +174,9 @@ class JsonLinesFile:
         if self.fd < 0:
             return
         if reason is not None or self.failing is not None:
-            from edge.runtime.result import now_iso
+            from edge.runtime.result import RESULT_VERSION, now_iso
 
-            note = {"t": now_iso(), "event": "stopped", "reason": reason or "closed"}
+            note = {"version": RESULT_VERSION, "t": now_iso(), "event": "stopped", "reason": reason or "closed"}
             if not self.write(json.dumps(note, ensure_ascii=False)):  # a recovered disk first gets its disk_full note
                 self.lost_at_exit = self.lines_lost - 1  # not counting the stopped line itself
                 logger.error(

@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass, field
 from edge.runtime.device_stream import DeviceStream
 from edge.runtime.engine import Classifier
 from edge.runtime.events import EventCoalescer
-from edge.runtime.result import Result, now_iso
+from edge.runtime.result import RESULT_VERSION, Result, now_iso
 from edge.runtime.stream import StreamClassifier
 from firmware_bridge.frames import (
     Hello,
@@ -229,7 +229,8 @@ class Runtime:
 
     def event(self, name: str, **fields) -> dict:
         """Emit a contract-5 event line (``{"t", "event", "source", "segment", ...}``) to ``on_event``."""
-        line = {"t": now_iso(), "event": name, "source": self.config.port, "segment": self.segment, **fields}
+        line = {"version": RESULT_VERSION, "t": now_iso(), "event": name, "source": self.config.port,
+                "segment": self.segment, **fields}
         self.events(line)
         return line
 
