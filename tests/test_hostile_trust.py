@@ -189,6 +189,22 @@ def test_a_model_swapped_after_the_check_is_never_run(tiny_bundle, ecg_file, tmp
 
 
 # --- item 4: full keys, rollback, zip before extraction -------------------------------------------
+def test_the_export_machines_own_key_is_not_rollback_checked(tiny_bundle, tmp_path):
+    """Trial exports on the export machine (its local key) load in any order; hospital keys are checked."""
+    newer = _copy(
+        tiny_bundle, tmp_path, lambda m: m.update(created="2026-06-01T00:00:00+00:00"), name="newer"
+    )
+    older = _copy(
+        tiny_bundle, tmp_path, lambda m: m.update(created="2026-03-01T00:00:00+00:00"), name="older"
+    )
+    trust = Trust.from_config()
+    trust.state_path = tmp_path / "state.json"
+    for folder in (newer, older):
+        with load_bundle(folder, trust=trust):
+            pass
+    assert trust.own_keys and not trust.state_path.exists()
+
+
 def test_trust_is_by_the_full_public_key_not_its_id(tiny_bundle, tmp_path, monkeypatch):
     """Was: a signature was trusted when its 64-bit key id matched a trusted key's."""
     hospital, hospital_pub, _ = generate_keypair(tmp_path / "k" / "hospital")
@@ -200,16 +216,18 @@ def test_trust_is_by_the_full_public_key_not_its_id(tiny_bundle, tmp_path, monke
         load_bundle(bundle, trust=Trust([load_public_key(hospital_pub)]))
 
 
+def _hospital_signed(tiny_bundle: Path, tmp_path: Path, created: str, name: str, key: Path) -> Path:
+    folder = _copy(tiny_bundle, tmp_path, lambda m: m.update(created=created), sign=False, name=name)
+    sign_manifest(folder, key)
+    return folder
+
+
 def test_an_older_bundle_from_the_same_key_is_refused_as_a_rollback(tiny_bundle, tmp_path, capsys):
     state = tmp_path / "state.json"
-    newer = _copy(
-        tiny_bundle, tmp_path, lambda m: m.update(created="2026-06-01T00:00:00+00:00"), name="newer"
-    )
-    older = _copy(
-        tiny_bundle, tmp_path, lambda m: m.update(created="2026-03-01T00:00:00+00:00"), name="older"
-    )
-    trust = Trust.from_config()
-    trust.state_path = state
+    key, pub, _ = generate_keypair(tmp_path / "k" / "hospital")
+    newer = _hospital_signed(tiny_bundle, tmp_path, "2026-06-01T00:00:00+00:00", "newer", key)
+    older = _hospital_signed(tiny_bundle, tmp_path, "2026-03-01T00:00:00+00:00", "older", key)
+    trust = Trust([load_public_key(pub)], state_path=state)
     with load_bundle(older, trust=trust):
         pass
     with load_bundle(newer, trust=trust):
@@ -228,15 +246,11 @@ def test_an_older_bundle_from_the_same_key_is_refused_as_a_rollback(tiny_bundle,
 
 
 def test_rollback_through_the_cli(tiny_bundle, ecg_file, tmp_path, capsys, monkeypatch):
-    config = tmp_path / "config"
-    shutil.copytree(Path(__import__("os").environ["ECG_CLIP_JA_CONFIG"]), config)
-    monkeypatch.setenv("ECG_CLIP_JA_CONFIG", str(config))
-    newer = _copy(
-        tiny_bundle, tmp_path, lambda m: m.update(created="2026-09-01T00:00:00+00:00"), name="newer"
-    )
-    older = _copy(
-        tiny_bundle, tmp_path, lambda m: m.update(created="2026-02-01T00:00:00+00:00"), name="older"
-    )
+    monkeypatch.setenv("ECG_CLIP_JA_CONFIG", str(tmp_path / "board"))
+    key, pub, _ = generate_keypair(tmp_path / "k" / "hospital")
+    assert main(["trust", "add", str(pub)]) == 0
+    newer = _hospital_signed(tiny_bundle, tmp_path, "2026-09-01T00:00:00+00:00", "newer", key)
+    older = _hospital_signed(tiny_bundle, tmp_path, "2026-02-01T00:00:00+00:00", "older", key)
     args = ["classify", str(ecg_file), "--fs", "500", "--json"]
     assert main([*args, "--bundle", str(newer)]) == 0
     capsys.readouterr()

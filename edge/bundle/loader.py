@@ -364,7 +364,7 @@ def _load(source, path: Path, verify: bool, trust: Trust | None) -> Bundle:  # n
         vouch = check_trust(source, data, trust, is_default)
     manifest = _parse_manifest(path / MANIFEST_NAME if isinstance(source, _FolderSource) else path, data)
     blobs = _read_files(source, manifest, verify)
-    if vouch.public_key is not None:
+    if vouch.public_key is not None and vouch.public_key not in trust.own_keys:
         check_rollback(
             trust.state_path, vouch.public_key, manifest.get("created"), new_sha256(data).hexdigest(),
             trust.allow_rollback, str(path),

@@ -25,7 +25,8 @@ The policy (:class:`Trust`, applied by ``edge.bundle.loader`` before the manifes
 - a key path that was named but cannot be read, or a named folder that holds no ``*.pub``, is an error, never
   "no key";
 - a bundle signed by a trusted key but older (manifest ``created``) than one this device already accepted from
-  the same key is refused as a rollback unless ``allow_rollback`` (``edge.bundle.state``).
+  the same key is refused as a rollback unless ``allow_rollback`` (``edge.bundle.state``); not for the export
+  machine's own local key (``export.signing.local_key``), whose bundles are trials of that machine.
 """
 
 from __future__ import annotations
@@ -157,6 +158,7 @@ class Trust:
     allow_rollback: bool = False  # load a bundle older than one already accepted from the same key
     state_path: Path | None = None  # where accepted versions are kept (None: not kept, no rollback check)
     warn: bool = True  # log the unsigned warning (off for the exporter's own check of its work)
+    own_keys: tuple[bytes, ...] = ()  # this machine's own export key: its trial exports are not rollback-checked
 
     @classmethod
     def from_config(
@@ -170,7 +172,9 @@ class Trust:
             keys += _keys_from(Path(p).expanduser(), named=True)
         for folder in default_trust_folders():
             keys += _keys_from(folder, named=False)
-        return cls(keys, allow_unsigned, allow_rollback, config_dir() / "bundle_state.json")
+        own = config_dir() / "export_key" / "ed25519.pub"
+        own_keys = (load_public_key(own).raw,) if own.is_file() else ()
+        return cls(keys, allow_unsigned, allow_rollback, config_dir() / "bundle_state.json", own_keys=own_keys)
 
     def find(self, raw: bytes) -> PublicKey | None:
         """The trusted key equal to ``raw`` (all 32 bytes), or None."""
