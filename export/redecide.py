@@ -342,6 +342,8 @@ def redecide(bundle: str | Path | None = None, rules: str | Path | None = None, 
                  "gate": {"passed": bool(quant.get("passed", True)), "note": gate_note},
                  "decided_findings_int8_vs_fp32": agree, "effect": {"before": before, "after": after},
                  "scores": scores_entry(scores, note)}
+    decision["criteria_labels"] = [lid for lid in dict.fromkeys(str(c.get("label")) for c in doc.get("criteria", []))
+                                   if lid in ids]
     decision.update(rules=doc, criteria_weight=new_weight, scores=scores_entry(scores, note),
                     redecided=[*(decision.get("redecided") or [])[-4:], redecided])
     if table is not None:

@@ -337,4 +337,19 @@ def _decision_lines(decision: dict | None) -> list[str]:
             f"  weight {row.get('weight'):<5g} top-1 {row.get('top1')}  top-5 {row.get('top5')}  "
             f"criteria labels top-5 recall {row.get('criteria_labels_top5_recall')}{mark}"
         )
+    scores = decision.get("scores")
+    if scores:  # kept for ecg-export redecide (export.redecide)
+        windows = ", ".join(f"{n} {split}" for split, n in (scores.get("windows") or {}).items())
+        lines.append(f"  scores kept for redecide: {scores.get('file')} ({windows} windows; int8"
+                     f"{' and fp32' if scores.get('fp32') else ', no fp32: thresholds cannot be redecided'})")
+    for entry in (decision.get("redecided") or [])[-3:]:
+        weight = entry.get("criteria_weight") or {}
+        effect = ((entry.get("effect") or {}).get("after") or {}).get("test") or {}
+        lines.append(
+            f"  redecided {entry.get('when')}: rules {'changed' if entry.get('rules_changed') else 'unchanged'}, "
+            f"{len(entry.get('thresholds_changed') or {})} thresholds, weight {weight.get('before')} -> "
+            f"{weight.get('after')}; gate {'passed' if (entry.get('gate') or {}).get('passed') else 'FAILED'}; "
+            f"test findings/window {effect.get('findings_per_window')}, precision {effect.get('precision')}, "
+            f"recall {effect.get('recall')}"
+        )
     return lines
