@@ -143,9 +143,11 @@ def _atrial_events(res: np.ndarray, fs: float, beats: np.ndarray, typed: Sequenc
     cand = np.flatnonzero((mag[1:-1] > mag[:-2]) & (mag[1:-1] >= mag[2:])) + 1
     gap = int(ATRIAL_REFRACTORY_MS * fs / 1000.0)
     kept: list[int] = []
+    taken = np.zeros(mag.size + 2 * gap, dtype=bool)  # offset by gap: no bounds checks
     for c in cand[np.argsort(-mag[cand])]:
-        if all(abs(int(c) - k) >= gap for k in kept):
+        if not taken[c + gap]:
             kept.append(int(c))
+            taken[c + 1 : c + 2 * gap] = True
     if not kept:
         return []
     noise = float(np.median(mag))

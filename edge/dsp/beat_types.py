@@ -34,6 +34,7 @@ import numpy as np
 __all__ = ["BEAT_TYPES", "type_beats", "paced_summary"]
 
 BEAT_TYPES = ("N", "S", "V", "P", "Q")
+_INDEPENDENT = ("I", "II", "V1", "V2", "V3", "V4", "V5", "V6")
 SAME_SHAPE = 0.85  # QRS correlation for two beats of one shape
 NEAR_SHAPE = (
     0.7  # a shape whose median beat correlates this much with the dominant one, as narrow, is dominant
@@ -96,7 +97,7 @@ def _align(y: np.ndarray, beats: np.ndarray, half: int, lag: int) -> np.ndarray:
     tmpl = (tmpl - tmpl.mean()).ravel()
     best = np.zeros(seg.shape[0], dtype=np.int64)
     score = np.full(seg.shape[0], -np.inf)
-    for s in range(-lag, lag + 1):
+    for s in range(-lag, lag + 1, 2):  # 4 ms steps at 500 Hz: finer than the shape comparison needs
         part = seg[:, :, lag + s : seg.shape[2] - lag + s].reshape(seg.shape[0], -1)
         part = part - part.mean(axis=1, keepdims=True)
         c = (part @ tmpl) / np.maximum(np.linalg.norm(part, axis=1) * np.linalg.norm(tmpl), 1e-12)
@@ -133,9 +134,9 @@ def _template_pr_ms(tmpl: np.ndarray | None, p_lo: int, qrs: np.ndarray | None, 
 
 
 def _qrs_onset(qrs: np.ndarray, fs: float) -> int | None:
-    """QRS onset (samples from the fiducial, negative) of the median of ``qrs[B, C, W]`` centred segments:
+    """QRS onset (samples from the fiducial, negative) of the mean of ``qrs[B, C, W]`` centred segments:
     the first sample whose spatial velocity reaches ``WIDTH_FRACTION`` of its peak (as :func:`_width_ms`)."""
-    med = np.median(qrs, axis=0)
+    med = qrs.mean(axis=0)
     d = np.gradient(med, axis=1)
     sv = np.sqrt((d * d).sum(axis=0))
     above = np.flatnonzero(sv >= WIDTH_FRACTION * sv.max())
@@ -177,7 +178,8 @@ def type_beats(
     # widths on +-100 ms (a wide QRS does not fit the +-60 ms compared for shape)
     wseg, wfit = _segments(y, beats, -int(0.1 * fs), int(0.1 * fs))
     wlab = label[wfit]
-    width = {k: _width_ms(np.median(wseg[wlab == k], axis=0), fs) if (wlab == k).any() else 0.0 for k in ids}
+    # (the mean beat of a shape: its beats correlate >= SAME_SHAPE already, and a mean costs far less than a median)
+    width = {k: _width_ms(wseg[wlab == k].mean(axis=0), fs) if (wlab == k).any() else 0.0 for k in ids}
     count = {k: int((label == k).sum()) for k in ids}
     # pacing spikes are under-sampled at 500 Hz (and the spike itself changes the filtered QRS): when >= 2
     # beats and a fifth of all carry the same mark, the window is paced that way and so are its dominant beats
@@ -208,12 +210,14 @@ def type_beats(
             return None
         s = pseg[rows]
         med = np.median(s, axis=0)
-        noise = np.median(np.abs(s - med), axis=0).mean() * 1.4826 / np.sqrt(len(rows))
+        noise = np.abs(s - med).mean() * 1.2533 / np.sqrt(len(rows))  # mean absolute deviation as a robust SD
         peak = float(np.abs(med).max())
         return med if peak >= P_MIN_MV and peak >= P_NOISE_FACTOR * noise else None
 
-    if ids:
-        dominant = max(ids, key=lambda k: (count[k], -width[k], p_template(k) is not None))
+    if ids:  # the largest shape; on a tie the narrower, then the one with P waves (computed only for ties)
+        top = max((count[k], -width[k]) for k in ids)
+        tied = [k for k in ids if (count[k], -width[k]) == top]
+        dominant = tied[0] if len(tied) == 1 else max(tied, key=lambda k: p_template(k) is not None)
     else:
         dominant = -1
     tmpl = p_template(dominant) if dominant >= 0 else None
@@ -242,7 +246,7 @@ def type_beats(
         )
     wide_dom = width.get(dominant, 0.0)
     # a shape close to the dominant one (respiration, electrode motion split one shape in two) is dominant
-    med = {k: np.median(seg[label[fit] == k], axis=0) for k in ids}
+    med = {k: seg[label[fit] == k].mean(axis=0) for k in ids}
     near = {
         k
         for k in ids
@@ -310,6 +314,11 @@ def annotate_beats(
     from edge.dsp.signal import filter_resample_bands  # noqa: PLC0415
 
     x = np.asarray(x_raw, dtype=np.float64)
+    # shapes, P waves and spikes on the independent leads (III, aVR, aVL, aVF are their sums: no new
+    # information, a third more work)
+    names = list(leads)
+    rows = [i for i, nm in enumerate(names) if nm in _INDEPENDENT]
+    rows = rows if len(rows) >= 2 and len(rows) < len(names) else list(range(len(names)))
     if y is None or beats is None:
         y_, qrs = filter_resample_bands(x, fs, analysis_fs, [(0.5, 100.0), QRS_BAND_HZ])
         y = y_.astype(np.float64) if y is None else y
@@ -320,12 +329,12 @@ def annotate_beats(
     scale = fs / analysis_fs
     at_fs = np.rint(beats * scale).astype(np.int64)
     if fs >= MIN_FS:
-        spikes = find_spikes(x, fs)
+        spikes = find_spikes(x[rows], fs)
         marks, _ = pacing_of_beats(spikes, at_fs, fs)
     else:
         spikes, marks = np.zeros(0, dtype=np.int64), [None] * beats.size
     info: dict = {}
-    typed = type_beats(y, analysis_fs, beats, marks, info)
+    typed = type_beats(y[rows], analysis_fs, beats, marks, info)
     atrial = atrial_activity(y, analysis_fs, beats, typed, list(leads))
     atrial["p_waves"] = [int(round(p * scale)) for p in atrial["p_waves"]]
     for b, s in zip(typed, at_fs, strict=True):
@@ -333,7 +342,7 @@ def annotate_beats(
     paced = paced_summary(typed, spikes.size) if fs >= MIN_FS else no_pacing(False)
     # the P wave's polarity in I and II (sinus P waves are upright in both: P axis 0 to +90 degrees), and how
     # much of the P window is active (a P wave ~100 ms of it; flutter waves run through all of it)
-    tmpl, names = info.get("p_template"), list(leads)
+    tmpl, names = info.get("p_template"), [names[i] for i in rows]
     if tmpl is not None:
         mag = np.sqrt((tmpl * tmpl).sum(axis=0))
         atrial["p_window_active"] = round(float(np.mean(mag >= 0.3 * mag.max())), 3)

@@ -276,30 +276,41 @@ def _pattern(types: list[str], every: int) -> bool:
     return best >= 3
 
 
-def _regular_chain(p: np.ndarray, samples: np.ndarray, fs: float) -> tuple[np.ndarray, float]:
+def _regular_chain(
+    p: np.ndarray, samples: np.ndarray, fs: float, max_period: float | None = None
+) -> tuple[np.ndarray, float]:
     """The atrial events that lie on one regular grid (period, phase) and that period (s).
 
     The residual also holds what the QRS-T cancellation left (a T wave that changed with the RR) and misses P
-    waves hidden in a QRS. Every event difference is tried as the period and every event as the anchor; a grid
-    scores its hits (an event within 12 % of the period) minus half its misses (grid points with no event that
-    do not fall within 80 ms of a QRS, where a P wave hides)."""
+    waves hidden in a QRS. Every event difference (and its half and third: P waves hidden in the QRS between)
+    is tried as the period, up to ``max_period`` s, and every event as the anchor; a grid scores its hits (an
+    event within 12 % of the period) minus half its misses (grid points with no event that do not fall within
+    80 ms of a QRS, where a P wave hides)."""
     best, best_score, best_t = p[:0], -np.inf, 0.0
-    lo, hi = int(0.3 * fs), int(1.6 * fs)
-    # candidate periods: each difference between neighbouring events, and its half and third (P waves hidden in
-    # the QRS between them)
-    periods = sorted({int(d / k) for d in np.diff(p) for k in (1, 2, 3) if lo <= d / k <= hi})
+    lo = 60.0 / AV_ATRIAL_MAX_BPM * fs
+    hi = min(1.6 * fs, (max_period or 1.6) * fs)
+    cand = sorted(d / k for d in np.diff(p) for k in (1, 2, 3) if lo <= d / k <= hi)
+    periods: list[float] = []
+    for t in cand:  # one candidate per 3 %
+        if not periods or t > periods[-1] * 1.03:
+            periods.append(t)
+    end = float(max(p[-1], samples[-1]))
     for t in periods:
         tol = 0.12 * t
-        for e in p:
-            grid = np.arange(e - (e // t) * t, p[-1] + tol + 1, t)
-            dist = np.abs(p[:, None] - grid[None, :])
-            hit_grid = (dist <= tol).any(axis=0)
-            hits = p[(dist <= tol).any(axis=1)]
-            near_qrs = (np.abs(grid[:, None] - samples[None, :]) <= 0.08 * fs).any(axis=1)
-            misses = int((~hit_grid & ~near_qrs).sum())
-            score = hits.size - 0.5 * misses
+        ph = p % t
+        diff = np.abs(ph[:, None] - ph[None, :])
+        on = np.minimum(diff, t - diff) <= tol  # [anchor, event]: the event lies on the anchor's grid
+        n_hits = on.sum(axis=1)
+        for a in np.flatnonzero(n_hits >= max(4, n_hits.max() - 2)):  # only anchors that can win
+            grid = np.arange(ph[a], end + 1, t)
+            j = np.clip(np.searchsorted(samples, grid), 1, samples.size - 1)
+            gap = np.minimum(np.abs(samples[j] - grid), np.abs(samples[j - 1] - grid))
+            k = np.clip(np.searchsorted(p, grid), 1, p.size - 1)
+            dev = np.minimum(np.abs(p[k] - grid), np.abs(p[k - 1] - grid))
+            misses = int(((dev > tol) & (gap > 0.08 * fs)).sum())
+            score = n_hits[a] - 0.5 * misses
             if score > best_score or (score == best_score and t < best_t * fs):
-                best, best_score, best_t = hits, score, t / fs
+                best, best_score, best_t = p[on[a]], score, t / fs
     if best.size >= 2:  # the period from all the hits, each gap counted in whole periods
         d = np.diff(best)
         k = np.maximum(1, np.round(d / (best_t * fs)))
@@ -318,9 +329,10 @@ def _av_block(m: Mapping, samples: np.ndarray, fs: float) -> tuple[str | None, s
     atrial = m.get("atrial") or {}
     p = np.asarray(atrial.get("p_waves") or [], dtype=np.int64)
     none = (None, None, 0, 0.0)
-    if p.size < 4 or samples.size < 3:
-        return none
-    hits, period = _regular_chain(p, samples, fs)
+    if p.size < 4 or samples.size < 3 or p.size < samples.size + 2:
+        return none  # fewer atrial events than an atrial rhythm faster than the ventricles gives
+    rr_mean = float(np.diff(samples).mean()) / fs
+    hits, period = _regular_chain(p, samples, fs, max_period=rr_mean / 1.15)
     if hits.size < 4 or period <= 0:
         return none
     atrial_bpm = 60.0 / period
