@@ -301,7 +301,7 @@ class Bundle:
         """The encoder's bytes exactly as verified at load (what the runtime hands to onnxruntime / LiteRT)."""
         name = self.model_name(key)
         if name not in self.models:
-            raise BundleError(f"bundle {self.folder}: {name} was not read at load")
+            raise BundleError(f"bundle {self.folder}: {name} was not read at load, or was handed to a runtime already")
         return self.models[name]
 
     def close(self) -> None:

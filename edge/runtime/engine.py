@@ -144,6 +144,7 @@ class Classifier:
             model = get_backend(backend, bundle.model_path(key), threads, data=bundle.models.get(bundle.model_name(key)))
             _check_encoder(bundle, model)
             classifier = cls(bundle, model, quality)
+            bundle.models.clear()  # the runtime holds its own copy: not 2.6 MB twice in the board's memory
         except Exception:
             bundle.close()
             raise
