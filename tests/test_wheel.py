@@ -58,3 +58,11 @@ def test_wheel_with_edge_extra_classifies_wfdb_and_mfer(tmp_path, shared_data):
     proc = _run([str(py), "-c", "import edge.cli.main, edge.readers.records, sys; print(sorted(m for m in sys.modules "
                  "if m.split('.')[0] in ('torch', 'scipy', 'wfdb')))"], tmp_path)  # fmt: skip
     assert proc.stdout.strip() == "[]"
+    # the shared vocabulary ships in the wheel (package data): a hospital word finds its label on the board
+    proc = _run([str(edge), "labels", "PQ延長"], tmp_path)
+    assert "LPR" in proc.stdout
+    # ecg-train is installed too (one package) but says in one line what to install, no traceback (issue 24)
+    train = subprocess.run([str(venv / "bin" / "ecg-train"), "--data", "ptbxl=x", "--out", "r"], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert train.returncode == 1 and "Traceback" not in train.stderr and train.stderr.count("\n") == 1
+    assert "pip install 'ecg-clip-ja[train]'" in train.stderr
