@@ -77,12 +77,15 @@ def read_set(clf: Classifier, records) -> list[dict]:
             continue
         stated = list(r.findings) + list(r.zero_shot_findings)
         truth = _closure(rec.labels)
+        # the model alone: thresholds and the structural rules, no measurement, no rhythm analysis
+        alone = [clf.rules.ids[i] for i in clf.rules.decide(r.scores, clf.thresholds, None)]
         rows.append(
             {
                 "key": rec.key,
                 "truth": truth,
                 "known": None if rec.known is None else set(rec.known),
                 "stated": _closure(stated),
+                "alone": _closure(alone),
                 "n_stated": len(stated),
                 "n_truth": len(clf.rules.most_specific([x for x in rec.labels if x in clf.rules.index])),
                 "contradictions": contradictions(stated, r.measurements),
@@ -93,20 +96,26 @@ def read_set(clf: Classifier, records) -> list[dict]:
     return rows
 
 
-def score(rows: list[dict], labels: list[str]) -> tuple[list[dict], dict]:
+def score(rows: list[dict], labels: list[str], side: str = "stated") -> tuple[list[dict], dict]:
+    """Per-label counts and the macro figures of ``side`` ("stated": the device; "alone": the model alone)."""
     table = []
     for lid in labels:
         known = [r for r in rows if r["known"] is None or lid in r["known"]]
-        tp = sum(lid in r["truth"] and lid in r["stated"] for r in known)
-        fn = sum(lid in r["truth"] and lid not in r["stated"] for r in known)
-        fp = sum(lid not in r["truth"] and lid in r["stated"] for r in known)
+        tp = sum(lid in r["truth"] and lid in r[side] for r in known)
+        fn = sum(lid in r["truth"] and lid not in r[side] for r in known)
+        fp = sum(lid not in r["truth"] and lid in r[side] for r in known)
         if tp + fn + fp == 0:
             continue
         table.append({"id": lid, "n": len(known), "pos": tp + fn, "tp": tp, "fp": fp, "fn": fn})
     se = [t["tp"] / t["pos"] for t in table if t["pos"]]
     ppv = [t["tp"] / (t["tp"] + t["fp"]) for t in table if t["tp"] + t["fp"]]
+    se5 = [t["tp"] / t["pos"] for t in table if t["pos"] >= 5]
+    ppv5 = [t["tp"] / (t["tp"] + t["fp"]) for t in table if t["pos"] >= 5 and t["tp"] + t["fp"]]
     summary = {
         "n": len(rows),
+        "macro_se5": float(np.mean(se5)) if se5 else float("nan"),
+        "macro_ppv5": float(np.mean(ppv5)) if ppv5 else float("nan"),
+        "n5": len(se5),
         "macro_se": float(np.mean(se)) if se else float("nan"),
         "n_se": len(se),
         "macro_ppv": float(np.mean(ppv)) if ppv else float("nan"),
@@ -125,7 +134,7 @@ def _ci(k: int, n: int) -> str:
     return f"{k / n:.2f} [{lo:.2f}–{hi:.2f}]"
 
 
-def section(name: str, table: list[dict], summary: dict) -> list[str]:
+def section(name: str, table: list[dict], summary: dict, alone: dict) -> list[str]:
     ja = {lb.id: lb.ja for lb in CAT.labels}
     lines = [
         f"### {name} (N = {summary['n']} ECGs)",
@@ -134,7 +143,11 @@ def section(name: str, table: list[dict], summary: dict) -> list[str]:
         f"macro PPV {summary['macro_ppv']:.2f} over {summary['n_ppv']} stated; findings per ECG "
         f"{summary['findings_per_ecg']:.2f} vs the cardiologists' {summary['truth_per_ecg']:.2f} "
         f"({summary['findings_per_ecg'] / max(summary['truth_per_ecg'], 1e-9):.2f}×); contradictions with the "
-        f"window's measurements: {summary['contradictions']}.",
+        f"window's measurements: {summary['contradictions']}. Over the {summary['n5']} labels with at least 5 true "
+        f"records: macro sensitivity {summary['macro_se5']:.2f}, PPV {summary['macro_ppv5']:.2f}. The model alone "
+        f"(thresholds and the structural rules, no measurement): macro sensitivity {alone['macro_se']:.2f}, PPV "
+        f"{alone['macro_ppv']:.2f} over {alone['n_ppv']} stated; with 5 true records {alone['macro_se5']:.2f} / "
+        f"{alone['macro_ppv5']:.2f}.",
         "",
         "| label | | known | true | TP | FP | FN | sensitivity [95 % CI] | PPV [95 % CI] |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
@@ -202,11 +215,13 @@ def main(argv: list[str] | None = None) -> int:
     ptb_all = []
     for name, rows in sets:
         table, summary = score(rows, labels)
-        body += section(name, table, summary)
+        body += section(name, table, summary, score(rows, labels, "alone")[1])
         if name.startswith("PTB-XL"):
             ptb_all += rows
     table, summary = score(ptb_all, labels)
-    body += section("PTB-XL, all 500 records (folds 1-10 together)", table, summary)
+    body += section(
+        "PTB-XL, all 500 records (folds 1-10 together)", table, summary, score(ptb_all, labels, "alone")[1]
+    )
     body += injury_lines(ptb_all)
     text = "\n".join(body)
     write_section(args.markdown, "bench_criteria", text)
