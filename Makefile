@@ -66,6 +66,7 @@ default-bundle: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/bench_accuracy.py --data $(DATA)
 	$(PY) bench/bench_edge.py --bundle edge/bundles/default --checkpoint runs/default/checkpoint.pt
+	$(PY) bench/bench_redecide.py
 	$(PY) scripts/update_readme_figures.py  # the README's edge table from BENCHMARKS.md and the bundle
 
 readme-figures:
