@@ -118,6 +118,13 @@ def paired_latency_ms(nets: dict, window: np.ndarray, runs: int = 200) -> dict:
     return {k: 1000 * float(np.median(v)) for k, v in times.items()}
 
 
+def _ci(k: int, n: int) -> str:
+    from export.gate import wilson_interval
+
+    lo, hi = wilson_interval(k, n)
+    return f"{100 * lo:.2f}-{100 * hi:.2f} %"
+
+
 class _Keep:
     """A backend that is not closed by evaluate_bundle (it is reused)."""
 
@@ -208,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
         f"The gate on this CPU: the int8-vs-fp32 gate was measured at export (mean cosine {q['cosine_mean']:.5f}, "
         f"1 - cosine = {1 - q['cosine_mean']:.1e}); this CPU's kernels move the int8 embedding from the kernel-free "
         f"reference by 1 - cosine = {1 - d['cosine_mean']:.1e} on average ({1 - d['cosine_min']:.1e} at worst), "
-        f"change no top-1 label ({d['top1_changes']} of {g}) and {d['finding_changes']} of {pairs} finding decisions, "
+        f"change no top-1 label ({d['top1_changes']} of {g}, 95 % Wilson interval {_ci(d['top1_changes'], g)}) and "
+        f"{d['finding_changes']} of {pairs} finding decisions ({_ci(d['finding_changes'], pairs)}), "
         f"and macro AUROC by {d['macro_auroc'] - recorded['macro_auroc']:+.5f} against the export's figure (gate: "
         "at most 0.01 lost). No fp32 checkpoint of the default bundle is kept, so the gate itself cannot be re-run "
         "here; by these figures it holds on this CPU. The u8 x u8 kernels reproduce the AVX-512 figures "
