@@ -122,3 +122,26 @@ def test_report_without_matplotlib_fails_before_the_table(tmp_path, ecg):
     assert proc.returncode == 1 and proc.stdout == "", proc.stdout
     assert proc.stderr.count("\n") == 1 and "pip install 'ecg-clip-ja[report]'" in proc.stderr
     assert not (tmp_path / "r.pdf").exists()
+
+
+def test_run_puts_the_bedside_patient_in_every_window_line(tmp_path, tiny_bundle):
+    from firmware_bridge.leads import LEADS_12
+    from firmware_bridge.simulator import DeviceSimulator, SimulatorConfig
+    from firmware_bridge.sources import SyntheticSource
+    from firmware_bridge.transport import FdTransport, open_pty
+
+    master, port = open_pty()
+    sim = DeviceSimulator(SyntheticSource("sinus", LEADS_12, 1000, seed=8), FdTransport(master, slave_path=port),
+                          SimulatorConfig(speed=10, wait_start=True))  # fmt: skip
+    sim.start_thread()
+    out = tmp_path / "run.jsonl"
+    try:
+        code = main(["run", "--port", port, "--bundle", str(tiny_bundle), "--hop", "1", "--max-windows", "2",
+                     "--out", str(out), "--quiet", "--patient-id", "BED-3", "--sex", "F", "--age", "81"])  # fmt: skip
+    finally:
+        sim.stop()
+    windows = [json.loads(s) for s in out.read_text(encoding="utf-8").splitlines() if '"event"' not in s]
+    assert code == 0 and len(windows) == 2
+    assert all(
+        w["patient"] == {"id": "BED-3", "sex": "F", "age": 81} and "acquired" not in w for w in windows
+    )

@@ -42,9 +42,10 @@ def _sex(text: str) -> str:
     return value
 
 
-def add_patient_args(p: argparse.ArgumentParser) -> None:
+def add_patient_args(p: argparse.ArgumentParser, acquired: bool = True) -> None:
+    """The patient options; ``acquired=False`` for a live stream, whose every line has its own time."""
     g = p.add_argument_group(
-        "patient and acquisition (shown on the report and in the JSON lines; they override the file's values)"
+        "patient and acquisition (in the JSON lines, and on the report; they override the file's values)"
     )
     g.add_argument("--patient-id", metavar="ID", help="patient ID (患者ID) as in the hospital's chart")
     g.add_argument("--sex", type=_sex, metavar="M|F|O", help="sex: M (男性), F (女性) or O (その他)")
@@ -56,6 +57,8 @@ def add_patient_args(p: argparse.ArgumentParser) -> None:
         metavar="YYYY-MM-DD",
         help="birth date (the age is computed)",
     )
+    if not acquired:
+        return
     g.add_argument(
         "--acquired",
         type=_argtype(parse_datetime),

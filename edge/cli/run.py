@@ -59,6 +59,9 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
         help="serve the bedside web view (ECG traces, heart rate, findings) at http://HOST:PORT/, "
         "e.g. 127.0.0.1:8080 (port 0: any free port)",
     )
+    from edge.cli.record_args import add_patient_args
+
+    add_patient_args(p, acquired=False)  # the bedside patient: a "patient" block in every window's line
     add_backend_args(p)
     p.set_defaults(func=cmd_run)
 
@@ -120,6 +123,9 @@ def _run(args: argparse.Namespace, stop_requests: list[str]) -> int:
 
     if args.fs is not None and not HOST_FS_RANGE[0] <= args.fs <= HOST_FS_RANGE[1]:
         raise command_error(f"--fs {args.fs} is outside the host's limits {HOST_FS_RANGE[0]}..{HOST_FS_RANGE[1]} Hz")
+    from edge.cli.record_args import patient_override
+
+    patient = patient_override(args).json_fields()  # {} when no patient option was given
     bundle = resolve_bundle(args.bundle)
     classifier = Classifier.from_bundle(bundle, backend=args.backend, threads=args.threads, trust=trust_from_args(args))
     stdout = utf8_stdout()
@@ -153,6 +159,7 @@ def _run(args: argparse.Namespace, stop_requests: list[str]) -> int:
         on_event(sink.resumed, to_file=False)
 
     def on_result(result, line: dict) -> None:  # noqa: ANN001 - edge.runtime.engine.Result
+        line.update(patient)
         text = json.dumps(line, ensure_ascii=False)
         if sink is not None:
             sink.write(text)
