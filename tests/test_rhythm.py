@@ -151,6 +151,42 @@ def test_stream_reads_the_rhythm(name):
     assert statements.count(EXPECTED[name][0]) >= len(statements) - 1, statements
 
 
+@pytest.mark.parametrize("name", ["afib", "paced_dual", "flutter", "svt"])
+def test_rhythm_over_the_serial_wire(name):
+    """The device simulator streams the synthetic rhythm over a pty (wire protocol, 12 channels, 1 uV counts);
+    the bedside runtime's JSON lines carry the rhythm of every window."""
+    import threading
+    import time
+
+    from edge.runtime.engine import Classifier
+    from edge.runtime.serial import RunConfig, Runtime
+    from firmware_bridge.leads import LEADS_12
+    from firmware_bridge.simulator import DeviceSimulator, SimulatorConfig
+    from firmware_bridge.sources import SyntheticSource
+    from firmware_bridge.transport import FdTransport, open_pty
+
+    master, path = open_pty()
+    source = SyntheticSource(name, LEADS_12, 1000, fs=FS, seed=6)
+    config = SimulatorConfig(speed=0, wait_start=True, frame_samples=25, duration=32.0)
+    sim = DeviceSimulator(source, FdTransport(master, slave_path=path), config)
+    sim.start_thread()
+    lines: list[dict] = []
+    with Classifier.from_bundle() as clf:
+        runtime = Runtime(clf, RunConfig(port=path, hop_s=10.0), on_result=lambda r, line: lines.append(line))
+        thread = threading.Thread(target=runtime.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 60
+        while len(lines) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        runtime.stop()
+        thread.join(10)
+    sim.stop()
+    windows = [ln for ln in lines if "rhythm" in ln and ln.get("quality", {}).get("ok")]
+    assert len(windows) >= 3, lines
+    statements = [ln["rhythm"]["statement"] for ln in windows]
+    assert statements.count(EXPECTED[name][0]) >= len(statements) - 1, statements
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("record", ["E00008", "E00015", "Q0010", "Q0017", "Q0026", "Q0050", "Q0630"])
 def test_challenge_records_with_premature_beats_are_not_af(shared_data, record):
