@@ -43,13 +43,13 @@ def _with_scores(tiny_bundle, tmp_path, fp32: bool = True):
     return folder, ids, int8, ref
 
 
-def _rules_with(tmp_path, label: str, change) -> str:  # noqa: ANN001
+def _rules_with(tmp_path, label: str, change, name: str = "rules.json") -> str:  # noqa: ANN001
     """The shipped rules with ``change`` applied to ``label``'s criterion, written to a file."""
     doc = json.loads((REPO_ROOT / "edge" / "data" / "findings_rules.json").read_text(encoding="utf-8"))
     hits = [c for c in doc["criteria"] if c["label"] == label]
     assert hits, f"no criterion for {label} in the shipped rules"
     change(hits[0])
-    path = tmp_path / "rules.json"
+    path = tmp_path / name
     path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
     return str(path)
 
@@ -106,7 +106,9 @@ def test_thresholds_rerun_gate_condition_3_and_resign(tiny_bundle, tmp_path):
 def test_bad_input_is_one_line(tiny_bundle, tmp_path, capsys):
     folder, ids, _, _ = _with_scores(tiny_bundle, tmp_path, fp32=False)
     bad = _rules_with(tmp_path, "BRADY", lambda c: c.update(mode="sometimes"))
+    typo = _rules_with(tmp_path, "BRADY", lambda c: c.get("when", c).update(key="hr_bmp"), "typo.json")
     cases = [
+        ["--rules", typo],  # a misspelt measurement key: refused, naming the field
         ["--rules", bad],
         ["--thresholds", "NOPE=0.2"],
         ["--thresholds", f"{ids[0]}=high"],
@@ -118,6 +120,9 @@ def test_bad_input_is_one_line(tiny_bundle, tmp_path, capsys):
         code = main(["redecide", str(folder), *extra, "-q"])
         err = capsys.readouterr().err.strip()
         assert code == 2, (extra, err)
+        assert "cannot read" not in err, err
+        if extra[-1] == typo:
+            assert "hr_bmp" in err and "criteria[" in err, err
         assert err.startswith("ecg-export redecide: error:") and "\n" not in err and "Traceback" not in err, err
     assert (folder / "manifest.json").read_bytes() == manifest  # nothing written on a refusal
     assert "fp32" in err or "weight" in err
