@@ -139,8 +139,6 @@ class PatientInfo:
             out["age"] = self.age_years
         if self.birth_date is not None:
             out["birth_date"] = self.birth_date.isoformat()
-        if self.device:
-            out["device"] = self.device
         return out
 
     def acquired_iso(self, offset_s: float = 0.0) -> str | None:
@@ -150,7 +148,8 @@ class PatientInfo:
         return (self.acquired + _dt.timedelta(seconds=offset_s)).isoformat(timespec="seconds")
 
     def json_fields(self, offset_s: float = 0.0) -> dict:
-        """``{"patient": {...}, "acquired": ISO}`` for a JSON line, each only when recorded."""
+        """``{"patient": {...}, "acquired": ISO, "cart": text}`` for a JSON line, each only when recorded
+        (``cart``: the recording device as the file names it; not the serial device of a live stream)."""
         out: dict = {}
         block = self.to_json()
         if block:
@@ -158,6 +157,8 @@ class PatientInfo:
         when = self.acquired_iso(offset_s)
         if when is not None:
             out["acquired"] = when
+        if self.device:
+            out["cart"] = self.device
         return out
 
 
