@@ -223,3 +223,17 @@ def test_a_hospital_catalogue_keeps_the_phrases_whose_labels_it_has():
         cat.lookup("ストレインパターン")  # its labels (LVH, STTC) are not in this catalogue
     found = ReportLabeler(cat).label("PQ延長、ストレインパターン")
     assert found.positive == ["LPR"] and found.unmatched == ["ストレインパターン"]  # listed, never dropped
+
+
+def test_extra_labels_name_their_parents_in_the_same_words(tmp_path):
+    """--extra-labels (and a catalogue that extends the default) name parents by any word the vocabulary knows."""
+    from edge.interpret.catalogue import CatalogueError, load_catalogue
+
+    cat = load_catalogue().extended([
+        {"id": "HOSP_DPR", "ja": "薬剤性PR延長", "en": "drug-induced PR prolongation", "parents": ["PQ延長"]},
+        {"id": "HOSP_X", "ja": "院内所見X", "en": "finding X", "parents": ["HOSP_DPR", "1度AVB"]},
+    ])  # fmt: skip
+    assert cat["HOSP_DPR"].parents == ("LPR",) and cat["HOSP_X"].parents == ("HOSP_DPR", "1AVB")
+    assert "LPR" in cat.ancestors("HOSP_X")
+    with pytest.raises(CatalogueError, match="parent 'ストレインパターン'"):  # two labels: not one parent
+        load_catalogue().extended([{"id": "HOSP_Y", "ja": "y", "en": "y", "parents": ["ストレインパターン"]}])

@@ -20,8 +20,8 @@ import json
 import logging
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields, replace
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -372,6 +372,21 @@ class Catalogue:
         return [lab for _, _, lab in ranked]
 
     # -- user labels --------------------------------------------------------------------------------
+    def _parent_ids(self, label: Label, extra: Sequence[Label]) -> tuple[str, ...]:
+        """A new label's parents as ids: an id stays, any other name this catalogue resolves (``I度房室ブロック``,
+        ``1度AVB``) becomes its label's id, so --extra-labels reads the words manifests and reports read."""
+        known = {lab.id for lab in extra}
+        out = []
+        for parent in label.parents:
+            if parent in self._by_id or parent in known:
+                out.append(parent)
+                continue
+            try:
+                out.append(self.resolve(parent).id)
+            except UnknownLabelError:
+                out.append(parent)  # left as written: the catalogue check names it
+        return tuple(out)
+
     def extended(self, extra_labels: Iterable[Label | Mapping[str, Any]]) -> Catalogue:
         """A new catalogue with ``extra_labels`` appended (rows after the existing ones).
 
@@ -379,6 +394,7 @@ class Catalogue:
         may be existing or other extra labels. Duplicate ids or names raise :class:`CatalogueError`.
         """
         extra = [lab if isinstance(lab, Label) else Label.from_dict(lab) for lab in extra_labels]
+        extra = [replace(lab, parents=self._parent_ids(lab, extra)) for lab in extra]
         log.debug("extending %r with %d label(s)", self, len(extra))
         return Catalogue((*self.labels, *extra), source=self.source)
 
