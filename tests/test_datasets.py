@@ -8,8 +8,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from edge.interpret.catalogue import load_catalogue
 from edge.dsp.signal import SignalConfig
+from edge.interpret.catalogue import load_catalogue
 from training.datasets import (
     Challenge2020Reader,
     CinC2021Reader,
