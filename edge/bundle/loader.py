@@ -28,12 +28,12 @@ from __future__ import annotations
 import io
 import json
 import logging
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from edge.bundle.folder import FolderSource as _FolderSource
 from edge.bundle.manifest import MAX_FILE_BYTES, ManifestError, validate_manifest
 from edge.bundle.schema import (
     BUNDLE_FORMAT,
@@ -116,39 +116,6 @@ def default_bundle_pin() -> str:
         return path.read_text(encoding="ascii").split()[0].lower()
     except (OSError, IndexError, UnicodeDecodeError):
         raise BundleError(f"the default bundle's pin {path} is missing or empty") from None
-
-
-class _FolderSource:
-    """The files of a bundle folder, each read once, refused if it is a symlink or not a regular file."""
-
-    def __init__(self, folder: Path) -> None:
-        self.path = folder
-
-    def has(self, name: str) -> bool:
-        p = self.path / name
-        return p.exists() or p.is_symlink()
-
-    def read(self, name: str, limit: int) -> bytes:
-        path = self.path / name
-        try:
-            mode = path.lstat().st_mode
-        except OSError:
-            raise BundleError(f"{path}: missing") from None
-        if stat.S_ISLNK(mode):
-            raise BundleError(f"{path}: a symbolic link (refused)")
-        if not stat.S_ISREG(mode):
-            raise BundleError(f"{path}: not a regular file")
-        try:
-            with path.open("rb") as f:
-                data = f.read(limit + 1)
-        except OSError as exc:
-            raise BundleError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-        if len(data) > limit:
-            raise BundleError(f"{path}: larger than {limit} bytes")
-        return data
-
-    def close(self) -> None:
-        pass
 
 
 @dataclass(frozen=True)
