@@ -222,7 +222,7 @@ def compute_int8_scores(bundle_path: Path, manifest: Mapping, data: Sequence[str
 def _read_thresholds(text: str, label_ids: Sequence[str]) -> dict[str, float]:
     """``ID=0.31,ID2=0.2`` or a JSON file ``{id: threshold}`` -> checked ``{id: threshold}``."""
     path = Path(text)
-    if path.suffix.lower() == ".json" or path.is_file():
+    if "=" not in text:  # a file (an inline list always has ID=VALUE)
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:

@@ -278,8 +278,8 @@ def test_extra_label_is_marked_zero_shot_in_json_table_labels_and_info(exported,
     apart from findings), marked 未検証 in the classify table, explained by labels --bundle and info."""
     from types import SimpleNamespace
 
-    from edge.cli.main import main as edge_main
     from edge.cli.classify import table_lines as _table_lines
+    from edge.cli.main import main as edge_main
     from edge.runtime.engine import Classifier
 
     folder, _ = exported
@@ -317,3 +317,29 @@ def test_extra_label_is_marked_zero_shot_in_json_table_labels_and_info(exported,
     info = capsys.readouterr().out
     assert "gate v2 passed, vs fp32 on 32 windows (16 validation + 16 test)" in info
     assert "formats     onnx_int8 -> --backend onnx" in info and "never trained (zero-shot, shown as 未検証)" in info
+
+
+@pytest.mark.slow
+def test_export_keeps_its_scores_and_redecide_reproduces_its_gate(exported, tmp_path):
+    """The scores kept with the export are the ones the gate measured: redeciding the same thresholds gives the
+    export's own finding-decision agreement (gate condition 3), to the last pair."""
+    import shutil
+
+    from edge.bundle.signing import Trust
+    from export.redecide import SCORES_FILE, DecisionScores
+
+    folder, _ = exported
+    copy = tmp_path / "bundle"
+    shutil.copytree(folder, copy)
+    with load_bundle(copy, trust=Trust(allow_unsigned=True, warn=False)) as b:
+        manifest, ids, th = b.manifest, b.label_ids, b.thresholds
+    entry = manifest["decision"]["scores"]
+    assert entry["file"] == SCORES_FILE and entry["fp32"] and entry["int8"]
+    scores = DecisionScores.load(copy / SCORES_FILE, ids)
+    assert sum(entry["windows"].values()) == len(scores.int8) == manifest["quantization"]["n_windows"]
+    same = ",".join(f"{lid}={t:.6f}" for lid, t in zip(ids, th, strict=True) if np.isfinite(t))
+    assert main(["redecide", str(copy), "--thresholds", same, "-q"]) == 0
+    with load_bundle(copy, trust=Trust(allow_unsigned=True, warn=False)) as b:
+        again = b.manifest["quantization"]["findings"]
+    measured = manifest["quantization"]["findings"]
+    assert (again["pairs"], again["changed"]) == (measured["pairs"], measured["changed"])
