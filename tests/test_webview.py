@@ -73,6 +73,8 @@ def test_assets_are_local_and_served(clf):
         for name in ("app.js", "i18n.js", "style.css"):
             assert _get(web.url + name)[0] == 200
         assert "未検証".encode() in _get(web.url + "i18n.js")[1]
+        vocab = json.loads(_get(web.url + "vocabulary.json")[1])  # measurement/quality/why words from Python
+        assert vocab["ja"]["lead_off"] == "電極外れ" and vocab["en"]["why_model"] == "model" and "legend" in vocab["ja"]
         assert _get(web.url + "../pyproject.toml")[0] == 404
         state = json.loads(_get(web.url + "api/state")[1])
         assert state["connection"]["state"] == "waiting" and state["window"] is None
