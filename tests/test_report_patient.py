@@ -241,3 +241,26 @@ def test_long_findings_wrap_inside_the_header_and_push_what_follows():
     assert box.x1 <= PAGE_MM[0] - 5, box  # inside the page's right margin
     assert box.y0 >= y_end - 1.0 and y_end > 150  # what follows starts below the block, above the paper
     assert drawn.get_text().endswith("…")  # too long even at 8 pt: cut visibly, never silently
+
+
+def test_mfer_header_patient_and_time(tmp_path):
+    """MFER (ISO 22077, the Japanese carts' format): patient ID, age with birth date, sex and measurement time."""
+    pytest.importorskip("ecgdatakit")
+    from cart_writers import _tlv, write_mfer
+
+    from edge.readers.records import read_recording
+
+    x = synthesize(rhythm="sinus", fs=500, seed=6, duration_s=10.0)
+    path = write_mfer(tmp_path / "a.mwf", x, 500, list(LEADS))
+    body = path.read_bytes()
+    assert body.endswith(b"\x80\x00")
+    header = (
+        _tlv(0x82, b"JP-000123")  # MWF_PID
+        + _tlv(0x83, bytes([67]) + (0).to_bytes(2, "big") + (1958).to_bytes(2, "big") + bytes([4, 2]))  # MWF_AGE
+        + _tlv(0x84, bytes([2]))  # MWF_SEX: female
+        + _tlv(0x85, (2025).to_bytes(2, "big") + bytes([11, 3, 8, 30, 5]) + bytes(4))  # MWF_TIM
+    )
+    path.write_bytes(body[:-2] + header + b"\x80\x00")
+    p = read_recording(path).patient
+    assert (p.patient_id, p.sex, p.age, p.birth_date) == ("JP-000123", "F", 67, dt.date(1958, 4, 2))
+    assert p.acquired == dt.datetime(2025, 11, 3, 8, 30, 5)
