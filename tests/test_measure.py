@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from edge.dsp.beats import detect_beats
-from edge.dsp.measure import MEASUREMENT_KEYS, combine_measurements, format_measurements, measure
+from edge.dsp.measure import MEASUREMENT_KEYS, combine_measurements, measure
+from edge.views.present import format_measurements
 from firmware_bridge.synthetic import synthesize, true_intervals
 from training.metrics import ec57_match
 
@@ -179,7 +180,7 @@ def test_combine_and_format():
     c = combine_measurements([a, b, None])
     assert c["windows"] == 2 and c["hr_bpm"] == pytest.approx(np.median([a["hr_bpm"], b["hr_bpm"]]), abs=0.1)
     line = format_measurements(c)
-    assert line.startswith("心拍数 ") and "QRS" in line and "電気軸" in line
+    assert line.startswith("心拍数 ") and "QRS" in line and "QRS 軸" in line
     assert "—" in format_measurements({"hr_bpm": 70.0})
     assert combine_measurements([None]) is None
 

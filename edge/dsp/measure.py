@@ -47,7 +47,7 @@ from edge.dsp.signal import (
     filter_resample_bands,
 )
 
-__all__ = ["MEASUREMENT_KEYS", "combine_measurements", "empty_measurements", "format_measurements", "measure"]
+__all__ = ["MEASUREMENT_KEYS", "combine_measurements", "empty_measurements", "measure"]  # in words: edge.views.present
 
 MEASUREMENT_KEYS = GLOBAL_KEYS  # every global key (None when not measurable), in display order
 BAND_HZ = (0.5, 100.0)
@@ -355,28 +355,3 @@ def _finish(out: Measurements, reasons: dict[str, str], default: str) -> Measure
         k: reasons.get(k, default or "not measurable") for k in MEASUREMENT_KEYS if out.get(k) is None
     }
     return out
-
-
-def format_measurements(m: dict | None, lang: str = "ja") -> str:
-    """One line for a person: ``心拍数 72 bpm  PR 160 ms  QRS 94 ms  QT/QTc 380/416 ms  電気軸 45°``."""
-    if not m:
-        return "計測値なし" if lang == "ja" else "no measurements"
-
-    def v(key: str, unit: str = "") -> str:
-        x = m.get(key)
-        return "—" if x is None else f"{x:.0f}{unit}"
-
-    hr = "心拍数" if lang == "ja" else "HR"
-    axis = "電気軸" if lang == "ja" else "axis"
-    parts = [
-        f"{hr} {v('hr_bpm')} bpm",
-        f"PR {v('pr_ms')} ms",
-        f"QRS {v('qrs_ms')} ms",
-        f"QT/QTc {v('qt_ms')}/{v('qtc_ms')} ms",
-        f"{axis} {v('axis_deg', '°')}",
-    ]
-    if m.get("sv1_rv5_mv") is not None:
-        parts.append(f"SV1+RV5 {m['sv1_rv5_mv']:.2f} mV")
-    if m.get("rhythm_regular") is False:
-        parts.append("RR不整" if lang == "ja" else "irregular RR")
-    return "  ".join(parts)
