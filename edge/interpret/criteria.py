@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from edge.interpret.rules import (
     TERRITORIES,
@@ -37,7 +38,7 @@ from edge.interpret.rules import (
     Threshold,
 )
 
-__all__ = ["Verdict", "evaluate", "condition_leads", "mask", "CABRERA", "CHEST", "LIMB_LEADS"]
+__all__ = ["Verdict", "Reading", "evaluate", "condition_leads", "mask", "CABRERA", "CHEST", "LIMB_LEADS"]
 
 CABRERA = ("aVL", "I", "-aVR", "II", "aVF", "III")
 CHEST = ("V1", "V2", "V3", "V4", "V5", "V6")
@@ -62,10 +63,23 @@ def _r(v: float) -> float:
     return v if math.isinf(v) else round(float(v), 3)
 
 
-class _Reader:
-    def __init__(self, m: Mapping, sex: str | None, age: float | None) -> None:
+class Reading:
+    """One window's measurements as the criteria read them (values cached: many criteria read the same lead),
+    with the patient's sex and age. :func:`evaluate` takes one, or a measurements dict."""
+
+    def __init__(
+        self, m: Mapping, sex: str | None = None, age: float | None = None, values: bool = True
+    ) -> None:
         self.m, self.sex, self.age = m, sex, age
+        self.collect = values  # False: verdicts only (faster); the values are read again for a met criterion
         self.leads = m.get("leads") if isinstance(m.get("leads"), Mapping) else {}
+        self._cache: dict[tuple[str, str], float | None] = {}
+
+    def lead(self, lead: str, key: str) -> float | None:
+        k = (lead, key)
+        if k not in self._cache:
+            self._cache[k] = self._lead(lead, key)
+        return self._cache[k]
 
     def glob(self, key: str) -> float | None:
         v = self.m.get(key)
@@ -73,7 +87,7 @@ class _Reader:
             return None
         return abs(float(v)) if key == "ptf_v1" else float(v)  # bools (p_present) read as 0/1
 
-    def lead(self, lead: str, key: str) -> float | None:
+    def _lead(self, lead: str, key: str) -> float | None:
         row = self.leads.get(lead)
         if not isinstance(row, Mapping):
             return None
@@ -113,17 +127,18 @@ def _any(vs: Sequence[bool | None]) -> bool | None:
     return True if True in vs else (None if None in vs else False)
 
 
-def _lead_test(rd: _Reader, lead: str, tests, values: dict, lead_min: dict | None = None) -> bool | None:
+def _lead_test(rd: Reading, lead: str, tests, values: dict, lead_min: dict | None = None) -> bool | None:
     out = []
     for i, rng in enumerate(tests):
         v = rd.lead(lead, rng.key)
-        if v is not None:
+        if v is not None and rd.collect:
             values[f"{lead}.{rng.key}"] = _r(v)
         out.append(rd.within(v, rng, (lead_min or {}).get(lead) if i == 0 else None))
     return _all(out)
 
 
-def _runs(territory: str, n: int) -> list[tuple[str, ...]]:
+@lru_cache(maxsize=64)
+def _runs(territory: str, n: int) -> tuple[tuple[str, ...], ...]:
     """Runs of ``n`` contiguous leads inside a territory."""
     members = set(TERRITORIES[territory])
     runs = []
@@ -132,18 +147,21 @@ def _runs(territory: str, n: int) -> list[tuple[str, ...]]:
             run = seq[i : i + n]
             if all(x in members for x in run):
                 runs.append(run)
-    return runs
+    return tuple(runs)
 
 
-def evaluate(cond: object, m: Mapping, sex: str | None = None, age: float | None = None) -> Verdict:
-    """The verdict of one condition on a measurements dict (``sex`` ``"M"``/``"F"``/None, ``age`` years)."""
-    return _eval(cond, _Reader(m or {}, sex, age))
+def evaluate(cond: object, m: Mapping | Reading, sex: str | None = None, age: float | None = None) -> Verdict:
+    """The verdict of one condition on a measurements dict (``sex`` ``"M"``/``"F"``/None, ``age`` years), or on
+    a :class:`Reading` (which carries them) when several conditions read the same window."""
+    return _eval(cond, m if isinstance(m, Reading) else Reading(m or {}, sex, age))
 
 
-def _eval(cond: object, rd: _Reader) -> Verdict:
+def _eval(cond: object, rd: Reading) -> Verdict:
     if isinstance(cond, Global):
         v = rd.glob(cond.range.key)
-        return Verdict(rd.within(v, cond.range), {} if v is None else {cond.range.key: _r(v)})
+        return Verdict(
+            rd.within(v, cond.range), {} if v is None or not rd.collect else {cond.range.key: _r(v)}
+        )
     if isinstance(cond, AllOf | AnyOf):
         parts = [_eval(p, rd) for p in cond.parts]
         ok = (_all if isinstance(cond, AllOf) else _any)([p.ok for p in parts])
@@ -174,7 +192,7 @@ def _eval(cond: object, rd: _Reader) -> Verdict:
         per = {
             lead: _lead_test(rd, lead, cond.tests, values, lead_min) for lead in TERRITORIES[cond.territory]
         }
-        runs = _runs(cond.territory, cond.n) or [(lead,) for lead in per]
+        runs = _runs(cond.territory, cond.n) or tuple((lead,) for lead in per)
         verdicts = [_all([per[x] for x in run]) for run in runs]
         met = [x for run, ok in zip(runs, verdicts, strict=True) if ok for x in run]
         return Verdict(_any(verdicts), values, list(dict.fromkeys(met)))

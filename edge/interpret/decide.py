@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.interpret.criteria import Verdict, condition_leads, evaluate, mask
+from edge.interpret.criteria import Reading, Verdict, condition_leads, evaluate, mask
 from edge.interpret.criteria_check import contradictions
 from edge.interpret.findings import FindingRules
 from edge.interpret.rules import Criterion
@@ -158,9 +158,14 @@ def decide(
     # 1. every criterion's verdict (the rhythm's own labels are not re-decided while an analysis is given)
     evals: list[tuple[Criterion, Verdict]] = []
     if have_m:
+        reading = Reading(
+            m, sex, age, values=False
+        )  # one reading of the window: the criteria share its values
+        with_values = Reading(m, sex, age)
         for c in rules.parsed.criteria:
             if c.label in index and c.label not in owned:
-                evals.append((c, evaluate(c.when, m, sex, age)))
+                v = evaluate(c.when, reading)
+                evals.append((c, evaluate(c.when, with_values) if v.ok and c.mode != "veto" else v))
     above = {ids[i] for i in np.flatnonzero(scores >= thresholds)}  # NaN thresholds never fire
 
     def vetoed(label: str, items) -> bool:
@@ -267,7 +272,9 @@ def _met_why(met, out: Decision, m: Mapping, sex, age, score: float, threshold: 
             alarm = _alarm(c2, v2, m, sex, age)
             out.alarms.append(alarm)
             if alarm["reciprocal"] is not None:  # reciprocal ST depression, reported beside the rule
-                values["reciprocal_st_depression"] = bool(alarm["reciprocal"] or values.get("reciprocal_st_depression"))
+                values["reciprocal_st_depression"] = bool(
+                    alarm["reciprocal"] or values.get("reciprocal_st_depression")
+                )
     thr = threshold if np.isfinite(threshold) else None
     rule = "; ".join(c2.name for c2, _ in met)
     return Why(BY_CRITERIA, rule=rule, source=c.source, values=values, score=score, threshold=thr)
