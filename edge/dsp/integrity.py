@@ -11,8 +11,10 @@ return codes the decision reads (statements that need an inconsistent lead are w
 - ``scale``: a lead whose scale is implausible beside the others: every lead with the same peak-to-peak
   amplitude (a per-lead normalised record: real leads differ several-fold, aVL and III are small), or a
   limb lead whose Einthoven residual disappears when its own gain is fitted (one channel with a wrong gain).
-- ``limb_reversal``: the right- and left-arm electrodes swapped (lead I inverted: its QRS complexes and
-  P waves point the other way from V5/V6 and from before, and aVR looks like a lateral lead).
+- ``limb_reversal``: the right- and left-arm electrodes swapped (lead I inverted: it and aVL point away from
+  the lateral chest leads V5/V6, aVR towards them), or the right-arm and left-leg electrodes swapped (lead II
+  inverted, aVR and aVF trading places). The left-arm/left-leg swap changes no polarity a correlation can
+  see (I <-> II, III inverted) and is not detected.
 
 The checks compare slopes (first differences after removing each lead's mean), so baseline wander and
 electrode offsets cancel, and they are linear: exactly zero residual for a cart that derives III and the
@@ -61,6 +63,8 @@ class IntegrityConfig:
     equal_ptp_cv: float = 0.03  # peak-to-peak amplitudes of >= 6 leads this alike: a normalised record
     # LA/RA: corr(I,V6) + corr(I,V5) + corr(aVL,V6) - corr(aVR,V6) below this (about +2.6 when wired right)
     reversal_score: float = -1.0
+    # RA/LL: corr(II,V6) + corr(II,V5) + corr(aVF,V6) - corr(aVR,V6) below this (II inverted, aVR <-> aVF)
+    reversal_score_ra_ll: float = -1.5
     min_slope_mv: float = 1e-4  # leads with less slope energy than this (mV per sample, rms) are not compared
 
 
@@ -207,6 +211,15 @@ def check_integrity(
         score = _corr(li, row["V6"]) + _corr(li, row["V5"]) + _corr(avl, row["V6"]) - _corr(avr, row["V6"])
         values["reversal_score"] = round(score, 3)
         if score < cfg.reversal_score:
+            codes[LIMB_REVERSAL] = list(_LIMB)
+    # RA/LL reversal: II inverted and aVR, aVF trading places (I and III become -III and -I).
+    if {"II", "V5", "V6"} <= have and "II" in sent_set and ({"I"} <= have or {"aVR", "aVF"} <= have):
+        lii = row["II"]
+        avr = row["aVR"] if "aVR" in row else -(row["I"] + lii) / 2
+        avf = row["aVF"] if "aVF" in row else lii - row["I"] / 2
+        score = _corr(lii, row["V6"]) + _corr(lii, row["V5"]) + _corr(avf, row["V6"]) - _corr(avr, row["V6"])
+        values["reversal_score_ra_ll"] = round(score, 3)
+        if score < cfg.reversal_score_ra_ll:
             codes[LIMB_REVERSAL] = list(_LIMB)
     return {
         "inconsistent": [c for c in INCONSISTENT_CODES if c in codes],
