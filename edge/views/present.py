@@ -77,6 +77,8 @@ _OTHER_NAMES = {
     "p_ii_mv": ("II の P 波", "P wave in II", "mV", 2),
     "sinus_rate_bpm": ("洞レート", "sinus rate", "bpm", 0),
     "model_score": ("モデルのコサイン", "model cosine", "", 3),
+    # what the criteria read beside the measurements (edge.interpret.decide)
+    "reciprocal_st_depression": ("対側性ST低下", "reciprocal ST depression", "", 0),
 }
 # per-lead measurements (contract 7 v2 ``leads``), shown as ``<lead> <name> <value>``
 LEAD_NAMES = {
@@ -85,7 +87,8 @@ LEAD_NAMES = {
     "r_ms": ("R 幅", "R width", "ms", 0), "s_mv": ("S", "S", "mV", 2), "s_ms": ("S 幅", "S width", "ms", 0),
     "r2_mv": ("R'", "R'", "mV", 2), "s2_mv": ("S'", "S'", "mV", 2), "qrs_ms": ("QRS", "QRS", "ms", 0),
     "qrs_area": ("QRS 面積", "QRS area", "", 2), "st_j_mv": ("ST (J 点)", "ST at J", "mV", 2),
-    "st_60_mv": ("ST (J+60 ms)", "ST at J+60 ms", "mV", 2), "t_pos_mv": ("T 陽性", "T+", "mV", 2),
+    "st_60_mv": ("ST (J+60 ms)", "ST at J+60 ms", "mV", 2), "rs_ratio": ("R/S 比", "R/S", "", 2),
+    "qrs_pp_mv": ("QRS 振幅", "QRS peak-to-peak", "mV", 2), "t_pos_mv": ("T 陽性", "T+", "mV", 2),
     "t_neg_mv": ("T 陰性", "T-", "mV", 2), "qr_ratio": ("Q/R", "Q/R", "", 2),
 }
 NAMES = {key: (ja, en, unit, digits) for key, ja, en, unit, digits in MEASURES} | _OTHER_NAMES
@@ -238,7 +241,7 @@ def _name(key: str, i: int) -> str:
     return key
 
 
-def why_text(why: Any, lang: str = "ja") -> str:
+def why_text(why: Any, lang: str = "ja", values: bool = True) -> str:
     """A finding's ``why`` (:class:`edge.interpret.why.Why` or its JSON) in words:
     ``リズム解析: <rule>`` / ``基準 <rule>: QTc 478 ms`` / ``モデル 0.412 ≥ 0.318``."""
     if why is None:
@@ -252,9 +255,9 @@ def why_text(why: Any, lang: str = "ja") -> str:
         if score is None:
             return head
         return f"{head} {score:.3f} ≥ {threshold:.3f}" if threshold is not None else f"{head} {score:.3f}"
-    values = w.get("values") or {}
+    read = (w.get("values") or {}) if values else {}  # values=False: the short form (a narrow terminal)
     shown = ("、" if lang == "ja" else ", ").join(
-        f"{_name(k, i)} {_value(k, v, lang)}" for k, v in values.items() if not isinstance(v, dict)
+        f"{_name(k, i)} {_value(k, v, lang)}" for k, v in read.items() if not isinstance(v, dict)
     )
     rule = w.get("rule")
     text = f"{head} {rule}" if rule else head

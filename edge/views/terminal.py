@@ -277,7 +277,7 @@ class LiveView:
         found = [  # each with why it was stated (result.why): never guessed from its score
             by_id.get(i, {}).get("ja", i)
             + (" (未検証)" if i in zero_shot else "")
-            + (f" [{why_text(result.why.get(i))}]" if result.why.get(i) else "")
+            + (f" [{why_text(result.why.get(i), values=False)}]" if result.why.get(i) else "")
             for i in [*result.findings, *result.zero_shot_findings]
         ]
         found = found or ["なし"]
