@@ -77,6 +77,8 @@ def test_lead_off_stream_keeps_hr_in_every_window(clf):
     off = [r for r in results if r.quality.lead_off]
     assert off and all(not r.skipped and r.measurements["hr_bpm"] for r in results)
     assert all("V2" not in r.quality.usable_leads for r in off)
+    rhythms = [(r.to_json("sim").get("rhythm") or {}).get("statement") for r in results]
+    assert all(st and st != "undetermined" for st in rhythms), rhythms  # the rhythm is read in every window
 
 
 @pytest.mark.slow
