@@ -67,7 +67,7 @@ def _stream(clf, rhythm: str, seed: int, seconds: float = 120.0):
 def _changes(sets) -> int:
     sets = [frozenset(s) for s in sets]
     first = next((i for i, s in enumerate(sets) if s), len(sets))  # the first statement is not a change
-    return sum(a != b for a, b in zip(sets[first:], sets[first + 1 :]))
+    return sum(a != b for a, b in zip(sets[first:-1], sets[first + 1 :], strict=True))
 
 
 @pytest.mark.parametrize("rhythm", ["lbbb", "pvc"])
