@@ -10,7 +10,7 @@ definitions a clinician checks at a glance, independently of how the decision wa
 - rate labels the rate (洞性頻脈, tachycardias > 100; 洞性徐脈, 徐脈 < 60; 洞調律 50-100);
 - P-wave labels (sinus rhythms, atrial abnormality, PR labels) a P wave; 心房細動/心房粗動 no sinus P wave
   (no P wave found, or no PR measured);
-- QT延長 a measured QTc >= 450 ms; 低電位 the low voltage; 正常心電図 nothing abnormal measured (rate 50-100, PR
+- QT延長 a measured QTc >= 450 ms (Bazett or Fridericia); 低電位 the low voltage; 正常心電図 nothing abnormal measured (rate 50-100, PR
   <= 220 ms, QRS < 120 ms, QTc < 470 ms, axis -30..+90).
 
 A value not measured cannot contradict anything except where the label needs it (PR, QRS, axis, rate, P).
@@ -108,7 +108,7 @@ CHECKS: dict[str, Callable[[Mapping], str | None]] = {
     "RAE": _p_wave,
     "AFIB": _no_sinus_p,
     "AFLT": _no_sinus_p,
-    "LNGQT": _need("qtc_ms", 450, None, ">= 450 ms"),
+    "LNGQT": lambda m: None if (_num(m, "qtcf_ms") or 0) >= 450 else _need("qtc_ms", 450, None, ">= 450 ms")(m),
     "LVOLT": _low_voltage,
     "NORM": _all(
         _if_measured("hr_bpm", 50, 100.5),
