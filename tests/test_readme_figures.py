@@ -52,3 +52,29 @@ def test_a_changed_benchmark_wording_is_an_error_not_a_guess():
         figures.bench_figures("<!-- bench_edge:start -->\nBundle: `b@1`\nMachine: X, 2 cores\n"
                               "| int8 ONNX (onnxruntime) | 0.3 | 1x |\npaired: median 9.0x (range 8.0–10.0x)\n"
                               "| wire bytes -> Runtime | 1 | 2 | 0.2 |\n<!-- bench_edge:end -->")  # fmt: skip
+
+
+def _section(int8_ms: str, startup: str, rss: str) -> str:
+    return (
+        "<!-- bench_edge:start -->\nBundle: `b@1`\nMachine: X, 2 cores, Python\n"
+        f"| int8 ONNX (onnxruntime) | {int8_ms} | 1x |\npaired: median 9.0x (range 8.0–10.0x)\n"
+        "| wire bytes -> Runtime | 1 | 2 | 0.2 |\n"
+        f"- start-up, process start to first window classified: {startup} s (imports)\n"
+        f"- resident memory high-water mark (VmHWM): {rss} MiB; torch imported: False\n<!-- bench_edge:end -->"
+    )
+
+
+def test_a_figure_beyond_its_target_is_marked_not_met():
+    met = figures.figures_table(_section("0.3", "0.2", "75.0"))
+    assert "not met" not in met.split("bundle size")[0]
+    missed = figures.figures_table(_section("7.9", "1.6", "80.3"))
+    rows = {line.split(" | ")[0]: line for line in missed.splitlines() if line.startswith("| ")}
+    assert (
+        "**not met**"
+        in rows["| int8 ONNX per window, 1 thread; torch eager fp32 / int8 (paired, median and range)"]
+    )
+    assert "**not met**" in rows["| start-up to first window classified"]
+    assert (
+        "84.2 MB" in missed
+        and "**not met**" in rows["| runtime resident memory (no torch, no scipy), with measurements"]
+    )
