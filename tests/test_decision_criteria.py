@@ -375,3 +375,12 @@ def test_anterior_st_elevation_below_the_udmi4_v2_v3_threshold_is_not_normal(def
     x = synthesize(rhythm="st_elevation", st_territory="anterior", st_mv=0.1, fs=500, seed=1, duration_s=10.0)
     r = default_classifier.classify_window(x, 500)
     assert "NORM" not in r.findings and "STE" not in r.findings
+
+
+def test_reciprocal_st_depression_is_part_of_the_st_elevation_statement(all_rules):
+    m = meas({**ST["inferior"], "I": {"st_j_mv": -0.1, "st_60_mv": -0.12}, "aVL": {"st_j_mv": -0.15, "st_60_mv": -0.2}})
+    d = _decide(all_rules, {"SR": 0.8}, m)
+    assert "STE" in d.findings and "STD" not in d.findings and d.removed["STD"] == "reciprocal"
+    assert d.alarms[0]["reciprocal_leads"] == ["I", "aVL"]
+    m = meas({"V4": {"st_j_mv": -0.1, "st_60_mv": -0.12}, "V5": {"st_j_mv": -0.15, "st_60_mv": -0.2}})
+    assert "STD" in _decide(all_rules, {"SR": 0.8}, m).findings  # no ST elevation: the depression is stated

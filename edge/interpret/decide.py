@@ -241,6 +241,13 @@ def decide(
     stated_first = set(first)
     pool = set(first).union(*(fam(x) for x in first))  # a not_with "LBBB" is met by 完全左脚ブロック too
     out, stated, kept = run(pool)
+    # ST depression only in the reciprocal leads of a stated ST elevation is part of that statement (its why)
+    recip = {x for a in out.alarms if a["id"] in kept for x in a.get("reciprocal_leads") or []}
+    for lid in ("STD",):
+        leads = {k.split(".")[0] for k in (stated[lid].values if lid in kept else {}) if "." in k}
+        if lid in kept and stated[lid].by == BY_CRITERIA and leads and leads <= recip:
+            kept.remove(lid)
+            out.removed[lid] = "reciprocal"
     # 5. the last guard (contract 8.4): a statement its own window's measurements contradict is withheld
     #    (e.g. a rhythm read from the beats as sinus while the representative beat shows no P wave)
     if have_m:
