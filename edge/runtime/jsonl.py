@@ -177,6 +177,7 @@ class JsonLinesFile:
             from edge.runtime.result import RESULT_VERSION, now_iso
 
             note = {"version": RESULT_VERSION, "t": now_iso(), "event": "stopped", "reason": reason or "closed"}
+            self.on_event(note)  # the same line where the other event lines go (stdout of ecg-edge run)
             if not self.write(json.dumps(note, ensure_ascii=False)):  # a recovered disk first gets its disk_full note
                 self.lost_at_exit = self.lines_lost - 1  # not counting the stopped line itself
                 logger.error(
