@@ -384,3 +384,22 @@ def test_reciprocal_st_depression_is_part_of_the_st_elevation_statement(all_rule
     assert d.alarms[0]["reciprocal_leads"] == ["I", "aVL"]
     m = meas({"V4": {"st_j_mv": -0.1, "st_60_mv": -0.12}, "V5": {"st_j_mv": -0.15, "st_60_mv": -0.2}})
     assert "STD" in _decide(all_rules, {"SR": 0.8}, m).findings  # no ST elevation: the depression is stated
+
+
+def test_views_show_st_elevation_first_in_the_alarm_colour(default_classifier):
+    from pathlib import Path
+
+    from edge.views.present import summarise
+    from edge.views.report import findings_text
+    from firmware_bridge.synthetic import synthesize
+
+    x = synthesize(rhythm="st_elevation", st_territory="inferior", st_mv=0.25, fs=500, seed=1, duration_s=10.0)
+    r = default_classifier.classify_window(x, 500)
+    assert [a["territory"] for a in r.to_json("x")["alarms"]] == ["inferior"]
+    first = summarise(r, default_classifier.labels)["findings"][0]
+    assert first["id"] == "STE" and first["alarm"] and first["alarm_text"].startswith("下壁 II, III, aVF")
+    assert not first["zero_shot"]  # stated by a criterion: not the model's unverified guess
+    assert findings_text(r, default_classifier.labels)[0].startswith("【警報】ST上昇")
+    web = Path(__file__).resolve().parents[1] / "edge" / "views" / "web"
+    assert '" alarm"' in (web / "app.js").read_text(encoding="utf-8")
+    assert ".finding.alarm .name" in (web / "style.css").read_text(encoding="utf-8")
