@@ -141,6 +141,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
             try:
                 rec = read_recording(path, fs=args.fs, leads=leads)
                 rec.patient = rec.patient.merged(given)
+                classifier.patient = {"sex": rec.patient.sex, "age": rec.patient.age_years}  # criteria by sex and age
                 windows = list(_file_windows(classifier, rec, args.hop))
             except (RecordError, UsageError, ValueError) as exc:
                 print_error(str(exc))

@@ -27,7 +27,7 @@ import numpy as np
 from edge.dsp.signal import LEADS, SignalError, bandpass, to_twelve_leads
 from edge.readers.patient import PatientInfo, acquired_text, sex_text
 from edge.views.present import LEGEND as REPORT_LEGEND
-from edge.views.present import describe_quality, measurement_items, why_text
+from edge.views.present import alarm_text, describe_quality, measurement_items, why_text
 
 __all__ = [
     "ReportError",
@@ -112,13 +112,19 @@ def findings_text(result, labels: Sequence[dict] = ()) -> tuple[str, str]:  # no
         score = top.get(fid, {}).get("score")
         if score is None and result.scores is not None and fid in index:
             score = float(result.scores[index[fid]])
-        mark = " [未検証]" if fid in zero_shot else ""
+        why = result.why.get(fid)  # a never-trained label stated by a criterion or the rhythm is not the model's guess
+        mark = " [未検証]" if fid in zero_shot and (why is None or why.by == "model") else ""
         if fid in found and result.why.get(fid) is not None:  # how it was decided, never guessed from the score
             return f"{name} [{why_text(result.why[fid])}]{mark}"
         return f"{name} {score:.3f}{mark}" if score is not None else f"{name}{mark}"
 
     found = [*result.findings, *result.zero_shot_findings]  # never-trained findings last, marked 未検証
+    alarms = {a.get("id") for a in getattr(result, "alarms", None) or []}
+    found.sort(key=lambda fid: fid not in alarms)  # alarms (ST elevation) first
     findings = "、".join(item(f) for f in found) or "閾値を超えた所見なし"
+    if alarms & set(found):
+        where = alarm_text(result.alarms, next(f for f in found if f in alarms))
+        findings = f"【警報】{findings}" + (f"（{where}）" if where else "")
     others = [t["id"] for t in result.top if t["id"] not in found]
     return findings, "、".join(item(f) for f in others)
 
@@ -278,10 +284,11 @@ def write_report(
     ax.text(_GRID_X0, top - 17.5, "計測値", fontsize=9, va="top")
     ax.text(_GRID_X0 + 14, top - 17.5, measurement_text(measures), fontsize=9, va="top")
     ax.text(_GRID_X0, top - 23, "所見", fontsize=9, va="top")
+    alarm = findings.startswith("【警報】")  # ST elevation: the findings line in the alarm colour
     text_x, text_w = _GRID_X0 + 14, width_mm - 10 - (_GRID_X0 + 14)
     # Findings with their reasons wrap onto as many lines as the header holds (smaller type when long); the
     # candidates follow below them, so no line is drawn over another (issue 24: the page as a reader reads it).
-    y = text_block(ax, text_x, top - 23, findings, text_w, (11, 9.5, 8), 4, color=_INK)
+    y = text_block(ax, text_x, top - 23, findings, text_w, (11, 9.5, 8), 4, color="#b71c1c" if alarm else _INK)
     if candidates:
         ax.text(_GRID_X0, y - 0.8, "候補", fontsize=8, va="top", color="#444444")
         text_block(ax, text_x, y - 0.8, candidates, text_w, (8,), 1, color="#444444")

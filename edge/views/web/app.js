@@ -126,7 +126,8 @@ function findingItem(f) {
   const why = f.why_text ? (f.why_text[view.lang] || f.why_text.ja) : "";
   const bar = f.score > 0 ? `<span class="bar" style="width:${Math.min(1, f.score) * 100}%"></span>` : "";
   const tag = f.zero_shot ? ` <span class="tag" title="${t("unverified_title")}">${t("unverified")}</span>` : "";
-  return `<li class="finding${f.zero_shot ? " zero-shot" : ""}"><span class="name">${esc(labelName(f))}</span>${tag}` +
+  const where = f.alarm && f.alarm_text ? ` <span class="where">${esc(f.alarm_text)}</span>` : "";
+  return `<li class="finding${f.zero_shot ? " zero-shot" : ""}${f.alarm ? " alarm" : ""}"><span class="name">${esc(labelName(f))}</span>${where}${tag}` +
     ` <span class="why small dim">${esc(why)}</span><span class="barbox">${bar}</span></li>`;
 }
 
