@@ -27,6 +27,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from edge.dsp.beats import median
+
 __all__ = ["ATRIAL_LEADS", "atrial_activity", "no_atrial"]
 
 ATRIAL_LEADS = ("II", "III", "aVF", "V1")
@@ -65,7 +67,7 @@ def _cancel(y: np.ndarray, beats: np.ndarray, groups: Sequence[str], fs: float) 
         if not idx:
             continue
         segs = np.stack([y[:, beats[i] + lo : beats[i] + hi] for i in idx])
-        tmpl = np.median(segs, axis=0) * taper
+        tmpl = median(segs, axis=0) * taper
         for i in range(len(beats)):
             if groups[i] != g:
                 continue
@@ -79,9 +81,9 @@ def _cancel(y: np.ndarray, beats: np.ndarray, groups: Sequence[str], fs: float) 
     return res
 
 
-def _band(x: np.ndarray, fs: float, lo: float, hi: float) -> np.ndarray:
-    """Zero-phase ideal band-pass by FFT mask (last axis)."""
-    spec = np.fft.rfft(x, axis=-1)
+def _band(x: np.ndarray, fs: float, lo: float, hi: float, spec: np.ndarray | None = None) -> np.ndarray:
+    """Zero-phase ideal band-pass by FFT mask (last axis); ``spec``: ``rfft(x)`` when already computed."""
+    spec = np.fft.rfft(x, axis=-1) if spec is None else spec.copy()
     f = np.fft.rfftfreq(x.shape[-1], 1.0 / fs)
     spec[..., (f < lo) | (f > hi)] = 0
     return np.fft.irfft(spec, n=x.shape[-1], axis=-1)
@@ -116,20 +118,23 @@ def atrial_activity(
     fd = float(f[band][int(np.argmax(smooth[band]))])
     near = (np.abs(f - fd) <= PEAK_HZ) | (np.abs(f - 2 * fd) <= PEAK_HZ)
     organisation = float(power[near & (f <= 15.0)].sum() / total)
-    rms = float(np.median(np.sqrt(np.mean(_band(res, fs, 3.0, 12.0) ** 2, axis=1))))
+    spec = np.fft.rfft(res, axis=-1)  # the residual's spectrum, for both band-passes below
+    rms = float(median(np.sqrt(np.mean(_band(res, fs, 3.0, 12.0, spec) ** 2, axis=1))))
     out = {
         "dominant_hz": round(fd, 2),
         "rate_bpm": round(60.0 * fd, 1),
         "organisation": round(organisation, 3),
         "rms_mv": round(rms, 4),
-        "p_waves": _atrial_events(res, fs, beats, typed),
+        "p_waves": _atrial_events(res, fs, beats, typed, spec),
     }
     return out
 
 
-def _atrial_events(res: np.ndarray, fs: float, beats: np.ndarray, typed: Sequence[dict]) -> list[int]:
+def _atrial_events(
+    res: np.ndarray, fs: float, beats: np.ndarray, typed: Sequence[dict], spec: np.ndarray | None = None
+) -> list[int]:
     """Peaks of the residual's spatial magnitude (1-15 Hz, 40 ms smoothing) as tall as the P waves."""
-    r = _band(res, fs, 1.0, 15.0)
+    r = _band(res, fs, 1.0, 15.0, spec)
     mag = np.sqrt((r * r).sum(axis=0))
     w = max(1, int(0.04 * fs))
     mag = np.convolve(mag, np.ones(w) / w, mode="same")
@@ -143,18 +148,19 @@ def _atrial_events(res: np.ndarray, fs: float, beats: np.ndarray, typed: Sequenc
     cand = np.flatnonzero((mag[1:-1] > mag[:-2]) & (mag[1:-1] >= mag[2:])) + 1
     gap = int(ATRIAL_REFRACTORY_MS * fs / 1000.0)
     kept: list[int] = []
-    taken = np.zeros(mag.size + 2 * gap, dtype=bool)  # offset by gap: no bounds checks
-    for c in cand[np.argsort(-mag[cand])]:
+    taken = bytearray(mag.size + 2 * gap)  # offset by gap: no bounds checks (plain Python: hundreds of peaks)
+    block = b"\x01" * (2 * gap - 1)
+    for c in cand[np.argsort(-mag[cand])].tolist():
         if not taken[c + gap]:
-            kept.append(int(c))
-            taken[c + 1 : c + 2 * gap] = True
+            kept.append(c)
+            taken[c + 1 : c + 2 * gap] = block
     if not kept:
         return []
     noise = float(np.median(mag))
     if len(heights) >= 2:
-        thr = P_HEIGHT_FRACTION * float(np.median(heights))
+        thr = P_HEIGHT_FRACTION * float(median(np.asarray(heights)))
     else:
         tall = np.sort(mag[kept])[::-1][: max(2, len(beats))]
-        thr = P_HEIGHT_FRACTION * float(np.median(tall))
+        thr = P_HEIGHT_FRACTION * float(median(tall))
     thr = max(thr, EVENT_NOISE_FACTOR * noise, EVENT_MIN_MV)
     return sorted(k for k in kept if mag[k] >= thr)

@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from edge.dsp.beats import median
+
 __all__ = ["BEAT_TYPES", "type_beats", "paced_summary"]
 
 BEAT_TYPES = ("N", "S", "V", "P", "Q")
@@ -93,18 +95,17 @@ def _align(y: np.ndarray, beats: np.ndarray, half: int, lag: int) -> np.ndarray:
     if fit.sum() < 2:
         return beats
     core = seg[:, :, lag:-lag]
-    tmpl = np.median(core, axis=0)
+    tmpl = median(core, axis=0)
     tmpl = (tmpl - tmpl.mean()).ravel()
-    best = np.zeros(seg.shape[0], dtype=np.int64)
-    score = np.full(seg.shape[0], -np.inf)
-    for s in range(-lag, lag + 1, 2):  # 4 ms steps at 500 Hz: finer than the shape comparison needs
-        part = seg[:, :, lag + s : seg.shape[2] - lag + s].reshape(seg.shape[0], -1)
-        part = part - part.mean(axis=1, keepdims=True)
-        c = (part @ tmpl) / np.maximum(np.linalg.norm(part, axis=1) * np.linalg.norm(tmpl), 1e-12)
-        better = c > score
-        best[better], score[better] = s, c[better]
+    # every shift at once (4 ms steps at 500 Hz: finer than the shape comparison needs): [B, S, C, W]
+    shifts = np.arange(-lag, lag + 1, 2)
+    width = seg.shape[2] - 2 * lag
+    view = np.lib.stride_tricks.sliding_window_view(seg, width, axis=2)[:, :, shifts + lag]
+    part = view.transpose(0, 2, 1, 3).reshape(seg.shape[0], shifts.size, -1)
+    part = part - part.mean(axis=2, keepdims=True)
+    c = (part @ tmpl) / np.maximum(np.linalg.norm(part, axis=2) * np.linalg.norm(tmpl), 1e-12)
     out = beats.copy()
-    out[fit] = beats[fit] + best
+    out[fit] = beats[fit] + shifts[np.argmax(c, axis=1)]  # the first of equal scores, as a strict > would
     return out
 
 
@@ -190,7 +191,7 @@ def type_beats(
     # P waves (needs the dominant shape first; ties broken by width, then by P presence)
     # at fast rates the P wave sits closer to the QRS (and the previous T wave closer still): the window
     # starts at most 0.5 RR before the fiducial (a long PR, first-degree block, needs the full 360 ms)
-    rr_med = float(np.median(rr)) if rr.size else 1.0
+    rr_med = float(median(rr)) if rr.size else 1.0
     p_lo = int(max(P_WINDOW_MS[0], -max(150.0, 500.0 * rr_med)) * fs / 1000.0)
     p_hi = int(P_WINDOW_MS[1] * fs / 1000.0)
     # ... and ends 10 ms before the QRS onset of the most common shape (a wide QRS starts well before its
@@ -209,7 +210,7 @@ def type_beats(
         if len(rows) < 2:
             return None
         s = pseg[rows]
-        med = np.median(s, axis=0)
+        med = median(s, axis=0)
         noise = np.abs(s - med).mean() * 1.2533 / np.sqrt(len(rows))  # mean absolute deviation as a robust SD
         peak = float(np.abs(med).max())
         return med if peak >= P_MIN_MV and peak >= P_NOISE_FACTOR * noise else None
@@ -228,7 +229,7 @@ def type_beats(
     tflat = None if tmpl is None else (tmpl - tmpl.mean()).ravel()
     dom = np.flatnonzero(label == dominant)
     dom_rr = [rr[i - 1] for i in dom if i >= 1 and label[i - 1] == dominant]
-    expected = float(np.median(dom_rr)) if dom_rr else float(np.median(rr)) if rr.size else 0.0
+    expected = float(median(np.asarray(dom_rr))) if dom_rr else float(median(rr)) if rr.size else 0.0
     for j, i in enumerate(pfit_idx):
         if tflat is None:
             out[i]["p"] = False

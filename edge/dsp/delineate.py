@@ -27,6 +27,7 @@ the leads within ``spread_ms`` of the leads' median, and the median where they d
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -214,7 +215,7 @@ def delineate_lead(
         return out
     out["qrs_on"], out["qrs_off"] = on - 0.5, off - 0.5
     q_on, q_off = int(on), int(np.ceil(off))
-    base = float(np.median(x[max(0, q_on - int(20 * ms)) : q_on + 1]))
+    base = _median_sorted(sorted(x[max(0, q_on - int(20 * ms)) : q_on + 1].tolist()))
     out["baseline"] = base
     qrs_w4 = float(np.abs(w4[max(0, q_on) : min(t, q_off + 1)]).max())
     # --- T wave on scale 2^4
@@ -298,23 +299,43 @@ def combine_leads(
     (``robust_extreme``), so one lead's stray boundary is ignored; ``median`` and ``extreme`` (plain
     earliest/latest) are there to be compared on the QT Database.
     """
-    v = np.asarray(values, dtype=np.float64)
-    v = v[np.isfinite(v)]
-    if v.size == 0:
+    # a dozen leads at most: plain Python on the sorted values (np.median / np.percentile's own arithmetic,
+    # checked against them in tests/test_delineate.py, without their per-call cost)
+    v = sorted(float(a) for a in np.asarray(values, dtype=np.float64).ravel() if math.isfinite(a))
+    if not v:
         return None
     onset = boundary.endswith("_on")
-    med = float(np.median(v))
-    if params.combine == "median" or v.size == 1:
+    med = _median_sorted(v)
+    if params.combine == "median" or len(v) == 1:
         return med
     if params.combine == "extreme":
-        return float(v.min() if onset else v.max())
-    if v.size >= ORDERED_MIN_LEADS:  # many leads: a low / high percentile of the leads' boundaries
-        return float(np.percentile(v, ORDERED_PCT if onset else 100 - ORDERED_PCT))
+        return v[0] if onset else v[-1]
+    if len(v) >= ORDERED_MIN_LEADS:  # many leads: a low / high percentile of the leads' boundaries
+        return _percentile_sorted(v, ORDERED_PCT if onset else 100 - ORDERED_PCT)
     spread = params.spread_ms[BOUNDARIES.index(boundary)] * DELINEATION_FS / 1000.0
-    near = v[np.abs(v - med) <= spread]
-    if near.size < 2:
+    near = [a for a in v if abs(a - med) <= spread]
+    if len(near) < 2:
         return med
-    return float(near.min() if onset else near.max())
+    return near[0] if onset else near[-1]
+
+
+def _median_sorted(v: list[float]) -> float:
+    """``np.median`` of the sorted values ``v`` (the mean of the two middle ones for an even count)."""
+    n = len(v)
+    if n == 0:
+        return math.nan
+    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2.0
+
+
+def _percentile_sorted(v: list[float], q: float) -> float:
+    """``np.percentile(v, q)`` (linear interpolation, numpy's own arithmetic) of the sorted values ``v``."""
+    vi = (len(v) - 1) * (q / 100.0)
+    lo = int(math.floor(vi))
+    hi = min(lo + 1, len(v) - 1)
+    g = vi - lo
+    a, b = v[lo], v[hi]
+    d = b - a
+    return b - d * (1.0 - g) if g >= 0.5 else a + d * g
 
 
 def delineate_beats(

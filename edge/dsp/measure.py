@@ -35,7 +35,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from edge.dsp.beat_types import annotate_beats
-from edge.dsp.beats import ANALYSIS_FS, QRS_BAND_HZ, detection_envelope, pick_beats
+from edge.dsp.beats import ANALYSIS_FS, QRS_BAND_HZ, detection_envelope, median, pick_beats
 from edge.dsp.delineate import BOUNDARIES, DELINEATION_FS, combine_leads, delineate_lead, wavelet_scales
 from edge.dsp.measurements import GLOBAL_KEYS, Measurements, combine_measurements
 from edge.dsp.morphology import lead_matrix, ptf_v1, wave_axis
@@ -138,17 +138,17 @@ def _representative(
     q = int(0.06 * ANALYSIS_FS)
     qrs = segs[:, :, pre - q : pre + q].transpose(1, 0, 2).reshape(ok.size, -1)
     qrs = qrs - qrs.mean(axis=1, keepdims=True)
-    tmpl = np.median(qrs, axis=0)
+    tmpl = median(qrs, axis=0)
     denom = np.linalg.norm(qrs, axis=1) * max(np.linalg.norm(tmpl), 1e-12)
     corr = (qrs @ tmpl) / np.maximum(denom, 1e-12)
     keep = corr >= 0.9
     if keep.sum() < MIN_BEATS:
         keep = corr >= np.sort(corr)[-min(MIN_BEATS, corr.size)]
     segs = np.ascontiguousarray(segs[:, keep].transpose(0, 2, 1))  # [C, W, B]
-    rep = np.median(segs, axis=2)
+    rep = median(segs, axis=2)
     sub = segs[:, ::4]  # the noise estimate needs no more than every 4th sample
     sd = np.abs(sub - rep[:, ::4, None]).reshape(y.shape[0], -1).mean(axis=1) * 1.2533
-    noise = float(np.median(sd) / np.sqrt(max(segs.shape[2], 1)))
+    noise = float(median(sd) / np.sqrt(max(segs.shape[2], 1)))
     return rep, ok[keep], noise
 
 
@@ -228,7 +228,7 @@ def measure(x_mv: np.ndarray, fs: float, leads: Sequence[str] | None = None) -> 
         reasons["rr_irregularity"] = reasons["rhythm_regular"] = "fewer than 3 beats"
     if beats.size < MIN_BEATS:
         return _finish(out, reasons, f"fewer than {MIN_BEATS} beats")
-    rr_med = float(np.median(rr))
+    rr_med = float(median(rr))
     pre = 2 * int(min(0.45, max(0.2, 0.6 * rr_med)) * ANALYSIS_FS / 2)
     post = int(min(0.75, max(0.3, rr_med)) * ANALYSIS_FS)
     rep_ind, used, noise = _representative(y_ind, beats, pre, post)

@@ -1,0 +1,289 @@
+"""CPU cost of the per-window measurement pipeline, and equality with an earlier commit (issue #23 item 5).
+
+    python bench/profile_measure.py --data ../shared/data [--against COMMIT] [--ptbxl 100] [--repeats 3]
+                                    [--profile 50] [--cache runs/profile_windows.npz]
+
+The windows: PTB-XL 500 Hz (first ``--ptbxl`` records, 12 leads), the Challenge records (cinc2021 +
+challenge2020, first 10 s), QTDB (2 leads, 250 Hz, a 10-s window at 60 s and at 300 s of each of the first
+``--qtdb`` records that have a standard lead) and the synthetic generator (every rhythm, 3 seeds: the AV-block grid is fitted there).
+
+``--against COMMIT``: the measurement modules of that commit (edge/dsp/measure, delineate, morphology,
+beat_types, atrial, pacing, beats, measurements and edge/interpret/rhythm) are loaded beside the working
+tree's under another package name, every window is run through both, interleaved (old, new, old, new ...) in
+one process, and the CPU time (``time.process_time``: the machine is shared, so wall time is not compared) is
+reported per window, median over the windows of the per-window minimum over ``--repeats``. Every key of
+``measure()`` (recursively) and the rhythm's statement, modifiers, counts, detail and values are compared;
+float differences are listed with their size. ``--profile N``: cProfile of the working tree's
+``measure()`` + ``analyse_rhythm`` over the first N PTB-XL windows (the top functions by own time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import importlib
+import io
+import os
+import pstats
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+MODULES = {
+    "edge.dsp.measure": "edge/dsp/measure.py",
+    "edge.dsp.delineate": "edge/dsp/delineate.py",
+    "edge.dsp.morphology": "edge/dsp/morphology.py",
+    "edge.dsp.beat_types": "edge/dsp/beat_types.py",
+    "edge.dsp.atrial": "edge/dsp/atrial.py",
+    "edge.dsp.pacing": "edge/dsp/pacing.py",
+    "edge.dsp.beats": "edge/dsp/beats.py",
+    "edge.dsp.measurements": "edge/dsp/measurements.py",
+    "edge.interpret.rhythm": "edge/interpret/rhythm.py",
+}
+REF_PACKAGE = "_measure_ref"
+
+
+def load_reference(commit: str) -> tuple:
+    """``(measure, analyse_rhythm)`` of ``commit``'s measurement modules, imported as ``_measure_ref.*``
+    (the modules they import from outside the set, e.g. edge.dsp.signal, are the working tree's)."""
+    root = Path(tempfile.mkdtemp(prefix="measure_ref_"))
+    pkg = root / REF_PACKAGE
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    for dotted, path in MODULES.items():
+        src = subprocess.run(
+            ["git", "show", f"{commit}:{path}"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout
+        for other in MODULES:
+            src = re.sub(rf"\b{re.escape(other)}\b", f"{REF_PACKAGE}.{other.rsplit('.', 1)[1]}", src)
+        (pkg / f"{dotted.rsplit('.', 1)[1]}.py").write_text(src)
+    sys.path.insert(0, str(root))
+    m = importlib.import_module(f"{REF_PACKAGE}.measure")
+    r = importlib.import_module(f"{REF_PACKAGE}.rhythm")
+    return m.measure, r.analyse_rhythm
+
+
+def _names(sig_names: list[str]) -> list[str]:
+    from edge.dsp.signal import SignalError, canonical_lead_name
+
+    out = []
+    for s in sig_names:
+        try:
+            out.append(canonical_lead_name(s))
+        except SignalError:
+            out.append(s)
+    return out
+
+
+def load_windows(
+    data: Path, n_ptbxl: int, n_qtdb: int
+) -> list[tuple[str, str, np.ndarray, float, list[str]]]:
+    """``(source, name, x[C, T] mV, fs, leads)`` of every window (see the module docstring)."""
+    import wfdb
+
+    from edge.dsp.signal import LEADS
+    from firmware_bridge.synthetic import RHYTHMS, synthesize
+
+    out = []
+    heads = sorted((data / "ptbxl" / "records500").rglob("*_hr.hea"))[:n_ptbxl]
+    for hea in heads:
+        rec = wfdb.rdrecord(str(hea.with_suffix("")))
+        out.append(
+            ("ptbxl", hea.stem, rec.p_signal.T.astype(np.float32), float(rec.fs), _names(rec.sig_name))
+        )
+    for folder in ("cinc2021", "challenge2020"):
+        for hea in sorted((data / folder).glob("*.hea")):
+            rec = wfdb.rdrecord(str(hea.with_suffix("")))
+            n = int(10 * rec.fs)
+            x = rec.p_signal[:n].T.astype(np.float32)
+            out.append((folder, hea.stem, x, float(rec.fs), _names(rec.sig_name)))
+    records = (data / "qtdb" / "RECORDS").read_text().split()[:n_qtdb]
+    for name in records:
+        rec = wfdb.rdrecord(str(data / "qtdb" / name))
+        if not set(_names(rec.sig_name)) & set(LEADS):
+            continue  # Holter leads without a standard name (CM5, D3, ...): measure() reads none of them
+        win = int(10 * rec.fs)
+        for start_s in (60, 300):
+            a = int(start_s * rec.fs)
+            x = rec.p_signal[a : a + win].T.astype(np.float64)
+            if x.shape[1] == win and np.isfinite(x).all():
+                out.append(("qtdb", f"{name}@{start_s}", x, float(rec.fs), _names(rec.sig_name)))
+    for rhythm in RHYTHMS:
+        if rhythm == "wide_qrs":
+            continue
+        for seed in (0, 1, 2):
+            x = synthesize(rhythm=rhythm, fs=500, seed=seed, duration_s=10.0)
+            out.append(("synthetic", f"{rhythm}/{seed}", x, 500.0, None))
+    return out
+
+
+def _diff(a, b, path: str, out: list[tuple[str, str, float]]) -> None:
+    """Differences between two results: ``(path, kind, size)`` (size: the float difference, else nan)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b), key=str):
+            if k not in a or k not in b:
+                out.append((f"{path}.{k}", "missing", np.nan))
+            else:
+                _diff(a[k], b[k], f"{path}.{k}", out)
+    elif isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        if len(a) != len(b):
+            out.append((path, f"length {len(a)} != {len(b)}", np.nan))
+        else:
+            for i, (u, v) in enumerate(zip(a, b, strict=True)):
+                _diff(u, v, f"{path}[{i}]", out)
+    elif isinstance(a, float) and isinstance(b, float) and not isinstance(a, bool):
+        if not (a == b or (np.isnan(a) and np.isnan(b))):
+            out.append((path, "float", abs(a - b)))
+    elif a != b or type(a) is not type(b):
+        if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+            if a != b:
+                out.append((path, "number", abs(float(a) - float(b))))
+        else:
+            out.append((path, f"{a!r} != {b!r}", np.nan))
+
+
+def _rhythm_dict(r) -> dict:
+    return {
+        "statement": r.statement,
+        "modifiers": list(r.modifiers),
+        "counts": dict(r.counts),
+        "detail": r.detail,
+        "reason": r.reason,
+        "values": dict(r.values),
+    }
+
+
+def _cpu(fn, *args) -> tuple[float, object]:
+    t0 = time.process_time()
+    res = fn(*args)
+    return time.process_time() - t0, res
+
+
+def compare(windows, ref, repeats: int) -> dict:
+    from edge.dsp.measure import measure
+    from edge.interpret.rhythm import analyse_rhythm
+
+    ref_measure, ref_rhythm = ref
+    times = {k: [] for k in ("old_measure", "new_measure", "old_rhythm", "new_rhythm")}
+    diffs: dict[str, list] = {}
+    by_source: dict[str, int] = {}
+    for i, (source, name, x, fs, leads) in enumerate(windows):
+        by_source[source] = by_source.get(source, 0) + 1
+        best = dict.fromkeys(times, np.inf)
+        for rep in range(repeats):
+            # old and new take turns at going first (the second call finds warm caches)
+            for which in ("old", "new") if (i + rep) % 2 == 0 else ("new", "old"):
+                fm, fr = (ref_measure, ref_rhythm) if which == "old" else (measure, analyse_rhythm)
+                t, m = _cpu(fm, x, fs, leads)
+                best[f"{which}_measure"] = min(best[f"{which}_measure"], t)
+                t, r = _cpu(fr, m, fs)
+                best[f"{which}_rhythm"] = min(best[f"{which}_rhythm"], t)
+                if which == "old":
+                    m_old, r_old = m, r
+                else:
+                    m_new, r_new = m, r
+        for k, v in best.items():
+            times[k].append(v * 1000.0)
+        found: list = []
+        _diff(dict(m_old), dict(m_new), "measure", found)
+        _diff(_rhythm_dict(r_old), _rhythm_dict(r_new), "rhythm", found)
+        if found:
+            diffs[f"{source}/{name}"] = found
+    return {"times": {k: np.asarray(v) for k, v in times.items()}, "diffs": diffs, "by_source": by_source}
+
+
+def profile(windows, n: int) -> str:
+    from edge.dsp.measure import measure
+    from edge.interpret.rhythm import analyse_rhythm
+
+    sel = [w for w in windows if w[0] == "ptbxl"][:n]
+    pr = cProfile.Profile(timer=time.process_time)
+    pr.enable()
+    for _, _, x, fs, leads in sel:
+        analyse_rhythm(measure(x, fs, leads), fs)
+    pr.disable()
+    s = io.StringIO()
+    st = pstats.Stats(pr, stream=s)
+    st.sort_stats("tottime").print_stats(25)
+    st.sort_stats("cumulative").print_stats(40)
+    return f"cProfile over {len(sel)} PTB-XL windows (CPU time)\n" + s.getvalue()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    ap.add_argument("--against", default=None, help="commit whose measurement modules are the reference")
+    ap.add_argument("--ptbxl", type=int, default=100)
+    ap.add_argument("--qtdb", type=int, default=105)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--profile", type=int, default=0)
+    ap.add_argument("--sources", default=None, help="comma-separated sources to keep (e.g. ptbxl,qtdb)")
+    ap.add_argument("--cache", type=Path, default=REPO / "runs" / "profile_windows.npz")
+    args = ap.parse_args(argv)
+    if not (args.data / "ptbxl").is_dir():
+        print(f"error: no PTB-XL at {args.data / 'ptbxl'}", file=sys.stderr)
+        return 2
+    windows = _cached_windows(args)
+    if args.sources:
+        windows = [w for w in windows if w[0] in args.sources.split(",")]
+    print(
+        f"{len(windows)} windows: "
+        + ", ".join(f"{s} {sum(w[0] == s for w in windows)}" for s in dict.fromkeys(w[0] for w in windows))
+    )
+    if args.profile:
+        print(profile(windows, args.profile))
+    if args.against:
+        res = compare(windows, load_reference(args.against), args.repeats)
+        t = res["times"]
+        for stage in ("measure", "rhythm"):
+            old, new = t[f"old_{stage}"], t[f"new_{stage}"]
+            print(
+                f"{stage}: CPU ms per window, median (p90) over {old.size} windows, min of {args.repeats}: "
+                f"{args.against[:10]} {np.median(old):.3f} ({np.percentile(old, 90):.3f}), working tree "
+                f"{np.median(new):.3f} ({np.percentile(new, 90):.3f}); per-window ratio median "
+                f"{np.median(old / np.maximum(new, 1e-9)):.2f}x"
+            )
+        for src in res["by_source"]:
+            idx = [i for i, w in enumerate(windows) if w[0] == src]
+            print(
+                f"  {src} ({len(idx)}): measure {np.median(t['old_measure'][idx]):.3f} -> "
+                f"{np.median(t['new_measure'][idx]):.3f} ms, rhythm {np.median(t['old_rhythm'][idx]):.3f} -> "
+                f"{np.median(t['new_rhythm'][idx]):.3f} ms"
+            )
+        n_diff = len(res["diffs"])
+        print(f"windows with any difference: {n_diff} of {len(windows)}")
+        for name, found in list(res["diffs"].items())[:30]:
+            print(f"  {name}: " + "; ".join(f"{p} {k} {s:.3g}" for p, k, s in found[:6]))
+    return 0
+
+
+def _cached_windows(args) -> list:
+    if args.cache.is_file():
+        z = np.load(args.cache, allow_pickle=False)
+        meta = z["meta"].tolist()
+        if int(meta[0][0]) == args.ptbxl and int(meta[0][1]) == args.qtdb:
+            out = []
+            for i, (src, name, fs, leads) in enumerate(meta[1:]):
+                out.append((src, name, z[f"x{i}"], float(fs), None if leads == "" else leads.split(",")))
+            return out
+    windows = load_windows(args.data, args.ptbxl, args.qtdb)
+    args.cache.parent.mkdir(parents=True, exist_ok=True)
+    meta = [(str(args.ptbxl), str(args.qtdb), "", "")] + [
+        (s, n, str(fs), "" if leads is None else ",".join(leads)) for s, n, _, fs, leads in windows
+    ]
+    np.savez(args.cache, meta=np.array(meta), **{f"x{i}": w[2] for i, w in enumerate(windows)})
+    return windows
+
+
+if __name__ == "__main__":
+    sys.exit(main())
