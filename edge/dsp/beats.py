@@ -16,6 +16,8 @@ on the device, a 30-min Holter record in the EC57 test.
 
 from __future__ import annotations
 
+import bisect
+
 import numpy as np
 
 from edge.dsp.signal import filter_resample
@@ -88,15 +90,16 @@ def _local_maxima(e: np.ndarray) -> np.ndarray:
 
 def _refractory(cand: np.ndarray, height: np.ndarray, gap: int) -> np.ndarray:
     """Greedy non-maximum suppression: the highest peaks first, none within ``gap`` of a kept one."""
-    order = np.argsort(-height, kind="stable")
+    order = np.argsort(-height, kind="stable").tolist()
+    pos = cand.tolist()
     kept: list[int] = []
-    taken = np.zeros(0, dtype=np.int64)
+    taken: list[int] = []  # kept positions, sorted (plain Python: one insertion per kept peak)
     for j in order:
-        p = cand[j]
-        k = np.searchsorted(taken, p)
-        if (k > 0 and p - taken[k - 1] < gap) or (k < taken.size and taken[k] - p < gap):
+        p = pos[j]
+        k = bisect.bisect_left(taken, p)
+        if (k > 0 and p - taken[k - 1] < gap) or (k < len(taken) and taken[k] - p < gap):
             continue
-        taken = np.insert(taken, k, p)
+        taken.insert(k, p)
         kept.append(j)
     return np.sort(cand[np.asarray(kept, dtype=np.int64)]) if kept else np.zeros(0, dtype=np.int64)
 
@@ -135,7 +138,7 @@ def pick_beats(sv: np.ndarray, env: np.ndarray, fs: float) -> np.ndarray:
     ref = _local_reference(cand, h, fs)
     accepted = h >= THRESHOLD * ref
     # T-wave check: a candidate soon after an accepted beat, with much less slope, is its T wave.
-    slope = np.array([sv[max(0, p - int(0.05 * fs)) : p + int(0.05 * fs) + 1].max() for p in cand])
+    slope = _window_max(sv, cand, int(0.05 * fs))
     t_gap = int(T_WAVE_S * fs)
     last = -1
     for i in range(cand.size):
@@ -162,11 +165,18 @@ def pick_beats(sv: np.ndarray, env: np.ndarray, fs: float) -> np.ndarray:
             beats = np.sort(np.concatenate([beats, np.asarray(extra, dtype=beats.dtype)]))
     # Fiducial: the steepest point of the complex (spatial velocity maximum) near the envelope peak.
     w = int(round(0.06 * fs))
-    out = np.empty(beats.size, dtype=np.int64)
-    for i, p in enumerate(beats):
-        lo, hi = max(0, p - w), min(sv.size, p + w + 1)
-        out[i] = lo + int(np.argmax(sv[lo:hi]))
+    if beats.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    padded = np.concatenate([np.full(w, -np.inf), sv, np.full(w, -np.inf)])  # sv >= 0: edges never win
+    idx = beats.astype(np.int64)[:, None] + np.arange(2 * w + 1)[None, :]
+    out = beats.astype(np.int64) - w + np.argmax(padded[idx], axis=1)
     return np.unique(out)
+
+
+def _window_max(sv: np.ndarray, at: np.ndarray, w: int) -> np.ndarray:
+    """``sv[max(0, p - w) : p + w + 1].max()`` for every ``p`` in ``at`` (one gather, no loop)."""
+    padded = np.concatenate([np.full(w, -np.inf), sv, np.full(w, -np.inf)])
+    return padded[np.asarray(at, dtype=np.int64)[:, None] + np.arange(2 * w + 1)[None, :]].max(axis=1)
 
 
 def detect_beats(x: np.ndarray, fs: float, band_hz: tuple[float, float] = QRS_BAND_HZ) -> np.ndarray:

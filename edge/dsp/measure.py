@@ -86,16 +86,18 @@ def _leads(x: np.ndarray, leads: Sequence[str] | None) -> tuple[dict[str, np.nda
         leads = LEADS if x.shape[0] == 12 else EIGHT_CHANNEL_LEADS
     if len(leads) != x.shape[0]:
         raise SignalError(f"{len(leads)} lead names for {x.shape[0]} channels")
-    have: dict[str, np.ndarray] = {}
-    for name, row in zip(leads, x, strict=True):
+    have: dict[str, int] = {}
+    for i, name in enumerate(leads):
         try:
-            have.setdefault(canonical_lead_name(name), row)
+            have.setdefault(canonical_lead_name(name), i)
         except SignalError:
             continue
     if not have:
         raise SignalError(f"no ECG lead among {list(leads)}")
-    flat = {n for n, row in have.items() if np.isfinite(row).all() and np.ptp(row) < FLAT_MV}
-    live = {n: row for n, row in have.items() if n not in flat}
+    # flat: finite and peak-to-peak below FLAT_MV (every channel at once; np.ptp is max - min)
+    with np.errstate(invalid="ignore"):
+        flat = np.isfinite(x).all(axis=1) & (x.max(axis=1) - x.min(axis=1) < FLAT_MV)
+    live = {n: x[i] for n, i in have.items() if not flat[i]}
     if not live:
         raise SignalError("every lead is flat (electrodes off?)")
     if "I" not in live and {"II", "III"} <= live.keys():
@@ -338,7 +340,8 @@ def _axes_and_voltages(
     else:
         reasons["sv1_rv5_mv"] = "V1, or V5 and V6, not recorded"
     i0, i1 = int(round(on)), int(round(off)) + 1
-    ptp = {n: float(np.ptp(b[i0:i1])) for n, b in rep.items()}
+    seg = np.stack([b[i0:i1] for b in rep.values()])
+    ptp = dict(zip(rep, (seg.max(axis=1) - seg.min(axis=1)).tolist(), strict=True))  # np.ptp, every lead
     limb_pp = [v for n, v in ptp.items() if n in LEADS[:6]]
     chest_pp = [v for n, v in ptp.items() if n in LEADS[6:]]
     out["limb_qrs_max_mv"] = _r(max(limb_pp), 3) if limb_pp else None

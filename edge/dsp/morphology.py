@@ -110,32 +110,49 @@ def lead_matrix(
     ms = 1000.0 / fs
     on, off = bounds["qrs_on"], bounds["qrs_off"]
     p_on, p_off, t_end = bounds.get("p_on"), bounds.get("p_off"), bounds.get("t_end")
+    names = list(rep)
+    if not names:
+        return {}
+    # every lead at once where the arithmetic is per lead anyway (row means and sums, maxima, picks)
+    beats = np.stack([rep[n] for n in names])
+    i_on, i_off = int(round(on)), int(round(off))
+    b0 = max(0, i_on - int(20 / ms))
+    x_all = beats - beats[:, b0 : i_on + 1].mean(axis=1)[:, None]
+    qrs_all = x_all[:, i_on : i_off + 1]
+    area = (qrs_all.sum(axis=1) * ms).tolist()
+    size = x_all.shape[1]
+    j60 = i_off + int(round(60 / ms))
+    st_j = x_all[:, min(i_off, size - 1)].tolist()
+    st_60 = x_all[:, j60].tolist() if j60 < size else None
+    if p_on is not None and p_off is not None:
+        p_all = x_all[:, int(round(p_on)) : int(round(p_off)) + 1]
+    else:
+        p_all = x_all[:, :0]
+    p_max = p_all.max(axis=1).tolist() if p_all.shape[1] else None
+    p_min = p_all.min(axis=1).tolist() if p_all.shape[1] else None
+    t_all = x_all[:, i_off + int(round(T_START_MS / ms)) : int(round(t_end)) + 1] if t_end is not None else None
+    t_ok = t_all is not None and t_all.shape[1] > 0
+    t_max = t_all.max(axis=1).tolist() if t_ok else None
+    t_min = t_all.min(axis=1).tolist() if t_ok else None
     out: dict[str, dict] = {}
-    for name, beat in rep.items():
+    for c, name in enumerate(names):
         row: dict = dict.fromkeys(LEAD_KEYS)
         why: dict[str, str] = {}
-        b0 = max(0, int(round(on)) - int(20 / ms))
-        base = float(np.mean(beat[b0 : int(round(on)) + 1]))
-        x = beat - base
-        i_on, i_off = int(round(on)), int(round(off))
-        qrs = x[i_on : i_off + 1]
-        row.update(qrs_waves(qrs, ms))
-        row["qrs_area"] = round(float(qrs.sum() * ms), 1)
+        row.update(qrs_waves(qrs_all[c], ms))
+        row["qrs_area"] = round(area[c], 1)
         own = lead_bounds.get(name, {})
         if own.get("qrs_on") is not None and own.get("qrs_off") is not None:
             row["qrs_ms"] = round((own["qrs_off"] - own["qrs_on"]) * ms, 1)
         else:
             why["qrs_ms"] = "QRS not delineated in this lead"
-        j60 = i_off + int(round(60 / ms))
-        row["st_j_mv"] = round(float(x[min(i_off, x.size - 1)]), 3)
-        if j60 < x.size:
-            row["st_60_mv"] = round(float(x[j60]), 3)
+        row["st_j_mv"] = round(st_j[c], 3)
+        if st_60 is not None:
+            row["st_60_mv"] = round(st_60[c], 3)
         else:
             why["st_60_mv"] = "J+60 ms beyond the beat"
-        p = x[int(round(p_on)) : int(round(p_off)) + 1] if p_on is not None and p_off is not None else x[:0]
-        if p.size:
-            row["p_pos_mv"] = round(max(0.0, float(p.max())), 3)
-            row["p_neg_mv"] = round(min(0.0, float(p.min())), 3)
+        if p_max is not None:
+            row["p_pos_mv"] = round(max(0.0, p_max[c]), 3)
+            row["p_neg_mv"] = round(min(0.0, p_min[c]), 3)
             if own.get("p_on") is not None and own.get("p_off") is not None:
                 row["p_dur_ms"] = round((own["p_off"] - own["p_on"]) * ms, 1)
             else:
@@ -143,11 +160,9 @@ def lead_matrix(
         else:
             for k in ("p_pos_mv", "p_neg_mv", "p_dur_ms"):
                 why[k] = "no P wave"
-        if t_end is not None:
-            t = x[i_off + int(round(T_START_MS / ms)) : int(round(t_end)) + 1]
-            if t.size:
-                row["t_pos_mv"] = round(max(0.0, float(t.max())), 3)
-                row["t_neg_mv"] = round(min(0.0, float(t.min())), 3)
+        if t_max is not None:
+            row["t_pos_mv"] = round(max(0.0, t_max[c]), 3)
+            row["t_neg_mv"] = round(min(0.0, t_min[c]), 3)
         if row["t_pos_mv"] is None:
             why["t_pos_mv"] = why["t_neg_mv"] = "T end not found"
         row["null_reasons"] = why
