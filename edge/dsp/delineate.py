@@ -143,27 +143,29 @@ def _spectrum(s: int, n: int) -> np.ndarray:
     return _SPECTRA[key]
 
 
-def _extrema(a: np.ndarray, lo: int, hi: int) -> np.ndarray:
-    """Indices in ``[lo, hi)`` of the local maxima of ``|a|`` (modulus maxima)."""
-    lo, hi = max(lo, 1), min(hi, a.size - 1)
+def _extrema_abs(m: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """Indices in ``[lo, hi)`` of the local maxima of ``m`` (``|W|``: the modulus maxima)."""
+    lo, hi = max(lo, 1), min(hi, m.size - 1)
     if hi <= lo:
         return np.zeros(0, dtype=np.int64)
-    m = np.abs(a[lo - 1 : hi + 1])
-    i = np.flatnonzero((m[1:-1] > m[:-2]) & (m[1:-1] >= m[2:]))
-    return i + lo
+    m = m[lo - 1 : hi + 1]
+    return np.nonzero((m[1:-1] > m[:-2]) & (m[1:-1] >= m[2:]))[0] + lo
 
 
-def _cross(a: np.ndarray, start: int, thr: float, step: int, limit: int) -> float | None:
-    """Fractional position where ``|a|`` first falls below ``thr`` walking from ``start`` by ``step``,
+def _cross_abs(m: np.ndarray, start: int, thr: float, step: int, limit: int) -> float | None:
+    """Fractional position where ``m`` (``|W|``) first falls below ``thr`` walking from ``start`` by ``step``,
     no further than ``limit``; ``None`` when it does not."""
     if step > 0:
-        seg = np.abs(a[start : min(limit, a.size - 1) + 1])
+        seg = m[start : min(limit, m.size - 1) + 1]
     else:
-        seg = np.abs(a[max(limit, 0) : start + 1])[::-1]
-    below = np.flatnonzero(seg[1:] < thr)
+        seg = m[max(limit, 0) : start + 1][::-1]
+    below = seg[1:] < thr
     if below.size == 0:
         return None
-    k = int(below[0]) + 1
+    k = int(below.argmax())
+    if not below[k]:
+        return None
+    k += 1
     frac = (seg[k - 1] - thr) / max(seg[k - 1] - seg[k], 1e-12)
     return start + step * (k - 1 + float(frac))
 
@@ -187,52 +189,56 @@ def delineate_lead(
     out: dict = dict.fromkeys(("p_on", "p_peak", "p_off", "qrs_on", "qrs_off", "t_peak", "t_end"))
     out["p_present"] = None
     t = x.size
-    w2, w4, wt = w[params.qrs_scale - 1], w[3], w[params.t_scale - 1]
+    w4, wt = w[3], w[params.t_scale - 1]
+    # |W| once per lead; the walks below read it (plain Python on the few modulus maxima of each wave)
+    aw = np.abs(w)
+    a2, a4, at = aw[params.qrs_scale - 1], aw[3], aw[params.t_scale - 1]
     # --- QRS on scale 2^2
     lo, hi = max(1, r - int(120 * ms)), min(t - 1, r + int(120 * ms))
-    ext = _extrema(w2, lo, hi)
-    if ext.size == 0:
+    ext_a = _extrema_abs(a2, lo, hi)
+    if ext_a.size == 0:
         return out
-    amp = np.abs(w2[ext])
-    big = int(np.argmax(amp))
-    sig = amp >= params.qrs_peak * amp[big]
+    ext, amp = ext_a.tolist(), a2[ext_a].tolist()
+    big = int(np.argmax(a2[ext_a]))
+    thr_sig = params.qrs_peak * amp[big]
     first = last = big
     gap = int(params.qrs_gap_ms * ms)
     for j in range(big - 1, -1, -1):
         if ext[first] - ext[j] > gap:
             break
-        if sig[j]:
+        if amp[j] >= thr_sig:
             first = j
-    for j in range(big + 1, ext.size):
+    for j in range(big + 1, len(ext)):
         if ext[j] - ext[last] > gap:
             break
-        if sig[j]:
+        if amp[j] >= thr_sig:
             last = j
-    n_first, n_last = int(ext[first]), int(ext[last])
-    on = _cross(w2, n_first, params.xi_qrs_on * abs(w2[n_first]), -1, n_first - int(100 * ms))
-    off = _cross(w2, n_last, params.xi_qrs_off * abs(w2[n_last]), 1, n_last + int(120 * ms))
+    n_first, n_last = ext[first], ext[last]
+    on = _cross_abs(a2, n_first, params.xi_qrs_on * a2[n_first], -1, n_first - int(100 * ms))
+    off = _cross_abs(a2, n_last, params.xi_qrs_off * a2[n_last], 1, n_last + int(120 * ms))
     if on is None or off is None:
         return out
     out["qrs_on"], out["qrs_off"] = on - 0.5, off - 0.5
     q_on, q_off = int(on), int(np.ceil(off))
     base = _median_sorted(sorted(x[max(0, q_on - int(20 * ms)) : q_on + 1].tolist()))
     out["baseline"] = base
-    qrs_w4 = float(np.abs(w4[max(0, q_on) : min(t, q_off + 1)]).max())
+    qrs_w4 = float(a4[max(0, q_on) : min(t, q_off + 1)].max())
     # --- T wave on scale 2^4
     t_lo = max(q_off + int(40 * ms), r + int(params.t_start_ms * ms))
     t_hi = min(t - 1, r + int(min(0.7 * rr, params.t_window_s * np.sqrt(rr / fs) * fs)))
-    ext = _extrema(wt, t_lo, t_hi)
-    if ext.size:
-        amp = np.abs(wt[ext])
-        big = int(np.argmax(amp))
-        later = [j for j in range(big + 1, ext.size) if amp[j] >= 0.3 * amp[big]]
-        sign = np.sign(wt[ext[big]])
-        after = [j for j in later if np.sign(wt[ext[j]]) != sign]
+    ext_a = _extrema_abs(at, t_lo, t_hi)
+    if ext_a.size:
+        ext, amp = ext_a.tolist(), at[ext_a].tolist()
+        sg = np.sign(wt[ext_a]).tolist()
+        big = int(np.argmax(at[ext_a]))
+        later = [j for j in range(big + 1, len(ext)) if amp[j] >= 0.3 * amp[big]]
+        sign = sg[big]
+        after = [j for j in later if sg[j] != sign]
         if after:
-            n_peak, n_last = int(ext[big]), int(ext[after[0]])
+            n_peak, n_last = ext[big], ext[after[0]]
         else:  # the largest maximum is the down-slope itself (the up-slope's maximum is smaller or earlier)
-            before = [j for j in range(big) if amp[j] >= 0.3 * amp[big] and np.sign(wt[ext[j]]) != sign]
-            n_peak, n_last = (int(ext[before[-1]]) if before else None), int(ext[big])
+            before = [j for j in range(big) if amp[j] >= 0.3 * amp[big] and sg[j] != sign]
+            n_peak, n_last = (ext[before[-1]] if before else None), ext[big]
         if n_peak is not None:
             zc = np.flatnonzero(np.diff(np.sign(wt[n_peak : n_last + 1])) != 0)
             out["t_peak"] = float(n_peak + zc[0] + 0.5) if zc.size else None
@@ -244,7 +250,7 @@ def delineate_lead(
                 if n_last < end < limit:
                     out["t_end"] = float(end)
         else:
-            end = _cross(wt, n_last, params.xi_t_end * abs(wt[n_last]), 1, limit)
+            end = _cross_abs(at, n_last, params.xi_t_end * at[n_last], 1, limit)
             out["t_end"] = None if end is None else end - 0.5
     # --- P wave on scale 2^4
     p_hi = q_on - int(4 * ms)
@@ -253,17 +259,18 @@ def delineate_lead(
         prev_t_end = out["t_end"] - rr  # the previous beat's T end, as this beat's (a regular rhythm)
     if prev_t_end is not None:
         p_lo = max(p_lo, int(prev_t_end))
-    ext = _extrema(w4, p_lo, p_hi)
-    if ext.size >= 2:
-        amp = np.abs(w4[ext])
-        big = int(np.argmax(amp))
-        sign = np.sign(w4[ext[big]])
-        partners = [j for j in range(ext.size) if j != big and np.sign(w4[ext[j]]) != sign]
+    ext_a = _extrema_abs(a4, p_lo, p_hi)
+    if ext_a.size >= 2:
+        ext, amp = ext_a.tolist(), a4[ext_a].tolist()
+        sg = np.sign(w4[ext_a]).tolist()
+        big = int(np.argmax(a4[ext_a]))
+        sign = sg[big]
+        partners = [j for j in range(len(ext)) if j != big and sg[j] != sign]
         partners = [j for j in partners if abs(ext[j] - ext[big]) <= int(100 * ms)]
         if partners:
             mate = max(partners, key=lambda j: amp[j])
             a, b = sorted((big, mate))
-            n_first, n_last = int(ext[a]), int(ext[b])
+            n_first, n_last = ext[a], ext[b]
             zc = np.flatnonzero(np.diff(np.sign(w4[n_first : n_last + 1])) != 0)
             peak = n_first + int(zc[0]) if zc.size else (n_first + n_last) // 2
             height = abs(x[peak] - base)
@@ -274,11 +281,11 @@ def delineate_lead(
             )
             out["p_present"] = bool(present)
             if present:
-                p_on = _cross(
-                    w4, n_first, params.xi_p_on * abs(w4[n_first]), -1, max(0, n_first - int(80 * ms))
+                p_on = _cross_abs(
+                    a4, n_first, params.xi_p_on * a4[n_first], -1, max(0, n_first - int(80 * ms))
                 )
-                p_off = _cross(
-                    w4, n_last, params.xi_p_off * abs(w4[n_last]), 1, min(q_on, n_last + int(80 * ms))
+                p_off = _cross_abs(
+                    a4, n_last, params.xi_p_off * a4[n_last], 1, min(q_on, n_last + int(80 * ms))
                 )
                 out["p_peak"] = float(peak)
                 out["p_on"] = None if p_on is None else p_on - 0.5
