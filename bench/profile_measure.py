@@ -53,17 +53,27 @@ MODULES = {
 REF_PACKAGE = "_measure_ref"
 
 
-def load_reference(commit: str) -> tuple:
+def load_reference(commit: str, patch: Path | None = None) -> tuple:
     """``(measure, analyse_rhythm)`` of ``commit``'s measurement modules, imported as ``_measure_ref.*``
-    (the modules they import from outside the set, e.g. edge.dsp.signal, are the working tree's)."""
+    (the modules they import from outside the set, e.g. edge.dsp.signal, are the working tree's).
+
+    ``patch``: a diff (``git diff`` format, paths from the repository root) applied to those modules first,
+    e.g. another change in progress in the working tree that the comparison must not count."""
     root = Path(tempfile.mkdtemp(prefix="measure_ref_"))
+    src_root = root / "src"
+    for path in MODULES.values():
+        text = subprocess.run(
+            ["git", "show", f"{commit}:{path}"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout
+        (src_root / path).parent.mkdir(parents=True, exist_ok=True)
+        (src_root / path).write_text(text)
+    if patch is not None:
+        subprocess.run(["git", "apply", "--unsafe-paths", str(patch.resolve())], cwd=src_root, check=True)
     pkg = root / REF_PACKAGE
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
     for dotted, path in MODULES.items():
-        src = subprocess.run(
-            ["git", "show", f"{commit}:{path}"], cwd=REPO, capture_output=True, text=True, check=True
-        ).stdout
+        src = (src_root / path).read_text()
         for other in MODULES:
             src = re.sub(rf"\b{re.escape(other)}\b", f"{REF_PACKAGE}.{other.rsplit('.', 1)[1]}", src)
         (pkg / f"{dotted.rsplit('.', 1)[1]}.py").write_text(src)
@@ -226,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ptbxl", type=int, default=100)
     ap.add_argument("--qtdb", type=int, default=105)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--ref-patch", type=Path, default=None, help="diff applied to the reference modules")
     ap.add_argument("--profile", type=int, default=0)
     ap.add_argument("--sources", default=None, help="comma-separated sources to keep (e.g. ptbxl,qtdb)")
     ap.add_argument("--cache", type=Path, default=REPO / "runs" / "profile_windows.npz")
@@ -243,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile:
         print(profile(windows, args.profile))
     if args.against:
-        res = compare(windows, load_reference(args.against), args.repeats)
+        res = compare(windows, load_reference(args.against, args.ref_patch), args.repeats)
         t = res["times"]
         for stage in ("measure", "rhythm"):
             old, new = t[f"old_{stage}"], t[f"new_{stage}"]

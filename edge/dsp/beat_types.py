@@ -206,7 +206,7 @@ def type_beats(
     pfit_idx = np.flatnonzero(pfit)
 
     def p_template(k: int) -> np.ndarray | None:
-        rows = [j for j, i in enumerate(pfit_idx) if label[i] == k]
+        rows = np.flatnonzero(label[pfit_idx] == k)
         if len(rows) < 2:
             return None
         s = pseg[rows]
@@ -227,23 +227,29 @@ def type_beats(
         info["pr_ms"] = _template_pr_ms(tmpl, p_lo, wseg[wlab == dominant] if dominant >= 0 else None, fs)
         info["dominant_qrs_ms"] = round(width[dominant], 1) if dominant >= 0 and width[dominant] > 0 else None
     tflat = None if tmpl is None else (tmpl - tmpl.mean()).ravel()
-    dom = np.flatnonzero(label == dominant)
-    dom_rr = [rr[i - 1] for i in dom if i >= 1 and label[i - 1] == dominant]
+    lab, rr_l, at = label.tolist(), rr.tolist(), beats.tolist()  # plain Python for the per-beat loops
+    dom_rr = [rr_l[i - 1] for i in range(1, n) if lab[i] == dominant and lab[i - 1] == dominant]
     expected = float(median(np.asarray(dom_rr))) if dom_rr else float(median(rr)) if rr.size else 0.0
-    for j, i in enumerate(pfit_idx):
+    if tflat is not None:  # the template's own figures, once
+        t_norm = np.linalg.norm(tflat)
+        t_energy = max(float(tflat @ tflat), 1e-12)
+        t_peak = max(float(np.abs(tmpl).max()), 1e-12)
+    too_close = -p_lo + int(0.15 * fs)
+    for j, i in enumerate(pfit_idx.tolist()):
         if tflat is None:
             out[i]["p"] = False
             continue
-        if i >= 1 and (beats[i] - beats[i - 1]) < -p_lo + int(0.15 * fs):
+        if i >= 1 and (at[i] - at[i - 1]) < too_close:
             continue  # the P segment runs into the previous beat's QRS-T: cannot tell (None)
         s = (pseg[j] - pseg[j].mean()).ravel()
-        den = float(np.linalg.norm(s) * np.linalg.norm(tflat))
-        c = float(s @ tflat) / den if den > 0 else 0.0
-        size = float(s @ tflat) / max(float(tflat @ tflat), 1e-12)
-        own = float(np.abs(pseg[j]).max()) / max(float(np.abs(tmpl).max()), 1e-12)
+        den = float(np.linalg.norm(s) * t_norm)
+        dot = float(s @ tflat)
+        c = dot / den if den > 0 else 0.0
+        size = dot / t_energy
+        own = float(np.abs(pseg[j]).max()) / t_peak
         out[i]["p"] = bool(
             (c >= P_CORR and P_SIZE[0] <= size <= P_SIZE[1])
-            or (label[i] != dominant and c >= 0.3 and P_SIZE[0] <= own <= P_SIZE[1])
+            or (lab[i] != dominant and c >= 0.3 and P_SIZE[0] <= own <= P_SIZE[1])
         )
     wide_dom = width.get(dominant, 0.0)
     # a shape close to the dominant one (respiration, electrode motion split one shape in two) is dominant
@@ -256,8 +262,8 @@ def type_beats(
         and _corr_matrix(np.stack([med[k], med[dominant]]))[0, 1] >= NEAR_SHAPE
     }
     for i in range(n):
-        k = label[i]
-        early = i >= 1 and expected > 0 and rr[i - 1] < PREMATURE * expected
+        k = lab[i]
+        early = i >= 1 and expected > 0 and rr_l[i - 1] < PREMATURE * expected
         if pacing[i] or (window_mark and (k == dominant or k in near)):
             out[i]["type"] = "P"
             out[i]["paced"] = pacing[i] or window_mark

@@ -35,15 +35,18 @@ def qrs_waves(seg: np.ndarray, ms_per_sample: float) -> dict:
     out: dict = dict.fromkeys(("q_mv", "q_ms", "r_mv", "r_ms", "s_mv", "s_ms", "r2_mv", "s2_mv"), 0.0)
     if seg.size == 0:
         return out
-    sign = np.where(seg >= 0, 1, -1)
-    cut = np.flatnonzero(np.diff(sign) != 0) + 1
-    starts = np.concatenate([[0], cut])
-    ends = np.concatenate([cut, [seg.size]])
+    pos = seg >= 0
+    starts = np.concatenate([[0], np.flatnonzero(pos[1:] != pos[:-1]) + 1])
+    # each run of one sign: its largest (positive run) or smallest (negative run) sample, all runs at once
+    tops = np.maximum.reduceat(seg, starts).tolist()
+    bottoms = np.minimum.reduceat(seg, starts).tolist()
+    signs = pos[starts].tolist()
+    bounds = starts.tolist() + [seg.size]
     waves: list[list] = []  # [sign, peak, n_samples]
-    for a, b in zip(starts, ends, strict=True):
-        part = seg[a:b]
-        s = int(sign[a])
-        peak = float(part.max() if s > 0 else part.min())
+    for r, up in enumerate(signs):
+        a, b = bounds[r], bounds[r + 1]
+        s = 1 if up else -1
+        peak = tops[r] if up else bottoms[r]
         if abs(peak) < MIN_WAVE_MV:
             if waves:
                 waves[-1][2] += b - a  # too small: the samples join the previous wave

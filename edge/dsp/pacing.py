@@ -115,16 +115,17 @@ def pacing_of_beats(spikes: np.ndarray, beats: np.ndarray, fs: float) -> tuple[l
         return [None] * len(beats), no_pacing(False)
     spikes = np.asarray(spikes, dtype=np.int64)
     beats = np.asarray(beats, dtype=np.int64)
-    per_beat: list[str | None] = []
     to_ms = 1000.0 / fs
-    prev = None
-    for b in beats:
-        rel = (spikes - b) * to_ms
-        v = bool(((rel >= V_SPIKE_MS[0]) & (rel <= V_SPIKE_MS[1])).any())
-        lo = A_SPIKE_MS[0] if prev is None else max(A_SPIKE_MS[0], (prev - b) * to_ms + 200.0)
-        a = bool(((rel >= lo) & (rel < A_SPIKE_MS[1])).any())
-        per_beat.append("av" if a and v else "v" if v else "a" if a else None)
-        prev = b
+    # every beat against every spike at once: rel[b, s] = (spike - beat) in ms
+    rel = (spikes[None, :] - beats[:, None]) * to_ms
+    v_all = ((rel >= V_SPIKE_MS[0]) & (rel <= V_SPIKE_MS[1])).any(axis=1).tolist()
+    lo = np.full(beats.size, A_SPIKE_MS[0])
+    if beats.size > 1:  # not before 200 ms after the previous beat
+        lo[1:] = np.maximum(A_SPIKE_MS[0], (beats[:-1] - beats[1:]) * to_ms + 200.0)
+    a_all = ((rel >= lo[:, None]) & (rel < A_SPIKE_MS[1])).any(axis=1).tolist()
+    per_beat: list[str | None] = [
+        "av" if a and v else "v" if v else "a" if a else None for a, v in zip(a_all, v_all, strict=True)
+    ]
     n = max(len(per_beat), 1)
     share_v = sum(p in ("v", "av") for p in per_beat) / n
     share_a = sum(p in ("a", "av") for p in per_beat) / n

@@ -301,13 +301,23 @@ def _regular_chain(
         diff = np.abs(ph[:, None] - ph[None, :])
         on = np.minimum(diff, t - diff) <= tol  # [anchor, event]: the event lies on the anchor's grid
         n_hits = on.sum(axis=1)
-        for a in np.flatnonzero(n_hits >= max(4, n_hits.max() - 2)):  # only anchors that can win
-            grid = np.arange(ph[a], end + 1, t)
-            j = np.clip(np.searchsorted(samples, grid), 1, samples.size - 1)
-            gap = np.minimum(np.abs(samples[j] - grid), np.abs(samples[j - 1] - grid))
-            k = np.clip(np.searchsorted(p, grid), 1, p.size - 1)
-            dev = np.minimum(np.abs(p[k] - grid), np.abs(p[k - 1] - grid))
-            misses = int(((dev > tol) & (gap > 0.08 * fs)).sum())
+        anchors = np.flatnonzero(n_hits >= max(4, n_hits.max() - 2))  # only anchors that can win
+        if anchors.size == 0:
+            continue
+        # every anchor's grid at once, row a = np.arange(ph[a], end + 1, t) to the bit (numpy fills an arange
+        # as start + i * ((start + step) - start), its second value as start + step)
+        start = ph[anchors]
+        lens = np.ceil((end + 1 - start) / t).astype(np.int64)
+        steps = np.arange(max(int(lens.max()), 0))
+        grid = start[:, None] + steps[None, :] * ((start + t) - start)[:, None]
+        if steps.size > 1:
+            grid[:, 1] = start + t
+        j = np.clip(np.searchsorted(samples, grid), 1, samples.size - 1)
+        gap = np.minimum(np.abs(samples[j] - grid), np.abs(samples[j - 1] - grid))
+        k = np.clip(np.searchsorted(p, grid), 1, p.size - 1)
+        dev = np.minimum(np.abs(p[k] - grid), np.abs(p[k - 1] - grid))
+        missed = (dev > tol) & (gap > 0.08 * fs) & (steps[None, :] < lens[:, None])
+        for a, misses in zip(anchors.tolist(), missed.sum(axis=1).tolist(), strict=True):
             score = n_hits[a] - 0.5 * misses
             if score > best_score or (score == best_score and t < best_t * fs):
                 best, best_score, best_t = p[on[a]], score, t / fs
