@@ -38,6 +38,28 @@ def test_alarm_is_not_delayed_and_dwell_holds_the_rest():
         SteadyFindings(span=3, need=4)
 
 
+def test_withheld_statement_leaves_at_once():
+    s = SteadyFindings(dwell=15)
+    s.update(["SR", "NORM"])
+    assert s.update(["SR", "NORM"]) == ["SR", "NORM"]
+    assert s.update(["SR"], withheld=["NORM"]) == ["SR"]  # V2 came off: 正常心電図 cannot stand, dwell or not
+
+
+def test_lead_off_withdraws_a_statement_that_needs_the_lead(clf):
+    x = synthesize(rhythm="sinus", fs=FS, seed=2, duration_s=40.0)
+    x[7, 20 * FS :] = 0.0  # V2 off from 20 s
+    masks = np.zeros(x.shape[1], np.uint16)
+    masks[20 * FS :] = 1 << 7
+    stream = StreamClassifier(clf, FS, LEADS)
+    out = []
+    for a in range(0, x.shape[1], FS):
+        out += stream.feed(x[:, a : a + FS].T, a, masks[a : a + FS])
+    before = [r for r in out if not r.quality.lead_off]
+    after = [r for r in out if r.quality.lead_off]
+    assert any("NORM" in r.findings for r in before), [r.findings for r in before]
+    assert after and all("NORM" not in r.findings and "NORM" in r.withheld for r in after)
+
+
 def test_running_median_of_measurements():
     items = [
         {"hr_bpm": 70.0, "qrs_ms": 166.0, "p_present": True},

@@ -70,7 +70,12 @@ class SteadyFindings:
         self._count = 0
         self._last_change = None
 
-    def update(self, window: Sequence[str], alarms: Iterable[str] = ()) -> list[str]:
+    def update(
+        self, window: Sequence[str], alarms: Iterable[str] = (), withheld: Iterable[str] = ()
+    ) -> list[str]:
+        """The stated ids after this window. ``withheld``: ids this window could not decide (a lead they need is
+        missing or inconsistent): they leave the stated set at once, whatever the dwell (a statement is never
+        kept on a lead that is gone)."""
         self._count += 1
         self.history.append(frozenset(window))
         held: dict[str, int] = {}
@@ -84,6 +89,7 @@ class SteadyFindings:
             new = target
             self._last_change = self._count
         new |= (self.alarms | set(alarms)) & set(window)  # alarms: at once
+        new -= set(withheld) - set(window)
         order = {lid: i for i, lid in enumerate(window)}
         previous = {lid: i for i, lid in enumerate(self.stated)}
         self.stated = sorted(new, key=lambda lid: (order.get(lid, len(order) + previous.get(lid, 0)), lid))
@@ -184,7 +190,7 @@ class StreamClassifier:
         window = list(result.findings)
         result.window_findings = window
         alarms = [a.get("id") for a in getattr(result, "alarms", None) or [] if isinstance(a, Mapping)]
-        stated = self.steady.update(window, alarms)
+        stated = self.steady.update(window, alarms, getattr(result, "withheld", None) or ())
         result.findings = stated
         # A finding still held from earlier windows keeps the why (and names) of the last window that stated it.
         self._last_why.update(result.why)
