@@ -60,6 +60,12 @@ QT_MIN_MS, QT_MAX_RR = (
 IRREGULAR_CV = 0.15  # RR coefficient of variation above which the rhythm is called irregular
 MIN_BEATS = 3  # fewer beats: no heart rate, no representative beat
 MAX_NOISE_RATIO = 0.25  # beat-to-beat noise above this fraction of the QRS amplitude: no intervals
+P_BEATS_SHARE, P_BEATS_NONE = 0.7, 0.3  # share of beats with their own P wave: P present / absent (between:
+# the representative beat decides), the rhythm analysis' P_SHARE_SINUS and P_SHARE_NONE
+P_CONTINUOUS = 0.5  # P template active over this share of its window: continuous atrial activity (the
+# rhythm analysis' FLUTTER_ACTIVE, chosen on synthetic flutter and PTB-XL fold-9 flutter and sinus records) ...
+P_II_FLUTTER_MV = -0.1  # ... and this negative in II: flutter waves, not a P wave (see flutter_waves)
+FLUTTER_WAVE_BPM = (240.0, 360.0)  # flutter waves' rate (edge.interpret.rhythm.FLUTTER_BPM)
 FLAT_MV = 0.02  # a lead whose peak-to-peak stays below this is flat (electrode off): not measured
 _INDEP = ("I", "II", "V1", "V2", "V3", "V4", "V5", "V6")
 _DECIM = int(round(ANALYSIS_FS / DELINEATION_FS))
@@ -246,7 +252,7 @@ def measure(x_mv: np.ndarray, fs: float, leads: Sequence[str] | None = None) -> 
     ms = 1000.0 / ANALYSIS_FS
     on, off = bounds["qrs_on"], bounds["qrs_off"]
     out["qrs_ms"] = _r((off - on) * ms)
-    out["p_present"] = bounds["p_present"]
+    _p_wave_verdict(out, bounds)
     _intervals(out, reasons, bounds, rr_mean, rr_med, ms)
     matrix = lead_matrix(rep, ANALYSIS_FS, bounds, per_lead)
     out["leads"] = matrix
@@ -256,6 +262,61 @@ def measure(x_mv: np.ndarray, fs: float, leads: Sequence[str] | None = None) -> 
             reasons["qt_ms"] = reasons["qtc_ms"] = reasons["qtcf_ms"] = "flat T wave"
     _axes_and_voltages(out, reasons, rep, bounds, ms)
     return _finish(out, reasons, "")
+
+
+def flutter_waves(atrial: Mapping, hr_bpm: float | None, regular: bool | None) -> bool:
+    """Is the atrial activity before the QRS flutter waves rather than P waves?
+
+    Continuous (the beats' P template active over ``P_CONTINUOUS`` of its window) and either negative in II (at
+    most ``P_II_FLUTTER_MV``) or, on a regular rhythm, organised waves at 240-360/min locked to an integer
+    multiple (>= 2) of the ventricular rate (the rhythm analysis' locked-flutter reading)."""
+    active, p_ii = atrial.get("p_window_active"), atrial.get("p_ii_mv")
+    if active is None or active < P_CONTINUOUS:
+        return False
+    if p_ii is not None and p_ii <= P_II_FLUTTER_MV:
+        return True
+    rate, org = atrial.get("rate_bpm"), atrial.get("organisation") or 0.0
+    if not regular or rate is None or not hr_bpm:
+        return False
+    ratio = rate / hr_bpm
+    return (
+        FLUTTER_WAVE_BPM[0] <= rate <= FLUTTER_WAVE_BPM[1]
+        and ratio >= 1.8
+        and abs(ratio - round(ratio)) < 0.2
+        and org >= 0.3
+        and (atrial.get("rms_mv") or 0.0) >= 0.03
+    )
+
+
+def _p_wave_verdict(out: dict, bounds: dict) -> None:
+    """One P-wave verdict for the window, which the rhythm analysis and the consistency check both read.
+
+    The beats' own P waves (``beat_p`` of the dominant and supraventricular beats, edge.dsp.beat_types) decide:
+    on PTB-XL folds 1-9 they found the sinus family and first-degree block better than the representative
+    beat's delineation (5/5 against 0/5 I度房室ブロック: a long-PR P wave lies outside the median beat's P
+    search). At least ``P_BEATS_SHARE`` of the beats with a P wave: present; ``P_BEATS_NONE`` or fewer: absent
+    (the PR then is not measured: a wave the delineator took for a P wave is fibrillatory or a flutter wave);
+    between them, or without typed beats, the representative beat decides. Flutter waves before every QRS
+    (:func:`flutter_waves`) are no P wave, whatever the beats or the median beat show (PTB-XL folds 1-9 and the
+    Challenge records: every flutter record continuous, active 0.58-0.78, and -0.12 to -0.33 mV in II;
+    first-degree block, whose template also reaches back into the T wave, -0.06 mV or above).
+    Where the beats say present (``p_beats_share`` at least ``P_BEATS_SHARE``) and the delineator found no P
+    onset, the PR is the P template's (``template_pr_ms``, with ``pr_from`` "p_template"; else "delineation").
+    """
+    known = [bool(p) for p, t in zip(out.get("beat_p") or [], out.get("beat_types") or [], strict=False)
+             if p is not None and t in ("N", "Q", "S")]
+    share = sum(known) / len(known) if known else None
+    present = bounds["p_present"]
+    if flutter_waves(out.get("atrial") or {}, out.get("hr_bpm"), out.get("rhythm_regular")):
+        present = False
+    elif share is not None and share >= P_BEATS_SHARE:
+        present = True
+    elif share is not None and share <= P_BEATS_NONE:
+        present = False
+    out["p_present"] = bounds["p_present"] = present
+    out["p_beats_share"] = None if share is None else round(share, 3)
+    if not present:
+        bounds["p_on"] = bounds["p_off"] = None
 
 
 def _intervals(out: dict, reasons: dict, bounds: dict, rr_mean: float, rr_med: float, ms: float) -> None:
@@ -276,6 +337,12 @@ def _intervals(out: dict, reasons: dict, bounds: dict, rr_mean: float, rr_med: f
         reasons["pr_ms"] = reasons["p_dur_ms"] = "no P wave" + (" (irregular rhythm)" if irregular else "")
     else:
         reasons["pr_ms"] = reasons["p_dur_ms"] = "P onset not found"
+        tpr, share = out.get("template_pr_ms"), out.get("p_beats_share")
+        if tpr is not None and (share or 0.0) >= P_BEATS_SHARE and PR_RANGE_MS[0] <= tpr <= PR_RANGE_MS[1]:
+            out["pr_ms"], out["pr_from"] = _r(tpr), "p_template"
+            del reasons["pr_ms"]
+    if out["pr_ms"] is not None:
+        out.setdefault("pr_from", "delineation")
     qt = None if bounds["t_end"] is None else (bounds["t_end"] - on) * ms
     if qt is not None and not QT_MIN_MS <= qt <= QT_MAX_RR * rr_med * 1000:
         reasons["qt_ms"] = reasons["qtc_ms"] = reasons["qtcf_ms"] = f"T end implausible (QT {qt:.0f} ms)"

@@ -7,7 +7,8 @@ definitions a clinician checks at a glance, independently of how the decision wa
 - QRS-width labels need a measured QRS of that width (complete bundle branch block, IVCD >= 110 ms with
   10 ms of measurement tolerance under the 120 ms criterion; incomplete < 130 ms; WPW measured);
 - axis labels need the axis (左軸偏位 -90..-30, 右軸偏位 +90..+180, 左脚前枝ブロック <= -45, 左脚後枝ブロック >= +90);
-- rate labels the rate (洞性頻脈, tachycardias > 100; 洞性徐脈, 徐脈 < 60; 洞調律 50-100);
+- rate labels the rate (洞性頻脈, tachycardias > 100; 洞性徐脈, 徐脈 < 60; 洞調律 50-100; beside a second- or
+  third-degree AV block the sinus statement names the atrial rate, and the ventricular rate cannot contradict it);
 - P-wave labels (sinus rhythms, atrial abnormality, PR labels) a P wave; 心房細動/心房粗動 no sinus P wave
   (no P wave found, or no PR measured);
 - QT延長 a measured QTc >= 450 ms (Bazett or Fridericia); 低電位 the low voltage; 正常心電図 nothing abnormal measured (rate 50-100, PR
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 
-__all__ = ["CHECKS", "contradictions"]
+__all__ = ["AV_BLOCK", "CHECKS", "SINUS_RATE", "contradictions"]
 
 
 def _num(m: Mapping, key: str) -> float | None:
@@ -47,6 +48,16 @@ def _need(key: str, lo: float | None = None, hi: float | None = None, what: str 
 def _p_wave(m: Mapping) -> str | None:
     p = m.get("p_present")
     return None if p else "no P wave measured"
+
+
+def _atrial_p_waves(m: Mapping) -> str | None:
+    """P waves: on the beats (``p_present``), or, where the atria and ventricles beat apart (AV block), as
+    atrial events that outnumber the QRS complexes (``atrial.p_waves``, edge.dsp.atrial)."""
+    if m.get("p_present"):
+        return None
+    events = (m.get("atrial") or {}).get("p_waves") or []
+    beats = m.get("beats") or []
+    return None if beats and len(events) > len(beats) else "no P wave measured"
 
 
 def _no_sinus_p(m: Mapping) -> str | None:
@@ -120,12 +131,22 @@ CHECKS: dict[str, Callable[[Mapping], str | None]] = {
 }
 
 
+# second- and third-degree AV block: the atria (the sinus node) and the ventricles beat at different rates, so
+# the ventricular rate (hr_bpm) says nothing about the sinus rate the statement names; its P waves still count
+# (before the beats, or as atrial events outnumbering the QRS: non-conducted and dissociated P waves)
+AV_BLOCK = frozenset({"2AVB", "3AVB", "MOBITZ1", "MOBITZ2"})
+SINUS_RATE = frozenset({"SR", "SBRAD", "STACH"})
+
+
 def contradictions(findings: Iterable[str], measurements: Mapping | None) -> list[tuple[str, str]]:
-    """``[(label id, what contradicts it)]`` for the stated ``findings`` of one window."""
+    """``[(label id, what contradicts it)]`` for the stated ``findings`` of one window (with an AV block
+    stated beside it, a sinus rate statement needs its P wave, not a ventricular rate in its range)."""
     m = measurements or {}
+    findings = list(findings)
+    blocked = bool(AV_BLOCK.intersection(findings))
     out = []
     for lid in findings:
-        check = CHECKS.get(lid)
+        check = _atrial_p_waves if blocked and lid in SINUS_RATE else CHECKS.get(lid)
         problem = check(m) if check is not None else None
         if problem:
             out.append((lid, problem))

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from edge.interpret.criteria_check import contradictions
 from edge.interpret.why import BY_RHYTHM, Why
 
 __all__ = [
@@ -420,7 +421,8 @@ def _decide(m: Mapping, fs: float) -> Rhythm:
         reason = m.get("null_reasons", {}).get("hr_bpm") if n < 2 else None
         return _undetermined(f"心拍が少ない（{n}拍）" + (f": {reason}" if reason else ""), counts, {})
     rr = np.diff(samples) / fs
-    hr = 60.0 / float(rr.mean())
+    # the rate the measurements report (and the criteria and the consistency check read): one heart rate
+    hr = float(m["hr_bpm"]) if m.get("hr_bpm") is not None else 60.0 / float(rr.mean())
     irr = rr_irregularity(rr)
     # wide QRS: the global QRS duration, confirmed by the dominant beats' own width where both exist (one
     # stray boundary of either must not turn a narrow tachycardia into VT)
@@ -529,7 +531,9 @@ def _decide(m: Mapping, fs: float) -> Rhythm:
         reason = f"QRS {qrs:.0f} ms の規則的な頻拍 {hr:.0f}/分、洞性P波なし"
     # a P wave on the median beat with a measured PR outweighs a weak per-beat count (premature atrial beats
     # whose own P waves differ: Challenge Q0010); below P_SHARE_NONE the per-beat count decides alone
-    sinus_median = bool(m.get("p_present")) and m.get("pr_ms") is not None and upright
+    sinus_median = (
+        bool(m.get("p_present")) and m.get("pr_ms") is not None and m.get("pr_from") != "p_template" and upright
+    )
     # ... unless the dominant beats' own RR is irregular too (fibrillation with ventricular ectopy: Q0048)
     dom_irr = dom_rr.size >= 3 and rr_irregularity(dom_rr).get("nrmssd", 0.0) > AF_NRMSSD
     no_p = p_share <= P_SHARE_NONE or (p_share <= 0.5 and (not sinus_median or dom_irr))
@@ -568,16 +572,18 @@ def _decide(m: Mapping, fs: float) -> Rhythm:
             and (dom_rr.std() / dom_rr.mean() > SARRH_CV)
             and (np.ptp(dom_rr) * 1000 > SARRH_MS)
         )
-        if dom_hr < BRADY_BPM:
+        # the rate statement reads the window's heart rate (hr_bpm, every beat), as the criteria do; the
+        # dominant beats' own rate is shown beside it
+        if hr < BRADY_BPM:
             statement = "SBRAD"
-        elif dom_hr > TACHY_BPM:
+        elif hr > TACHY_BPM:
             statement = "STACH"
         elif varies and n_ectopic == 0:
             statement = "SARRH"
         else:
             statement = "SR"
         rule = "P wave before most beats"
-        reason = f"P波あり（{p_share:.0%}の心拍）、心拍数 {dom_hr:.0f}/分"
+        reason = f"P波あり（{p_share:.0%}の心拍）、心拍数 {hr:.0f}/分"
         if statement == "SARRH":
             reason += f"、RR変動 {dom_rr.std() / dom_rr.mean():.0%}"
     if statement is None:
@@ -605,4 +611,21 @@ def _decide(m: Mapping, fs: float) -> Rhythm:
         mods.append("1AVB")
     if paced.get("spikes"):
         counts["spikes"] = int(paced["spikes"])
-    return Rhythm(statement, tuple(mods), counts, reason, detail, values, rule=rule)
+    return _consistent(Rhythm(statement, tuple(mods), counts, reason, detail, values, rule=rule), m)
+
+
+def _consistent(r: Rhythm, m: Mapping) -> Rhythm:
+    """The statement checked against the window's own measurements (edge.interpret.criteria_check, the
+    decision's last guard): a contradicted modifier is left out, and a contradicted statement becomes
+    "undetermined" naming what it would have been and what contradicts it (one statement, never silence)."""
+    bad = dict(contradictions(r.ids, m))
+    if not bad:
+        return r
+    mods = tuple(x for x in r.modifiers if x not in bad)
+    dropped = [x for x in r.modifiers if x in bad]
+    note = "".join(f"; {x}は計測値と矛盾するため記載しない（{bad[x]}）" for x in dropped)
+    if r.statement not in bad:
+        return Rhythm(r.statement, mods, r.counts, r.reason + note, r.detail, r.values, rule=r.rule)
+    reason = f"{r.reason}: {r.statement}の所見だが計測値と矛盾（{bad[r.statement]}）{note}"
+    values = {**r.values, "conflicting_reading": r.statement}
+    return Rhythm(UNDETERMINED, mods, r.counts, reason, None, values, rule="undetermined: conflicting evidence")
