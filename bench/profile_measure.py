@@ -212,6 +212,71 @@ def compare(windows, ref, repeats: int) -> dict:
     return {"times": {k: np.asarray(v) for k, v in times.items()}, "diffs": diffs, "by_source": by_source}
 
 
+# (module, function, label): the stages of measure() + analyse_rhythm, nested ones indented in the table
+STAGES = (
+    ("edge.dsp.measure", "filter_resample_bands", "band-pass + resample, 2 bands (edge.dsp.signal)"),
+    ("edge.dsp.measure", "detection_envelope", "detection envelope"),
+    ("edge.dsp.measure", "pick_beats", "beat picking"),
+    ("edge.dsp.measure", "annotate_beats", "annotate_beats (beat types, P per beat, pacing, atrial)"),
+    ("edge.dsp.beat_types", "type_beats", "  type_beats"),
+    ("edge.dsp.beat_types", "_align", "    of which alignment"),
+    ("edge.dsp.atrial", "atrial_activity", "  atrial_activity"),
+    ("edge.dsp.pacing", "find_spikes", "  find_spikes (pacing)"),
+    ("edge.dsp.measure", "_representative", "representative beat"),
+    ("edge.dsp.measure", "_delineate", "delineation (wavelet, 12 leads, combination)"),
+    ("edge.dsp.measure", "delineate_lead", "  delineate_lead x leads"),
+    ("edge.dsp.measure", "lead_matrix", "per-lead matrix"),
+    ("edge.dsp.measure", "_axes_and_voltages", "axes and voltages"),
+)
+
+
+def stage_times(windows) -> tuple[list[tuple[str, float]], float, float]:
+    """Mean CPU ms per window of each stage (:data:`STAGES`) of the working tree, and of the whole measure()
+    and analyse_rhythm: every window run twice, the stages timed by wrappers put in for the run."""
+    from edge.dsp.measure import measure
+    from edge.interpret.rhythm import analyse_rhythm
+
+    acc = {label: 0.0 for _, _, label in STAGES}
+    saved = []
+    for mod_name, fn_name, label in STAGES:
+        mod = importlib.import_module(mod_name)
+        fn = getattr(mod, fn_name)
+        saved.append((mod, fn_name, fn))
+
+        def timed(*a, _fn=fn, _label=label, **k):
+            t0 = time.process_time()
+            try:
+                return _fn(*a, **k)
+            finally:
+                acc[_label] += time.process_time() - t0
+
+        setattr(mod, fn_name, timed)
+    total_m = total_r = 0.0
+    try:
+        for _ in range(2):
+            for _, _, x, fs, leads in windows:
+                t, m = _cpu(measure, x, fs, leads)
+                total_m += t
+                t, _r = _cpu(analyse_rhythm, m, fs)
+                total_r += t
+    finally:
+        for mod, fn_name, fn in saved:
+            setattr(mod, fn_name, fn)
+    n = 2 * len(windows)
+    return [(k, v * 1000.0 / n) for k, v in acc.items()], total_m * 1000.0 / n, total_r * 1000.0 / n
+
+
+def median_ci(v: np.ndarray) -> tuple[float, float]:
+    """Distribution-free 95 % interval of the median (binomial order statistics)."""
+    v = np.sort(np.asarray(v, dtype=float))
+    n = v.size
+    if n < 6:
+        return float(v[0]), float(v[-1])
+    half = 1.96 * np.sqrt(n) / 2.0
+    lo, hi = int(np.floor(n / 2.0 - half)), int(np.ceil(n / 2.0 + half))
+    return float(v[max(lo, 0)]), float(v[min(hi, n - 1)])
+
+
 def profile(windows, n: int) -> str:
     from edge.dsp.measure import measure
     from edge.interpret.rhythm import analyse_rhythm
@@ -238,6 +303,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--ref-patch", type=Path, default=None, help="diff applied to the reference modules")
     ap.add_argument("--profile", type=int, default=0)
+    ap.add_argument("--stages", type=int, default=0, help="stage times over the first N PTB-XL windows")
+    ap.add_argument(
+        "--markdown", type=Path, default=None, help="write the section of this file (BENCHMARKS.md)"
+    )
     ap.add_argument("--sources", default=None, help="comma-separated sources to keep (e.g. ptbxl,qtdb)")
     ap.add_argument("--cache", type=Path, default=REPO / "runs" / "profile_windows.npz")
     args = ap.parse_args(argv)
@@ -253,28 +322,83 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.profile:
         print(profile(windows, args.profile))
+    lines: list[str] = []
     if args.against:
         res = compare(windows, load_reference(args.against, args.ref_patch), args.repeats)
         t = res["times"]
-        for stage in ("measure", "rhythm"):
-            old, new = t[f"old_{stage}"], t[f"new_{stage}"]
-            print(
-                f"{stage}: CPU ms per window, median (p90) over {old.size} windows, min of {args.repeats}: "
-                f"{args.against[:10]} {np.median(old):.3f} ({np.percentile(old, 90):.3f}), working tree "
-                f"{np.median(new):.3f} ({np.percentile(new, 90):.3f}); per-window ratio median "
-                f"{np.median(old / np.maximum(new, 1e-9)):.2f}x"
-            )
-        for src in res["by_source"]:
-            idx = [i for i, w in enumerate(windows) if w[0] == src]
-            print(
-                f"  {src} ({len(idx)}): measure {np.median(t['old_measure'][idx]):.3f} -> "
-                f"{np.median(t['new_measure'][idx]):.3f} ms, rhythm {np.median(t['old_rhythm'][idx]):.3f} -> "
-                f"{np.median(t['new_rhythm'][idx]):.3f} ms"
+        lines += [
+            f"CPU time per window (`time.process_time`, the minimum of {args.repeats} interleaved runs per window; "
+            f"median over the windows with its 95 % interval), reference = commit `{args.against[:10]}`'s "
+            "measurement modules"
+            + (" with another change in progress applied" if args.ref_patch else "")
+            + ":",
+            "",
+            "| windows | N | measure() before ms | after ms | per-window ratio | analyse_rhythm before ms | after ms "
+            "| p90 before / after ms |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        groups = [("all", list(range(len(windows))))] + [
+            (src, [i for i, w in enumerate(windows) if w[0] == src]) for src in res["by_source"]
+        ]
+        for label, idx in groups:
+            om, nm = t["old_measure"][idx], t["new_measure"][idx]
+            orr, nr = t["old_rhythm"][idx], t["new_rhythm"][idx]
+            ratio = om / np.maximum(nm, 1e-9)
+            cells = [f"{np.median(a):.2f} [{median_ci(a)[0]:.2f}-{median_ci(a)[1]:.2f}]" for a in (om, nm)]
+            r_cells = [f"{np.median(a):.2f}" for a in (orr, nr)]
+            lines.append(
+                f"| {label} | {len(idx)} | {cells[0]} | {cells[1]} | {np.median(ratio):.2f}x "
+                f"[{median_ci(ratio)[0]:.2f}-{median_ci(ratio)[1]:.2f}] | {r_cells[0]} | {r_cells[1]} | "
+                f"measure {np.percentile(om, 90):.2f} / {np.percentile(nm, 90):.2f}, rhythm "
+                f"{np.percentile(orr, 90):.2f} / {np.percentile(nr, 90):.2f} |"
             )
         n_diff = len(res["diffs"])
-        print(f"windows with any difference: {n_diff} of {len(windows)}")
+        lines += [
+            "",
+            f"Results compared on every window: every key of `measure()` (recursively, floats exactly) and the "
+            f"rhythm's statement, modifiers, counts, detail, reason and values: {n_diff} of {len(windows)} windows "
+            "differ.",
+            "",
+        ]
         for name, found in list(res["diffs"].items())[:30]:
-            print(f"  {name}: " + "; ".join(f"{p} {k} {s:.3g}" for p, k, s in found[:6]))
+            lines.append(f"- {name}: " + "; ".join(f"{p} {k} {s:.3g}" for p, k, s in found[:6]))
+    if args.stages:
+        sel = [w for w in windows if w[0] == "ptbxl"][: args.stages]
+        stages, tm, tr = stage_times(sel)
+        lines += [
+            "",
+            f"Where the time goes now: mean CPU ms per window over {len(sel)} PTB-XL windows (12 leads, 500 Hz, 10 s), "
+            f"each run twice; measure() {tm:.2f} ms, analyse_rhythm {tr:.2f} ms (the stage wrappers add a little):",
+            "",
+            "| stage | ms | share of measure() |",
+            "|---|---:|---:|",
+        ]
+        for label, ms in stages:
+            lines.append(f"| {label.replace('  ', '&nbsp;&nbsp;')} | {ms:.2f} | {ms / tm:.0%} |")
+    text = "\n".join(lines)
+    print(text)
+    if args.markdown and lines:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from report import machine, machine_line, write_section  # bench/report.py, beside this script
+
+        load = " ".join(f"{v:.1f}" for v in os.getloadavg())
+        head = [
+            "## Cost of the measurement pipeline (`bench/profile_measure.py`)",
+            "",
+            f"Command: `python bench/profile_measure.py {' '.join(argv if argv is not None else sys.argv[1:])}`  ",
+            machine_line(machine()) + "  ",
+            f"Load average while it ran: {load} (1/5/15 min): the machine is shared, so CPU time is compared, "
+            "old and new interleaved in one process.",
+            "",
+            "Windows: "
+            + ", ".join(
+                f"{s} {sum(w[0] == s for w in windows)}" for s in dict.fromkeys(w[0] for w in windows)
+            )
+            + " (PTB-XL 500 Hz 12 leads; the Challenge records' first 10 s; QTDB 2 leads at 250 Hz, 10 s at 60 s and "
+            "300 s of the records with a standard lead; the synthetic generator's every rhythm, 3 seeds).",
+            "",
+        ]
+        write_section(args.markdown, "profile_measure", "\n".join(head + lines))
     return 0
 
 

@@ -97,15 +97,19 @@ def _align(y: np.ndarray, beats: np.ndarray, half: int, lag: int) -> np.ndarray:
     core = seg[:, :, lag:-lag]
     tmpl = median(core, axis=0)
     tmpl = (tmpl - tmpl.mean()).ravel()
-    # every shift at once (4 ms steps at 500 Hz: finer than the shape comparison needs): [B, S, C, W]
-    shifts = np.arange(-lag, lag + 1, 2)
-    width = seg.shape[2] - 2 * lag
-    view = np.lib.stride_tricks.sliding_window_view(seg, width, axis=2)[:, :, shifts + lag]
-    part = view.transpose(0, 2, 1, 3).reshape(seg.shape[0], shifts.size, -1)
-    part = part - part.mean(axis=2, keepdims=True)
-    c = (part @ tmpl) / np.maximum(np.linalg.norm(part, axis=2) * np.linalg.norm(tmpl), 1e-12)
+    # one shift at a time: all shifts at once needs temporaries of ~0.5 MB each, which cost more in page
+    # faults than the loop (measured in context: 1.46 against 0.95 ms per window)
+    t_norm = np.linalg.norm(tmpl)
+    best = np.zeros(seg.shape[0], dtype=np.int64)
+    score = np.full(seg.shape[0], -np.inf)
+    for s in range(-lag, lag + 1, 2):  # 4 ms steps at 500 Hz: finer than the shape comparison needs
+        part = seg[:, :, lag + s : seg.shape[2] - lag + s].reshape(seg.shape[0], -1)
+        part = part - part.mean(axis=1, keepdims=True)
+        c = (part @ tmpl) / np.maximum(np.linalg.norm(part, axis=1) * t_norm, 1e-12)
+        better = c > score
+        best[better], score[better] = s, c[better]
     out = beats.copy()
-    out[fit] = beats[fit] + shifts[np.argmax(c, axis=1)]  # the first of equal scores, as a strict > would
+    out[fit] = beats[fit] + best
     return out
 
 
