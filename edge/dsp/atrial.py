@@ -89,6 +89,20 @@ def _band(x: np.ndarray, fs: float, lo: float, hi: float, spec: np.ndarray | Non
     return np.fft.irfft(spec, n=x.shape[-1], axis=-1)
 
 
+_HANN: dict[int, np.ndarray] = {}
+
+
+def _hann(n: int) -> np.ndarray:
+    """``np.hanning(n)``, kept for the next window of that length (read only)."""
+    if n not in _HANN:
+        if len(_HANN) > 16:
+            _HANN.clear()
+        w = np.hanning(n)
+        w.flags.writeable = False
+        _HANN[n] = w
+    return _HANN[n]
+
+
 def atrial_activity(
     y: np.ndarray, fs: float, beats: np.ndarray, typed: Sequence[dict], leads: Sequence[str]
 ) -> dict:
@@ -105,7 +119,7 @@ def atrial_activity(
     res = _cancel(y[rows].astype(np.float64), beats, groups, fs)
     # spectrum of the residual (Hann window), summed over the atrial leads
     n = res.shape[1]
-    win = np.hanning(n)
+    win = _hann(n)
     f = np.fft.rfftfreq(n, 1.0 / fs)
     power = (np.abs(np.fft.rfft((res - res.mean(axis=1, keepdims=True)) * win, axis=1)) ** 2).sum(axis=0)
     band = (f >= ATRIAL_BAND_HZ[0]) & (f <= ATRIAL_BAND_HZ[1])

@@ -141,10 +141,10 @@ def _representative(
     ok = beats[(beats - pre >= 0) & (beats + post <= y.shape[1])]
     if ok.size == 0:
         return np.zeros((y.shape[0], pre + post)), ok, np.inf
-    idx = ok[:, None] + np.arange(-pre, post)[None, :]
-    segs = y[:, idx]  # [C, B, W]
+    idx = np.arange(-pre, post)[:, None] + ok[None, :]
+    segs = y[:, idx]  # [C, W, B]: gathered in the order the median reads it (no transposed copy)
     q = int(0.06 * ANALYSIS_FS)
-    qrs = segs[:, :, pre - q : pre + q].transpose(1, 0, 2).reshape(ok.size, -1)
+    qrs = segs[:, pre - q : pre + q, :].transpose(2, 0, 1).reshape(ok.size, -1)
     qrs = qrs - qrs.mean(axis=1, keepdims=True)
     tmpl = median(qrs, axis=0)
     denom = np.linalg.norm(qrs, axis=1) * max(np.linalg.norm(tmpl), 1e-12)
@@ -152,7 +152,7 @@ def _representative(
     keep = corr >= 0.9
     if keep.sum() < MIN_BEATS:
         keep = corr >= np.sort(corr)[-min(MIN_BEATS, corr.size)]
-    segs = np.ascontiguousarray(segs[:, keep].transpose(0, 2, 1))  # [C, W, B]
+    segs = segs[:, :, keep]  # [C, W, B]
     rep = median(segs, axis=2)
     sub = segs[:, ::4]  # the noise estimate needs no more than every 4th sample
     sd = np.abs(sub - rep[:, ::4, None]).reshape(y.shape[0], -1).mean(axis=1) * 1.2533
