@@ -63,6 +63,22 @@ def _r(v: float) -> float:
     return v if math.isinf(v) else round(float(v), 3)
 
 
+class _Values(dict):
+    """One window's values as the criteria read them: ``(lead, key)`` -> per-lead value, ``key`` -> global
+    value (None: not measured), each read from the measurements on first use."""
+
+    __slots__ = ("rd",)
+
+    def __init__(self, rd: Reading) -> None:
+        super().__init__()
+        self.rd = rd
+
+    def __missing__(self, k):
+        v = self.rd._lead(*k) if k.__class__ is tuple else self.rd.glob(k)
+        self[k] = v
+        return v
+
+
 class Reading:
     """One window's measurements as the criteria read them (values cached: many criteria read the same lead),
     with the patient's sex and age. :func:`evaluate` takes one, or a measurements dict."""
@@ -73,13 +89,10 @@ class Reading:
         self.m, self.sex, self.age = m, sex, age
         self.collect = values  # False: verdicts only (faster); the values are read again for a met criterion
         self.leads = m.get("leads") if isinstance(m.get("leads"), Mapping) else {}
-        self._cache: dict[tuple[str, str], float | None] = {}
+        self.v = _Values(self)  # (lead, key) or global key -> value, read once (the compiled criteria index it)
 
     def lead(self, lead: str, key: str) -> float | None:
-        k = (lead, key)
-        if k not in self._cache:
-            self._cache[k] = self._lead(lead, key)
-        return self._cache[k]
+        return self.v[(lead, key)]
 
     def glob(self, key: str) -> float | None:
         v = self.m.get(key)

@@ -35,6 +35,7 @@ import numpy as np
 
 from edge.interpret.criteria import Reading, Verdict, condition_leads, evaluate, mask
 from edge.interpret.criteria_check import contradictions
+from edge.interpret.criteria_plan import compiled
 from edge.interpret.findings import FindingRules
 from edge.interpret.rules import Criterion
 from edge.interpret.why import BY_CRITERIA, BY_MODEL, BY_RHYTHM, Why
@@ -164,8 +165,8 @@ def decide(
         with_values = Reading(m, sex, age)
         for c in rules.parsed.criteria:
             if c.label in index and c.label not in owned:
-                v = evaluate(c.when, reading)
-                evals.append((c, evaluate(c.when, with_values) if v.ok and c.mode != "veto" else v))
+                ok = compiled(c.when)(reading)  # the verdict alone; the values only for a met criterion
+                evals.append((c, evaluate(c.when, with_values) if ok and c.mode != "veto" else Verdict(ok)))
     above = {ids[i] for i in np.flatnonzero(scores >= thresholds)}  # NaN thresholds never fire
 
     def vetoed(label: str, items) -> bool:

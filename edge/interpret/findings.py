@@ -29,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.interpret.criteria import evaluate
+from edge.interpret.criteria import Reading
+from edge.interpret.criteria_plan import compiled
 from edge.interpret.rules import (
     RULES_FILE,
     Rules,
@@ -63,12 +64,12 @@ def label_verdicts(
     clearly not met); labels left to the model are absent. ``not_with`` is not applied here (see decide)."""
     if not measurements:
         return {}
-    wanted = None if labels is None else set(labels)
+    wanted = None if labels is None else labels if isinstance(labels, Mapping | set | frozenset) else set(labels)
+    reading = Reading(measurements, sex, age, values=False)  # one reading of the window, shared by the criteria
     per: dict[str, list] = {}
     for c in rules.criteria:
         if wanted is None or c.label in wanted:
-            ok = evaluate(c.when, measurements, sex, age).ok
-            per.setdefault(c.label, []).append((c, ok))
+            per.setdefault(c.label, []).append((c, compiled(c.when)(reading)))
     out = {}
     for label, items in per.items():
         if any(c.mode == "veto" and (ok is False or (ok is None and c.unmeasured_veto)) for c, ok in items):
