@@ -47,8 +47,9 @@ def _records(root: Path) -> list[tuple[str, Path]]:
 
 @pytest.fixture(scope="module")
 def classified(shared_data):
-    """``[(source, record, window_start, findings, measurements)]`` for every window read (a window skipped for
-    its quality, e.g. a QT Database record whose two leads are not standard leads, has no findings: ``None``)."""
+    """``[(source, record, window_start, findings, measurements, (rhythm JSON, withheld))]`` for every window read (a
+    window skipped for its quality, e.g. a QT Database record whose two leads are not standard leads, has no
+    findings: ``None``)."""
     from edge.readers.records import read_recording
     from edge.runtime.engine import Classifier
 
@@ -60,7 +61,8 @@ def classified(shared_data):
             n = int(round(clf.signal.window_s * rec.fs))
             for r in clf.record_windows(x[:, : n * MAX_WINDOWS], rec.fs, rec.leads):
                 stated = None if r.skipped else list(r.findings) + list(r.zero_shot_findings)
-                rows.append((source, path.name, r.window_start_sample, stated, r.measurements))
+                rhythm = None if r.rhythm is None else r.rhythm.to_json()
+                rows.append((source, path.name, r.window_start_sample, stated, r.measurements, (rhythm, r.withheld)))
     return rows
 
 
@@ -75,7 +77,7 @@ def test_every_record_in_shared_was_read(classified, shared_data):
         expected.setdefault(source, set()).add(path.name)
     assert {s: len(v) for s, v in by_source.items()} == {s: len(v) for s, v in expected.items()}
     assert len(expected["ptbxl"]) == 500 and len(expected["qtdb"]) >= 100
-    read = {name for source, name, _, stated, _ in classified if stated is not None}
+    read = {name for source, name, _, stated, *_ in classified if stated is not None}
     assert len(read) >= 500 + 30 + 40  # every 12-lead record; the 2-lead records with standard lead names
 
 
@@ -84,11 +86,42 @@ def test_every_record_in_shared_was_read(classified, shared_data):
 def test_no_stated_finding_contradicts_the_windows_measurements(classified):
     bad = [
         f"{source}:{name}@{start} {lid}: {why}"
-        for source, name, start, stated, m in classified
+        for source, name, start, stated, m, _ in classified
         if stated is not None
         for lid, why in contradictions(stated, m)
     ]
     assert not bad, f"{len(bad)} contradictions in {len(classified)} windows:\n" + "\n".join(bad[:40])
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_every_window_with_enough_beats_states_one_rhythm(classified):
+    """Contract 5 v3 / 8.1: every window read with enough beats has exactly one rhythm statement, stated first in
+    its findings (or "undetermined" with its reason), never withheld; its modifiers are stated too (a parent such
+    as 2AVB through its stated child MOBITZ2: no parent beside its child)."""
+    from edge.interpret.catalogue import load_catalogue
+    from edge.interpret.rhythm import MIN_BEATS, PRIMARY_RHYTHMS, UNDETERMINED
+
+    parents = {lb.id: set(lb.parents) for lb in load_catalogue().labels}
+
+    bad, n = [], 0
+    for source, name, start, stated, m, (rhythm, withheld) in classified:
+        if stated is None or len((m or {}).get("beats") or []) < MIN_BEATS:
+            continue
+        n += 1
+        where = f"{source}:{name}@{start}"
+        primary = [x for x in stated if x in PRIMARY_RHYTHMS]
+        if rhythm is None:
+            bad.append(f"{where}: no rhythm")
+        elif rhythm["statement"] == UNDETERMINED:
+            if primary or not rhythm["reason"]:
+                bad.append(f"{where}: undetermined ({rhythm['reason']}) beside {primary}")
+        elif primary != [rhythm["statement"]] or stated[0] != rhythm["statement"]:
+            bad.append(f"{where}: {rhythm['statement']} not stated first: {stated} withheld {withheld}")
+        elif not set(rhythm["modifiers"]) <= set(stated).union(*(parents.get(x, set()) for x in stated)):
+            bad.append(f"{where}: modifiers {rhythm['modifiers']} not all in {stated}")
+    assert n >= 600
+    assert not bad, f"{len(bad)} of {n} windows:\n" + "\n".join(bad[:40])
 
 
 def _ptbxl_codes(root: Path) -> dict[str, set[str]]:
@@ -114,7 +147,7 @@ def test_injury_and_infarction_records_are_never_normal(classified, shared_data)
     codes = _ptbxl_codes(shared_data)
     injured = {n for n, c in codes.items() if c & {"INJAS", "INJAL", "INJLA", "INJIN", "INJIL", "STE_"}}
     checked = 0
-    for source, name, start, stated, _ in classified:
+    for source, name, start, stated, *_ in classified:
         if stated is None:
             continue
         if (source == "ptbxl" and name in injured) or name == "s0010_re":

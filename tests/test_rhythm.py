@@ -127,12 +127,12 @@ def test_classify_reads_the_rhythm(tmp_path, capsys, name):
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     statement = EXPECTED[name][0]
     assert line["rhythm"]["statement"] == statement
-    # stated with its why, or withheld with a reason where a measurement contradicts it (the decision's check,
-    # edge.interpret.criteria_check: e.g. a P wave found on the median beat of an AF window)
-    if statement in line["findings"]:
-        assert line["why"][statement]["by"] == "rhythm"
-    else:
-        assert line.get("withheld", {}).get(statement), line
+    # stated, with its why: the measurements agree with the rhythm (no P wave and no PR in AF or flutter)
+    assert statement in line["findings"] and line["findings"][0] == statement, line
+    assert line["why"][statement]["by"] == "rhythm"
+    assert statement not in line.get("withheld", {}), line
+    if statement in ("AFIB", "AFLT"):
+        assert line["measurements"]["p_present"] is False and line["measurements"]["pr_ms"] is None
 
 
 @pytest.mark.parametrize("name", ["afib", "paced_dual", "flutter", "svt"])
@@ -207,3 +207,36 @@ def test_ptbxl_paced_and_flutter_records(shared_data, ecg_id, statement):
     m = measure(rec.p_signal.T.astype(np.float32), rec.fs, rec.sig_name)
     r = analyse_rhythm(m, rec.fs)
     assert r.statement == statement, r.to_json()
+
+
+def test_a_statement_the_measurements_contradict_becomes_undetermined_with_its_reason():
+    """The rhythm never states what its window's own measurements contradict (the decision's last guard would
+    withhold it, leaving no rhythm): it says "undetermined", naming the reading and what contradicts it."""
+    m = dict(measure(synthesize(rhythm="sinus", duration_s=10, seed=1, fs=FS), FS))
+    assert analyse_rhythm(m, FS).statement == "SR"
+    no_p = {**m, "p_present": False, "pr_ms": None}  # the beats' P waves against a window without P waves
+    r = analyse_rhythm(no_p, FS)
+    assert r.statement == UNDETERMINED and "洞調律" in r.reason and "矛盾" in r.reason, r.to_json()
+    assert r.values["conflicting_reading"] == "SR" and "SR" not in r.ids
+
+
+def test_rate_statements_read_the_measured_heart_rate():
+    m = dict(measure(synthesize(rhythm="sinus", duration_s=10, seed=1, fs=FS), FS))
+    for hr, statement in ((59.9, "SBRAD"), (60.1, "SR"), (100.4, "STACH"), (99.6, "SR")):
+        r = analyse_rhythm({**m, "hr_bpm": hr}, FS)
+        assert r.statement == statement, (hr, r.to_json())
+
+
+def test_one_p_wave_verdict_for_rhythm_and_measurements():
+    """measure()'s p_present/pr_ms agree with the beats' P waves the rhythm reads: sinus rhythm with P waves and
+    a PR, atrial fibrillation and flutter without either; a long PR (first-degree block) measured."""
+    for name, seeds in (("sinus", range(3)), ("afib", range(3)), ("flutter", range(3)), ("avb1", range(3))):
+        for seed in seeds:
+            m = measure(synthesize(rhythm=name, duration_s=10, seed=seed, fs=FS), FS)
+            r = analyse_rhythm(m, FS)
+            if name in ("afib", "flutter"):
+                assert m["p_present"] is False and m["pr_ms"] is None, (name, seed, m["p_beats_share"])
+            else:
+                assert m["p_present"] is True and m["pr_ms"] is not None, (name, seed, m["p_beats_share"])
+            if name == "avb1":
+                assert m["pr_ms"] > 200 and "1AVB" in r.modifiers, (seed, m["pr_ms"], r.to_json())

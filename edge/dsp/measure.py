@@ -65,6 +65,7 @@ P_BEATS_SHARE, P_BEATS_NONE = 0.7, 0.3  # share of beats with their own P wave: 
 P_CONTINUOUS = 0.5  # P template active over this share of its window: continuous atrial activity (the
 # rhythm analysis' FLUTTER_ACTIVE, chosen on synthetic flutter and PTB-XL fold-9 flutter and sinus records) ...
 P_II_FLUTTER_MV = -0.1  # ... and this negative in II: flutter waves, not a P wave (see flutter_waves)
+P_II_UPRIGHT_MV = 0.05  # a sinus P wave is upright in II (edge.interpret.rhythm.P_II_UPRIGHT_MV)
 FLUTTER_WAVE_BPM = (240.0, 360.0)  # flutter waves' rate (edge.interpret.rhythm.FLUTTER_BPM)
 FLAT_MV = 0.02  # a lead whose peak-to-peak stays below this is flat (electrode off): not measured
 _INDEP = ("I", "II", "V1", "V2", "V3", "V4", "V5", "V6")
@@ -296,7 +297,8 @@ def _p_wave_verdict(out: dict, bounds: dict) -> None:
     beat's delineation (5/5 against 0/5 I度房室ブロック: a long-PR P wave lies outside the median beat's P
     search). At least ``P_BEATS_SHARE`` of the beats with a P wave: present; ``P_BEATS_NONE`` or fewer: absent
     (the PR then is not measured: a wave the delineator took for a P wave is fibrillatory or a flutter wave);
-    between them, or without typed beats, the representative beat decides. Flutter waves before every QRS
+    between them, or without typed beats, the representative beat decides (between them, only a P wave upright
+    in II, ``P_II_UPRIGHT_MV``). Flutter waves before every QRS
     (:func:`flutter_waves`) are no P wave, whatever the beats or the median beat show (PTB-XL folds 1-9 and the
     Challenge records: every flutter record continuous, active 0.58-0.78, and -0.12 to -0.33 mV in II;
     first-degree block, whose template also reaches back into the T wave, -0.06 mV or above).
@@ -313,6 +315,11 @@ def _p_wave_verdict(out: dict, bounds: dict) -> None:
         present = True
     elif share is not None and share <= P_BEATS_NONE:
         present = False
+    elif share is not None and present:
+        # a weak per-beat count: the median beat's P wave decides only if upright in II (as a sinus P wave is,
+        # the rhythm analysis' tie-breaker too); a negative one among irregular beats is a fibrillatory wave
+        p_ii = (out.get("atrial") or {}).get("p_ii_mv")
+        present = p_ii is None or p_ii >= P_II_UPRIGHT_MV
     out["p_present"] = bounds["p_present"] = present
     out["p_beats_share"] = None if share is None else round(share, 3)
     if not present:

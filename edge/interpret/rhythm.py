@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from edge.interpret.catalogue import load_catalogue
 from edge.interpret.criteria_check import contradictions
 from edge.interpret.why import BY_RHYTHM, Why
 
@@ -621,11 +622,13 @@ def _consistent(r: Rhythm, m: Mapping) -> Rhythm:
     bad = dict(contradictions(r.ids, m))
     if not bad:
         return r
+    ja = {lb.id: lb.ja for lb in load_catalogue().labels}
     mods = tuple(x for x in r.modifiers if x not in bad)
     dropped = [x for x in r.modifiers if x in bad]
-    note = "".join(f"; {x}は計測値と矛盾するため記載しない（{bad[x]}）" for x in dropped)
+    note = "".join(f"; {ja.get(x, x)}は計測値と矛盾するため記載しない（{bad[x]}）" for x in dropped)
     if r.statement not in bad:
         return Rhythm(r.statement, mods, r.counts, r.reason + note, r.detail, r.values, rule=r.rule)
-    reason = f"{r.reason}: {r.statement}の所見だが計測値と矛盾（{bad[r.statement]}）{note}"
+    said = ja.get(r.statement, r.statement)
+    reason = f"判定不能: {r.reason}から{said}と読めるが計測値と矛盾（{bad[r.statement]}）{note}"
     values = {**r.values, "conflicting_reading": r.statement}
     return Rhythm(UNDETERMINED, mods, r.counts, reason, None, values, rule="undetermined: conflicting evidence")
