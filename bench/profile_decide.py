@@ -57,21 +57,27 @@ REF_PACKAGE = "_decide_ref"
 PATIENTS = (None, {"sex": "M", "age": 35}, {"sex": "F", "age": 60}, {"sex": "M", "age": 70})
 
 
-def load_reference(commit: str):
-    """The interpretation modules of ``commit`` as a namespace (``.findings``, ``.decide``, ``.lead_needs``)."""
+def load_reference(commit: str, from_tree: tuple[str, ...] = ()):
+    """The interpretation modules of ``commit`` as a namespace (``.findings``, ``.decide``, ``.lead_needs``);
+    ``from_tree``: short names of modules taken from the working tree instead (another change in progress)."""
     root = Path(tempfile.mkdtemp(prefix="decide_ref_"))
     pkg = root / REF_PACKAGE
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
     for dotted, path in MODULES.items():
-        src = subprocess.run(
-            ["git", "show", f"{commit}:{path}"], cwd=REPO, capture_output=True, text=True, check=True
-        ).stdout
+        if dotted.rsplit(".", 1)[1] in from_tree:
+            src = (REPO / path).read_text(encoding="utf-8")
+        else:
+            src = subprocess.run(
+                ["git", "show", f"{commit}:{path}"], cwd=REPO, capture_output=True, text=True, check=True
+            ).stdout
         for other in MODULES:
             src = re.sub(rf"\b{re.escape(other)}\b", f"{REF_PACKAGE}.{other.rsplit('.', 1)[1]}", src)
         (pkg / f"{dotted.rsplit('.', 1)[1]}.py").write_text(src)
     sys.path.insert(0, str(root))
-    return _Mods(*(importlib.import_module(f"{REF_PACKAGE}.{n}") for n in ("findings", "decide", "lead_needs")))
+    return _Mods(
+        *(importlib.import_module(f"{REF_PACKAGE}.{n}") for n in ("findings", "decide", "lead_needs"))
+    )
 
 
 class _Mods:
@@ -171,7 +177,9 @@ class Step:
 
     def __init__(self, mods: _Mods, bundle: dict) -> None:
         self.m = mods
-        self.rules, self.weight = mods.findings.FindingRules.from_manifest(bundle["labels"], bundle["manifest"])
+        self.rules, self.weight = mods.findings.FindingRules.from_manifest(
+            bundle["labels"], bundle["manifest"]
+        )
         self.labels, self.thresholds = bundle["labels"], bundle["thresholds"]
         self.zero_shot, self.top_k = bundle["zero_shot"], bundle["top_k"]
 
@@ -252,9 +260,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--against", default=None, help="commit whose interpretation modules are the reference")
     ap.add_argument("--ptbxl", type=int, default=260)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument(
+        "--ref-tree",
+        default="",
+        help="comma-separated modules (e.g. criteria_check) the reference takes from the tree",
+    )
     ap.add_argument("--profile", type=int, default=0)
     ap.add_argument("--inputs", type=Path, default=REPO / "runs" / "profile_decide_inputs.pkl")
-    ap.add_argument("--markdown", type=Path, default=None, help="write the section of this file (BENCHMARKS.md)")
+    ap.add_argument(
+        "--markdown", type=Path, default=None, help="write the section of this file (BENCHMARKS.md)"
+    )
     args = ap.parse_args(argv)
     if args.inputs.is_file():
         bundle, *windows = pickle.loads(args.inputs.read_bytes())
@@ -273,14 +288,17 @@ def main(argv: list[str] | None = None) -> int:
         print(profile(windows, new, args.profile))
     if not args.against:
         return 0
-    old = Step(load_reference(args.against), bundle)
+    from_tree = tuple(x for x in args.ref_tree.split(",") if x)
+    old = Step(load_reference(args.against, from_tree), bundle)
     res = compare(windows, old, new, args.repeats)
     o, n = res["old"], res["new"]
     ratio = o / np.maximum(n, 1e-9)
     lines = [
         f"CPU time per window of the interpretation step (`time.process_time`, minimum of {args.repeats} "
         f"interleaved runs per window; median over the windows with its 95 % interval), reference = commit "
-        f"`{args.against[:10]}`'s interpretation modules:",
+        f"`{args.against[:10]}`'s interpretation modules"
+        + (f" ({', '.join(from_tree)} from the working tree: another helper's change)" if from_tree else "")
+        + ":",
         "",
         "| windows | N | before ms | after ms | per-window ratio | p90 before / after ms |",
         "|---|---:|---:|---:|---:|---:|",

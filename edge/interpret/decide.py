@@ -186,7 +186,7 @@ def decide(
         stated: dict[str, Why] = {}
         forced: set[str] = set()
         for label, items in by_label.items():
-            blocked = [sorted(set(c.not_with) & (pool - {label})) for c, _ in items]
+            blocked = [sorted(set(c.not_with) & (pool - {label})) if c.not_with else [] for c, _ in items]
             live = [(c, v) for (c, v), blk in zip(items, blocked, strict=True) if not blk]
             blockers = sorted({b for blk in blocked for b in blk})
             i = index[label]
@@ -215,8 +215,10 @@ def decide(
                     "、".join(ja.get(b, b) for b in named or blockers) + "があるため判定しない"
                 )
                 continue
-            unknown = sorted(
-                {x for c, v in live if v.ok is None for x in condition_leads(c.when) if x in blanked}
+            unknown = (
+                sorted({x for c, v in live if v.ok is None for x in condition_leads(c.when) if x in blanked})
+                if blanked and wanted
+                else []
             )
             if unknown and wanted:
                 out.withheld[label] = "判定に必要な誘導が使えない: " + ", ".join(blanked[x] for x in unknown)
