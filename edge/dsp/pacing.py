@@ -57,7 +57,7 @@ def find_spikes(x_raw: np.ndarray, fs: float) -> np.ndarray:
     ok = np.isfinite(x).all(axis=1)
     if not ok.any():
         return np.zeros(0, dtype=np.int64)
-    x = x[ok]
+    x = x if ok.all() else x[ok]
     k = max(1, int(round(CURVATURE_MS * fs / 1000.0)))
     curv = _curvature(x, k)
     # a spike is as tall at 3x the stencil as at 1x (it is one stimulus); a QRS peak's curvature grows with
@@ -88,8 +88,13 @@ def _curvature(x: np.ndarray, k: int) -> np.ndarray:
     """Root sum over the leads of ``x[t] - (x[t-k] + x[t+k]) / 2`` (0 at the edges)."""
     out = np.zeros(x.shape[1])
     if x.shape[1] > 2 * k:
-        mid = x[:, k:-k] - 0.5 * (x[:, : -2 * k] + x[:, 2 * k :])
-        out[k:-k] = np.sqrt((mid * mid).sum(axis=0))
+        # x[:, k:-k] - 0.5 * (x[:, :-2k] + x[:, 2k:]), squared, in one buffer (the same arithmetic, fewer
+        # fresh arrays: each would be new memory pages to fault in)
+        mid = x[:, : -2 * k] + x[:, 2 * k :]
+        mid *= 0.5
+        np.subtract(x[:, k:-k], mid, out=mid)
+        mid *= mid
+        out[k:-k] = np.sqrt(mid.sum(axis=0))
     return out
 
 

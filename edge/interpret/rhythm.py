@@ -32,7 +32,7 @@ numpy and the standard library only (device code).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -47,6 +47,7 @@ __all__ = [
     "RHYTHM_MODIFIERS",
     "Rhythm",
     "analyse_rhythm",
+    "consistent",
     "rr_irregularity",
 ]
 
@@ -612,14 +613,16 @@ def _decide(m: Mapping, fs: float) -> Rhythm:
         mods.append("1AVB")
     if paced.get("spikes"):
         counts["spikes"] = int(paced["spikes"])
-    return _consistent(Rhythm(statement, tuple(mods), counts, reason, detail, values, rule=rule), m)
+    return consistent(Rhythm(statement, tuple(mods), counts, reason, detail, values, rule=rule), m)
 
 
-def _consistent(r: Rhythm, m: Mapping) -> Rhythm:
+def consistent(r: Rhythm, m: Mapping | None) -> Rhythm:
     """The statement checked against the window's own measurements (edge.interpret.criteria_check, the
     decision's last guard): a contradicted modifier is left out, and a contradicted statement becomes
-    "undetermined" naming what it would have been and what contradicts it (one statement, never silence)."""
-    bad = dict(contradictions(r.ids, m))
+    "undetermined" naming what it would have been and what contradicts it (one statement, never silence).
+    :func:`analyse_rhythm` applies it; a record's rhythm (one window's) is checked again against the record's
+    combined measurements."""
+    bad = dict(contradictions(r.ids, m or {}))
     if not bad:
         return r
     ja = {lb.id: lb.ja for lb in load_catalogue().labels}
@@ -627,8 +630,11 @@ def _consistent(r: Rhythm, m: Mapping) -> Rhythm:
     dropped = [x for x in r.modifiers if x in bad]
     note = "".join(f"; {ja.get(x, x)}は計測値と矛盾するため記載しない（{bad[x]}）" for x in dropped)
     if r.statement not in bad:
-        return Rhythm(r.statement, mods, r.counts, r.reason + note, r.detail, r.values, rule=r.rule)
+        return replace(r, modifiers=mods, reason=r.reason + note)
     said = ja.get(r.statement, r.statement)
     reason = f"判定不能: {r.reason}から{said}と読めるが計測値と矛盾（{bad[r.statement]}）{note}"
     values = {**r.values, "conflicting_reading": r.statement}
-    return Rhythm(UNDETERMINED, mods, r.counts, reason, None, values, rule="undetermined: conflicting evidence")
+    return replace(
+        r, statement=UNDETERMINED, modifiers=mods, reason=reason, detail=None, values=values,
+        model_disagrees=False, model_reading=None, rule="undetermined: conflicting evidence",
+    )

@@ -57,7 +57,7 @@ from edge.dsp.signal import (
 from edge.interpret.decide import decide
 from edge.interpret.findings import FindingRules
 from edge.interpret.lead_needs import withhold
-from edge.interpret.rhythm import analyse_rhythm
+from edge.interpret.rhythm import Rhythm, analyse_rhythm, consistent
 from edge.interpret.why import Why
 from edge.runtime.backends import Backend, get_backend, model_key_for
 from edge.runtime.result import Quality, Result
@@ -394,7 +394,10 @@ class Classifier:
         statements = [getattr(r, "statement", None) for r in rhythms]
         common = max(statements, key=statements.count) if statements else None
         rhythm = next((r for r, st in zip(rhythms, statements, strict=True) if st == common), None)
-        result = self.classify_embedding(mean, quality, combine_measurements([r.measurements for r in good]), rhythm)
+        combined = combine_measurements([r.measurements for r in good])
+        if isinstance(rhythm, Rhythm):  # one window's rhythm, checked against the record's measurements (#21)
+            rhythm = consistent(rhythm, combined)
+        result = self.classify_embedding(mean, quality, combined, rhythm)
         result.fs, result.window_start_sample = rate, 0
         result.latency_ms = sum(r.latency_ms for r in windows)
         return result
