@@ -67,7 +67,7 @@ def load_reference(commit: str, patch: Path | None = None) -> tuple:
         ).stdout
         (src_root / path).parent.mkdir(parents=True, exist_ok=True)
         (src_root / path).write_text(text)
-    if patch is not None:
+    if patch is not None and patch.read_text().strip():  # an empty diff: nothing to apply
         subprocess.run(["git", "apply", "--unsafe-paths", str(patch.resolve())], cwd=src_root, check=True)
     pkg = root / REF_PACKAGE
     pkg.mkdir()

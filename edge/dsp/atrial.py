@@ -116,12 +116,14 @@ def atrial_activity(
         return no_atrial("fewer than 2 beats")
     groups = [("N" if b["type"] in ("N", "S") else b["type"]) for b in typed]
     rows = [i for i, name in enumerate(leads) if name in ATRIAL_LEADS] or list(range(len(leads)))
-    res = _cancel(y[rows].astype(np.float64), beats, groups, fs)
+    res = _cancel(y[rows].astype(np.float64, copy=False), beats, groups, fs)  # (y[rows] is a copy already)
     # spectrum of the residual (Hann window), summed over the atrial leads
     n = res.shape[1]
     win = _hann(n)
     f = np.fft.rfftfreq(n, 1.0 / fs)
-    power = (np.abs(np.fft.rfft((res - res.mean(axis=1, keepdims=True)) * win, axis=1)) ** 2).sum(axis=0)
+    centred = res - res.mean(axis=1, keepdims=True)
+    centred *= win  # in place: the same product, one array less
+    power = (np.abs(np.fft.rfft(centred, axis=1)) ** 2).sum(axis=0)
     band = (f >= ATRIAL_BAND_HZ[0]) & (f <= ATRIAL_BAND_HZ[1])
     total = power[(f >= 2.5) & (f <= 15.0)].sum()
     if not band.any() or total <= 0:
@@ -149,7 +151,8 @@ def _atrial_events(
 ) -> list[int]:
     """Peaks of the residual's spatial magnitude (1-15 Hz, 40 ms smoothing) as tall as the P waves."""
     r = _band(res, fs, 1.0, 15.0, spec)
-    mag = np.sqrt((r * r).sum(axis=0))
+    r *= r  # in place (r is this function's own)
+    mag = np.sqrt(r.sum(axis=0))
     w = max(1, int(0.04 * fs))
     mag = np.convolve(mag, np.ones(w) / w, mode="same")
     # the reference height: the P waves before beats that have one (in the 300-70 ms before the fiducial);
