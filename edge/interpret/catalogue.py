@@ -23,7 +23,6 @@ import unicodedata
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -421,7 +420,7 @@ def _read(text: str, source: str) -> Any:
 @lru_cache(maxsize=1)
 def _shipped() -> Catalogue:
     source = "edge/data/labels.json"
-    text = resources.files("edge").joinpath("data", "labels.json").read_text(encoding="utf-8")
+    text = (Path(__file__).resolve().parent.parent / "data" / "labels.json").read_text(encoding="utf-8")  # beside this package, not importlib.resources (tempfile, shutil, bz2, lzma: 0.5 MiB on the board, #23)
     catalogue = Catalogue(_parse(_read(text, source), source), expected_count=N_LABELS, source=source)
     log.debug("loaded %r", catalogue)
     return catalogue

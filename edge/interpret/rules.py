@@ -44,7 +44,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 __all__ = [
@@ -497,7 +496,7 @@ def parse_rules(doc: object, where: str = "rules") -> Rules:
 def read_rules_doc(path: str | Path | None = None) -> dict:
     """The JSON document: the shipped ``edge/data/findings_rules.json`` or the file at ``path``."""
     if path is None:
-        text = resources.files("edge").joinpath("data", RULES_FILE).read_text(encoding="utf-8")
+        text = (Path(__file__).resolve().parent.parent / "data" / RULES_FILE).read_text(encoding="utf-8")  # beside this package, not importlib.resources (tempfile, shutil, bz2, lzma: 0.5 MiB on the board, #23)
         source = f"edge/data/{RULES_FILE}"
     else:
         try:

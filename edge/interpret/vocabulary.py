@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import csv
 from functools import lru_cache
-from importlib import resources
+from pathlib import Path
 
 __all__ = ["IGNORE", "VocabularyError", "parse_vocabulary", "shipped_vocabulary", "SHIPPED_SOURCE"]
 
@@ -60,5 +60,5 @@ def parse_vocabulary(text: str, source: str) -> list[tuple[str, tuple[str, ...]]
 @lru_cache(maxsize=1)
 def shipped_vocabulary() -> tuple[tuple[str, tuple[str, ...]], ...]:
     """The shipped file's lines, read once."""
-    text = resources.files("edge").joinpath("data", "vocabulary.csv").read_text(encoding="utf-8")
+    text = (Path(__file__).resolve().parent.parent / "data" / "vocabulary.csv").read_text(encoding="utf-8")  # beside this package, not importlib.resources (tempfile, shutil, bz2, lzma: 0.5 MiB on the board, #23)
     return tuple(parse_vocabulary(text, SHIPPED_SOURCE))

@@ -27,7 +27,7 @@ import logging
 import threading
 import time
 from http import HTTPStatus
-from importlib import resources
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
@@ -44,6 +44,7 @@ logger = logging.getLogger(__name__)
 
 STALE_S = 1.0  # no new sample for this long: the device counts as disconnected (the traces stop)
 TIMELINE = 60  # past windows and events kept
+_WEB = Path(__file__).resolve().parent / "web"  # the page's files (not importlib.resources: tempfile, shutil, bz2, lzma)
 _ASSETS = {
     "/": ("index.html", "text/html"),
     "/app.js": ("app.js", "text/javascript"),
@@ -285,7 +286,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(json.dumps(vocabulary(), ensure_ascii=False).encode(), "application/json")
         elif url.path in _ASSETS:
             name, kind = _ASSETS[url.path]
-            self._send(resources.files("edge.views").joinpath("web", name).read_bytes(), kind)
+            self._send((_WEB / name).read_bytes(), kind)
         else:
             self._send(b"not found", "text/plain", HTTPStatus.NOT_FOUND)
 
