@@ -12,8 +12,8 @@ challenge2020, first 10 s); every third window again with V2 off and every fifth
 electrodes swapped (the quality's missing and inconsistent leads), and each window gets a patient in turn
 (none, male 35, female 60, male 70: the sex/age thresholds).
 
-``--against COMMIT``: the interpretation modules of that commit (edge/interpret criteria, rules, findings,
-decide, criteria_check, lead_needs) are loaded beside the working tree's under another package name, and
+``--against COMMIT``: the interpretation modules of that commit (edge/interpret criteria, criteria_plan,
+rules, findings, decide, criteria_check, lead_needs) are loaded beside the working tree's under another package name, and
 every window goes through both, interleaved (old, new, new, old ...) in one process; CPU time
 (``time.process_time``: the machine is shared) per window is the minimum over ``--repeats``, reported as the
 median over the windows with its 95 % interval. Results compared: findings, zero-shot findings, why (every
@@ -48,6 +48,7 @@ sys.path.insert(0, str(REPO / "bench"))
 MODULES = {
     "edge.interpret.rules": "edge/interpret/rules.py",
     "edge.interpret.criteria": "edge/interpret/criteria.py",
+    "edge.interpret.criteria_plan": "edge/interpret/criteria_plan.py",
     "edge.interpret.findings": "edge/interpret/findings.py",
     "edge.interpret.criteria_check": "edge/interpret/criteria_check.py",
     "edge.interpret.lead_needs": "edge/interpret/lead_needs.py",
@@ -64,13 +65,17 @@ def load_reference(commit: str, from_tree: tuple[str, ...] = ()):
     pkg = root / REF_PACKAGE
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
+    (root / "data").symlink_to(REPO / "edge" / "data")  # rules.py reads ../data/ beside its package
     for dotted, path in MODULES.items():
         if dotted.rsplit(".", 1)[1] in from_tree:
             src = (REPO / path).read_text(encoding="utf-8")
         else:
-            src = subprocess.run(
-                ["git", "show", f"{commit}:{path}"], cwd=REPO, capture_output=True, text=True, check=True
-            ).stdout
+            got = subprocess.run(
+                ["git", "show", f"{commit}:{path}"], cwd=REPO, capture_output=True, text=True
+            )
+            if got.returncode != 0:
+                continue  # a module that commit did not have
+            src = got.stdout
         for other in MODULES:
             src = re.sub(rf"\b{re.escape(other)}\b", f"{REF_PACKAGE}.{other.rsplit('.', 1)[1]}", src)
         (pkg / f"{dotted.rsplit('.', 1)[1]}.py").write_text(src)

@@ -96,13 +96,15 @@ class Reading:
 
     def glob(self, key: str) -> float | None:
         v = self.m.get(key)
+        if v.__class__ is float:
+            return abs(v) if key == "ptf_v1" else v
         if v is None or isinstance(v, dict | list | str):
             return None
         return abs(float(v)) if key == "ptf_v1" else float(v)  # bools (p_present) read as 0/1
 
     def _lead(self, lead: str, key: str) -> float | None:
         row = self.leads.get(lead)
-        if not isinstance(row, Mapping):
+        if row.__class__ is not dict and not isinstance(row, Mapping):
             return None
         if key == "qrs_pp_mv":
             r = [self.lead(lead, k) for k in ("r_mv", "r2_mv")]
@@ -119,6 +121,8 @@ class Reading:
             neg = max(x for x in (q, s) if x is not None)  # the deepest negative deflection (QS: the Q)
             return r / neg if neg > 1e-6 else (math.inf if r > 1e-6 else 0.0)
         v = row.get(key)
+        if v.__class__ is float:  # the common case, as float(v) reads it
+            return abs(v) if key in MAGNITUDES else v
         if v is None or isinstance(v, bool | dict | list | str):
             return None
         return abs(float(v)) if key in MAGNITUDES else float(v)

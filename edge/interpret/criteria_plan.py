@@ -3,9 +3,10 @@ every window at the bedside (#23 item 5).
 
 :func:`compiled` turns a condition of :mod:`edge.interpret.rules` into a function ``Reading -> True / False /
 None`` that gives exactly ``edge.interpret.criteria.evaluate(cond, reading).ok``: the leads, territories,
-contiguous runs and fixed thresholds are resolved once per condition object, each value is read once per
-window (:class:`edge.interpret.criteria.Reading` caches it) as a plain float, and no values are collected
-(a met criterion is evaluated again with its values for ``why``). Thresholds by sex/age are read at each call.
+contiguous runs and thresholds are resolved once per condition object and patient group (sex and whether
+the age is under 40, known or not: all :meth:`Threshold.at` reads), each value is read once per window
+(:class:`edge.interpret.criteria.Reading` caches it) as a plain float, and no values are collected (a met
+criterion is evaluated again with its values for ``why``).
 
 numpy-free: this runs on the bedside device.
 """
@@ -28,87 +29,86 @@ from edge.interpret.rules import (
     Threshold,
 )
 
-__all__ = ["compiled", "verdict"]
+__all__ = ["compiled", "patient_group", "verdict"]
 
 
 def verdict(cond: object, rd: Reading) -> bool | None:
     """``evaluate(cond, rd).ok`` (True / False / None), from the condition compiled once (:func:`compiled`)."""
-    return compiled(cond)(rd)
+    return compiled(cond, rd.sex, rd.age)(rd.v)
 
 
-_COMPILED: dict[int, tuple[object, object]] = {}
+_COMPILED: dict[tuple, tuple[object, object]] = {}
 
 
-def compiled(cond: object):
-    """``cond`` as a function ``Reading -> True / False / None``: leads, territories, runs and fixed thresholds
-    resolved once per condition object (kept while the object lives), plain floats at each call."""
-    hit = _COMPILED.get(id(cond))
+def patient_group(sex: str | None, age: float | None) -> tuple:
+    """What :meth:`Threshold.at` reads of the patient: ``(sex "M"/"F"/None, None or age < 40)``."""
+    return ("F" if sex == "F" else "M" if sex == "M" else None, None if age is None else age < 40)
+
+
+def compiled(cond: object, sex: str | None = None, age: float | None = None):
+    """``cond`` for a patient of this sex and age as a function of a :class:`Reading`'s values (``rd.v``) ->
+    True / False / None; built once per condition object (kept while it lives) and patient group."""
+    group = patient_group(sex, age)
+    key = (id(cond), group)
+    hit = _COMPILED.get(key)
     if hit is not None and hit[0] is cond:
         return hit[1]
-    fn = _compile(cond)
-    if len(_COMPILED) > 4096:  # many rule sets parsed in one process (tests, redecide): start again
+    fn = _compile(cond, group[0], None if group[1] is None else 0.0 if group[1] else 40.0)
+    if len(_COMPILED) > 8192:  # many rule sets parsed in one process (tests, redecide): start again
         _COMPILED.clear()
-    _COMPILED[id(cond)] = (cond, fn)
+    _COMPILED[key] = (cond, fn)
     return fn
 
 
-def _test(lo_t: Threshold | None, hi_t: Threshold | None):
-    """``Reading.within`` for one range: ``(value, reading) -> True / False / None``."""
-    if (lo_t is None or lo_t.value is not None) and (hi_t is None or hi_t.value is not None):
-        lo = None if lo_t is None else lo_t.value
-        hi = None if hi_t is None else hi_t.value
-
-        def fixed(v, rd):
-            if v is None:
-                return None
-            if lo is not None and not v >= lo:
-                return False
-            return hi is None or v < hi
-
-        return fixed
-
-    def by_patient(v, rd):
-        if v is None:
-            return None
-        if lo_t is not None and not v >= lo_t.at(rd.sex, rd.age):
-            return False
-        return hi_t is None or v < hi_t.at(rd.sex, rd.age)
-
-    return by_patient
+def _at(t: Threshold | None, sex: str | None, age: float | None) -> float | None:
+    return None if t is None else float(t.at(sex, age))
 
 
-def _lead_fn(lead: str, tests, lead_min=None):
-    """``_lead_test`` of one lead: False if a test fails, else None if one is unknown, else True."""
-    items = tuple(
-        ((lead, rng.key), _test(lead_min if i == 0 and lead_min is not None else rng.min, rng.max))
+def _lead_items(lead: str, tests, sex, age, lead_min: Threshold | None = None) -> tuple:
+    """One lead's tests: ``((lead, key), min, max)``, the first test's minimum the lead's own where given."""
+    return tuple(
+        (
+            (lead, rng.key),
+            _at(lead_min if i == 0 and lead_min is not None else rng.min, sex, age),
+            _at(rng.max, sex, age),
+        )
         for i, rng in enumerate(tests)
     )
 
-    def one(rd):
-        vals, out = rd.v, True
-        for k, test in items:
-            ok = test(vals[k], rd)
-            if ok is False:
-                return False
-            if ok is None:
-                out = None
-        return out
 
-    return one
+def _lead_oks(per: tuple, vals) -> list:
+    """Per lead: False if a test fails, else None if a value is unknown, else True (``_lead_test``)."""
+    oks = []
+    for items in per:
+        ok = True
+        for k, lo, hi in items:
+            v = vals[k]
+            if v is None:
+                ok = None
+            elif not ((lo is None or v >= lo) and (hi is None or v < hi)):
+                ok = False
+                break
+        oks.append(ok)
+    return oks
 
 
-def _compile(cond: object):
+def _compile(cond: object, sex: str | None, age: float | None):
     if isinstance(cond, Global):
-        key, test = cond.range.key, _test(cond.range.min, cond.range.max)
-        return lambda rd: test(rd.v[key], rd)
+        key, lo, hi = cond.range.key, _at(cond.range.min, sex, age), _at(cond.range.max, sex, age)
+
+        def one_global(vals):
+            v = vals[key]
+            return None if v is None else (lo is None or v >= lo) and (hi is None or v < hi)
+
+        return one_global
     if isinstance(cond, AllOf | AnyOf):
-        parts = tuple(compiled(p) for p in cond.parts)
+        parts = tuple(_compile(p, sex, age) for p in cond.parts)
         stop, other = (False, True) if isinstance(cond, AllOf) else (True, False)
 
-        def combined(rd):
+        def combined(vals):
             out = other
             for part in parts:
-                ok = part(rd)
+                ok = part(vals)
                 if ok is stop:
                     return stop
                 if ok is None:
@@ -117,22 +117,21 @@ def _compile(cond: object):
 
         return combined
     if isinstance(cond, Not):
-        inner = compiled(cond.part)
+        inner = _compile(cond.part, sex, age)
 
-        def negated(rd):
-            ok = inner(rd)
+        def negated(vals):
+            ok = inner(vals)
             return None if ok is None else not ok
 
         return negated
     if isinstance(cond, PerLead):
-        per = tuple(_lead_fn(lead, cond.tests) for lead in cond.leads)
+        per = tuple(_lead_items(lead, cond.tests, sex, age) for lead in cond.leads)
         if cond.count in ("all", "any"):
             stop, other = (False, True) if cond.count == "all" else (True, False)
 
-            def counted(rd):
+            def counted(vals):
                 out = other
-                for one in per:
-                    ok = one(rd)
+                for ok in _lead_oks(per, vals):
                     if ok is stop:
                         return stop
                     if ok is None:
@@ -142,8 +141,8 @@ def _compile(cond: object):
             return counted
         n = int(cond.count)
 
-        def at_least(rd):
-            oks = [one(rd) for one in per]
+        def at_least(vals):
+            oks = _lead_oks(per, vals)
             met = oks.count(True)
             return True if met >= n else (False if met + oks.count(None) < n else None)
 
@@ -151,14 +150,14 @@ def _compile(cond: object):
     if isinstance(cond, Contiguous):
         leads = TERRITORIES[cond.territory]
         lead_min = dict(cond.lead_min)
-        per = tuple(_lead_fn(lead, cond.tests, lead_min.get(lead)) for lead in leads)
+        per = tuple(_lead_items(lead, cond.tests, sex, age, lead_min.get(lead)) for lead in leads)
         pos = {lead: i for i, lead in enumerate(leads)}
         runs = tuple(tuple(pos[x] for x in run) for run in _runs(cond.territory, cond.n)) or tuple(
             (i,) for i in range(len(leads))
         )
 
-        def contiguous(rd):
-            oks = [one(rd) for one in per]
+        def contiguous(vals):
+            oks = _lead_oks(per, vals)
             out = False
             for run in runs:  # _any over the runs of _all over their leads
                 run_ok = True
@@ -177,17 +176,17 @@ def _compile(cond: object):
         return contiguous
     if isinstance(cond, Sum | Ratio):
         terms = cond.terms if isinstance(cond, Sum) else (cond.num, cond.den)
-        test, is_sum = _test(cond.min, cond.max), isinstance(cond, Sum)
+        lo, hi, is_sum = _at(cond.min, sex, age), _at(cond.max, sex, age), isinstance(cond, Sum)
 
-        def combined_value(rd):
-            got = [rd.v[t] for t in terms]
+        def combined_value(vals):
+            got = [vals[t] for t in terms]
             if None in got:
                 return None
             if is_sum:
                 v = sum(got)
             else:
                 v = got[0] / got[1] if got[1] > 1e-6 else (math.inf if got[0] > 1e-6 else 0.0)
-            return test(v, rd)
+            return (lo is None or v >= lo) and (hi is None or v < hi)
 
         return combined_value
     raise TypeError(f"not a condition: {cond!r}")

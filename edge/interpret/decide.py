@@ -165,7 +165,7 @@ def decide(
         with_values = Reading(m, sex, age)
         for c in rules.parsed.criteria:
             if c.label in index and c.label not in owned:
-                ok = compiled(c.when)(reading)  # the verdict alone; the values only for a met criterion
+                ok = compiled(c.when, sex, age)(reading.v)  # the verdict alone; values only for a met criterion
                 evals.append((c, evaluate(c.when, with_values) if ok and c.mode != "veto" else Verdict(ok)))
     above = {ids[i] for i in np.flatnonzero(scores >= thresholds)}  # NaN thresholds never fire
 
@@ -177,6 +177,7 @@ def decide(
     by_label: dict[str, list[tuple[Criterion, Verdict]]] = {}
     for c, v in evals:
         by_label.setdefault(c.label, []).append((c, v))
+    with_not_with = {c.label for c, _ in evals if c.not_with}
 
     def run(pool: set[str]) -> tuple[Decision, dict[str, Why], list[str]]:
         """One pass: criteria (not read beside a ``not_with`` label in ``pool``), the model, the rhythm, then
@@ -186,9 +187,12 @@ def decide(
         stated: dict[str, Why] = {}
         forced: set[str] = set()
         for label, items in by_label.items():
-            blocked = [sorted(set(c.not_with) & (pool - {label})) if c.not_with else [] for c, _ in items]
-            live = [(c, v) for (c, v), blk in zip(items, blocked, strict=True) if not blk]
-            blockers = sorted({b for blk in blocked for b in blk})
+            if pool and label in with_not_with:
+                blocked = [sorted(set(c.not_with) & (pool - {label})) for c, _ in items]
+                live = [(c, v) for (c, v), blk in zip(items, blocked, strict=True) if not blk]
+                blockers = sorted({b for blk in blocked for b in blk})
+            else:  # nothing sets these criteria aside
+                live, blockers = items, []
             i = index[label]
             if vetoed(label, live):
                 if label in above:

@@ -69,7 +69,7 @@ def label_verdicts(
     per: dict[str, list] = {}
     for c in rules.criteria:
         if wanted is None or c.label in wanted:
-            per.setdefault(c.label, []).append((c, compiled(c.when)(reading)))
+            per.setdefault(c.label, []).append((c, compiled(c.when, sex, age)(reading.v)))
     out = {}
     for label, items in per.items():
         if any(c.mode == "veto" and (ok is False or (ok is None and c.unmeasured_veto)) for c, ok in items):
@@ -132,6 +132,10 @@ class FindingRules:
             members = [m for m in (self._member(spec) for spec in group.members) if m]
             if len(members) > 1:
                 self.groups.append((group.name, members))
+        self._groups_of: dict[int, list[int]] = {}  # label index -> the groups with a member holding it
+        for g, (_, members) in enumerate(self.groups):
+            for i in set().union(*members):
+                self._groups_of.setdefault(i, []).append(g)
         self.normal = self.index.get(rules.normal or "")
         self.normal_ok = {self.index[c] for c in rules.normal_compatible if c in self.index}
         self.keep_parents = {self.index[p] for p in rules.keep_parents if p in self.index}
@@ -227,8 +231,9 @@ class FindingRules:
     ) -> Resolved:
         """Exclusive groups, normal and parents applied to ``found``; ``forced`` members win their groups."""
         found, removed = set(found), dict(removed or {})
-        for name, members in self.groups:
-            present = [(k, m, m & found) for k, m in enumerate(members) if m & found]
+        touched = sorted({g for i in found for g in self._groups_of.get(i, ())})  # the groups found labels meet
+        for name, members in (self.groups[g] for g in touched):
+            present = [(k, m, hits) for k, m in enumerate(members) if (hits := m & found)]
             if len(present) < 2:
                 continue
             best = max(
