@@ -621,8 +621,11 @@ def consistent(r: Rhythm, m: Mapping | None) -> Rhythm:
     decision's last guard): a contradicted modifier is left out, and a contradicted statement becomes
     "undetermined" naming what it would have been and what contradicts it (one statement, never silence).
     :func:`analyse_rhythm` applies it; a record's rhythm (one window's) is checked again against the record's
-    combined measurements."""
-    bad = dict(contradictions(r.ids, m or {}))
+    combined measurements. A beat annotation alone (:func:`edge.dsp.beat_types.annotate_beats`, without the
+    window's measurements ``hr_bpm`` and ``p_present``) has nothing to contradict."""
+    if m is None or not {"hr_bpm", "p_present"} <= m.keys():
+        return r
+    bad = dict(contradictions(r.ids, m))
     if not bad:
         return r
     ja = {lb.id: lb.ja for lb in load_catalogue().labels}
