@@ -173,7 +173,7 @@ def _atrial_events(
             taken[c + 1 : c + 2 * gap] = block
     if not kept:
         return []
-    noise = float(np.median(mag))
+    noise = float(median(mag))  # np.median's value without importing numpy.ma (#23)
     if len(heights) >= 2:
         thr = P_HEIGHT_FRACTION * float(median(np.asarray(heights)))
     else:

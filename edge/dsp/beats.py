@@ -54,8 +54,8 @@ def median(a: np.ndarray, axis: int = -1) -> np.ndarray:
     if s.dtype.kind not in "fc":
         s = s.astype(np.float64)  # np.median of integers is a float
     n = s.shape[axis]
-    if n == 0:
-        return np.median(a, axis=axis)
+    if n == 0 or (s.dtype.kind in "fc" and np.isnan(np.take(s, n - 1, axis=axis)).any()):
+        return np.median(a, axis=axis)  # NaN sorts last; np.median gives NaN for such values
     mid = np.take(s, n // 2, axis=axis)
     if n % 2:
         return mid

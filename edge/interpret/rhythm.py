@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from edge.dsp.beats import median  # np.median's values without importing numpy.ma (1.2 MiB, #23)
 from edge.interpret.catalogue import load_catalogue
 from edge.interpret.criteria_check import contradictions
 from edge.interpret.why import BY_RHYTHM, Why
@@ -567,7 +568,7 @@ def _decide(m: Mapping, fs: float) -> Rhythm:
         statement, rule = "SVTAC", "regular narrow QRS tachycardia, no upright P waves"
         reason = f"狭いQRSの規則的な頻拍 {hr:.0f}/分、IIで陽性のP波なし"
     if statement is None and (p_share >= P_SHARE_SINUS or (sinus_median and p_share >= P_SHARE_NONE)):
-        dom_hr = 60.0 / float(np.median(dom_rr)) if dom_rr.size else hr
+        dom_hr = 60.0 / float(median(dom_rr)) if dom_rr.size else hr
         values["sinus_rate_bpm"] = round(dom_hr, 1)
         varies = (
             dom_rr.size >= 3
