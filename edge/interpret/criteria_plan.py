@@ -29,7 +29,7 @@ from edge.interpret.rules import (
     Threshold,
 )
 
-__all__ = ["compiled", "patient_group", "verdict"]
+__all__ = ["compiled", "patient_group", "plan", "verdict"]
 
 
 def verdict(cond: object, rd: Reading) -> bool | None:
@@ -58,6 +58,23 @@ def compiled(cond: object, sex: str | None = None, age: float | None = None):
         _COMPILED.clear()
     _COMPILED[key] = (cond, fn)
     return fn
+
+
+_PLANS: dict[tuple, tuple[object, tuple]] = {}
+
+
+def plan(criteria: tuple, sex: str | None = None, age: float | None = None) -> tuple:
+    """:func:`compiled` of each criterion's ``when`` (a :class:`Rules`' ``criteria`` tuple), built once per tuple
+    object and patient group: one look-up per window instead of one per criterion."""
+    key = (id(criteria), patient_group(sex, age))
+    hit = _PLANS.get(key)
+    if hit is not None and hit[0] is criteria:
+        return hit[1]
+    fns = tuple(compiled(c.when, sex, age) for c in criteria)
+    if len(_PLANS) > 1024:
+        _PLANS.clear()
+    _PLANS[key] = (criteria, fns)
+    return fns
 
 
 def _at(t: Threshold | None, sex: str | None, age: float | None) -> float | None:

@@ -35,7 +35,7 @@ import numpy as np
 
 from edge.interpret.criteria import Reading, Verdict, condition_leads, evaluate, mask
 from edge.interpret.criteria_check import contradictions
-from edge.interpret.criteria_plan import compiled
+from edge.interpret.criteria_plan import plan
 from edge.interpret.findings import FindingRules
 from edge.interpret.rules import Criterion
 from edge.interpret.why import BY_CRITERIA, BY_MODEL, BY_RHYTHM, Why
@@ -163,9 +163,10 @@ def decide(
             m, sex, age, values=False
         )  # one reading of the window: the criteria share its values
         with_values = Reading(m, sex, age)
-        for c in rules.parsed.criteria:
+        vals = reading.v
+        for c, fn in zip(rules.parsed.criteria, plan(rules.parsed.criteria, sex, age), strict=True):
             if c.label in index and c.label not in owned:
-                ok = compiled(c.when, sex, age)(reading.v)  # the verdict alone; values only for a met criterion
+                ok = fn(vals)  # the verdict alone (compiled once); the values only for a met criterion
                 evals.append((c, evaluate(c.when, with_values) if ok and c.mode != "veto" else Verdict(ok)))
     above = {ids[i] for i in np.flatnonzero(scores >= thresholds)}  # NaN thresholds never fire
 

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.interpret.criteria import Reading
-from edge.interpret.criteria_plan import compiled
+from edge.interpret.criteria_plan import plan
 from edge.interpret.rules import (
     RULES_FILE,
     Rules,
@@ -67,9 +67,10 @@ def label_verdicts(
     wanted = None if labels is None else labels if isinstance(labels, Mapping | set | frozenset) else set(labels)
     reading = Reading(measurements, sex, age, values=False)  # one reading of the window, shared by the criteria
     per: dict[str, list] = {}
-    for c in rules.criteria:
+    vals = reading.v
+    for c, fn in zip(rules.criteria, plan(rules.criteria, sex, age), strict=True):
         if wanted is None or c.label in wanted:
-            per.setdefault(c.label, []).append((c, compiled(c.when, sex, age)(reading.v)))
+            per.setdefault(c.label, []).append((c, fn(vals)))
     out = {}
     for label, items in per.items():
         if any(c.mode == "veto" and (ok is False or (ok is None and c.unmeasured_veto)) for c, ok in items):
