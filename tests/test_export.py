@@ -87,7 +87,10 @@ def test_manifest_schema(exported, tiny_checkpoint):
     assert all(k in m for k in REQUIRED_KEYS)
     for name, entry in m["files"].items():
         assert sha256_file(folder / name) == entry["sha256"] and (folder / name).stat().st_size == entry["bytes"]
-    assert set(m["files"]) == {"encoder_int8.onnx", "encoder_fp32.onnx", "label_embeddings.npy", "labels.json"}
+    # decision_scores.npz: the validation/test scores ecg-export redecide re-applies rules to (docs/contracts.md)
+    assert set(m["files"]) == {
+        "encoder_int8.onnx", "encoder_fp32.onnx", "label_embeddings.npy", "labels.json", "decision_scores.npz"
+    }
     assert m["models"] == {"onnx_int8": "encoder_int8.onnx", "onnx_fp32": "encoder_fp32.onnx", "tflite_int8": None}
     ckpt = torch.load(tiny_checkpoint.path, weights_only=True)
     assert m["signal"] == ckpt["signal"]  # copied, never re-declared

@@ -40,8 +40,10 @@ def test_tflite_only_bundle_is_small_and_passes_gate_v2(tiny_checkpoint, tmp_pat
     assert main([str(tiny_checkpoint.path), "--out", str(out), "--formats", "tflite", *FAST]) == 0
     assert "tflite_int8 gate v2 passed" in capsys.readouterr().out
     # Only the device model asked for: no int8 ONNX, no fp32 model, within the budget.
-    assert sorted(p.name for p in out.iterdir()) == ["encoder_int8.tflite", "label_embeddings.npy", "labels.json",
-                                                     "manifest.json"]
+    # (decision_scores.npz: what ecg-export redecide reads; manifest.sig: signed by default with the local key)
+    assert sorted(p.name for p in out.iterdir()) == ["decision_scores.npz", "encoder_int8.tflite",
+                                                     "label_embeddings.npy", "labels.json", "manifest.json",
+                                                     "manifest.sig"]
     with load_bundle(out) as bundle:
         m = bundle.manifest
         assert m["models"] == {"onnx_int8": None, "onnx_fp32": None, "tflite_int8": "encoder_int8.tflite"}
