@@ -80,8 +80,8 @@ def _describe(label: Label, catalogue: Catalogue) -> str:
 
 # -- labels ------------------------------------------------------------------------------------------
 def _add_labels(subparsers: argparse._SubParsersAction) -> None:
-    from edge.interpret.catalogue import CATEGORIES
     from edge.cli.runtime import add_bundle_labels_argument
+    from edge.interpret.catalogue import CATEGORIES
 
     p = subparsers.add_parser(
         "labels",
@@ -103,8 +103,8 @@ def _add_labels(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_labels(args: argparse.Namespace) -> int:
-    from edge.interpret.catalogue import UnknownLabelError, load_catalogue
     from edge.cli.runtime import cmd_bundle_labels
+    from edge.interpret.catalogue import UnknownLabelError, load_catalogue
 
     if args.bundle is not None:  # the bundle's labels, with thresholds and new labels (edge/cli_runtime.py)
         return cmd_bundle_labels(args)

@@ -115,6 +115,7 @@ class Classifier:
         self.rules, self.criteria_weight = FindingRules.from_manifest(self.labels, bundle.manifest)
         # Labels never trained (older bundles only say "new": added at export or held out).
         self.zero_shot = [bool(lb.get("zero_shot", lb.get("new", False))) for lb in self.labels]
+        self.patient: dict | None = None  # {"sex", "age"} when known: the sex/age thresholds (ST in V2-V3, QTc)
         self.bundle_id = bundle_id(bundle)
 
     @classmethod
@@ -143,8 +144,8 @@ class Classifier:
             key = model_key_for(backend, precision)  # the bytes verified at load, never the file again
             model = get_backend(backend, bundle.model_path(key), threads, data=bundle.models.get(bundle.model_name(key)))
             _check_encoder(bundle, model)
-            classifier = cls(bundle, model, quality)
             bundle.models.clear()  # the runtime holds its own copy: not 2.6 MB twice in the board's memory
+            classifier = cls(bundle, model, quality)
         except Exception:
             bundle.close()
             raise
@@ -201,7 +202,7 @@ class Classifier:
         q = None if quality is None else {"usable_leads": quality.get("usable_leads"), "inconsistent": quality.get("inconsistent")}
         ja = {lb["id"]: lb.get("ja", lb["id"]) for lb in self.labels}
         self.last_decision = decide(self.rules, scores, self.thresholds, measurements, rhythm=rhythm, quality=q,
-                                    zero_shot=self.zero_shot, labels_ja=ja)
+                                    zero_shot=self.zero_shot, labels_ja=ja, patient=self.patient)
         d = self.last_decision
         return top, d.findings, d.zero_shot_findings, d.why
 
