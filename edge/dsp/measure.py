@@ -19,6 +19,8 @@ left when electrodes fall off). Steps:
    an ordered statistic that one stray lead cannot move (:func:`edge.dsp.delineate.combine_leads`): the
    earliest onset / latest end among the leads that agree with the leads' median. PR = QRS onset - P onset,
    P duration, QRS, QT = T end - QRS onset; QTc by Bazett (QT / sqrt(RR)) and Fridericia (QT / RR^(1/3)).
+   Whether there is a P wave (``p_present``) is one verdict with the beats' own P waves, which the rhythm
+   analysis reads too (:func:`_p_wave_verdict`; flutter waves are none: :func:`flutter_waves`).
 5. The per-lead matrix, the P, QRS and T frontal axes and the P-terminal force in V1:
    :mod:`edge.dsp.morphology`; the voltages of the hypertrophy and low-voltage criteria (SV1, RV5, RV6,
    RaVL, SV3, peak-to-peak QRS of limb and chest leads) from the same beats, relative to the PR baseline.
