@@ -17,7 +17,10 @@ Keys (contract 7 v2):
   ``null_reasons``;
 - ``beats``: R positions (samples at the window's ``fs``); ``beat_types`` / ``beat_p``: per beat the type
   (``N, S, V, P, Q``) and whether a P wave precedes it (``None``: cannot tell); ``paced``:
-  ``{"atrial", "ventricular", "spikes"}``;
+  ``{"atrial", "ventricular", "spikes"}``; ``p_present`` is one verdict with ``beat_p`` (``p_beats_share``: the
+  share of dominant and supraventricular beats with a P wave), and ``pr_from`` says where a ``pr_ms`` came
+  from (``"delineation"`` of the median beat, or ``"p_template"``: the beats' P template, where the
+  delineator found no P onset);
 - ``null_reasons``: ``{key: reason}`` for every ``None`` global value.
 """
 
