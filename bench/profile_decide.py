@@ -244,6 +244,32 @@ def compare(windows: list[dict], old: Step, new: Step, repeats: int) -> dict:
     return {"old": np.asarray(t_old), "new": np.asarray(t_new), "diffs": diffs}
 
 
+def split(windows: list[dict], step: Step, repeats: int) -> dict[str, np.ndarray]:
+    """CPU ms per window of the step's parts (working tree; minimum over ``repeats``): the ranking
+    (``FindingRules.adjust``), the decision (``decide``) and the lead-need withholding."""
+    parts = {"ranking (FindingRules.adjust)": [], "decision (decide)": [], "lead-need withholding": []}
+    ja = {lb["id"]: lb.get("ja", lb["id"]) for lb in step.labels}
+    for w in windows:
+        best = [np.inf] * 3
+        q = {"usable_leads": w["usable_leads"], "inconsistent": w["inconsistent"]}
+        for _ in range(repeats):
+            t0 = time.process_time()
+            step.rules.adjust(w["scores"], w["measurements"], step.weight)
+            t1 = time.process_time()
+            d = step.m.decide.decide(
+                step.rules, w["scores"], step.thresholds, w["measurements"], rhythm=w["rhythm"], quality=q,
+                zero_shot=step.zero_shot, labels_ja=ja, patient=w["patient"],
+            )  # fmt: skip
+            t2 = time.process_time()
+            step.m.lead_needs.withhold(d.findings, w["usable_leads"], w["inconsistent"])
+            step.m.lead_needs.withhold(d.zero_shot_findings, w["usable_leads"], w["inconsistent"])
+            t3 = time.process_time()
+            best = [min(b, t) for b, t in zip(best, (t1 - t0, t2 - t1, t3 - t2), strict=True)]
+        for k, b in zip(parts, best, strict=True):
+            parts[k].append(b * 1e3)
+    return {k: np.asarray(v) for k, v in parts.items()}
+
+
 def profile(windows: list[dict], step: Step, n: int) -> str:
     sel = [w for w in windows if w["source"] == "ptbxl"][:n]
     pr = cProfile.Profile(timer=time.process_time)
@@ -328,6 +354,15 @@ def main(argv: list[str] | None = None) -> int:
     ]
     for name, keys in list(res["diffs"].items())[:30]:
         lines.append(f"- {name}: {', '.join(keys)}")
+    parts = split(windows, new, args.repeats)
+    lines += [
+        "Where the time goes now (working tree, every window, minimum of the repeats; median ms with its 95 % "
+        "interval): "
+        + "; ".join(
+            f"{k} {np.median(v):.3f} [{median_ci(v)[0]:.3f}-{median_ci(v)[1]:.3f}]" for k, v in parts.items()
+        )
+        + ".",
+    ]
     text = "\n".join(lines)
     print(text)
     if args.markdown:
