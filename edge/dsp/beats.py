@@ -62,6 +62,35 @@ def median(a: np.ndarray, axis: int = -1) -> np.ndarray:
     return (np.take(s, n // 2 - 1, axis=axis) + mid) / 2.0
 
 
+# np.median, np.percentile and np.unique each import numpy.ma (1.2 MiB resident) for their masked-array
+# checks; the device path uses these instead: the same values (tests/test_edge_engine.py compares them).
+def percentile_rows(a: np.ndarray, q: float) -> np.ndarray:
+    """``np.percentile(a, q, axis=1)`` (linear, numpy's arithmetic) of a 2-D array, without numpy.ma."""
+    a = np.asarray(a)
+    n = a.shape[1]
+    if n == 0 or (a.dtype.kind in "fc" and np.isnan(a).any()):
+        return np.percentile(a, q, axis=1)  # numpy gives NaN for a row holding one
+    vi = (n - 1) * (q / 100.0)
+    lo = int(vi // 1)
+    hi = min(lo + 1, n - 1)
+    g = vi - lo
+    s = np.partition(a, (lo, hi), axis=1)  # the two order statistics in place, as numpy does
+    lo_v, hi_v = s[:, lo], s[:, hi]
+    d = hi_v - lo_v
+    return hi_v - d * (1.0 - g) if g >= 0.5 else lo_v + d * g
+
+
+def unique_ints(a: np.ndarray) -> np.ndarray:
+    """``np.unique(a)`` of a 1-D integer array (sorted, each value once), without numpy.ma."""
+    s = np.sort(np.asarray(a).ravel())
+    if s.size < 2:
+        return s
+    keep = np.empty(s.size, dtype=bool)
+    keep[0] = True
+    np.not_equal(s[1:], s[:-1], out=keep[1:])
+    return s[keep]
+
+
 def detection_envelope(y: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray]:
     """Spatial velocity and its moving-window integral of band-passed leads ``y[C, T]`` at ``fs``.
 
@@ -72,7 +101,7 @@ def detection_envelope(y: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray
     d = np.empty_like(y)  # np.diff(y, axis=1, prepend=y[:, :1]) without the concatenated copy
     d[:, :1] = y[:, :1] - y[:, :1]
     np.subtract(y[:, 1:], y[:, :-1], out=d[:, 1:])
-    scale = np.percentile(np.abs(d[:, ::4]), 99, axis=1)  # every 4th sample is plenty, and 4x cheaper
+    scale = percentile_rows(np.abs(d[:, ::4]), 99)  # every 4th sample is plenty, and 4x cheaper
     ok = scale > 1e-9
     if not ok.any():
         z = np.zeros(y.shape[1])
@@ -136,7 +165,7 @@ def pick_beats(sv: np.ndarray, env: np.ndarray, fs: float) -> np.ndarray:
     """Beat positions (samples at ``fs``) from the spatial velocity ``sv`` and its integral ``env``."""
     cand = _local_maxima(env)
     if cand.size:  # ripples far below any QRS never become beats: skip them early (speed only)
-        cand = cand[env[cand] >= 0.5 * SEARCHBACK_THRESHOLD * np.percentile(env[cand], 99)]
+        cand = cand[env[cand] >= 0.5 * SEARCHBACK_THRESHOLD * percentile_rows(env[cand][None], 99)[0]]
     if cand.size == 0:
         return cand
     cand = _refractory(cand, env[cand], int(round(REFRACTORY_S * fs)))
@@ -176,7 +205,7 @@ def pick_beats(sv: np.ndarray, env: np.ndarray, fs: float) -> np.ndarray:
     padded = np.concatenate([np.full(w, -np.inf), sv, np.full(w, -np.inf)])  # sv >= 0: edges never win
     idx = beats.astype(np.int64)[:, None] + np.arange(2 * w + 1)[None, :]
     out = beats.astype(np.int64) - w + np.argmax(padded[idx], axis=1)
-    return np.unique(out)
+    return unique_ints(out)
 
 
 def _window_max(sv: np.ndarray, at: np.ndarray, w: int) -> np.ndarray:
@@ -210,4 +239,4 @@ def detect_beats(x: np.ndarray, fs: float, band_hz: tuple[float, float] = QRS_BA
         if stop == n:
             break
         start = stop - overlap
-    return np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
+    return unique_ints(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)

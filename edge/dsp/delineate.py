@@ -32,6 +32,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from edge.dsp.beats import median  # np.nanmedian without numpy.ma (#23)
+
 __all__ = [
     "BOUNDARIES",
     "DELINEATION_FS",
@@ -410,7 +412,7 @@ def p_waves(x: np.ndarray, fs: float, beats: np.ndarray) -> list[bool | None]:
     pr = np.array([np.nan if r["p_on"] is None else r["qrs_on"] - r["p_on"] for r in combined])
     if np.isfinite(pr).sum() < 2:
         return [False if row["p_present"] is False else None for row in combined]
-    usual = float(np.nanmedian(pr))
+    usual = float(median(pr[~np.isnan(pr)]))  # np.nanmedian's value without numpy.ma (#23)
     near = np.abs(pr - usual) <= P_PR_SPREAD_MS * DELINEATION_FS / 1000.0
     if near.sum() * 2 < len(combined):  # no usual PR: the waves are not conducted P waves
         return [False if row["p_present"] is not None else None for row in combined]
