@@ -238,7 +238,7 @@ def second_opinion(
 
 
 def _undetermined(reason: str, counts: dict, values: dict, detail: str | None = None) -> Rhythm:
-    return Rhythm(UNDETERMINED, (), counts, reason, detail, values, rule="undetermined")
+    return Rhythm(UNDETERMINED, (), counts, reason, detail, values, rule="判定保留")
 
 
 def _beats(m: Mapping) -> tuple[np.ndarray, list[str], list[bool | None]]:
@@ -458,7 +458,7 @@ def _decide(m: Mapping, fs: float) -> Rhythm:
     statement, rule, reason, detail = None, "", "", None
 
     if counts["P"] >= max(2, 0.5 * n) and (paced.get("ventricular") or paced.get("atrial")):
-        statement, rule = "PACE", "pacing spikes before most beats"
+        statement, rule = "PACE", "ペーシングスパイクが大部分の心拍に先行"
         detail = (
             "dual"
             if paced.get("atrial") and paced.get("ventricular")
@@ -470,7 +470,7 @@ def _decide(m: Mapping, fs: float) -> Rhythm:
     if statement is None and block:
         # the atria beat regularly on their own (sinus), some or all P waves not conducted
         statement = "SBRAD" if atrial_bpm < BRADY_BPM else "STACH" if atrial_bpm > TACHY_BPM else "SR"
-        rule = "regular P waves, not all conducted"
+        rule = "規則的なP波、一部が伝導されない"
         reason = f"規則的なP波 {atrial_bpm:.0f}/分、心室 {hr:.0f}/分、伝導されないP波 {dropped} 個"
         values["atrial_rate_bpm"] = round(atrial_bpm, 1)
     flutter = (
@@ -482,7 +482,7 @@ def _decide(m: Mapping, fs: float) -> Rhythm:
         and a_rate >= 1.4 * hr
     )
     if statement is None and flutter and p_share < P_SHARE_SINUS:
-        statement, rule = "AFLT", "organised atrial activity 240-340/min"
+        statement, rule = "AFLT", "組織化された心房波 240-340/分"
         reason = f"規則的な心房波 {a_rate:.0f}/分（組織化 {a_org:.2f}）、心室 {hr:.0f}/分"
         ratio = a_rate / hr
         if irr.get("cv", 0.0) < 0.08 and abs(ratio - round(ratio)) < 0.25:
@@ -521,7 +521,7 @@ def _decide(m: Mapping, fs: float) -> Rhythm:
             )
             reason = f"IIで陰性の心房波（{p_ii:.2f} mV）、心室 {hr:.0f}/分: 2:1伝導（心房 {2 * hr:.0f}/分）"
         else:
-            statement, rule = "SVTAC", "regular narrow QRS tachycardia, atrial waves not sinus"
+            statement, rule = "SVTAC", "規則的な狭いQRSの頻拍、心房波は洞性でない"
             reason = f"IIで陰性の心房波（{p_ii:.2f} mV）の頻拍 {hr:.0f}/分"
     if (
         statement is None
@@ -530,7 +530,7 @@ def _decide(m: Mapping, fs: float) -> Rhythm:
         and not irregular
         and not (upright and p_share >= P_SHARE_SINUS)
     ):
-        statement, rule = "VT", "regular wide QRS tachycardia without sinus P waves"
+        statement, rule = "VT", "洞性P波のない規則的な幅広いQRSの頻拍"
         reason = f"QRS {qrs:.0f} ms の規則的な頻拍 {hr:.0f}/分、洞性P波なし"
     # a P wave on the median beat with a measured PR outweighs a weak per-beat count (premature atrial beats
     # whose own P waves differ: Challenge Q0010); below P_SHARE_NONE the per-beat count decides alone
@@ -544,12 +544,12 @@ def _decide(m: Mapping, fs: float) -> Rhythm:
     # f waves happen to look like a P wave before some beats (synthetic AF seed 0: 57 %)
     no_p = no_p or (p_share < P_SHARE_SINUS and dom_irr and not sinus_median)
     if statement is None and irregular and no_p and not (wide and counts["V"] > 0.5 * n):
-        statement, rule = "AFIB", "no consistent P waves, irregularly irregular RR"
+        statement, rule = "AFIB", "一定のP波なし、RR間隔が絶対不整"
         reason = f"P波なし（{p_share:.0%}）、RR不規則（変動係数 {irr.get('cv', 0):.2f}）"
     if statement is None and p_share <= P_SHARE_NONE:
         if wide:
             if hr > TACHY_BPM:
-                statement, rule = "VT", "wide QRS tachycardia without P waves"
+                statement, rule = "VT", "P波のない幅広いQRSの頻拍"
                 reason = f"QRS {qrs:.0f} ms の頻拍 {hr:.0f}/分、P波なし"
             else:
                 return _undetermined(
@@ -559,13 +559,13 @@ def _decide(m: Mapping, fs: float) -> Rhythm:
                     "idioventricular",
                 )
         elif hr > TACHY_BPM:
-            statement, rule = "SVTAC", "regular narrow QRS tachycardia without sinus P waves"
+            statement, rule = "SVTAC", "洞性P波のない規則的な狭いQRSの頻拍"
             reason = f"狭いQRSの規則的な頻拍 {hr:.0f}/分、P波なし"
         else:
-            statement, rule = "JR", "narrow QRS without P waves, 40-100/min"
+            statement, rule = "JR", "P波のない狭いQRS、40-100/分"
             reason = f"狭いQRS {hr:.0f}/分、P波なし"
     if statement is None and hr > SVT_BPM and not irregular and not upright and not wide:
-        statement, rule = "SVTAC", "regular narrow QRS tachycardia, no upright P waves"
+        statement, rule = "SVTAC", "陽性P波のない規則的な狭いQRSの頻拍"
         reason = f"狭いQRSの規則的な頻拍 {hr:.0f}/分、IIで陽性のP波なし"
     if statement is None and (p_share >= P_SHARE_SINUS or (sinus_median and p_share >= P_SHARE_NONE)):
         dom_hr = 60.0 / float(median(dom_rr)) if dom_rr.size else hr
@@ -585,7 +585,7 @@ def _decide(m: Mapping, fs: float) -> Rhythm:
             statement = "SARRH"
         else:
             statement = "SR"
-        rule = "P wave before most beats"
+        rule = "大部分の心拍にP波が先行"
         reason = f"P波あり（{p_share:.0%}の心拍）、心拍数 {hr:.0f}/分"
         if statement == "SARRH":
             reason += f"、RR変動 {dom_rr.std() / dom_rr.mean():.0%}"
@@ -640,5 +640,5 @@ def consistent(r: Rhythm, m: Mapping | None) -> Rhythm:
     values = {**r.values, "conflicting_reading": r.statement}
     return replace(
         r, statement=UNDETERMINED, modifiers=mods, reason=reason, detail=None, values=values,
-        model_disagrees=False, model_reading=None, rule="undetermined: conflicting evidence",
+        model_disagrees=False, model_reading=None, rule="判定保留: 所見が矛盾",
     )
