@@ -26,10 +26,10 @@ pytest.importorskip("ecgdatakit")
 
 from cart_writers import write_dicom_ecg, write_edf, write_hl7_aecg, write_mfer  # noqa: E402
 
-from edge.readers.cart_formats import CartFormatError, _lead_name, detect_format, read_cart_file  # noqa: E402
 from edge.cli.main import main  # noqa: E402
-from edge.readers.records import RecordError, read_recording  # noqa: E402
 from edge.dsp.signal import LEADS  # noqa: E402
+from edge.readers.cart_formats import CartFormatError, _lead_name, detect_format, read_cart_file  # noqa: E402
+from edge.readers.records import RecordError, read_recording  # noqa: E402
 from firmware_bridge.synthetic import synthesize  # noqa: E402
 
 PTBXL_RECORD = "ptbxl/records500/00000/00001_hr"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from edge.cli.main import main
 from edge.interpret.catalogue import (
     CATEGORIES,
     N_LABELS,
@@ -21,7 +22,6 @@ from edge.interpret.catalogue import (
     load_catalogue,
     normalize,
 )
-from edge.cli.main import main
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

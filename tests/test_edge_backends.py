@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from edge.runtime.backends import BackendError, LiteRTBackend, OnnxBackend, get_backend, model_key_for
 from edge.dsp.signal import SignalConfig, preprocess
+from edge.runtime.backends import BackendError, LiteRTBackend, OnnxBackend, get_backend, model_key_for
 from firmware_bridge.synthetic import synthesize
 
 

@@ -27,10 +27,10 @@ def _check_gate_v2(section: dict, windows: int = 32) -> None:
 
 @pytest.mark.slow
 def test_tflite_only_bundle_is_small_and_passes_gate_v2(tiny_checkpoint, tmp_path, capsys):
-    from edge.runtime.backends import LiteRTBackend
     from edge.bundle.loader import load_bundle
     from edge.cli.info import format_sizes
     from edge.cli.main import main as edge_main
+    from edge.runtime.backends import LiteRTBackend
     from edge.runtime.engine import Classifier
     from export.bundle_writer import SIZE_BUDGET_BYTES
     from export.cli import main

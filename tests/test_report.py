@@ -89,8 +89,8 @@ def test_report_draws_at_true_paper_scale(tmp_path):
     """A 5 Hz sine of 1 mV peak to peak: 10 mm high and one period per 5 mm (25 mm/s) on the page."""
     import matplotlib.image as mpimg
 
-    from edge.views import report
     from edge.runtime.engine import Result
+    from edge.views import report
 
     fs = 500
     wave = (0.5 * np.sin(2 * np.pi * 5.0 * np.arange(10 * fs) / fs)).astype(np.float32)
