@@ -27,6 +27,8 @@ from pathlib import Path
 
 from report import REPO, machine, machine_line, write_section  # bench/report.py, beside this script
 
+BUDGET_MIB = 80  # ecg-edge run --view with a page polling it (issue #23 item 5); rusage reports KiB, read as MiB
+
 
 def _simulator(seconds: float) -> tuple[subprocess.Popen, str]:
     cmd = [sys.executable, "-m", "firmware_bridge.cli", "simulate", "--synthetic", "lbbb", "--channels", "8",
@@ -101,6 +103,70 @@ def run_once(seconds: float, view: bool) -> dict:
     }
 
 
+# The breakdown: one fresh process goes through the runtime's start-up in its order and reads its own resident
+# set (VmRSS) after each step, then classifies windows as the stream does; VmHWM is its peak.
+_BREAKDOWN = r"""
+import re, sys
+def mem():
+    s = open("/proc/self/status").read()
+    return [int(re.search(k + r":\s+(\d+)", s).group(1)) / 1024 for k in ("VmRSS", "VmHWM")]
+steps = [("Python interpreter", mem()[0])]
+import numpy as np
+steps.append(("numpy", mem()[0]))
+import edge.cli.main, edge.cli.run, edge.runtime.engine, edge.runtime.serial, edge.runtime.jsonl, edge.views.terminal
+steps.append(("edge modules of `ecg-edge run`", mem()[0]))
+import edge.views.webview
+steps.append(("web view modules (`--view`: http.server, email, html)", mem()[0]))
+import onnxruntime
+steps.append(("onnxruntime library (import)", mem()[0]))
+from edge.runtime.engine import Classifier
+c = Classifier.from_bundle(None)
+steps.append(("bundle, onnxruntime session, warm-up inference", mem()[0]))
+x = np.load(sys.argv[1])
+c.classify_window(x, 500.0)
+steps.append(("first window (lazy imports, measurement/decision arrays)", mem()[0]))
+for _ in range(9):
+    c.classify_window(x, 500.0)
+steps.append(("9 more windows", mem()[0]))
+watch = ("numpy.ma", "scipy", "torch", "ssl", "importlib.resources", "tempfile")
+print(repr({"steps": steps, "hwm": mem()[1], "loaded": [m for m in watch if m in sys.modules]}))
+"""
+
+
+def breakdown() -> dict:
+    """Resident memory after each start-up step of the runtime, in one fresh process (no server running)."""
+    import ast
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        window = Path(tmp) / "lbbb.npy"
+        make = ("import numpy as np; from firmware_bridge.synthetic import synthesize; "
+                f"np.save({str(window)!r}, synthesize(duration_s=10.0, rhythm='lbbb'))")
+        subprocess.run([sys.executable, "-c", make], cwd=REPO, check=True)
+        out = subprocess.run([sys.executable, "-c", _BREAKDOWN, str(window)], cwd=REPO, check=True,
+                             capture_output=True, text=True).stdout
+    return ast.literal_eval(out.strip().splitlines()[-1])
+
+
+def breakdown_lines(b: dict) -> list[str]:
+    lines = [
+        "",
+        "Where the resident memory goes (one fresh process taking the runtime's start-up steps in order, "
+        "then classifying the synthetic LBBB window as the stream does; no server thread, no serial port):",
+        "",
+        "| step | resident after (MiB) | added (MiB) |",
+        "|---|---:|---:|",
+    ]
+    prev = 0.0
+    for name, rss in b["steps"]:
+        lines.append(f"| {name} | {rss:.1f} | {rss - prev:+.1f} |")
+        prev = rss
+    loaded = ", ".join(b["loaded"]) or "none"
+    lines += ["", f"Peak of that process (VmHWM): {b['hwm']:.1f} MiB. Of numpy.ma, scipy, torch, ssl, "
+              f"importlib.resources, tempfile loaded after the windows: {loaded}."]
+    return lines
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seconds", type=float, default=45.0, help="length of each run (default 45)")
@@ -148,6 +214,9 @@ def main() -> int:
             f"Polls answered: {n} ({errors} failed, about one per run as the runtime stops); response time median {med:.1f} ms, p95 {p95:.1f} ms; "
             f"median response {kb:.1f} KiB (0.25 s of 12 leads at 250 Hz plus the state)."
         )
+    budget = "met" if web[5] <= BUDGET_MIB else "**not met**"
+    lines.append(f"Budget: {BUDGET_MIB} MB resident with a page polling (issue #23): {budget} (max {web[5]:.1f}).")
+    lines += breakdown_lines(breakdown())
     lines += ["", machine_line(machine())]
     write_section(args.markdown, "bench_webview", "\n".join(lines))
     print("\n".join(lines))
