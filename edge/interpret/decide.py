@@ -17,7 +17,9 @@ patient's sex and age, and returns a :class:`Decision`:
 5. **consistency**: exclusive groups, normal only when nothing else, no parent beside its child
    (:class:`edge.interpret.findings.FindingRules`); last, a statement that the window's own measurements
    contradict (:func:`edge.interpret.criteria_check.contradictions`: PR, QRS, axis, rate, P wave) is withheld
-   with the reason, whoever made it (a rhythm read from the beats against the representative beat's P wave).
+   with the reason, whoever made it. The rhythm analysis's statement arrives already checked: a contradicted
+   one is "undetermined" naming the contradiction (:func:`edge.interpret.rhythm.consistent`); this guard
+   catches the criteria's and the model's statements (the model's rhythm labels where no rhythm is given).
 
 Findings are ordered: the rhythm statement, then alarms (ST elevation), then the rest by score. ``alarms``
 lists each alarm with its territory, leads and reciprocal change, for the views to show first.
@@ -257,7 +259,8 @@ def decide(
             kept.remove(lid)
             out.removed[lid] = "reciprocal"
     # 5. the last guard (contract 8.4): a statement its own window's measurements contradict is withheld
-    #    (e.g. a rhythm read from the beats as sinus while the representative beat shows no P wave)
+    #    (e.g. the model's complete right bundle branch block where the measured QRS is < 110 ms); the rhythm
+    #    analysis's statement arrives already checked: contradicted, it is "undetermined" (rhythm.consistent)
     if have_m:
         for lid, problem in contradictions(kept, measurements):
             kept.remove(lid)
