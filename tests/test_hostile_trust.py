@@ -279,7 +279,18 @@ def test_zip_signature_is_checked_before_anything_is_written(tiny_bundle, tmp_pa
 
 # --- item 5: one schema check at load -------------------------------------------------------------
 def _first_keyed(m: dict) -> dict:
-    return next(c for c in m["decision"]["rules"]["criteria"] if "key" in c)
+    """The first condition with a measurement ``key``: a rule's own (version 1) or its ``when`` (version 2)."""
+    for c in m["decision"]["rules"]["criteria"]:
+        if "key" in c:
+            return c
+        when = c.get("when")
+        if isinstance(when, dict) and "key" in when:
+            return when
+    raise AssertionError("no criterion with a measurement key in the shipped rules")
+
+
+def _first_rule(m: dict) -> dict:
+    return m["decision"]["rules"]["criteria"][0]
 
 
 def _with_rules(edit):  # noqa: ANN001, ANN202
@@ -297,10 +308,10 @@ def _with_rules(edit):  # noqa: ANN001, ANN202
     ("edit", "field"),
     [
         (lambda m: _first_keyed(m).update(min="100"), ".min"),  # was: raised at the first window
-        (lambda m: _first_keyed(m).update(all=[{"key": "hr_bpm", "min": 1}]), "give one of key, all, any"),
+        (lambda m: _first_keyed(m).update(all=[{"key": "hr_bpm", "min": 1}]), "cannot be combined with 'key'"),
         (lambda m: m["decision"]["rules"].update(exclusive={"a": 1}), "decision.rules.exclusive"),
         (lambda m: m["decision"]["rules"]["criteria"].append(7), "decision.rules.criteria"),
-        (lambda m: _first_keyed(m).update(mode="sometimes"), ".mode"),
+        (lambda m: _first_rule(m).update(mode="sometimes"), ".mode"),
     ],
 )
 def test_signed_manifest_with_a_bad_rule_is_refused_at_load(
