@@ -220,7 +220,7 @@ def validate_manifest(manifest: Any) -> dict:
     for key in ("metrics", "thresholds"):
         if key in manifest:
             _dict(manifest[key], key)
-    if "decision" in manifest:  # measurement criteria and consistency rules the findings use (edge/findings.py)
+    if "decision" in manifest:  # measurement criteria and consistency rules the findings use (edge/interpret/)
         decision = _dict(manifest["decision"], "decision")
         if "criteria_weight" in decision:
             _num(decision["criteria_weight"], "decision.criteria_weight", 0.0, 1.0)

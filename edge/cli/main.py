@@ -106,7 +106,7 @@ def cmd_labels(args: argparse.Namespace) -> int:
     from edge.cli.runtime import cmd_bundle_labels
     from edge.interpret.catalogue import UnknownLabelError, load_catalogue
 
-    if args.bundle is not None:  # the bundle's labels, with thresholds and new labels (edge/cli_runtime.py)
+    if args.bundle is not None:  # the bundle's labels, with thresholds and new labels (edge/cli/bundle_commands.py)
         return cmd_bundle_labels(args)
     catalogue = load_catalogue(args.catalogue)
     labels = catalogue.search(args.query) if args.query else list(catalogue.labels)

@@ -110,7 +110,7 @@ class Classifier:
         emb = np.asarray(bundle.embeddings, dtype=np.float32)
         self.embeddings = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
         self.thresholds = np.asarray(bundle.thresholds, dtype=np.float32)
-        # consistent findings (edge/findings.py): the rules the bundle was exported with, else the shipped ones;
+        # consistent findings (edge/interpret/findings.py): the rules the bundle was exported with, else the shipped ones;
         # criteria_weight moves measurement-defined labels in the ranking (chosen on validation at export)
         self.rules, self.criteria_weight = FindingRules.from_manifest(self.labels, bundle.manifest)
         # Labels never trained (older bundles only say "new": added at export or held out).
