@@ -240,3 +240,13 @@ def test_one_p_wave_verdict_for_rhythm_and_measurements():
                 assert m["p_present"] is True and m["pr_ms"] is not None, (name, seed, m["p_beats_share"])
             if name == "avb1":
                 assert m["pr_ms"] > 200 and "1AVB" in r.modifiers, (seed, m["pr_ms"], r.to_json())
+
+
+def test_a_modifier_is_explained_by_its_own_rule_not_the_statements():
+    """心室期外収縮 beside 洞調律 says how many premature beats were found, not 'P wave before most beats'."""
+    from edge.interpret.rhythm import Rhythm
+
+    r = Rhythm("SR", ("PVC",), {"beats": 11, "N": 10, "V": 1}, "P波あり", values={"hr_bpm": 64.0}, rule="洞調律の規則")
+    assert r.why().rule == "洞調律の規則" and r.why("SR").values == {"hr_bpm": 64.0}
+    pvc = r.why("PVC")
+    assert pvc.by == "rhythm" and pvc.rule.startswith("心室期外収縮") and pvc.values == {"beats": 11, "V": 1}

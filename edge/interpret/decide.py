@@ -236,7 +236,7 @@ def decide(
             i = index[label]
             stated[label] = Why(BY_MODEL, score=_r6(scores[i]), threshold=_r6(thresholds[i]))
         for label in rhythm_ids:
-            stated[label] = rhythm_why
+            stated[label] = rhythm.why(label) if callable(getattr(rhythm, "why", None)) else rhythm_why
             forced.add(label)
         resolved = rules.resolve({index[x] for x in stated}, scores, {index[x] for x in forced})
         for i, why in resolved.removed.items():

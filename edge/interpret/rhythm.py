@@ -69,6 +69,19 @@ PRIMARY_RHYTHMS = ("SR", "SBRAD", "STACH", "SARRH", "AFIB", "AFLT", "SVTAC", "JR
 RHYTHM_MODIFIERS = ("PVC", "PAC", "BIGU", "TRIGU", "1AVB", "2AVB", "MOBITZ1", "MOBITZ2", "3AVB")
 SOURCE = "AHA/ACCF/HRS 2007 (Mason et al.), diagnostic statement list"
 
+# The modifiers' own rules and the values they read (counts from ``Rhythm.counts``, the rest from ``values``).
+MODIFIER_RULES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "PVC": ("心室期外収縮: 幅広い早期心拍", ("beats", "V")),
+    "PAC": ("心房期外収縮: 幅の狭い早期心拍", ("beats", "S")),
+    "BIGU": ("二段脈: 期外収縮が1拍おき", ("beats", "V", "S")),
+    "TRIGU": ("三段脈: 期外収縮が2拍おき", ("beats", "V", "S")),
+    "1AVB": ("I度房室ブロック: PR > 200 ms", ("pr_ms",)),
+    "2AVB": ("II度房室ブロック: 伝導されないP波", ("nonconducted_p", "atrial_rate_bpm")),
+    "MOBITZ1": ("Wenckebach型: PRが延長して脱落", ("nonconducted_p", "atrial_rate_bpm")),
+    "MOBITZ2": ("Mobitz II型: PR一定のまま脱落", ("nonconducted_p", "atrial_rate_bpm")),
+    "3AVB": ("III度房室ブロック: 房室解離", ("nonconducted_p", "atrial_rate_bpm")),
+}
+
 MIN_BEATS = 4  # fewer beats in a window: rhythm undetermined (too few RR intervals to judge regularity)
 BRADY_BPM, TACHY_BPM = 60.0, 100.0
 WIDE_QRS_MS = 120.0
@@ -151,9 +164,15 @@ class Rhythm:
         """The statement (when determined) and the modifiers: what goes into ``findings``."""
         return ([self.statement] if self.determined else []) + list(self.modifiers)
 
-    def why(self) -> Why:
-        """The contract-5 ``why`` entry for the statement and each modifier (``by: "rhythm"``)."""
-        return Why(by=BY_RHYTHM, rule=self.rule or self.statement, source=SOURCE, values=dict(self.values))
+    def why(self, label: str | None = None) -> Why:
+        """The contract-5 ``why`` entry (``by: "rhythm"``) of the statement, or of one modifier: a premature
+        beat is stated from its beat count, an AV block from its P waves and PR, not from the sinus rule."""
+        if label is None or label == self.statement or label not in MODIFIER_RULES:
+            return Why(by=BY_RHYTHM, rule=self.rule or self.statement, source=SOURCE, values=dict(self.values))
+        rule, keys = MODIFIER_RULES[label]
+        values = {k: self.counts[k] for k in ("beats", "V", "S", "nonconducted_p") if k in keys and k in self.counts}
+        values.update({k: self.values[k] for k in keys if k in self.values})
+        return Why(by=BY_RHYTHM, rule=rule, source=SOURCE, values=values)
 
     def to_json(self) -> dict:
         out: dict[str, Any] = {

@@ -73,6 +73,11 @@ _OTHER_NAMES = {
     "rr_change_share": ("RR 急変の割合", "share of abrupt RR changes", "", 2),
     "p_share": ("P 波のある心拍の割合", "share of beats with a P wave", "", 2),
     "atrial_rate_bpm": ("心房レート", "atrial rate", "bpm", 0),
+    # the rhythm modifiers' counts (edge.interpret.rhythm.MODIFIER_RULES)
+    "beats": ("窓内の心拍", "beats in the window", "拍", 0),
+    "V": ("心室期外収縮", "premature ventricular beats", "拍", 0),
+    "S": ("心房期外収縮", "premature supraventricular beats", "拍", 0),
+    "nonconducted_p": ("伝導されないP波", "non-conducted P waves", "", 0),
     "atrial_organisation": ("心房波の規則性", "atrial organisation", "", 2),
     "p_ii_mv": ("II の P 波", "P wave in II", "mV", 2),
     "sinus_rate_bpm": ("洞レート", "sinus rate", "bpm", 0),
