@@ -321,6 +321,8 @@ def summarise(result: Result | Mapping, labels: Sequence[Mapping] = (), lang: st
                  "zero_shot": bool(t.get("zero_shot")), "finding": t.get("id") in stated_ids}
                 for t in line.get("top") or []],
         "withheld": dict(line.get("withheld") or {}),
+        "withheld_names": {lid: {"ja": (by_id.get(lid) or {}).get("ja") or lid, "en": (by_id.get(lid) or {}).get("en") or lid}
+                           for lid in line.get("withheld") or {}},
         "rhythm": line.get("rhythm"),
     }
 

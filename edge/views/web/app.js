@@ -113,7 +113,10 @@ function render() {
       others.map((x) => `${esc(labelName(x))} ${fmt(x.score, 3)}${x.zero_shot ? ` <span class="tag" title="${t("unverified_title")}">${t("unverified")}</span>` : ""}`).join(t("comma")) + "</li>";
   }
   if (w && !w.skipped && w.withheld) {  // statements that need a missing or inconsistent lead, with the reason
-    for (const [id, why] of Object.entries(w.withheld)) list.innerHTML += `<li class="dim small">${t("withheld")}: ${esc(id)} — ${esc(why)}</li>`;
+    for (const [id, why] of Object.entries(w.withheld)) {
+      const name = labelName({id, ...((w.withheld_names || {})[id] || {})});
+      list.innerHTML += `<li class="dim small">${t("withheld")}: ${esc(name)} — ${esc(String(why).replace(/^保留: /, ""))}</li>`;
+    }
   }
   $("quality-text").textContent = w ? (w.quality_ok && !w.quality_text.length ? t("ok") : w.quality_text.map(t).join("・")) : "";
   renderLeadQuality(w);
