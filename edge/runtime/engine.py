@@ -115,6 +115,7 @@ class Classifier:
         self.rules, self.criteria_weight = FindingRules.from_manifest(self.labels, bundle.manifest)
         # Labels never trained (older bundles only say "new": added at export or held out).
         self.zero_shot = [bool(lb.get("zero_shot", lb.get("new", False))) for lb in self.labels]
+        self.labels_ja = {lb["id"]: lb.get("ja", lb["id"]) for lb in self.labels}  # the decision's reasons
         self.patient: dict | None = None  # {"sex", "age"} when known: the sex/age thresholds (ST in V2-V3, QTc)
         self.bundle_id = bundle_id(bundle)
 
@@ -200,9 +201,8 @@ class Classifier:
         top = [self._top_entry(i, scores[i]) for i in np.argsort(-rank, kind="stable")[: self.top_k]]
         # The decision (contract 8): rhythm, published criteria, the model, quality, consistency (edge.interpret.decide).
         q = None if quality is None else {"usable_leads": quality.get("usable_leads"), "inconsistent": quality.get("inconsistent")}
-        ja = {lb["id"]: lb.get("ja", lb["id"]) for lb in self.labels}
         self.last_decision = decide(self.rules, scores, self.thresholds, measurements, rhythm=rhythm, quality=q,
-                                    zero_shot=self.zero_shot, labels_ja=ja, patient=self.patient)
+                                    zero_shot=self.zero_shot, labels_ja=self.labels_ja, patient=self.patient)
         d = self.last_decision
         return top, d.findings, d.zero_shot_findings, d.why
 
