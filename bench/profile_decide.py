@@ -24,12 +24,9 @@ field), withheld (after the lead-need step too), removed, alarms and the ranking
 from __future__ import annotations
 
 import argparse
-import cProfile
 import importlib
-import io
 import os
 import pickle
-import pstats
 import re
 import subprocess
 import sys
@@ -271,18 +268,16 @@ def split(windows: list[dict], step: Step, repeats: int) -> dict[str, np.ndarray
 
 
 def profile(windows: list[dict], step: Step, n: int) -> str:
+    from report import cpu_profile  # bench/report.py
+
     sel = [w for w in windows if w["source"] == "ptbxl"][:n]
-    pr = cProfile.Profile(timer=time.process_time)
-    pr.enable()
-    for _ in range(5):
-        for w in sel:
-            step(w)
-    pr.disable()
-    s = io.StringIO()
-    st = pstats.Stats(pr, stream=s)
-    st.sort_stats("tottime").print_stats(30)
-    st.sort_stats("cumulative").print_stats(30)
-    return f"cProfile over {len(sel)} PTB-XL windows x 5 (CPU time)\n" + s.getvalue()
+
+    def run() -> None:
+        for _ in range(5):
+            for w in sel:
+                step(w)
+
+    return cpu_profile(run, f"cProfile over {len(sel)} PTB-XL windows x 5 (CPU time)")
 
 
 def main(argv: list[str] | None = None) -> int:

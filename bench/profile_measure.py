@@ -20,11 +20,8 @@ float differences are listed with their size. ``--profile N``: cProfile of the w
 from __future__ import annotations
 
 import argparse
-import cProfile
 import importlib
-import io
 import os
-import pstats
 import re
 import subprocess
 import sys
@@ -355,20 +352,18 @@ def median_ci(v: np.ndarray) -> tuple[float, float]:
 
 
 def profile(windows, n: int) -> str:
+    from report import cpu_profile  # bench/report.py
+
     from edge.dsp.measure import measure
     from edge.interpret.rhythm import analyse_rhythm
 
     sel = [w for w in windows if w[0] == "ptbxl"][:n]
-    pr = cProfile.Profile(timer=time.process_time)
-    pr.enable()
-    for _, _, x, fs, leads in sel:
-        analyse_rhythm(measure(x, fs, leads), fs)
-    pr.disable()
-    s = io.StringIO()
-    st = pstats.Stats(pr, stream=s)
-    st.sort_stats("tottime").print_stats(25)
-    st.sort_stats("cumulative").print_stats(40)
-    return f"cProfile over {len(sel)} PTB-XL windows (CPU time)\n" + s.getvalue()
+
+    def run() -> None:
+        for _, _, x, fs, leads in sel:
+            analyse_rhythm(measure(x, fs, leads), fs)
+
+    return cpu_profile(run, f"cProfile over {len(sel)} PTB-XL windows (CPU time)", 25, 40)
 
 
 def main(argv: list[str] | None = None) -> int:

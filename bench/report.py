@@ -56,3 +56,23 @@ def write_section(path: Path, name: str, body: str) -> None:
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     path.write_text(text, encoding="utf-8")
+
+
+def cpu_profile(run, title: str, tottime: int = 30, cumulative: int = 30) -> str:
+    """``run()`` under cProfile with the CPU-time clock (the machine is shared), as text: the ``tottime`` and
+    ``cumulative`` tops, headed by ``title``."""
+    import cProfile
+    import io
+    import pstats
+    import time
+
+    pr = cProfile.Profile(timer=time.process_time)
+    pr.enable()
+    run()
+    pr.disable()
+    s = io.StringIO()
+    st = pstats.Stats(pr, stream=s)
+    st.sort_stats("tottime").print_stats(tottime)
+    st.sort_stats("cumulative").print_stats(cumulative)
+    return f"{title}\n" + s.getvalue()
+
