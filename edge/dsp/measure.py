@@ -115,8 +115,11 @@ def _leads(x: np.ndarray, leads: Sequence[str] | None) -> tuple[dict[str, np.nda
         live["II"] = live["I"] + live["III"]
     if {"I", "II"} <= live.keys():
         i, ii = live["I"], live["II"]
-        for name, row in (("III", ii - i), ("aVR", -(i + ii) / 2), ("aVL", i - ii / 2), ("aVF", ii - i / 2)):
-            live.setdefault(name, row)
+        derived = {"III": lambda: ii - i, "aVR": lambda: -(i + ii) / 2, "aVL": lambda: i - ii / 2,
+                   "aVF": lambda: ii - i / 2}
+        for name, row in derived.items():  # only those not recorded (a 12-lead window derives none)
+            if name not in live:
+                live[name] = row()
         indep = [n for n in _INDEP if n in live]
     else:
         indep = [n for n in LEADS if n in live]
@@ -144,10 +147,9 @@ def _representative(
     ok = beats[(beats - pre >= 0) & (beats + post <= y.shape[1])]
     if ok.size == 0:
         return np.zeros((y.shape[0], pre + post)), ok, np.inf
-    idx = np.arange(-pre, post)[:, None] + ok[None, :]
-    segs = y[:, idx]  # [C, W, B]: gathered in the order the median reads it (no transposed copy)
     q = int(0.06 * ANALYSIS_FS)
-    qrs = segs[:, pre - q : pre + q, :].transpose(2, 0, 1).reshape(ok.size, -1)
+    # the QRS of every beat first; the whole beats only of those kept (no gather of beats then dropped)
+    qrs = y[:, np.arange(-q, q)[:, None] + ok[None, :]].transpose(2, 0, 1).reshape(ok.size, -1)
     qrs = qrs - qrs.mean(axis=1, keepdims=True)
     tmpl = median(qrs, axis=0)
     denom = np.linalg.norm(qrs, axis=1) * max(np.linalg.norm(tmpl), 1e-12)
@@ -155,7 +157,7 @@ def _representative(
     keep = corr >= 0.9
     if keep.sum() < MIN_BEATS:
         keep = corr >= np.sort(corr)[-min(MIN_BEATS, corr.size)]
-    segs = segs[:, :, keep]  # [C, W, B]
+    segs = y[:, np.arange(-pre, post)[:, None] + ok[keep][None, :]]  # [C, W, B]: in the order the median reads
     rep = median(segs, axis=2)
     sub = segs[:, ::4]  # the noise estimate needs no more than every 4th sample
     sd = np.abs(sub - rep[:, ::4, None]).reshape(y.shape[0], -1).mean(axis=1) * 1.2533
