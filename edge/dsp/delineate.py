@@ -27,6 +27,7 @@ the leads within ``spread_ms`` of the leads' median, and the median where they d
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, replace
 
@@ -41,6 +42,7 @@ __all__ = [
     "combine_leads",
     "delineate_beats",
     "delineate_lead",
+    "delineate_leads",
     "p_waves",
     "wavelet_scales",
 ]
@@ -145,31 +147,73 @@ def _spectrum(s: int, n: int) -> np.ndarray:
     return _SPECTRA[key]
 
 
-def _extrema_abs(m: np.ndarray, lo: int, hi: int) -> np.ndarray:
-    """Indices in ``[lo, hi)`` of the local maxima of ``m`` (``|W|``: the modulus maxima)."""
-    lo, hi = max(lo, 1), min(hi, m.size - 1)
-    if hi <= lo:
-        return np.zeros(0, dtype=np.int64)
-    m = m[lo - 1 : hi + 1]
-    return np.nonzero((m[1:-1] > m[:-2]) & (m[1:-1] >= m[2:]))[0] + lo
+class _Lead:
+    """One lead's wavelet scales and samples as Python lists, and the positions of its modulus maxima per scale:
+    the delineator's walks read a few samples at a time, where a numpy call per step costs more than the step."""
+
+    __slots__ = ("maxima", "t", "wq", "wt", "w4", "x")
+
+    def __init__(self, wq: list, w4: list, wt: list, x: list, maxima: tuple[list, list, list], t: int):
+        self.wq, self.w4, self.wt, self.x, self.maxima, self.t = wq, w4, wt, x, maxima, t
 
 
-def _cross_abs(m: np.ndarray, start: int, thr: float, step: int, limit: int) -> float | None:
-    """Fractional position where ``m`` (``|W|``) first falls below ``thr`` walking from ``start`` by ``step``,
-    no further than ``limit``; ``None`` when it does not."""
-    if step > 0:
-        seg = m[start : min(limit, m.size - 1) + 1]
-    else:
-        seg = m[max(limit, 0) : start + 1][::-1]
-    below = seg[1:] < thr
-    if below.size == 0:
-        return None
-    k = int(below.argmax())
-    if not below[k]:
-        return None
-    k += 1
-    frac = (seg[k - 1] - thr) / max(seg[k - 1] - seg[k], 1e-12)
-    return start + step * (k - 1 + float(frac))
+def _prepare(w: np.ndarray, x: np.ndarray, params: DelineationParams) -> list[_Lead]:
+    """``w[5, C, T]`` (:func:`wavelet_scales`) and ``x[C, T]``: every lead's lists, the modulus maxima of the
+    three scales read (``|W|`` above its left neighbour and not below its right one) found for all leads at once."""
+    scales = (params.qrs_scale - 1, 3, params.t_scale - 1)
+    used = sorted(set(scales))
+    sel = np.asarray(w, dtype=np.float64)[used]  # [S, C, T]
+    n_s, n_c, t = sel.shape
+    rows = sel.tolist()
+    xl = np.asarray(x, dtype=np.float64).tolist()
+    grouped: list[list[int]] = [[] for _ in range(n_s * n_c)]
+    if t >= 3:
+        a = np.abs(sel)
+        s_i, c_i, t_i = np.nonzero((a[..., 1:-1] > a[..., :-2]) & (a[..., 1:-1] >= a[..., 2:]))
+        cuts = np.searchsorted(s_i * n_c + c_i, np.arange(n_s * n_c + 1)).tolist()
+        pos = (t_i + 1).tolist()
+        grouped = [pos[cuts[k] : cuts[k + 1]] for k in range(n_s * n_c)]
+    k = [used.index(s) for s in scales]
+    return [
+        _Lead(rows[k[0]][c], rows[k[1]][c], rows[k[2]][c], xl[c],
+              tuple(grouped[k[j] * n_c + c] for j in range(3)), t)
+        for c in range(n_c)
+    ]
+
+
+def _extrema(maxima: list[int], lo: int, hi: int) -> list[int]:
+    """The modulus maxima in ``[lo, hi)`` (positions 1 .. T - 2 can be maxima)."""
+    return maxima[bisect.bisect_left(maxima, lo) : bisect.bisect_left(maxima, hi)]
+
+
+def _cross_abs(w: list, start: int, thr: float, step: int, limit: int) -> float | None:
+    """Fractional position where ``|w|`` first falls below ``thr`` walking from ``start`` by ``step``,
+    no further than ``limit`` (nor the signal's ends); ``None`` when it does not."""
+    end = min(limit, len(w) - 1) if step > 0 else max(limit, 0)
+    prev = abs(w[start])
+    for i in range(start + step, end + step, step):
+        v = abs(w[i])
+        if v < thr:
+            frac = (prev - thr) / max(prev - v, 1e-12)
+            return start + step * (abs(i - start) - 1 + frac)
+        prev = v
+    return None
+
+
+def _first_sign_change(w: list, a: int, b: int) -> int | None:
+    """Offset from ``a`` of the first sample in ``w[a : b + 1]`` whose sign differs from the next one's."""
+    prev = None
+    for i in range(a, b + 1):
+        v = w[i]
+        s = (v > 0) - (v < 0)
+        if prev is not None and s != prev:
+            return i - 1 - a
+        prev = s
+    return None
+
+
+def _sign(v: float) -> int:
+    return (v > 0) - (v < 0)
 
 
 def delineate_lead(
@@ -186,22 +230,33 @@ def delineate_lead(
     fiducial sample, ``rr`` the local RR interval (samples). Positions are fractional samples; a
     boundary not found is ``None``.
     """
+    lead = _prepare(np.asarray(w)[:, None, :], np.asarray(x)[None, :], params)[0]
+    return _delineate(lead, r, rr, prev_t_end, params)
+
+
+def delineate_leads(
+    w: np.ndarray, x: np.ndarray, r: int, rr: float, params: DelineationParams = DEFAULT_PARAMS
+) -> list[dict]:
+    """:func:`delineate_lead` of one beat in every lead of ``x[C, T]`` (``w[5, C, T]``)."""
+    return [_delineate(lead, r, rr, None, params) for lead in _prepare(w, x, params)]
+
+
+def _delineate(lead: _Lead, r: int, rr: float, prev_t_end: float | None, params: DelineationParams) -> dict:
+    """:func:`delineate_lead` on a prepared lead (plain Python on the few modulus maxima of each wave)."""
     fs = DELINEATION_FS
     ms = fs / 1000.0
     out: dict = dict.fromkeys(("p_on", "p_peak", "p_off", "qrs_on", "qrs_off", "t_peak", "t_end"))
     out["p_present"] = None
-    t = x.size
-    w4, wt = w[3], w[params.t_scale - 1]
-    # |W| once per lead; the walks below read it (plain Python on the few modulus maxima of each wave)
-    aw = np.abs(w)
-    a2, a4, at = aw[params.qrs_scale - 1], aw[3], aw[params.t_scale - 1]
-    # --- QRS on scale 2^2
+    t = lead.t
+    wq, w4, wt, x = lead.wq, lead.w4, lead.wt, lead.x
+    m_q, m_4, m_t = lead.maxima
+    # --- QRS on scale 2^qrs_scale
     lo, hi = max(1, r - int(120 * ms)), min(t - 1, r + int(120 * ms))
-    ext_a = _extrema_abs(a2, lo, hi)
-    if ext_a.size == 0:
+    ext = _extrema(m_q, lo, hi)
+    if not ext:
         return out
-    ext, amp = ext_a.tolist(), a2[ext_a].tolist()
-    big = int(np.argmax(a2[ext_a]))
+    amp = [abs(wq[i]) for i in ext]
+    big = amp.index(max(amp))
     thr_sig = params.qrs_peak * amp[big]
     first = last = big
     gap = int(params.qrs_gap_ms * ms)
@@ -216,23 +271,23 @@ def delineate_lead(
         if amp[j] >= thr_sig:
             last = j
     n_first, n_last = ext[first], ext[last]
-    on = _cross_abs(a2, n_first, params.xi_qrs_on * a2[n_first], -1, n_first - int(100 * ms))
-    off = _cross_abs(a2, n_last, params.xi_qrs_off * a2[n_last], 1, n_last + int(120 * ms))
+    on = _cross_abs(wq, n_first, params.xi_qrs_on * abs(wq[n_first]), -1, n_first - int(100 * ms))
+    off = _cross_abs(wq, n_last, params.xi_qrs_off * abs(wq[n_last]), 1, n_last + int(120 * ms))
     if on is None or off is None:
         return out
     out["qrs_on"], out["qrs_off"] = on - 0.5, off - 0.5
-    q_on, q_off = int(on), int(np.ceil(off))
-    base = _median_sorted(sorted(x[max(0, q_on - int(20 * ms)) : q_on + 1].tolist()))
+    q_on, q_off = int(on), math.ceil(off)
+    base = _median_sorted(sorted(x[max(0, q_on - int(20 * ms)) : q_on + 1]))
     out["baseline"] = base
-    qrs_w4 = float(a4[max(0, q_on) : min(t, q_off + 1)].max())
-    # --- T wave on scale 2^4
+    qrs_w4 = max(abs(v) for v in w4[max(0, q_on) : min(t, q_off + 1)])
+    # --- T wave on scale 2^t_scale
     t_lo = max(q_off + int(40 * ms), r + int(params.t_start_ms * ms))
     t_hi = min(t - 1, r + int(min(0.7 * rr, params.t_window_s * np.sqrt(rr / fs) * fs)))
-    ext_a = _extrema_abs(at, t_lo, t_hi)
-    if ext_a.size:
-        ext, amp = ext_a.tolist(), at[ext_a].tolist()
-        sg = np.sign(wt[ext_a]).tolist()
-        big = int(np.argmax(at[ext_a]))
+    ext = _extrema(m_t, t_lo, t_hi)
+    if ext:
+        amp = [abs(wt[i]) for i in ext]
+        sg = [_sign(wt[i]) for i in ext]
+        big = amp.index(max(amp))
         later = [j for j in range(big + 1, len(ext)) if amp[j] >= 0.3 * amp[big]]
         sign = sg[big]
         after = [j for j in later if sg[j] != sign]
@@ -242,8 +297,8 @@ def delineate_lead(
             before = [j for j in range(big) if amp[j] >= 0.3 * amp[big] and sg[j] != sign]
             n_peak, n_last = (ext[before[-1]] if before else None), ext[big]
         if n_peak is not None:
-            zc = np.flatnonzero(np.diff(np.sign(wt[n_peak : n_last + 1])) != 0)
-            out["t_peak"] = float(n_peak + zc[0] + 0.5) if zc.size else None
+            zc = _first_sign_change(wt, n_peak, n_last)
+            out["t_peak"] = None if zc is None else float(n_peak + zc + 0.5)
         limit = min(t - 1, r + int(rr) - int(60 * ms)) if rr > 0 else t - 1
         if params.t_end_method == "tangent":
             slope = wt[n_last]
@@ -252,7 +307,7 @@ def delineate_lead(
                 if n_last < end < limit:
                     out["t_end"] = float(end)
         else:
-            end = _cross_abs(at, n_last, params.xi_t_end * at[n_last], 1, limit)
+            end = _cross_abs(wt, n_last, params.xi_t_end * abs(wt[n_last]), 1, limit)
             out["t_end"] = None if end is None else end - 0.5
     # --- P wave on scale 2^4
     p_hi = q_on - int(4 * ms)
@@ -261,11 +316,11 @@ def delineate_lead(
         prev_t_end = out["t_end"] - rr  # the previous beat's T end, as this beat's (a regular rhythm)
     if prev_t_end is not None:
         p_lo = max(p_lo, int(prev_t_end))
-    ext_a = _extrema_abs(a4, p_lo, p_hi)
-    if ext_a.size >= 2:
-        ext, amp = ext_a.tolist(), a4[ext_a].tolist()
-        sg = np.sign(w4[ext_a]).tolist()
-        big = int(np.argmax(a4[ext_a]))
+    ext = _extrema(m_4, p_lo, p_hi)
+    if len(ext) >= 2:
+        amp = [abs(w4[i]) for i in ext]
+        sg = [_sign(w4[i]) for i in ext]
+        big = amp.index(max(amp))
         sign = sg[big]
         partners = [j for j in range(len(ext)) if j != big and sg[j] != sign]
         partners = [j for j in partners if abs(ext[j] - ext[big]) <= int(100 * ms)]
@@ -273,8 +328,8 @@ def delineate_lead(
             mate = max(partners, key=lambda j: amp[j])
             a, b = sorted((big, mate))
             n_first, n_last = ext[a], ext[b]
-            zc = np.flatnonzero(np.diff(np.sign(w4[n_first : n_last + 1])) != 0)
-            peak = n_first + int(zc[0]) if zc.size else (n_first + n_last) // 2
+            zc = _first_sign_change(w4, n_first, n_last)
+            peak = n_first + zc if zc is not None else (n_first + n_last) // 2
             height = abs(x[peak] - base)
             present = (
                 amp[big] >= params.p_presence * qrs_w4
@@ -284,10 +339,10 @@ def delineate_lead(
             out["p_present"] = bool(present)
             if present:
                 p_on = _cross_abs(
-                    a4, n_first, params.xi_p_on * a4[n_first], -1, max(0, n_first - int(80 * ms))
+                    w4, n_first, params.xi_p_on * amp[a], -1, max(0, n_first - int(80 * ms))
                 )
                 p_off = _cross_abs(
-                    a4, n_last, params.xi_p_off * a4[n_last], 1, min(q_on, n_last + int(80 * ms))
+                    w4, n_last, params.xi_p_off * amp[b], 1, min(q_on, n_last + int(80 * ms))
                 )
                 out["p_peak"] = float(peak)
                 out["p_on"] = None if p_on is None else p_on - 0.5
@@ -362,12 +417,12 @@ def delineate_beats(
         w = wavelet_scales(x)
     per_lead: list[list[dict]] = [[] for _ in range(x.shape[0])]
     rr_all = np.diff(beats)
-    for c in range(x.shape[0]):
+    for c, lead in enumerate(_prepare(w, x, params)):
         prev_t = None
         for b, r in enumerate(beats):
             rr = float(rr_all[b - 1] if b > 0 else (rr_all[0] if rr_all.size else DELINEATION_FS))
             rr_next = float(rr_all[b] if b < rr_all.size else rr)
-            d = delineate_lead(w[:, c], x[c], int(r), rr_next, prev_t if b > 0 else None, params)
+            d = _delineate(lead, int(r), rr_next, prev_t if b > 0 else None, params)
             if d["t_end"] is None and b > 0:
                 d["prev_rr"] = rr
             per_lead[c].append(d)
