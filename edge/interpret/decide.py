@@ -37,8 +37,8 @@ import numpy as np
 
 from edge.interpret.criteria import Reading, Verdict, condition_leads, evaluate, mask
 from edge.interpret.criteria_check import contradictions
-from edge.interpret.criteria_plan import plan
-from edge.interpret.findings import FindingRules
+from edge.interpret.criteria_plan import patient_group, plan
+from edge.interpret.findings import NOT_READ, FindingRules
 from edge.interpret.rules import Criterion
 from edge.interpret.why import BY_CRITERIA, BY_MODEL, BY_RHYTHM, Why
 
@@ -66,6 +66,9 @@ class Decision:
     withheld: dict[str, str] = field(default_factory=dict)
     removed: dict[str, str] = field(default_factory=dict)
     alarms: list[dict] = field(default_factory=list)
+    # each criterion's verdict (``rules.parsed.criteria`` order, ``NOT_READ`` where not evaluated) when they are
+    # the ranking's too (nothing blanked, no sex/age threshold moved): ``FindingRules.adjust`` reads them again
+    criteria_oks: list | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict:
         return {
@@ -166,10 +169,14 @@ def decide(
         )  # one reading of the window: the criteria share its values
         with_values = Reading(m, sex, age)
         vals = reading.v
-        for c, fn in zip(rules.parsed.criteria, plan(rules.parsed.criteria, sex, age), strict=True):
+        oks = [NOT_READ] * len(rules.parsed.criteria)
+        for k, (c, fn) in enumerate(zip(rules.parsed.criteria, plan(rules.parsed.criteria, sex, age), strict=True)):
             if c.label in index and c.label not in owned:
-                ok = fn(vals)  # the verdict alone (compiled once); the values only for a met criterion
+                ok = oks[k] = fn(vals)  # the verdict alone (compiled once); the values only for a met criterion
                 evals.append((c, evaluate(c.when, with_values) if ok and c.mode != "veto" else Verdict(ok)))
+        shared_oks = oks if not blanked and patient_group(sex, age) == patient_group(None, None) else None
+    else:
+        shared_oks = None
     above = {ids[i] for i in np.flatnonzero(scores >= thresholds)}  # NaN thresholds never fire
 
     def vetoed(label: str, items) -> bool:
@@ -271,6 +278,7 @@ def decide(
     kept.sort(
         key=lambda x: (0 if x in order else 1 if x in alarm_ids else 2, order.get(x, 0), -scores[index[x]])
     )
+    out.criteria_oks = shared_oks
     zs = list(zero_shot) if zero_shot is not None else [False] * len(ids)
     for x in kept:
         (out.zero_shot_findings if zs[index[x]] and stated[x].by == BY_MODEL else out.findings).append(x)

@@ -40,10 +40,11 @@ from edge.interpret.rules import (
     read_rules_doc,
 )
 
-__all__ = ["FindingRules", "Resolved", "load_rules_doc", "label_verdicts", "RULES_FILE"]
+__all__ = ["FindingRules", "Resolved", "load_rules_doc", "label_verdicts", "NOT_READ", "RULES_FILE"]
 
 logger = logging.getLogger(__name__)
 Criterion = Callable[[Mapping], "bool | None"]
+NOT_READ = object()  # in a list of criteria verdicts (``oks``): this criterion was not evaluated
 
 
 def load_rules_doc(path: str | Path | None = None) -> dict:
@@ -59,18 +60,24 @@ def label_verdicts(
     sex: str | None = None,
     age: float | None = None,
     labels: Iterable[str] | None = None,
+    oks: Sequence | None = None,
 ) -> dict[str, bool]:
     """Label id -> True (a ``decide``/``state`` criterion met) / False (vetoed, or every ``decide`` criterion
-    clearly not met); labels left to the model are absent. ``not_with`` is not applied here (see decide)."""
+    clearly not met); labels left to the model are absent. ``not_with`` is not applied here (see decide).
+    ``oks``: verdicts already read of these measurements for this patient group (``rules.criteria`` order,
+    :data:`NOT_READ` where not), e.g. by :func:`edge.interpret.decide.decide`; the others are read here."""
     if not measurements:
         return {}
     wanted = None if labels is None else labels if isinstance(labels, Mapping | set | frozenset) else set(labels)
     reading = Reading(measurements, sex, age, values=False)  # one reading of the window, shared by the criteria
     per: dict[str, list] = {}
     vals = reading.v
-    for c, fn in zip(rules.criteria, plan(rules.criteria, sex, age), strict=True):
+    fns = plan(rules.criteria, sex, age)
+    if oks is None or len(oks) != len(fns):
+        oks = [NOT_READ] * len(fns)
+    for c, fn, ok in zip(rules.criteria, fns, oks, strict=True):
         if wanted is None or c.label in wanted:
-            per.setdefault(c.label, []).append((c, fn(vals)))
+            per.setdefault(c.label, []).append((c, fn(vals) if ok is NOT_READ else ok))
     out = {}
     for label, items in per.items():
         if any(c.mode == "veto" and (ok is False or (ok is None and c.unmeasured_veto)) for c, ok in items):
@@ -198,14 +205,16 @@ class FindingRules:
         return out
 
     def measured(
-        self, measurements: Mapping | None, sex: str | None = None, age: float | None = None
+        self, measurements: Mapping | None, sex: str | None = None, age: float | None = None,
+        oks: Sequence | None = None,
     ) -> dict[int, bool]:
-        """Label index -> True (a criterion states it) / False (the measurements say it is not)."""
+        """Label index -> True (a criterion states it) / False (the measurements say it is not); ``oks``: the
+        criteria's verdicts already read (:func:`label_verdicts`)."""
         if not measurements:
             return {}
         out = {
             self.index[k]: v
-            for k, v in label_verdicts(self.parsed, measurements, sex, age, self.index).items()
+            for k, v in label_verdicts(self.parsed, measurements, sex, age, self.index, oks).items()
         }
         for i, fn in self.extra.items():
             verdict = fn(measurements)
@@ -213,17 +222,20 @@ class FindingRules:
                 out[i] = bool(verdict)
         return out
 
-    def adjust(self, scores: np.ndarray, measurements: Mapping | None, weight: float) -> np.ndarray:
+    def adjust(
+        self, scores: np.ndarray, measurements: Mapping | None, weight: float, oks: Sequence | None = None
+    ) -> np.ndarray:
         """Ranking scores: ``score + weight`` where a label's criteria are met, ``- weight`` where they fail.
 
         The ranking stays the contrastive one (labels scored against their text embeddings, new labels
-        zero-shot); ``weight`` is chosen on validation data and stored in the bundle.
+        zero-shot); ``weight`` is chosen on validation data and stored in the bundle. ``oks``: the criteria's
+        verdicts on these measurements without sex/age already read (``Decision.criteria_oks``), else read here.
         """
         scores = np.asarray(scores, dtype=np.float32)
         if not weight or not measurements:
             return scores
         out = scores.copy()
-        for i, verdict in self.measured(measurements).items():
+        for i, verdict in self.measured(measurements, oks=oks).items():
             out[i] += weight if verdict else -weight
         return out
 

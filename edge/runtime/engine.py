@@ -197,13 +197,14 @@ class Classifier:
         the cosine itself. Findings are decided on the cosine, the thresholds, the measurement criteria and
         the rules; findings of labels never trained are listed apart; every stated id gets its :class:`Why`.
         """
-        rank = self.rules.adjust(scores, measurements, self.criteria_weight)
-        top = [self._top_entry(i, scores[i]) for i in np.argsort(-rank, kind="stable")[: self.top_k]]
         # The decision (contract 8): rhythm, published criteria, the model, quality, consistency (edge.interpret.decide).
         q = None if quality is None else {"usable_leads": quality.get("usable_leads"), "inconsistent": quality.get("inconsistent")}
         self.last_decision = decide(self.rules, scores, self.thresholds, measurements, rhythm=rhythm, quality=q,
                                     zero_shot=self.zero_shot, labels_ja=self.labels_ja, patient=self.patient)
         d = self.last_decision
+        # the ranking reads the criteria's verdicts the decision already read where they are the same
+        rank = self.rules.adjust(scores, measurements, self.criteria_weight, oks=d.criteria_oks)
+        top = [self._top_entry(i, scores[i]) for i in np.argsort(-rank, kind="stable")[: self.top_k]]
         return top, d.findings, d.zero_shot_findings, d.why
 
     def _top_entry(self, i: int, cosine: float) -> dict:
