@@ -54,11 +54,44 @@ P_CORR = 0.5  # a beat's segment correlates at least this much with the template
 P_SIZE = (0.35, 3.0)  # ... at this size relative to the template (least-squares projection)
 
 
-def _segments(y: np.ndarray, beats: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
-    """``[B, C, hi - lo]`` segments around the beats that fit in the window, and the mask of those beats."""
+def _segments(
+    y: np.ndarray, beats: np.ndarray, lo: int, hi: int, rows: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``[B, C, hi - lo]`` segments around the beats that fit in the window, and the mask of those beats.
+
+    ``rows``: the rows of ``y`` to take (all when None), gathered with the segments (no copy of ``y[rows]``);
+    the result is the ``[C, B, W]`` gather seen as ``[B, C, W]``, as ``y[rows][:, idx].transpose(1, 0, 2)``."""
     ok = (beats + lo >= 0) & (beats + hi <= y.shape[1])
-    idx = beats[ok][:, None] + np.arange(lo, hi)[None, :]
-    return y[:, idx].transpose(1, 0, 2), ok
+    idx = beats[ok][:, None] + _arange(lo, hi)[None, :]
+    g = y[:, idx] if rows is None else y[rows[:, None, None], idx[None, :, :]]
+    return g.transpose(1, 0, 2), ok
+
+
+_CONST: dict[tuple, np.ndarray] = {}
+
+
+def _arange(lo: int, hi: int) -> np.ndarray:
+    """``np.arange(lo, hi)``, kept for the next window (read only)."""
+    key = ("arange", lo, hi)
+    if key not in _CONST:
+        if len(_CONST) > 64:
+            _CONST.clear()
+        a = np.arange(lo, hi)
+        a.flags.writeable = False
+        _CONST[key] = a
+    return _CONST[key]
+
+
+def _ramp(n: int) -> np.ndarray:
+    """``np.linspace(0.0, 1.0, n)``, kept for the next window (read only)."""
+    key = ("ramp", n)
+    if key not in _CONST:
+        if len(_CONST) > 64:
+            _CONST.clear()
+        a = np.linspace(0.0, 1.0, n)
+        a.flags.writeable = False
+        _CONST[key] = a
+    return _CONST[key]
 
 
 def _corr_matrix(seg: np.ndarray) -> np.ndarray:
@@ -73,41 +106,61 @@ def _clusters(corr: np.ndarray) -> np.ndarray:
     """Greedy shape clusters: label per beat (0, 1, ...), clusters in the order found."""
     n = corr.shape[0]
     label = np.full(n, -1)
+    same = corr >= SAME_SHAPE
     k = 0
     while (label < 0).any():
         free = label < 0
-        partners = ((corr >= SAME_SHAPE) & free[None, :] & free[:, None]).sum(axis=1)
+        partners = (same & free[None, :] & free[:, None]).sum(axis=1)
         partners[~free] = -1
         seed = int(np.argmax(partners))
-        members = free & (corr[seed] >= SAME_SHAPE)
+        members = free & same[seed]
         members[seed] = True
         label[members] = k
         k += 1
     return label
 
 
-def _align(y: np.ndarray, beats: np.ndarray, half: int, lag: int) -> np.ndarray:
+_ALIGN_CHUNK_BYTES = 96 * 1024  # shifts compared per pass: temporaries below glibc's 128 kB mmap threshold
+
+
+def _align(y: np.ndarray, beats: np.ndarray, half: int, lag: int, rows: np.ndarray | None = None) -> np.ndarray:
     """Fiducials moved (by at most ``lag`` samples) to best match the median QRS of all beats.
 
     The detector's fiducial (steepest point) can sit on the R up-stroke in one beat and the down-stroke in the
-    next; shapes are compared after this alignment."""
-    seg, fit = _segments(y, beats, -half - lag, half + lag)
+    next; shapes are compared after this alignment. Several shifts per pass (each beat's shifted QRS as one
+    row, as many rows as keep the temporaries small: fresh pages of a large one cost more than the numpy
+    calls saved); each shift's arithmetic is the one-shift-at-a-time loop's (row means, the product with the
+    template per shift, row norms), so the scores and the chosen shifts are the same."""
+    seg, fit = _segments(y, beats, -half - lag, half + lag, rows)
     if fit.sum() < 2:
         return beats
     core = seg[:, :, lag:-lag]
     tmpl = median(core, axis=0)
     tmpl = (tmpl - tmpl.mean()).ravel()
-    # one shift at a time: all shifts at once needs temporaries of ~0.5 MB each, which cost more in page
-    # faults than the loop (measured in context: 1.46 against 0.95 ms per window)
     t_norm = np.linalg.norm(tmpl)
-    best = np.zeros(seg.shape[0], dtype=np.int64)
-    score = np.full(seg.shape[0], -np.inf)
-    for s in range(-lag, lag + 1, 2):  # 4 ms steps at 500 Hz: finer than the shape comparison needs
-        part = seg[:, :, lag + s : seg.shape[2] - lag + s].reshape(seg.shape[0], -1)
-        part = part - part.mean(axis=1, keepdims=True)
-        c = (part @ tmpl) / np.maximum(np.linalg.norm(part, axis=1) * t_norm, 1e-12)
-        better = c > score
-        best[better], score[better] = s, c[better]
+    nb, nc, w = core.shape
+    shifts = list(range(-lag, lag + 1, 2))  # 4 ms steps at 500 Hz: finer than the shape comparison needs
+    # every shifted QRS of every beat, as a view: win[b, c, j, :] = seg[b, c, 2j : 2j + w]
+    win = np.lib.stride_tricks.sliding_window_view(seg, w, axis=2)[:, :, ::2]
+    per = max(1, _ALIGN_CHUNK_BYTES // max(1, nb * nc * w * 8))
+    dots = np.empty((len(shifts), nb))
+    norms = np.empty((len(shifts), nb))
+    for j0 in range(0, len(shifts), per):
+        j1 = min(j0 + per, len(shifts))
+        part = np.empty((j1 - j0, nb, nc, w))  # a copy, shift-major: each beat's shifted QRS one row
+        np.copyto(part, win[:, :, j0:j1].transpose(2, 0, 1, 3))
+        part = part.reshape(j1 - j0, nb, nc * w)
+        part -= part.mean(axis=2, keepdims=True)
+        for j in range(j1 - j0):
+            dots[j0 + j] = part[j] @ tmpl
+        part *= part
+        np.sqrt(part.sum(axis=2), out=norms[j0:j1])
+    c = dots / np.maximum(norms * t_norm, 1e-12)
+    # the first shift with the highest score (a NaN score never wins; none at all: no shift)
+    c[np.isnan(c)] = -np.inf
+    pick = np.argmax(c, axis=0)
+    best = np.asarray(shifts)[pick]
+    best[np.isneginf(c[pick, np.arange(nb)])] = 0
     out = beats.copy()
     out[fit] = beats[fit] + best
     return out
@@ -125,20 +178,23 @@ def _gradient(a: np.ndarray) -> np.ndarray:
     return d
 
 
-def _width_ms(seg: np.ndarray, fs: float) -> float:
-    """QRS width (ms) of a median beat ``[C, W]`` centred on its fiducial."""
-    d = _gradient(seg)
+def _shape_figures(mean_beat: np.ndarray, fs: float) -> tuple[float, int | None]:
+    """QRS width (ms) and QRS onset (samples from the fiducial, negative; None when flat) of a shape's mean
+    beat ``[C, W]`` centred on its fiducial: the span where its spatial velocity reaches ``WIDTH_FRACTION`` of
+    its peak, and the first sample of that span (one gradient for both)."""
+    d = _gradient(mean_beat)
     sv = np.sqrt((d * d).sum(axis=0))
     above = np.flatnonzero(sv >= WIDTH_FRACTION * sv.max())
-    return float(above[-1] - above[0] + 1) * 1000.0 / fs if above.size else 0.0
+    if not above.size:
+        return 0.0, None
+    return float(above[-1] - above[0] + 1) * 1000.0 / fs, int(above[0]) - mean_beat.shape[1] // 2
 
 
-def _template_pr_ms(tmpl: np.ndarray | None, p_lo: int, qrs: np.ndarray | None, fs: float) -> float | None:
+def _template_pr_ms(tmpl: np.ndarray | None, p_lo: int, q_on: int | None, fs: float) -> float | None:
     """PR interval (ms) of the dominant beats from their P template and median QRS (+-100 ms segments).
 
-    P onset: walking back from the P template's spatial-magnitude peak to 20 % of it; QRS onset: walking back
-    from the fiducial to 7 % of the median QRS's spatial velocity peak."""
-    q_on = _qrs_onset(qrs, fs) if qrs is not None and qrs.shape[0] else None
+    P onset: walking back from the P template's spatial-magnitude peak to 20 % of it; QRS onset ``q_on``:
+    the dominant shape's (:func:`_shape_figures`: from the fiducial back to 7 % of its spatial velocity peak)."""
     if tmpl is None or q_on is None:
         return None
     mag = np.sqrt((tmpl * tmpl).sum(axis=0))
@@ -150,20 +206,9 @@ def _template_pr_ms(tmpl: np.ndarray | None, p_lo: int, qrs: np.ndarray | None, 
     return round((q_on - p_on) * 1000.0 / fs, 1)
 
 
-def _qrs_onset(qrs: np.ndarray, fs: float) -> int | None:
-    """QRS onset (samples from the fiducial, negative) of the mean of ``qrs[B, C, W]`` centred segments:
-    the first sample whose spatial velocity reaches ``WIDTH_FRACTION`` of its peak (as :func:`_width_ms`)."""
-    med = qrs.mean(axis=0)
-    d = _gradient(med)
-    sv = np.sqrt((d * d).sum(axis=0))
-    above = np.flatnonzero(sv >= WIDTH_FRACTION * sv.max())
-    return int(above[0]) - med.shape[1] // 2 if above.size else None
-
-
 def _detrend(seg: np.ndarray) -> np.ndarray:
     """Remove the straight line between the segment's two ends (per lead, last axis)."""
-    n = seg.shape[-1]
-    ramp = np.linspace(0.0, 1.0, n)
+    ramp = _ramp(seg.shape[-1])
     a, b = seg[..., :1], seg[..., -1:]
     return seg - (a + (b - a) * ramp)
 
@@ -174,30 +219,38 @@ def type_beats(
     beats: np.ndarray,
     pacing: list[str | None] | None = None,
     info: dict | None = None,
+    rows: list[int] | np.ndarray | None = None,
 ) -> list[dict]:
     """Per beat ``{"sample", "type", "p"}`` (``sample`` at ``fs``; ``p`` True/False/None), plus ``"paced"``
     (``"a"``, ``"v"``, ``"av"``) where a pacing spike marks it. See the module docstring.
 
-    ``info``, when given, receives ``p_template`` (the dominant beats' P segment ``[C, W]``, or None)."""
+    ``rows``: the rows (leads) of ``y`` to use, all when None (the same as passing ``y[rows]``, without that
+    copy). ``info``, when given, receives ``p_template`` (the dominant beats' P segment ``[C, W]``, or None)."""
     beats = np.asarray(beats, dtype=np.int64)
     n = beats.size
     out = [{"sample": int(b), "type": "Q", "p": None} for b in beats]
     if n == 0:
         return out
+    rows = None if rows is None else np.asarray(rows, dtype=np.intp)
     pacing = list(pacing) if pacing is not None else [None] * n
     half = int(QRS_HALF_MS * fs / 1000.0)
-    beats = _align(y, beats, half, int(ALIGN_MS * fs / 1000.0))
-    seg, fit = _segments(y, beats, -half, half)
+    beats = _align(y, beats, half, int(ALIGN_MS * fs / 1000.0), rows)
+    seg, fit = _segments(y, beats, -half, half, rows)
     label = np.full(n, -1)
-    if fit.sum() >= 1:
+    if fit.any():
         label[fit] = _clusters(_corr_matrix(seg))
-    ids = [k for k in range(label.max() + 1)]
-    # widths on +-100 ms (a wide QRS does not fit the +-60 ms compared for shape)
-    wseg, wfit = _segments(y, beats, -int(0.1 * fs), int(0.1 * fs))
+    ids = list(range(label.max() + 1))
+    # widths on +-100 ms (a wide QRS does not fit the +-60 ms compared for shape), and the QRS onset of each
+    # shape from the same mean beat (its beats correlate >= SAME_SHAPE already, and a mean costs far less than
+    # a median)
+    wseg, wfit = _segments(y, beats, -int(0.1 * fs), int(0.1 * fs), rows)
     wlab = label[wfit]
-    # (the mean beat of a shape: its beats correlate >= SAME_SHAPE already, and a mean costs far less than a median)
-    width = {k: _width_ms(wseg[wlab == k].mean(axis=0), fs) if (wlab == k).any() else 0.0 for k in ids}
-    count = {k: int((label == k).sum()) for k in ids}
+    width: dict[int, float] = {}
+    onset: dict[int, int | None] = {}
+    for k in ids:
+        sel = wlab == k
+        width[k], onset[k] = _shape_figures(wseg[sel].mean(axis=0), fs) if sel.any() else (0.0, None)
+    count = dict(zip(ids, np.bincount(label[label >= 0], minlength=len(ids)).tolist(), strict=False))
     # pacing spikes are under-sampled at 500 Hz (and the spike itself changes the filtered QRS): when >= 2
     # beats and a fifth of all carry the same mark, the window is paced that way and so are its dominant beats
     marks = [m for m in pacing if m]
@@ -214,20 +267,22 @@ def type_beats(
     # steepest point, the fiducial)
     if ids:
         big = max(ids, key=lambda k: count[k])
-        q_on = _qrs_onset(wseg[wlab == big], fs) if (wlab == big).any() else None
-        if q_on is not None:
-            p_hi = min(p_hi, q_on - int(0.01 * fs))
-    pseg, pfit = _segments(y, beats, p_lo, p_hi)
+        if onset[big] is not None:
+            p_hi = min(p_hi, onset[big] - int(0.01 * fs))
+    # the P segments beat-first in memory ([B, C, W] C-ordered: one row per beat below)
+    p_ok = (beats + p_lo >= 0) & (beats + p_hi <= y.shape[1])
+    p_idx = beats[p_ok][:, None, None] + _arange(p_lo, p_hi)[None, None, :]
+    pseg = y[(np.arange(y.shape[0]) if rows is None else rows)[None, :, None], p_idx]
     pseg = _detrend(pseg) if pseg.size else pseg
-    pfit_idx = np.flatnonzero(pfit)
+    pfit_idx = np.flatnonzero(p_ok)
 
     def p_template(k: int) -> np.ndarray | None:
-        rows = np.flatnonzero(label[pfit_idx] == k)
-        if len(rows) < 2:
+        rows_k = np.flatnonzero(label[pfit_idx] == k)
+        if len(rows_k) < 2:
             return None
-        s = pseg[rows]
+        s = pseg[rows_k]
         med = median(s, axis=0)
-        noise = np.abs(s - med).mean() * 1.2533 / np.sqrt(len(rows))  # mean absolute deviation as a robust SD
+        noise = np.abs(s - med).mean() * 1.2533 / np.sqrt(len(rows_k))  # mean absolute deviation as a robust SD
         peak = float(np.abs(med).max())
         return med if peak >= P_MIN_MV and peak >= P_NOISE_FACTOR * noise else None
 
@@ -240,43 +295,22 @@ def type_beats(
     tmpl = p_template(dominant) if dominant >= 0 else None
     if info is not None:
         info["p_template"] = tmpl
-        info["pr_ms"] = _template_pr_ms(tmpl, p_lo, wseg[wlab == dominant] if dominant >= 0 else None, fs)
+        info["pr_ms"] = _template_pr_ms(tmpl, p_lo, onset[dominant] if dominant >= 0 else None, fs)
         info["dominant_qrs_ms"] = round(width[dominant], 1) if dominant >= 0 and width[dominant] > 0 else None
-    tflat = None if tmpl is None else (tmpl - tmpl.mean()).ravel()
     lab, rr_l, at = label.tolist(), rr.tolist(), beats.tolist()  # plain Python for the per-beat loops
     dom_rr = [rr_l[i - 1] for i in range(1, n) if lab[i] == dominant and lab[i - 1] == dominant]
     expected = float(median(np.asarray(dom_rr))) if dom_rr else float(median(rr)) if rr.size else 0.0
-    if tflat is not None:  # the template's own figures, once
-        t_norm = np.linalg.norm(tflat)
-        t_energy = max(float(tflat @ tflat), 1e-12)
-        t_peak = max(float(np.abs(tmpl).max()), 1e-12)
-    too_close = -p_lo + int(0.15 * fs)
-    for j, i in enumerate(pfit_idx.tolist()):
-        if tflat is None:
-            out[i]["p"] = False
-            continue
-        if i >= 1 and (at[i] - at[i - 1]) < too_close:
-            continue  # the P segment runs into the previous beat's QRS-T: cannot tell (None)
-        s = (pseg[j] - pseg[j].mean()).ravel()
-        den = float(np.linalg.norm(s) * t_norm)
-        dot = float(s @ tflat)
-        c = dot / den if den > 0 else 0.0
-        size = dot / t_energy
-        own = float(np.abs(pseg[j]).max()) / t_peak
-        out[i]["p"] = bool(
-            (c >= P_CORR and P_SIZE[0] <= size <= P_SIZE[1])
-            or (lab[i] != dominant and c >= 0.3 and P_SIZE[0] <= own <= P_SIZE[1])
-        )
+    _p_waves(out, pseg, pfit_idx.tolist(), tmpl, lab, dominant, at, -p_lo + int(0.15 * fs))
     wide_dom = width.get(dominant, 0.0)
     # a shape close to the dominant one (respiration, electrode motion split one shape in two) is dominant
-    med = {k: seg[label[fit] == k].mean(axis=0) for k in ids}
-    near = {
-        k
-        for k in ids
-        if k != dominant
-        and width[k] < wide_dom + WIDE_EXTRA_MS
-        and _corr_matrix(np.stack([med[k], med[dominant]]))[0, 1] >= NEAR_SHAPE
-    }
+    near: set[int] = set()
+    close = [k for k in ids if k != dominant and width[k] < wide_dom + WIDE_EXTRA_MS]
+    if close:
+        lab_fit = label[fit]
+        med_dom = seg[lab_fit == dominant].mean(axis=0)
+        for k in close:
+            if _corr_matrix(np.stack([seg[lab_fit == k].mean(axis=0), med_dom]))[0, 1] >= NEAR_SHAPE:
+                near.add(k)
     for i in range(n):
         k = lab[i]
         early = i >= 1 and expected > 0 and rr_l[i - 1] < PREMATURE * expected
@@ -296,6 +330,49 @@ def type_beats(
             else:
                 out[i]["type"] = "Q"
     return out
+
+
+def _p_waves(
+    out: list[dict],
+    pseg: np.ndarray,
+    fitting: list[int],
+    tmpl: np.ndarray | None,
+    lab: list[int],
+    dominant: int,
+    at: list[int],
+    too_close: int,
+) -> None:
+    """``out[i]["p"]`` of the beats whose P segment (``pseg[j]`` for beat ``fitting[j]``) is in the window.
+
+    All beats at once (one row each): the correlation and the least-squares size of each centred segment with
+    the centred template, and its own peak against the template's. The same formulas as one beat at a time;
+    the dot products and norms are summed in another order (a matrix product instead of one ``dot`` per beat),
+    which can move the correlation and size by a few units in the last place."""
+    if tmpl is None:
+        for i in fitting:
+            out[i]["p"] = False
+        return
+    tflat = (tmpl - tmpl.mean()).ravel()
+    t_norm = np.linalg.norm(tflat)
+    t_energy = max(float(tflat @ tflat), 1e-12)
+    t_peak = max(float(np.abs(tmpl).max()), 1e-12)
+    if not fitting:
+        return
+    flat = pseg.reshape(len(fitting), -1)
+    cen = flat - flat.mean(axis=1, keepdims=True)
+    dot = cen @ tflat
+    cen *= cen
+    den = np.sqrt(cen.sum(axis=1)) * t_norm
+    c = np.zeros_like(dot)
+    np.divide(dot, den, out=c, where=den > 0)
+    size = dot / t_energy
+    own = np.abs(flat).max(axis=1) / t_peak
+    by_shape = ((c >= P_CORR) & (size >= P_SIZE[0]) & (size <= P_SIZE[1])).tolist()
+    by_own = ((c >= 0.3) & (own >= P_SIZE[0]) & (own <= P_SIZE[1])).tolist()
+    for j, i in enumerate(fitting):
+        if i >= 1 and (at[i] - at[i - 1]) < too_close:
+            continue  # the P segment runs into the previous beat's QRS-T: cannot tell (None)
+        out[i]["p"] = bool(by_shape[j] or (lab[i] != dominant and by_own[j]))
 
 
 def paced_summary(typed: list[dict], spikes: int, share: float = 0.3) -> dict:
@@ -336,14 +413,14 @@ def annotate_beats(
     from edge.dsp.pacing import MIN_FS, find_spikes, no_pacing, pacing_of_beats  # noqa: PLC0415
     from edge.dsp.signal import filter_resample_bands  # noqa: PLC0415
 
-    x = np.asarray(x_raw, dtype=np.float64)
+    x = np.asarray(x_raw)  # float32 or float64: find_spikes works in float64 either way
     # shapes, P waves and spikes on the independent leads (III, aVR, aVL, aVF are their sums: no new
     # information, a third more work)
     names = list(leads)
     rows = [i for i, nm in enumerate(names) if nm in _INDEPENDENT]
     rows = rows if len(rows) >= 2 and len(rows) < len(names) else list(range(len(names)))
     if y is None or beats is None:
-        y_, qrs = filter_resample_bands(x, fs, analysis_fs, [(0.5, 100.0), QRS_BAND_HZ])
+        y_, qrs = filter_resample_bands(x.astype(np.float64), fs, analysis_fs, [(0.5, 100.0), QRS_BAND_HZ])
         y = y_.astype(np.float64) if y is None else y
         if beats is None:
             sv, env = detection_envelope(qrs.astype(np.float64), analysis_fs)
@@ -352,12 +429,12 @@ def annotate_beats(
     scale = fs / analysis_fs
     at_fs = np.rint(beats * scale).astype(np.int64)
     if fs >= MIN_FS:
-        spikes = find_spikes(x[rows], fs)
+        spikes = find_spikes(x, fs, rows)
         marks, _ = pacing_of_beats(spikes, at_fs, fs)
     else:
         spikes, marks = np.zeros(0, dtype=np.int64), [None] * beats.size
     info: dict = {}
-    typed = type_beats(y[rows], analysis_fs, beats, marks, info)
+    typed = type_beats(y, analysis_fs, beats, marks, info, rows)
     atrial = atrial_activity(y, analysis_fs, beats, typed, list(leads))
     atrial["p_waves"] = [int(round(p * scale)) for p in atrial["p_waves"]]
     for b, s in zip(typed, at_fs, strict=True):
