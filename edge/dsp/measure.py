@@ -40,7 +40,7 @@ from edge.dsp.beat_types import annotate_beats
 from edge.dsp.beats import ANALYSIS_FS, QRS_BAND_HZ, detection_envelope, median, pick_beats
 from edge.dsp.delineate import BOUNDARIES, DELINEATION_FS, combine_leads, delineate_leads, wavelet_scales
 from edge.dsp.measurements import GLOBAL_KEYS, Measurements, combine_measurements
-from edge.dsp.morphology import lead_matrix, ptf_v1, wave_axis
+from edge.dsp.morphology import lead_matrix, ptf_v1, wave_axes
 from edge.dsp.signal import (
     EIGHT_CHANNEL_LEADS,
     LEADS,
@@ -86,7 +86,7 @@ def _r(v: float | None, nd: int = 1) -> float | None:
 def _leads(x: np.ndarray, leads: Sequence[str] | None) -> tuple[dict[str, np.ndarray], list[str]]:
     """The recorded leads by canonical name (limb leads derived from two of I, II, III) and the names of
     the independent ones to measure (flat leads left out)."""
-    x = np.asarray(x, dtype=np.float64)
+    x = np.ascontiguousarray(x, dtype=np.float64)  # a transposed record (wfdb's p_signal.T): rows contiguous
     if x.ndim != 2:
         raise SignalError(f"expected a lead-first 2-D array [leads, samples], got shape {x.shape}")
     if leads is None:
@@ -369,17 +369,18 @@ def _axes_and_voltages(
     """QRS, P and T frontal axes, P-terminal force in V1 and the criteria voltages."""
     on, off = bounds["qrs_on"], bounds["qrs_off"]
     limb = {"I", "II", "III"} <= rep.keys()
-    out["axis_deg"] = _r(wave_axis(rep, ANALYSIS_FS, on, off, on), 0) if limb else None
+    spans = {"axis_deg": (on, off, on)}  # (from, to, baseline before): the QRS, P and T waves, one solve
+    if bounds["p_on"] is not None and bounds["p_off"] is not None:
+        spans["p_axis_deg"] = (bounds["p_on"], bounds["p_off"], bounds["p_on"])
+    if bounds["t_end"] is not None:
+        spans["t_axis_deg"] = (off, bounds["t_end"], on)
+    if limb:
+        for key, deg in zip(spans, wave_axes(rep, ANALYSIS_FS, list(spans.values())), strict=True):
+            out[key] = _r(deg, 0)
     if out["axis_deg"] is None:
         reasons["axis_deg"] = "no net QRS area in the limb leads" if limb else "limb leads not recorded"
-    if bounds["p_on"] is not None and bounds["p_off"] is not None and limb:
-        out["p_axis_deg"] = _r(
-            wave_axis(rep, ANALYSIS_FS, bounds["p_on"], bounds["p_off"], bounds["p_on"]), 0
-        )
     if out["p_axis_deg"] is None:
         reasons["p_axis_deg"] = "limb leads not recorded" if not limb else "no P wave"
-    if bounds["t_end"] is not None and limb:
-        out["t_axis_deg"] = _r(wave_axis(rep, ANALYSIS_FS, off, bounds["t_end"], on), 0)
     if out["t_axis_deg"] is None:
         reasons["t_axis_deg"] = "limb leads not recorded" if not limb else "T end not found"
     if "V1" in rep and bounds["p_on"] is not None and bounds["p_off"] is not None:

@@ -24,7 +24,7 @@ import numpy as np
 
 from edge.dsp.measurements import LEAD_KEYS
 
-__all__ = ["MIN_WAVE_MV", "frontal_axis", "lead_matrix", "ptf_v1", "qrs_waves"]
+__all__ = ["MIN_WAVE_MV", "frontal_axes", "frontal_axis", "lead_matrix", "ptf_v1", "qrs_waves", "wave_axes", "wave_axis"]
 
 MIN_WAVE_MV = 0.03  # a QRS deflection smaller than this is not a wave
 T_START_MS = 40.0  # T amplitudes are read from this long after the J point
@@ -32,16 +32,40 @@ T_START_MS = 40.0  # T amplitudes are read from this long after the J point
 
 def qrs_waves(seg: np.ndarray, ms_per_sample: float) -> dict:
     """``q_mv, q_ms, r_mv, r_ms, s_mv, s_ms, r2_mv, s2_mv`` of one lead's baseline-subtracted QRS ``seg``."""
-    out: dict = dict.fromkeys(("q_mv", "q_ms", "r_mv", "r_ms", "s_mv", "s_ms", "r2_mv", "s2_mv"), 0.0)
     if seg.size == 0:
-        return out
-    pos = seg >= 0
-    starts = np.concatenate([[0], np.flatnonzero(pos[1:] != pos[:-1]) + 1])
-    # each run of one sign: its largest (positive run) or smallest (negative run) sample, all runs at once
-    tops = np.maximum.reduceat(seg, starts).tolist()
-    bottoms = np.minimum.reduceat(seg, starts).tolist()
-    signs = pos[starts].tolist()
-    bounds = starts.tolist() + [seg.size]
+        return dict.fromkeys(_WAVE_KEYS, 0.0)
+    return _waves(*_runs(np.asarray(seg)[None])[0], ms_per_sample)
+
+
+_WAVE_KEYS = ("q_mv", "q_ms", "r_mv", "r_ms", "s_mv", "s_ms", "r2_mv", "s2_mv")
+
+
+def _runs(qrs: np.ndarray) -> list[tuple[list, list, list, list]]:
+    """The runs of one sign in every row of ``qrs[C, L]`` (L >= 1), all rows in one pass: per row the runs'
+    largest samples, smallest samples, signs (True: >= 0) and boundaries (starts, then L)."""
+    c, n = qrs.shape
+    pos = qrs >= 0
+    brk = np.empty((c, n), dtype=bool)
+    brk[:, 0] = True  # every row starts a run
+    np.not_equal(pos[:, 1:], pos[:, :-1], out=brk[:, 1:])
+    starts = np.flatnonzero(brk)
+    flat = qrs.ravel()
+    tops = np.maximum.reduceat(flat, starts).tolist()
+    bottoms = np.minimum.reduceat(flat, starts).tolist()
+    signs = pos.ravel()[starts].tolist()
+    cuts = np.searchsorted(starts, np.arange(c + 1) * n).tolist()
+    st = starts.tolist()
+    out = []
+    for r in range(c):
+        a, b = cuts[r], cuts[r + 1]
+        off = r * n
+        out.append((tops[a:b], bottoms[a:b], signs[a:b], [s - off for s in st[a:b]] + [n]))
+    return out
+
+
+def _waves(tops: list, bottoms: list, signs: list, bounds: list, ms_per_sample: float) -> dict:
+    """:func:`qrs_waves` from one lead's runs of one sign (:func:`_runs`)."""
+    out: dict = dict.fromkeys(_WAVE_KEYS, 0.0)
     waves: list[list] = []  # [sign, peak, n_samples]
     for r, up in enumerate(signs):
         a, b = bounds[r], bounds[r + 1]
@@ -76,13 +100,25 @@ def qrs_waves(seg: np.ndarray, ms_per_sample: float) -> dict:
 
 def frontal_axis(area_i: float, area_ii: float, area_iii: float) -> float | None:
     """Frontal axis (deg, -180..180) by least squares from a wave's net areas in I, II and III."""
-    ang = np.deg2rad([0.0, 60.0, 120.0])
-    a = np.stack([np.cos(ang), np.sin(ang)], axis=1)
-    vec, *_ = np.linalg.lstsq(a, np.array([area_i, area_ii, area_iii]), rcond=None)
-    if np.hypot(*vec) < 1e-9:
-        return None
-    deg = float(np.rad2deg(np.arctan2(vec[1], vec[0])))
-    return deg - 360.0 if deg > 180.0 else deg
+    return frontal_axes(np.array([[area_i], [area_ii], [area_iii]]))[0]
+
+
+_LIMB_DIRECTIONS = np.deg2rad([0.0, 60.0, 120.0])
+_LIMB_MATRIX = np.stack([np.cos(_LIMB_DIRECTIONS), np.sin(_LIMB_DIRECTIONS)], axis=1)
+
+
+def frontal_axes(areas: np.ndarray) -> list[float | None]:
+    """:func:`frontal_axis` of each column of ``areas[3, k]`` (the net areas in I, II, III of k waves), in one
+    least-squares solve (the same solution, column by column, as k solves: LAPACK's gelsd per right-hand side)."""
+    vec, *_ = np.linalg.lstsq(_LIMB_MATRIX, areas, rcond=None)
+    out: list[float | None] = []
+    for x, y in zip(vec[0], vec[1], strict=True):
+        if np.hypot(x, y) < 1e-9:
+            out.append(None)
+            continue
+        deg = float(np.rad2deg(np.arctan2(y, x)))
+        out.append(deg - 360.0 if deg > 180.0 else deg)
+    return out
 
 
 def ptf_v1(p_seg: np.ndarray, ms_per_sample: float) -> float:
@@ -123,6 +159,7 @@ def lead_matrix(
     x_all = beats - beats[:, b0 : i_on + 1].mean(axis=1)[:, None]
     qrs_all = x_all[:, i_on : i_off + 1]
     area = (qrs_all.sum(axis=1) * ms).tolist()
+    runs = _runs(qrs_all) if qrs_all.shape[1] else None  # every lead's QRS runs in one pass
     size = x_all.shape[1]
     j60 = i_off + int(round(60 / ms))
     st_j = x_all[:, min(i_off, size - 1)].tolist()
@@ -141,7 +178,7 @@ def lead_matrix(
     for c, name in enumerate(names):
         row: dict = dict.fromkeys(LEAD_KEYS)
         why: dict[str, str] = {}
-        row.update(qrs_waves(qrs_all[c], ms))
+        row.update(_waves(*runs[c], ms) if runs else dict.fromkeys(_WAVE_KEYS, 0.0))
         row["qrs_area"] = round(area[c], 1)
         own = lead_bounds.get(name, {})
         if own.get("qrs_on") is not None and own.get("qrs_off") is not None:
@@ -175,13 +212,19 @@ def lead_matrix(
 
 def wave_axis(rep: dict[str, np.ndarray], fs: float, lo: float, hi: float, base_at: float) -> float | None:
     """Frontal axis of the wave between samples ``lo`` and ``hi`` (net areas in I, II, III)."""
+    return wave_axes(rep, fs, [(lo, hi, base_at)])[0]
+
+
+def wave_axes(rep: dict[str, np.ndarray], fs: float, spans: list[tuple[float, float, float]]) -> list[float | None]:
+    """:func:`wave_axis` of several waves ``(lo, hi, base_at)`` (each lead's areas as one row, one solve)."""
     if not {"I", "II", "III"} <= rep.keys():
-        return None
-    a, b = int(round(lo)), int(round(hi))
-    b0 = max(0, int(round(base_at)) - int(0.02 * fs))
-    areas = []
-    for name in ("I", "II", "III"):
-        beat = rep[name]
-        base = float(np.mean(beat[b0 : int(round(base_at)) + 1]))
-        areas.append(float((beat[a : b + 1] - base).sum()))
-    return frontal_axis(*areas)
+        return [None] * len(spans)
+    if not spans:
+        return []
+    limb = np.stack([rep["I"], rep["II"], rep["III"]])
+    areas = np.empty((3, len(spans)))
+    for k, (lo, hi, base_at) in enumerate(spans):
+        a, b, z = int(round(lo)), int(round(hi)), int(round(base_at))
+        base = limb[:, max(0, z - int(0.02 * fs)) : z + 1].mean(axis=1)
+        areas[:, k] = (limb[:, a : b + 1] - base[:, None]).sum(axis=1)
+    return frontal_axes(areas)
