@@ -187,14 +187,14 @@ class Step:
 
     def __call__(self, w: dict):
         scores = w["scores"]
-        rank = self.rules.adjust(scores, w["measurements"], self.weight)
-        top = [self.labels[i]["id"] for i in np.argsort(-rank, kind="stable")[: self.top_k]]
         q = {"usable_leads": w["usable_leads"], "inconsistent": w["inconsistent"]}
         ja = {lb["id"]: lb.get("ja", lb["id"]) for lb in self.labels}
         d = self.m.decide.decide(
             self.rules, scores, self.thresholds, w["measurements"], rhythm=w["rhythm"], quality=q,
             zero_shot=self.zero_shot, labels_ja=ja, patient=w["patient"],
         )  # fmt: skip
+        rank = self._rank(d, w)
+        top = [self.labels[i]["id"] for i in np.argsort(-rank, kind="stable")[: self.top_k]]
         findings, withheld = self.m.lead_needs.withhold(d.findings, w["usable_leads"], w["inconsistent"])
         apart, withheld_apart = self.m.lead_needs.withhold(
             d.zero_shot_findings, w["usable_leads"], w["inconsistent"]
@@ -202,6 +202,14 @@ class Step:
         withheld.update(withheld_apart)
         withheld.update(d.withheld)
         return d, top, findings, apart, withheld
+
+    def _rank(self, d, w: dict) -> np.ndarray:
+        """The ranking as ``Classifier._ranked`` reads it: after the decision, with its criteria verdicts where
+        this module set shares them (``Decision.criteria_oks``, since 48fdfd3)."""
+        oks = getattr(d, "criteria_oks", None)
+        if oks is None:
+            return self.rules.adjust(w["scores"], w["measurements"], self.weight)
+        return self.rules.adjust(w["scores"], w["measurements"], self.weight, oks=oks)
 
     @staticmethod
     def comparable(res) -> dict:
@@ -251,17 +259,17 @@ def split(windows: list[dict], step: Step, repeats: int) -> dict[str, np.ndarray
         q = {"usable_leads": w["usable_leads"], "inconsistent": w["inconsistent"]}
         for _ in range(repeats):
             t0 = time.process_time()
-            step.rules.adjust(w["scores"], w["measurements"], step.weight)
-            t1 = time.process_time()
             d = step.m.decide.decide(
                 step.rules, w["scores"], step.thresholds, w["measurements"], rhythm=w["rhythm"], quality=q,
                 zero_shot=step.zero_shot, labels_ja=ja, patient=w["patient"],
             )  # fmt: skip
+            t1 = time.process_time()
+            step._rank(d, w)  # the ranking after the decision, as Classifier._ranked does (its verdicts shared)
             t2 = time.process_time()
             step.m.lead_needs.withhold(d.findings, w["usable_leads"], w["inconsistent"])
             step.m.lead_needs.withhold(d.zero_shot_findings, w["usable_leads"], w["inconsistent"])
             t3 = time.process_time()
-            best = [min(b, t) for b, t in zip(best, (t1 - t0, t2 - t1, t3 - t2), strict=True)]
+            best = [min(b, t) for b, t in zip(best, (t2 - t1, t1 - t0, t3 - t2), strict=True)]
         for k, b in zip(parts, best, strict=True):
             parts[k].append(b * 1e3)
     return {k: np.asarray(v) for k, v in parts.items()}

@@ -181,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     from edge.runtime.engine import Classifier
 
     windows = load_windows(args.cache, args.variants)
+    twelve = [w for w in windows if w[0] == "ptbxl" and w[4] is not None and len(w[4]) == 12]
     if args.limit:
         windows = windows[: args.limit]
     print(f"{len(windows)} windows: " + ", ".join(
@@ -199,9 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     pkg = load_reference_package(args.against_tree)
     old = importlib.import_module(f"{pkg}.runtime.engine").Classifier.from_bundle(args.bundle, threads=1)
     if args.stages:
-        from edge.dsp.signal import LEADS
-
-        stages([w for w in windows if w[0] == "ptbxl" and w[4] == list(LEADS)][: args.stages], old, new, args.repeats)
+        stages(twelve[: args.stages], old, new, args.repeats)
     t_old, t_new, diffs = [], [], {}
     for src, name, x, fs, leads, off in windows:
         best_o = best_n = np.inf

@@ -189,6 +189,35 @@ def decide(
         by_label.setdefault(c.label, []).append((c, v))
     with_not_with = {c.label for c, _ in evals if c.not_with}
 
+    def judge(label: str, items: list, live: list, blockers: list[str], pool: set[str], out: Decision) -> tuple:
+        """One label's outcome ``(why, forced, removed reason, withheld reason)`` from its criteria still read
+        (``live``); a met alarm criterion adds its alarm to ``out.alarms``."""
+        i = index[label]
+        if vetoed(label, live):
+            return None, False, "measurement" if label in above else None, None
+        met = [(c, v) for c, v in live if c.mode != "veto" and v.ok]
+        if met:
+            return _met_why(met, out, m, sex, age, _r6(scores[i]), _r6(thresholds[i])), True, None, None
+        decide_items = [(c, v) for c, v in live if c.mode == "decide"]
+        if decide_items and all(v.ok is False or (v.ok is None and c.unmeasured_veto) for c, v in decide_items):
+            return None, False, "measurement" if label in above else None, None
+        wanted = label in above or any(c.alarm for c, _ in items)
+        if blockers and wanted and not live:
+            named = [x for x in sorted(pool) if x in stated_first and (x in blockers or fam(x) & set(blockers))]
+            return None, False, None, "、".join(ja.get(b, b) for b in named or blockers) + "があるため判定しない"
+        unknown = (
+            sorted({x for c, v in live if v.ok is None for x in condition_leads(c.when) if x in blanked})
+            if blanked and wanted
+            else []
+        )
+        if unknown and wanted:
+            return None, False, None, "判定に必要な誘導が使えない: " + ", ".join(blanked[x] for x in unknown)
+        if label in above and label not in owned:
+            return Why(BY_MODEL, score=_r6(scores[i]), threshold=_r6(thresholds[i])), False, None, None
+        return None, False, None, None
+
+    same: dict[str, tuple] = {}  # label -> (outcome, alarms) of a label no not_with touches: alike in both passes
+
     def run(pool: set[str]) -> tuple[Decision, dict[str, Why], list[str]]:
         """One pass: criteria (not read beside a ``not_with`` label in ``pool``), the model, the rhythm, then
         the structural rules. The first pass has an empty pool; the second uses the first pass' statements,
@@ -201,44 +230,23 @@ def decide(
                 blocked = [sorted(set(c.not_with) & (pool - {label})) for c, _ in items]
                 live = [(c, v) for (c, v), blk in zip(items, blocked, strict=True) if not blk]
                 blockers = sorted({b for blk in blocked for b in blk})
-            else:  # nothing sets these criteria aside
-                live, blockers = items, []
-            i = index[label]
-            if vetoed(label, live):
-                if label in above:
-                    out.removed[label] = "measurement"
-                continue
-            met = [(c, v) for c, v in live if c.mode != "veto" and v.ok]
-            if met:
-                stated[label] = _met_why(met, out, m, sex, age, _r6(scores[i]), _r6(thresholds[i]))
-                forced.add(label)
-                continue
-            decide_items = [(c, v) for c, v in live if c.mode == "decide"]
-            if decide_items and all(
-                v.ok is False or (v.ok is None and c.unmeasured_veto) for c, v in decide_items
-            ):
-                if label in above:
-                    out.removed[label] = "measurement"
-                continue
-            wanted = label in above or any(c.alarm for c, _ in items)
-            if blockers and wanted and not live:
-                named = [
-                    x for x in sorted(pool) if x in stated_first and (x in blockers or fam(x) & set(blockers))
-                ]
-                out.withheld[label] = (
-                    "、".join(ja.get(b, b) for b in named or blockers) + "があるため判定しない"
-                )
-                continue
-            unknown = (
-                sorted({x for c, v in live if v.ok is None for x in condition_leads(c.when) if x in blanked})
-                if blanked and wanted
-                else []
-            )
-            if unknown and wanted:
-                out.withheld[label] = "判定に必要な誘導が使えない: " + ", ".join(blanked[x] for x in unknown)
-                continue
-            if label in above and label not in owned:
-                stated[label] = Why(BY_MODEL, score=_r6(scores[i]), threshold=_r6(thresholds[i]))
+                outcome = judge(label, items, live, blockers, pool, out)
+            elif label in same:  # nothing sets these criteria aside: the first pass' outcome again
+                outcome, alarms = same[label]
+                out.alarms.extend(alarms)
+            else:
+                k = len(out.alarms)
+                outcome = judge(label, items, items, [], pool, out)
+                same[label] = (outcome, out.alarms[k:])
+            why, is_forced, removed, withheld = outcome
+            if removed is not None:
+                out.removed[label] = removed
+            elif withheld is not None:
+                out.withheld[label] = withheld
+            elif why is not None:
+                stated[label] = why
+                if is_forced:
+                    forced.add(label)
         for label in above - set(by_label) - owned:  # the model's labels that no criterion defines
             i = index[label]
             stated[label] = Why(BY_MODEL, score=_r6(scores[i]), threshold=_r6(thresholds[i]))
