@@ -221,7 +221,7 @@ STAGES = (
     ("edge.dsp.pacing", "find_spikes", "  find_spikes (pacing)"),
     ("edge.dsp.measure", "_representative", "representative beat"),
     ("edge.dsp.measure", "_delineate", "delineation (wavelet, 12 leads, combination)"),
-    ("edge.dsp.measure", "delineate_lead", "  delineate_lead x leads"),
+    ("edge.dsp.measure", "delineate_leads", "  delineate_leads (every lead)"),
     ("edge.dsp.measure", "lead_matrix", "per-lead matrix"),
     ("edge.dsp.measure", "_axes_and_voltages", "axes and voltages"),
 )
