@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -44,6 +45,7 @@ __all__ = [
     "delineate_lead",
     "delineate_leads",
     "p_waves",
+    "scales_read",
     "wavelet_scales",
 ]
 
@@ -114,12 +116,13 @@ _FILTERS, _GAINS = _filters()
 _PAD = max(q.size for q in _FILTERS)
 
 
-def wavelet_scales(x: np.ndarray) -> np.ndarray:
+def wavelet_scales(x: np.ndarray, only: tuple[int, ...] | None = None) -> np.ndarray:
     """``W[s, C, T]``: the wavelet transform at scales 2^1..2^5 of lead-first ``x[C, T]`` at 250 Hz.
 
     Each scale is divided by its gain on a ramp, so ``W[s]`` is the slope (per sample) of the signal
     smoothed at that scale. ``W[s][..., i]`` is the slope between samples ``i - 1`` and ``i`` (half a
-    sample early; the boundary functions correct it).
+    sample early; the boundary functions correct it). ``only``: the scales (1-5) to compute, the others NaN
+    (the delineator reads three of the five: :func:`scales_read`).
     """
     x = np.atleast_2d(np.asarray(x, dtype=np.float64))
     c, t = x.shape
@@ -128,10 +131,18 @@ def wavelet_scales(x: np.ndarray) -> np.ndarray:
     spec = np.fft.rfft(xp, n)
     out = np.empty((N_SCALES, c, t))
     for s, q in enumerate(_FILTERS):
+        if only is not None and s + 1 not in only:
+            out[s] = np.nan
+            continue
         shift = (q.size - 1) // 2
         full = np.fft.irfft(spec * _spectrum(s, n), n)
         out[s] = full[:, _PAD + shift : _PAD + shift + t] / _GAINS[s]
     return out
+
+
+def scales_read(params: DelineationParams = DEFAULT_PARAMS) -> tuple[int, ...]:
+    """The wavelet scales (1-5) :func:`delineate_lead` reads with ``params`` (QRS, P and T scales)."""
+    return tuple(sorted({params.qrs_scale, 4, params.t_scale}))
 
 
 _SPECTRA: dict[tuple[int, int], np.ndarray] = {}
@@ -148,34 +159,42 @@ def _spectrum(s: int, n: int) -> np.ndarray:
 
 
 class _Lead:
-    """One lead's wavelet scales and samples as Python lists, and the positions of its modulus maxima per scale:
-    the delineator's walks read a few samples at a time, where a numpy call per step costs more than the step."""
+    """One lead's wavelet scales and samples (1-D sequences of Python floats), and the positions of its modulus
+    maxima per scale: the delineator's walks read a few samples at a time, where a numpy call per step costs
+    more than the step."""
 
     __slots__ = ("maxima", "t", "wq", "wt", "w4", "x")
 
-    def __init__(self, wq: list, w4: list, wt: list, x: list, maxima: tuple[list, list, list], t: int):
+    def __init__(self, wq: Sequence, w4: Sequence, wt: Sequence, x: Sequence, maxima: tuple, t: int):
         self.wq, self.w4, self.wt, self.x, self.maxima, self.t = wq, w4, wt, x, maxima, t
 
 
 def _prepare(w: np.ndarray, x: np.ndarray, params: DelineationParams) -> list[_Lead]:
-    """``w[5, C, T]`` (:func:`wavelet_scales`) and ``x[C, T]``: every lead's lists, the modulus maxima of the
-    three scales read (``|W|`` above its left neighbour and not below its right one) found for all leads at once."""
+    """``w[5, C, T]`` (:func:`wavelet_scales`) and ``x[C, T]``: every lead's rows as memoryviews (a sample
+    becomes a Python float only when the walks read it: a whole-row ``tolist`` cost more than the walks), and
+    the modulus maxima of the three scales read (``|W|`` above its left neighbour and not below its right
+    one), found for every lead and scale in one numpy pass."""
     scales = (params.qrs_scale - 1, 3, params.t_scale - 1)
     used = sorted(set(scales))
-    sel = np.asarray(w, dtype=np.float64)[used]  # [S, C, T]
+    sel = np.ascontiguousarray(np.asarray(w, dtype=np.float64)[used])  # [S, C, T]
     n_s, n_c, t = sel.shape
-    rows = sel.tolist()
-    xl = np.asarray(x, dtype=np.float64).tolist()
+    flat_w = memoryview(sel.reshape(-1))
+    flat_x = memoryview(np.ascontiguousarray(x, dtype=np.float64).reshape(-1))
     grouped: list[list[int]] = [[] for _ in range(n_s * n_c)]
     if t >= 3:
         a = np.abs(sel)
-        s_i, c_i, t_i = np.nonzero((a[..., 1:-1] > a[..., :-2]) & (a[..., 1:-1] >= a[..., 2:]))
-        cuts = np.searchsorted(s_i * n_c + c_i, np.arange(n_s * n_c + 1)).tolist()
-        pos = (t_i + 1).tolist()
+        f = np.flatnonzero((a[..., 1:-1] > a[..., :-2]) & (a[..., 1:-1] >= a[..., 2:]))
+        row, pos = np.divmod(f, t - 2)  # row = scale * C + lead; pos + 1 = the sample
+        cuts = np.searchsorted(row, np.arange(n_s * n_c + 1)).tolist()
+        pos = (pos + 1).tolist()
         grouped = [pos[cuts[k] : cuts[k + 1]] for k in range(n_s * n_c)]
     k = [used.index(s) for s in scales]
+
+    def view(j: int, c: int) -> memoryview:
+        return flat_w[(k[j] * n_c + c) * t : (k[j] * n_c + c + 1) * t]
+
     return [
-        _Lead(rows[k[0]][c], rows[k[1]][c], rows[k[2]][c], xl[c],
+        _Lead(view(0, c), view(1, c), view(2, c), flat_x[c * t : (c + 1) * t],
               tuple(grouped[k[j] * n_c + c] for j in range(3)), t)
         for c in range(n_c)
     ]
@@ -186,7 +205,7 @@ def _extrema(maxima: list[int], lo: int, hi: int) -> list[int]:
     return maxima[bisect.bisect_left(maxima, lo) : bisect.bisect_left(maxima, hi)]
 
 
-def _cross_abs(w: list, start: int, thr: float, step: int, limit: int) -> float | None:
+def _cross_abs(w: Sequence, start: int, thr: float, step: int, limit: int) -> float | None:
     """Fractional position where ``|w|`` first falls below ``thr`` walking from ``start`` by ``step``,
     no further than ``limit`` (nor the signal's ends); ``None`` when it does not."""
     end = min(limit, len(w) - 1) if step > 0 else max(limit, 0)
@@ -200,7 +219,7 @@ def _cross_abs(w: list, start: int, thr: float, step: int, limit: int) -> float 
     return None
 
 
-def _first_sign_change(w: list, a: int, b: int) -> int | None:
+def _first_sign_change(w: Sequence, a: int, b: int) -> int | None:
     """Offset from ``a`` of the first sample in ``w[a : b + 1]`` whose sign differs from the next one's."""
     prev = None
     for i in range(a, b + 1):
@@ -279,7 +298,7 @@ def _delineate(lead: _Lead, r: int, rr: float, prev_t_end: float | None, params:
     q_on, q_off = int(on), math.ceil(off)
     base = _median_sorted(sorted(x[max(0, q_on - int(20 * ms)) : q_on + 1]))
     out["baseline"] = base
-    qrs_w4 = max(abs(v) for v in w4[max(0, q_on) : min(t, q_off + 1)])
+    qrs_w4 = max(map(abs, w4[max(0, q_on) : min(t, q_off + 1)]))
     # --- T wave on scale 2^t_scale
     t_lo = max(q_off + int(40 * ms), r + int(params.t_start_ms * ms))
     t_hi = min(t - 1, r + int(min(0.7 * rr, params.t_window_s * np.sqrt(rr / fs) * fs)))

@@ -38,7 +38,14 @@ import numpy as np
 
 from edge.dsp.beat_types import annotate_beats
 from edge.dsp.beats import ANALYSIS_FS, QRS_BAND_HZ, detection_envelope, median, pick_beats
-from edge.dsp.delineate import BOUNDARIES, DELINEATION_FS, combine_leads, delineate_leads, wavelet_scales
+from edge.dsp.delineate import (
+    BOUNDARIES,
+    DELINEATION_FS,
+    combine_leads,
+    delineate_leads,
+    scales_read,
+    wavelet_scales,
+)
 from edge.dsp.measurements import GLOBAL_KEYS, Measurements, combine_measurements
 from edge.dsp.morphology import lead_matrix, ptf_v1, wave_axes
 from edge.dsp.signal import (
@@ -175,7 +182,7 @@ def _delineate(
     """
     names = list(rep)
     r250 = np.stack([rep[n][::_DECIM] for n in names])
-    w = wavelet_scales(r250)
+    w = wavelet_scales(r250, only=scales_read())
     found = dict(zip(names, delineate_leads(w, r250, pre // _DECIM, rr_s * DELINEATION_FS), strict=True))
     per = [found[n] for n in indep]
     bounds: dict = {}
