@@ -28,6 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from edge.dsp.beats import median
+from edge.dsp.pacing import sample_median
 
 __all__ = ["ATRIAL_LEADS", "atrial_activity", "no_atrial"]
 
@@ -52,41 +53,52 @@ def no_atrial(reason: str) -> dict:
     }
 
 
-def _cancel(y: np.ndarray, beats: np.ndarray, groups: Sequence[str], fs: float) -> np.ndarray:
-    """``y`` minus each beat type's median beat over ``CANCEL_MS`` around every beat."""
+_TAPER: dict[tuple[int, int, int], np.ndarray] = {}
+
+
+def _taper(lo: int, hi: int, ramp: int) -> np.ndarray:
+    """The cancellation's window: 1 with ``ramp``-sample linear ramps at both ends (kept, read only)."""
+    key = (lo, hi, ramp)
+    if key not in _TAPER:
+        if len(_TAPER) > 16:
+            _TAPER.clear()
+        taper = np.ones(hi - lo)
+        taper[:ramp] = np.linspace(0.0, 1.0, ramp)
+        taper[-ramp:] = np.linspace(1.0, 0.0, ramp)
+        taper.flags.writeable = False
+        _TAPER[key] = taper
+    return _TAPER[key]
+
+
+def _cancel(
+    y: np.ndarray, beats: np.ndarray, groups: Sequence[str], fs: float, in_place: bool = False
+) -> np.ndarray:
+    """``y`` minus each beat type's median beat over ``CANCEL_MS`` around every beat (a copy, or ``y`` itself
+    with ``in_place``: every template is taken before anything is subtracted)."""
     lo, hi = int(CANCEL_MS[0] * fs / 1000.0), int(CANCEL_MS[1] * fs / 1000.0)
-    res = y.copy()
-    taper = np.ones(hi - lo)
-    ramp = int(0.02 * fs)
-    taper[:ramp] = np.linspace(0.0, 1.0, ramp)
-    taper[-ramp:] = np.linspace(1.0, 0.0, ramp)
+    taper = _taper(lo, hi, int(0.02 * fs))
+    t = y.shape[1]
+    bl = beats.tolist()
+    nb = len(bl)
+    tmpls = []
     for g in sorted(set(groups)):
-        idx = [
-            i for i, t in enumerate(groups) if t == g and beats[i] + lo >= 0 and beats[i] + hi <= y.shape[1]
-        ]
-        if not idx:
-            continue
-        segs = np.stack([y[:, beats[i] + lo : beats[i] + hi] for i in idx])
-        tmpl = median(segs, axis=0) * taper
-        for i in range(len(beats)):
+        idx = [i for i, k in enumerate(groups) if k == g and bl[i] + lo >= 0 and bl[i] + hi <= t]
+        if idx:
+            segs = np.stack([y[:, bl[i] + lo : bl[i] + hi] for i in idx])
+            tmpls.append((g, median(segs, axis=0) * taper))
+    res = y if in_place else y.copy()
+    for g, tmpl in tmpls:
+        for i in range(nb):
             if groups[i] != g:
                 continue
-            a, b = beats[i] + lo, beats[i] + hi
-            if i + 1 < len(beats):
-                b = min(b, beats[i + 1] + lo)  # stop before the next beat's P-QRS
-            a0, b0 = max(a, 0), min(b, y.shape[1])
+            a, b = bl[i] + lo, bl[i] + hi
+            if i + 1 < nb:
+                b = min(b, bl[i + 1] + lo)  # stop before the next beat's P-QRS
+            a0, b0 = max(a, 0), min(b, t)
             if b0 <= a0:
                 continue
             res[:, a0:b0] -= tmpl[:, a0 - a : b0 - a]
     return res
-
-
-def _band(x: np.ndarray, fs: float, lo: float, hi: float, spec: np.ndarray | None = None) -> np.ndarray:
-    """Zero-phase ideal band-pass by FFT mask (last axis); ``spec``: ``rfft(x)`` when already computed."""
-    spec = np.fft.rfft(x, axis=-1) if spec is None else spec.copy()
-    f = np.fft.rfftfreq(x.shape[-1], 1.0 / fs)
-    spec[..., (f < lo) | (f > hi)] = 0
-    return np.fft.irfft(spec, n=x.shape[-1], axis=-1)
 
 
 _HANN: dict[int, np.ndarray] = {}
@@ -103,6 +115,32 @@ def _hann(n: int) -> np.ndarray:
     return _HANN[n]
 
 
+_SPECTRAL: dict[tuple[int, float], tuple] = {}
+
+
+def _spectral(n: int, fs: float) -> tuple:
+    """The frequency grid of an ``n``-sample residual and what is read of it (kept, read only): ``f``, the
+    atrial band's mask, the 2.5-15 Hz bins (slice), the smoothing half-width, the mask ``f <= 15`` and the
+    bins kept by the 3-12 Hz and 1-15 Hz band-passes (slices: ``f`` is increasing)."""
+    key = (n, fs)
+    if key not in _SPECTRAL:
+        if len(_SPECTRAL) > 16:
+            _SPECTRAL.clear()
+        f = np.fft.rfftfreq(n, 1.0 / fs)
+
+        def bins(lo: float, hi: float) -> slice:
+            kept = np.flatnonzero((f >= lo) & (f <= hi))
+            return slice(int(kept[0]), int(kept[-1]) + 1) if kept.size else slice(0, 0)
+
+        band = (f >= ATRIAL_BAND_HZ[0]) & (f <= ATRIAL_BAND_HZ[1])
+        k = max(1, int(round(PEAK_HZ / (f[1] - f[0])))) if f.size > 1 else 1
+        upto15 = f <= 15.0
+        for a in (f, band, upto15):
+            a.flags.writeable = False
+        _SPECTRAL[key] = (f, band, bins(2.5, 15.0), k, upto15, bins(3.0, 12.0), bins(1.0, 15.0))
+    return _SPECTRAL[key]
+
+
 def atrial_activity(
     y: np.ndarray, fs: float, beats: np.ndarray, typed: Sequence[dict], leads: Sequence[str]
 ) -> dict:
@@ -116,52 +154,61 @@ def atrial_activity(
         return no_atrial("fewer than 2 beats")
     groups = [("N" if b["type"] in ("N", "S") else b["type"]) for b in typed]
     rows = [i for i, name in enumerate(leads) if name in ATRIAL_LEADS] or list(range(len(leads)))
-    res = _cancel(y[rows].astype(np.float64, copy=False), beats, groups, fs)  # (y[rows] is a copy already)
+    # the residual, then the arrays of the transforms reused (each fresh [4, T] array costs its page faults)
+    res = _cancel(y[rows].astype(np.float64, copy=False), beats, groups, fs, in_place=True)  # y[rows]: a copy
+    nr, n = res.shape
+    f, band, b_total, k, upto15, b_rms, b_events = _spectral(n, fs)
     # spectrum of the residual (Hann window), summed over the atrial leads
-    n = res.shape[1]
-    win = _hann(n)
-    f = np.fft.rfftfreq(n, 1.0 / fs)
-    centred = res - res.mean(axis=1, keepdims=True)
-    centred *= win  # in place: the same product, one array less
-    power = (np.abs(np.fft.rfft(centred, axis=1)) ** 2).sum(axis=0)
-    band = (f >= ATRIAL_BAND_HZ[0]) & (f <= ATRIAL_BAND_HZ[1])
-    total = power[(f >= 2.5) & (f <= 15.0)].sum()
+    work = res - res.mean(axis=1, keepdims=True)
+    work *= _hann(n)  # in place: the same product, one array less
+    spec_w = np.fft.rfft(work, axis=1)
+    power = np.abs(spec_w)
+    power *= power  # (``** 2``: the same square)
+    power = power.sum(axis=0)
+    total = power[b_total].sum()
     if not band.any() or total <= 0:
         return no_atrial("no atrial signal")
     # smooth over +-PEAK_HZ so one broad peak is not split into bins
-    k = max(1, int(round(PEAK_HZ / (f[1] - f[0]))))
     smooth = np.convolve(power, np.ones(2 * k + 1), mode="same")
     fd = float(f[band][int(np.argmax(smooth[band]))])
     near = (np.abs(f - fd) <= PEAK_HZ) | (np.abs(f - 2 * fd) <= PEAK_HZ)
-    organisation = float(power[near & (f <= 15.0)].sum() / total)
-    spec = np.fft.rfft(res, axis=-1)  # the residual's spectrum, for both band-passes below
-    rms = float(median(np.sqrt(np.mean(_band(res, fs, 3.0, 12.0, spec) ** 2, axis=1))))
+    organisation = float(power[near & upto15].sum() / total)
+    # the residual's zero-phase ideal band-passes by FFT mask: 3-12 Hz for the RMS, 1-15 Hz for the events
+    spec = np.fft.rfft(res, axis=1)
+    spec_w[...] = 0
+    spec_w[:, b_rms] = spec[:, b_rms]
+    band_rms = np.fft.irfft(spec_w, n=n, axis=1, out=work)
+    band_rms *= band_rms
+    rms = float(median(np.sqrt(np.mean(band_rms, axis=1))))
+    spec[:, : b_events.start] = 0
+    spec[:, b_events.stop :] = 0
     out = {
         "dominant_hz": round(fd, 2),
         "rate_bpm": round(60.0 * fd, 1),
         "organisation": round(organisation, 3),
         "rms_mv": round(rms, 4),
-        "p_waves": _atrial_events(res, fs, beats, typed, spec),
+        "p_waves": _atrial_events(np.fft.irfft(spec, n=n, axis=1, out=res), fs, beats, typed),
     }
     return out
 
 
-def _atrial_events(
-    res: np.ndarray, fs: float, beats: np.ndarray, typed: Sequence[dict], spec: np.ndarray | None = None
-) -> list[int]:
-    """Peaks of the residual's spatial magnitude (1-15 Hz, 40 ms smoothing) as tall as the P waves."""
-    r = _band(res, fs, 1.0, 15.0, spec)
-    r *= r  # in place (r is this function's own)
+def _atrial_events(r: np.ndarray, fs: float, beats: np.ndarray, typed: Sequence[dict]) -> list[int]:
+    """Peaks of the residual's spatial magnitude (``r``: the residual band-passed 1-15 Hz, overwritten; 40 ms
+    smoothing) as tall as the P waves."""
+    r *= r  # in place
     mag = np.sqrt(r.sum(axis=0))
     w = max(1, int(0.04 * fs))
     mag = np.convolve(mag, np.ones(w) / w, mode="same")
     # the reference height: the P waves before beats that have one (in the 300-70 ms before the fiducial);
     # without such beats (P waves at a changing PR: Mobitz I, complete block) the tallest residual waves
-    heights = []
-    for b, t in zip(beats, typed, strict=False):
-        a, z = b - int(0.3 * fs), b - int(0.07 * fs)
-        if t.get("p") and a >= 0:
-            heights.append(float(mag[a:z].max()))
+    before, after = int(0.3 * fs), int(0.07 * fs)
+    starts = [
+        b - before for b, t in zip(beats.tolist(), typed, strict=False) if t.get("p") and b - before >= 0
+    ]
+    inside = [a for a in starts if a + before - after <= mag.size]
+    heights = [float(mag[a : a + before - after].max()) for a in starts if a + before - after > mag.size]
+    if inside:
+        heights += mag[np.asarray(inside)[:, None] + np.arange(before - after)[None, :]].max(axis=1).tolist()
     cand = np.flatnonzero((mag[1:-1] > mag[:-2]) & (mag[1:-1] >= mag[2:])) + 1
     gap = int(ATRIAL_REFRACTORY_MS * fs / 1000.0)
     kept: list[int] = []
@@ -173,7 +220,7 @@ def _atrial_events(
             taken[c + 1 : c + 2 * gap] = block
     if not kept:
         return []
-    noise = float(median(mag))  # np.median's value without importing numpy.ma (#23)
+    noise = sample_median(mag)  # np.median's value (by partition) without importing numpy.ma (#23)
     if len(heights) >= 2:
         thr = P_HEIGHT_FRACTION * float(median(np.asarray(heights)))
     else:

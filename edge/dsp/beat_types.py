@@ -123,7 +123,9 @@ def _clusters(corr: np.ndarray) -> np.ndarray:
 _ALIGN_CHUNK_BYTES = 96 * 1024  # shifts compared per pass: temporaries below glibc's 128 kB mmap threshold
 
 
-def _align(y: np.ndarray, beats: np.ndarray, half: int, lag: int, rows: np.ndarray | None = None) -> np.ndarray:
+def _align(
+    y: np.ndarray, beats: np.ndarray, half: int, lag: int, rows: np.ndarray | None = None
+) -> np.ndarray:
     """Fiducials moved (by at most ``lag`` samples) to best match the median QRS of all beats.
 
     The detector's fiducial (steepest point) can sit on the R up-stroke in one beat and the down-stroke in the
@@ -282,7 +284,8 @@ def type_beats(
             return None
         s = pseg[rows_k]
         med = median(s, axis=0)
-        noise = np.abs(s - med).mean() * 1.2533 / np.sqrt(len(rows_k))  # mean absolute deviation as a robust SD
+        # mean absolute deviation as a robust SD
+        noise = np.abs(s - med).mean() * 1.2533 / np.sqrt(len(rows_k))
         peak = float(np.abs(med).max())
         return med if peak >= P_MIN_MV and peak >= P_NOISE_FACTOR * noise else None
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from edge.dsp.beats import median  # np.median's values without importing numpy.ma (1.2 MiB, #23)
 
-__all__ = ["MIN_FS", "find_spikes", "pacing_of_beats", "no_pacing"]
+__all__ = ["MIN_FS", "find_spikes", "pacing_of_beats", "no_pacing", "sample_median"]
 
 MIN_FS = 500.0  # below this sampling rate a 0.5 ms stimulus is not reliably seen
 CURVATURE_MS = 2.0  # half-width of the curvature stencil
@@ -69,7 +69,7 @@ def find_spikes(x_raw: np.ndarray, fs: float, rows: list[int] | None = None) -> 
     # a spike is as tall at 3x the stencil as at 1x (it is one stimulus); a QRS peak's curvature grows with
     # the stencil's width squared, so at 2 ms it is a small part of its curvature at 6 ms
     # robust noise: the median absolute curvature (QRS complexes and spikes are a small share of samples)
-    noise = float(_median(curv[k:-k])) / 0.6745 if curv.size > 2 * k else 0.0
+    noise = sample_median(curv[k:-k]) / 0.6745 if curv.size > 2 * k else 0.0
     thr = max(SPIKE_MIN_MV, SPIKE_NOISE_FACTOR * noise)
     above = np.flatnonzero(curv > thr)
     if above.size:  # the wide curvature only where the narrow one is high enough (the same test, less work)
@@ -90,7 +90,7 @@ def find_spikes(x_raw: np.ndarray, fs: float, rows: list[int] | None = None) -> 
     return spikes[np.asarray(keep, dtype=bool)]
 
 
-def _median(a: np.ndarray) -> float:
+def sample_median(a: np.ndarray) -> float:
     """``np.median`` of a 1-D float array by partition (the same order statistics and arithmetic as
     :func:`edge.dsp.beats.median`'s sort, at a fraction of its cost for thousands of samples)."""
     n = a.size
