@@ -17,12 +17,13 @@ on the device, a 30-min Holter record in the EC57 test.
 from __future__ import annotations
 
 import bisect
+import functools
 
 import numpy as np
 
 from edge.dsp.signal import filter_resample
 
-__all__ = ["ANALYSIS_FS", "QRS_BAND_HZ", "median", "moving_average", "detection_envelope", "detect_beats", "pick_beats"]
+__all__ = ["ANALYSIS_FS", "QRS_BAND_HZ", "median", "median_of", "moving_average", "detection_envelope", "detect_beats", "pick_beats"]
 
 ANALYSIS_FS = 500.0  # every measurement works at this rate (resampled in the frequency domain)
 QRS_BAND_HZ = (5.0, 30.0)  # the band the detector looks at
@@ -65,6 +66,60 @@ def median(a: np.ndarray, axis: int = -1) -> np.ndarray:
     if n % 2:
         return mid.copy() if s.ndim > 1 else mid  # not a view that keeps the whole sorted array alive
     return (s[pre + (n // 2 - 1,)] + mid) / 2.0
+
+
+MEDIAN_NETWORK_MAX = 20  # median_of(): a comparator network up to this many arrays, a sort beyond
+
+
+@functools.lru_cache(maxsize=32)
+def _median_network(n: int) -> tuple[tuple[int, int], ...]:
+    """Comparators ``(i, j)`` (min to i, max to j) of Batcher's merge-exchange sort of ``n`` wires (Knuth,
+    TAOCP 5.2.2, algorithm M), without those that cannot reach the middle wire(s)."""
+    comps = []
+    if n > 1:
+        t = (n - 1).bit_length()
+        p = 1 << (t - 1)
+        while p > 0:
+            q, r, d = 1 << (t - 1), 0, p
+            while True:
+                comps.extend((i, i + d) for i in range(n - d) if i & p == r)
+                if q == p:
+                    break
+                d, q, r = q - p, q >> 1, p
+            p >>= 1
+    need = {n // 2, (n - 1) // 2}
+    kept = []
+    for i, j in reversed(comps):
+        if i in need or j in need:
+            kept.append((i, j))
+            need |= {i, j}
+    return tuple(reversed(kept))
+
+
+def median_of(arrays: list[np.ndarray]) -> np.ndarray:
+    """``np.median(np.stack(arrays, axis=-1), axis=-1)`` of equal-shaped finite float arrays, without the stack: up to
+    ``MEDIAN_NETWORK_MAX`` arrays by a comparator network (whole-array minimum/maximum per comparator: the same
+    order statistics as a sort, ~3x cheaper than sorting every element's few values), beyond by :func:`median`.
+    The arrays are not modified."""
+    n = len(arrays)
+    if n == 0 or n > MEDIAN_NETWORK_MAX or any(np.asarray(v).dtype.kind != "f" for v in arrays):
+        return median(np.stack(arrays, axis=-1), axis=-1)
+    a = list(arrays)
+    owned = [False] * n  # a[k] is our own buffer (else one of the caller's arrays: never written)
+    spare: list[np.ndarray] = []
+    for i, j in _median_network(n):
+        lo = np.minimum(a[i], a[j], out=spare.pop() if spare else None)
+        if owned[j]:
+            np.maximum(a[i], a[j], out=a[j])
+        else:
+            a[j], owned[j] = np.maximum(a[i], a[j]), True
+        if owned[i]:
+            spare.append(a[i])
+        a[i], owned[i] = lo, True
+    mid = a[n // 2]
+    if n % 2:
+        return mid if owned[n // 2] else np.array(mid)
+    return (a[n // 2 - 1] + mid) / 2.0
 
 
 # np.median, np.percentile and np.unique each import numpy.ma (1.2 MiB resident) for their masked-array

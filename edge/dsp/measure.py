@@ -37,7 +37,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from edge.dsp.beat_types import annotate_beats
-from edge.dsp.beats import ANALYSIS_FS, QRS_BAND_HZ, detection_envelope, median, pick_beats
+from edge.dsp.beats import ANALYSIS_FS, QRS_BAND_HZ, detection_envelope, median, median_of, pick_beats
 from edge.dsp.delineate import (
     BOUNDARIES,
     DELINEATION_FS,
@@ -156,7 +156,7 @@ def _representative(
         return np.zeros((y.shape[0], pre + post)), ok, np.inf
     q = int(0.06 * ANALYSIS_FS)
     # the QRS of every beat first; the whole beats only of those kept (no gather of beats then dropped)
-    qrs = y[:, np.arange(-q, q)[:, None] + ok[None, :]].transpose(2, 0, 1).reshape(ok.size, -1)
+    qrs = np.take(y, np.arange(-q, q)[:, None] + ok[None, :], axis=1).transpose(2, 0, 1).reshape(ok.size, -1)
     qrs = qrs - qrs.mean(axis=1, keepdims=True)
     tmpl = median(qrs, axis=0)
     denom = np.linalg.norm(qrs, axis=1) * max(np.linalg.norm(tmpl), 1e-12)
@@ -164,12 +164,15 @@ def _representative(
     keep = corr >= 0.9
     if keep.sum() < MIN_BEATS:
         keep = corr >= np.sort(corr)[-min(MIN_BEATS, corr.size)]
-    segs = y[:, np.arange(-pre, post)[:, None] + ok[keep][None, :]]  # [C, W, B]: in the order the median reads
-    rep = median(segs, axis=2)
-    sub = segs[:, ::4]  # the noise estimate needs no more than every 4th sample
-    sd = np.abs(sub - rep[:, ::4, None]).reshape(y.shape[0], -1).mean(axis=1) * 1.2533
-    noise = float(median(sd) / np.sqrt(max(segs.shape[2], 1)))
-    return rep, ok[keep], noise
+    used = ok[keep]
+    rep = median_of([y[:, b - pre : b + post] for b in used.tolist()])  # [C, W]: no [C, W, B] gather and sort
+    # the noise estimate needs no more than every 4th sample: those of every beat, [C, W / 4, B]
+    dev = np.take(y, np.arange(-pre, post, 4)[:, None] + used[None, :], axis=1)
+    dev -= rep[:, ::4, None]
+    np.abs(dev, out=dev)
+    sd = dev.reshape(y.shape[0], -1).mean(axis=1) * 1.2533
+    noise = float(median(sd) / np.sqrt(max(used.size, 1)))
+    return rep, used, noise
 
 
 def _delineate(
