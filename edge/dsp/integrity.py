@@ -115,11 +115,19 @@ def _residuals(
     return median(num / np.maximum(den, 1e-12), axis=1)
 
 
-def _corr(a: np.ndarray, b: np.ndarray) -> float:
-    a = a - a.mean()
-    b = b - b.mean()
-    den = float(np.sqrt((a * a).sum() * (b * b).sum()))
-    return float((a * b).sum() / den) if den > 0 else 0.0
+def _corrs(pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[float]:
+    """Pearson correlation of each pair of equally long rows, all pairs in one pass: each row's mean, squares and
+    products summed along the row exactly as for one pair alone (the same values to the last bit)."""
+    a = np.stack([p[0] for p in pairs])
+    b = np.stack([p[1] for p in pairs])
+    a -= a.mean(axis=1, keepdims=True)
+    b -= b.mean(axis=1, keepdims=True)
+    saa, sbb, sab = (a * a).sum(axis=1), (b * b).sum(axis=1), (a * b).sum(axis=1)
+    out = []
+    for k in range(len(pairs)):
+        den = float(np.sqrt(saa[k] * sbb[k]))
+        out.append(float(sab[k] / den) if den > 0 else 0.0)
+    return out
 
 
 def check_integrity(
@@ -195,7 +203,7 @@ def check_integrity(
     # Scale: every sent lead with the same peak-to-peak amplitude (per-lead normalised).
     sent_rows = [i for i, n in enumerate(names) if n in sent_set]
     if len(sent_rows) >= 6:
-        ptp = np.ptp(x[sent_rows], axis=1)
+        ptp = np.ptp(x if len(sent_rows) == x.shape[0] else x[sent_rows], axis=1)
         mean = float(ptp.mean())
         if mean > 0:
             cv = float(ptp.std() / mean)
@@ -205,21 +213,32 @@ def check_integrity(
     # LA/RA reversal: lead I and aVL point away from the lateral chest leads, aVR towards them. With the
     # arm electrodes swapped, I becomes -I and aVR and aVL trade places (II and III too); derived leads
     # follow the same swap, so this works for 8-channel devices as well.
+    # Both reversal scores' correlations are computed together (_corrs), then each score summed as before.
     have = set(names)
-    if {"I", "V5", "V6"} <= have and "I" in sent_set and ({"II"} <= have or {"aVR", "aVL"} <= have):
+    pairs: list[tuple[np.ndarray, np.ndarray]] = []
+    la_ra = {"I", "V5", "V6"} <= have and "I" in sent_set and ({"II"} <= have or {"aVR", "aVL"} <= have)
+    ra_ll = {"II", "V5", "V6"} <= have and "II" in sent_set and ({"I"} <= have or {"aVR", "aVF"} <= have)
+    if la_ra:
         li = row["I"]
         avr = row["aVR"] if "aVR" in row else -(li + row["II"]) / 2
         avl = row["aVL"] if "aVL" in row else li - row["II"] / 2
-        score = _corr(li, row["V6"]) + _corr(li, row["V5"]) + _corr(avl, row["V6"]) - _corr(avr, row["V6"])
+        pairs += [(li, row["V6"]), (li, row["V5"]), (avl, row["V6"]), (avr, row["V6"])]
+    if ra_ll:
+        lii = row["II"]
+        avr = row["aVR"] if "aVR" in row else -(row["I"] + lii) / 2
+        avf = row["aVF"] if "aVF" in row else lii - row["I"] / 2
+        pairs += [(lii, row["V6"]), (lii, row["V5"]), (avf, row["V6"]), (avr, row["V6"])]
+    corr = _corrs(pairs) if pairs else []
+    if la_ra:
+        c1, c2, c3, c4 = corr[:4]
+        score = c1 + c2 + c3 - c4
         values["reversal_score"] = round(score, 3)
         if score < cfg.reversal_score:
             codes[LIMB_REVERSAL] = list(_LIMB)
     # RA/LL reversal: II inverted and aVR, aVF trading places (I and III become -III and -I).
-    if {"II", "V5", "V6"} <= have and "II" in sent_set and ({"I"} <= have or {"aVR", "aVF"} <= have):
-        lii = row["II"]
-        avr = row["aVR"] if "aVR" in row else -(row["I"] + lii) / 2
-        avf = row["aVF"] if "aVF" in row else lii - row["I"] / 2
-        score = _corr(lii, row["V6"]) + _corr(lii, row["V5"]) + _corr(avf, row["V6"]) - _corr(avr, row["V6"])
+    if ra_ll:
+        c1, c2, c3, c4 = corr[-4:]
+        score = c1 + c2 + c3 - c4
         values["reversal_score_ra_ll"] = round(score, 3)
         if score < cfg.reversal_score_ra_ll:
             codes[LIMB_REVERSAL] = list(_LIMB)

@@ -165,7 +165,8 @@ def assess_window(
     inconsistent: list[str] = []
     if cfg.integrity is not None and not n_missing and usable:
         good = [i for i, name in enumerate(leads) if name not in bad and name in LEADS]
-        check = check_integrity(x[good], [leads[i] for i in good], cfg.integrity, fs=fs)
+        rows = x if len(good) == x.shape[0] else x[good]  # no copy of a window whose every channel is kept
+        check = check_integrity(rows, [leads[i] for i in good], cfg.integrity, fs=fs)
         inconsistent = check["inconsistent"]
         if inconsistent:
             report["integrity"] = {"leads": check["leads"], "values": check["values"]}

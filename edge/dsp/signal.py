@@ -269,6 +269,44 @@ def filter_resample(
     return filter_resample_bands(x, fs, fs_out, [band_hz], order, fs_design)[0], fs_out
 
 
+# The spectra of the last window :func:`preprocess` filtered, kept for :func:`filter_resample_bands` calls on the
+# same rows (``edge.dsp.measure.measure`` filters the independent leads of that same raw window): one Fourier
+# transform per lead and window instead of two (#23 item 5). Rows are matched by their bits (as float64: what
+# the transform reads), never by position; numpy's transform of a row does not depend on the rows beside it.
+_SHARED: list = [None]  # [(key, rows, spectra, fingerprint -> row)], replaced whole (a reader sees one window's)
+
+
+def _fingerprint(row: np.ndarray) -> tuple[float, float, float]:
+    t = row.shape[-1]
+    return float(row[0]), float(row[t // 3]), float(row[-1])
+
+
+def _keep_spectra(x: np.ndarray, pad: int, fs: float, spec: np.ndarray) -> None:
+    """Remember ``x``'s rows (an array private to the caller, never written again) and their spectra."""
+    if x.ndim == 2 and x.shape[-1] >= 3:
+        index = {_fingerprint(r): i for i, r in enumerate(x)}
+        _SHARED[0] = ((x.shape[-1], pad, float(fs)), x, spec, index)
+
+
+def _shared_spectra(x: np.ndarray, pad: int, fs: float) -> np.ndarray | None:
+    """The kept spectra of ``x``'s rows when every row is bit for bit one of the kept rows, else None."""
+    shared = _SHARED[0]
+    if shared is None or x.ndim != 2 or shared[0] != (x.shape[-1], pad, float(fs)):
+        return None
+    _, kept, spec, index = shared
+    rows = []
+    for r in x:
+        j = index.get(_fingerprint(r))
+        if j is None:
+            return None
+        a = kept[j].astype(np.float64, copy=False)
+        b = r.astype(np.float64, copy=False)
+        if not np.array_equal(a.view(np.uint64), b.view(np.uint64)):
+            return None
+        rows.append(j)
+    return spec[rows]
+
+
 def filter_resample_bands(
     x: np.ndarray,
     fs: float,
@@ -276,8 +314,13 @@ def filter_resample_bands(
     bands: Sequence[tuple[float, float] | None],
     order: int = 2,
     fs_design: float | None = None,
+    share: bool = False,
 ) -> list[np.ndarray]:
-    """:func:`filter_resample` for several bands from one Fourier transform (one output per band)."""
+    """:func:`filter_resample` for several bands from one Fourier transform (one output per band).
+
+    ``share``: keep this window's spectra for the next calls on the same rows (``x`` must not be written
+    afterwards; :func:`preprocess` passes its private 12-lead copy). Rows whose spectra are kept are not
+    transformed again; the outputs are the same to the last bit either way."""
     if fs <= 0 or fs_out <= 0:
         raise SignalError(f"sampling rates must be positive, got {fs} -> {fs_out}")
     x = np.asarray(x)
@@ -285,10 +328,13 @@ def filter_resample_bands(
     pad = min(t - 1, int(round(fs)))
     n_out = int(round(t * fs_out / fs))
     pad_out = int(round(pad * fs_out / fs))
-    xp = _odd_extend(x, pad)
-    n = xp.shape[-1]
+    n = t + 2 * max(pad, 0)
     n_total = n_out + 2 * pad_out
-    spec0 = np.fft.rfft(xp, axis=-1)
+    spec0 = None if share else _shared_spectra(x, pad, fs)
+    if spec0 is None:
+        spec0 = np.fft.rfft(_odd_extend(x, pad), axis=-1)
+        if share:
+            _keep_spectra(x, pad, fs, spec0)
     keep = n_total // 2 + 1
     outs = []
     for band_hz in bands:
@@ -359,7 +405,8 @@ def preprocess(
         raise SignalError(f"window lasts {x12.shape[1] / fs:.2f} s; the model needs {config.window_s:g} s")
     if config.band_hz[1] >= min(fs, config.fs) / 2:
         raise SignalError(f"a {fs:g} Hz recording cannot carry the {config.band_hz[1]:g} Hz upper band edge")
-    y, _ = filter_resample(x12, fs, config.fs, config.band_hz, config.filter_order)
+    # the spectra are kept for measure() on the same raw window (filter_resample_bands: share)
+    y = filter_resample_bands(x12, fs, config.fs, [config.band_hz], config.filter_order, share=True)[0]
     y = fit_length(y, config.n_samples)
     return normalize(y, config.normalization, config.eps, config.clip)
 
