@@ -90,10 +90,13 @@ def _r(v: float | None, nd: int = 1) -> float | None:
     return None if v is None or not np.isfinite(v) else round(float(v), nd)
 
 
-def _leads(x: np.ndarray, leads: Sequence[str] | None) -> tuple[dict[str, np.ndarray], list[str]]:
-    """The recorded leads by canonical name (limb leads derived from two of I, II, III) and the names of
-    the independent ones to measure (flat leads left out)."""
-    x = np.ascontiguousarray(x, dtype=np.float64)  # a transposed record (wfdb's p_signal.T): rows contiguous
+def _leads(
+    x_in: np.ndarray, leads: Sequence[str] | None
+) -> tuple[dict[str, np.ndarray], list[str], np.ndarray]:
+    """The recorded leads by canonical name (limb leads derived from two of I, II, III), the names of the
+    independent ones to measure (flat leads left out), and the leads stacked (``x`` itself when they are its
+    rows in order and ``x`` is our own copy)."""
+    x = np.ascontiguousarray(x_in, dtype=np.float64)  # a transposed record (wfdb's p_signal.T): rows contiguous
     if x.ndim != 2:
         raise SignalError(f"expected a lead-first 2-D array [leads, samples], got shape {x.shape}")
     if leads is None:
@@ -130,7 +133,13 @@ def _leads(x: np.ndarray, leads: Sequence[str] | None) -> tuple[dict[str, np.nda
         indep = [n for n in _INDEP if n in live]
     else:
         indep = [n for n in LEADS if n in live]
-    return {n: live[n] for n in LEADS if n in live}, indep
+    names = [n for n in LEADS if n in live]
+    own_rows = x is not x_in and [have.get(n) for n in names] == list(range(x.shape[0]))
+    if own_rows and all(live[n] is not None and live[n].base is x for n in names):
+        stacked = x  # e.g. a 12-lead window: no stacked copy
+    else:
+        stacked = np.stack([live[n] for n in names])
+    return {n: live[n] for n in names}, indep, stacked
 
 
 def _derive(ind: dict[str, np.ndarray], names: Sequence[str]) -> dict[str, np.ndarray]:
@@ -140,6 +149,33 @@ def _derive(ind: dict[str, np.ndarray], names: Sequence[str]) -> dict[str, np.nd
         i, ii = ind["I"], ind["II"]
         out.update({"III": ii - i, "aVR": -(i + ii) / 2, "aVL": i - ii / 2, "aVF": ii - i / 2})
     return {n: out[n] for n in LEADS if n in out and n in names}
+
+
+def _derive_stacked(y_ind: np.ndarray, indep: Sequence[str], names: Sequence[str]) -> np.ndarray:
+    """:func:`_derive` of the rows ``y_ind`` (the leads ``indep``) stacked as ``names`` (float64), the limb leads
+    computed into their rows (the same arithmetic, no temporaries and no stacked copy)."""
+    out = np.empty((len(names), y_ind.shape[1]))
+    pos = {n: k for k, n in enumerate(names)}
+    for k, n in enumerate(indep):
+        out[pos[n]] = y_ind[k]
+    if {"I", "II"} <= set(indep):
+        i, ii = out[pos["I"]], out[pos["II"]]
+        if "III" in pos:
+            np.subtract(ii, i, out=out[pos["III"]])
+        if "aVR" in pos:  # -(i + ii) / 2
+            r = out[pos["aVR"]]
+            np.add(i, ii, out=r)
+            np.negative(r, out=r)
+            np.divide(r, 2, out=r)
+        if "aVL" in pos:  # i - ii / 2
+            r = out[pos["aVL"]]
+            np.divide(ii, 2, out=r)
+            np.subtract(i, r, out=r)
+        if "aVF" in pos:  # ii - i / 2
+            r = out[pos["aVF"]]
+            np.divide(i, 2, out=r)
+            np.subtract(ii, r, out=r)
+    return out
 
 
 def _representative(
@@ -211,7 +247,7 @@ def measure(x_mv: np.ndarray, fs: float, leads: Sequence[str] | None = None) -> 
     measured).
     """
     try:
-        have, indep = _leads(x_mv, leads)
+        have, indep, x_all = _leads(x_mv, leads)
     except SignalError as exc:
         return empty_measurements(f"leads: {exc}")
     x_ind = np.stack([have[n] for n in indep])
@@ -229,12 +265,7 @@ def measure(x_mv: np.ndarray, fs: float, leads: Sequence[str] | None = None) -> 
     out["n_beats"] = int(beats.size)
     out["beats"] = [int(round(b * fs / ANALYSIS_FS)) for b in beats]
     # beat types, P before each beat, pacing spikes (on the raw samples) and atrial activity: edge.dsp.beat_types
-    y_all = _derive(dict(zip(indep, y_ind, strict=True)), list(have))
-    out.update(
-        annotate_beats(
-            np.stack(list(have.values())), fs, list(have), y=np.stack(list(y_all.values())), beats=beats
-        )
-    )
+    out.update(annotate_beats(x_all, fs, list(have), y=_derive_stacked(y_ind, indep, list(have)), beats=beats))
     if beats.size < 2:
         return _finish(out, reasons, "fewer than 2 beats")
     rr = np.diff(beats) / ANALYSIS_FS
