@@ -85,8 +85,15 @@ LEAD_KEYS = (
 )
 
 
+_PLAIN = frozenset({float, int, str, bool, type(None)})  # exactly these classes: returned as they are
+
+
 def _plain(v):
     """A JSON-ready copy: nested dicts and lists copied, numpy scalars and arrays as Python values."""
+    if v.__class__ in _PLAIN:  # most values (the per-lead matrix): no Mapping check through the ABC machinery
+        return v
+    if v.__class__ is dict:
+        return {str(k): _plain(x) for k, x in v.items()}
     if isinstance(v, Mapping):
         return {str(k): _plain(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):

@@ -44,8 +44,13 @@ def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).astimezone().isoformat(timespec="milliseconds")
 
 
+_PLAIN = frozenset({float, int, str, bool, type(None)})  # exactly these classes (a subclass may have to_json)
+
+
 def _jsonable(value: Any) -> Any:
     """numpy scalars and arrays, objects with ``to_json()``, nested dicts and lists -> plain JSON values."""
+    if value.__class__ in _PLAIN:  # most values of a line (measurements): nothing to look up
+        return value
     if hasattr(value, "to_json"):
         return value.to_json()
     if isinstance(value, dict):
