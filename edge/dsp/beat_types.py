@@ -63,8 +63,17 @@ def _segments(
     the result is the ``[C, B, W]`` gather seen as ``[B, C, W]``, as ``y[rows][:, idx].transpose(1, 0, 2)``."""
     ok = (beats + lo >= 0) & (beats + hi <= y.shape[1])
     idx = beats[ok][:, None] + _arange(lo, hi)[None, :]
-    g = y[:, idx] if rows is None else y[rows[:, None, None], idx[None, :, :]]
-    return g.transpose(1, 0, 2), ok
+    return _gather(y, rows, idx).transpose(1, 0, 2), ok
+
+
+def _gather(y: np.ndarray, rows: np.ndarray | None, idx: np.ndarray, beat_first: bool = False) -> np.ndarray:
+    """``y[rows][:, idx]`` (``[C, B, W]``) for sample indices ``idx[B, W]``, or with ``beat_first`` the same
+    values as ``[B, C, W]`` (C-ordered): one flat gather from the contiguous ``y``, cheaper than indexing
+    with two arrays."""
+    y = np.ascontiguousarray(y)
+    base = (np.arange(y.shape[0]) if rows is None else rows) * y.shape[1]
+    flat = base[None, :, None] + idx[:, None, :] if beat_first else base[:, None, None] + idx[None, :, :]
+    return y.ravel()[flat]
 
 
 _CONST: dict[tuple, np.ndarray] = {}
@@ -120,7 +129,29 @@ def _clusters(corr: np.ndarray) -> np.ndarray:
     return label
 
 
-_ALIGN_CHUNK_BYTES = 96 * 1024  # shifts compared per pass: temporaries below glibc's 128 kB mmap threshold
+def _ones_bank(nc: int, width: int, w: int, shifts: int, step: int) -> np.ndarray:
+    """``[C * width, shifts]``: column ``j`` is 1 where a ``[C, w]`` window shifted by ``j * step`` samples
+    lies in a flattened ``[C, width]`` segment (its products give the windowed sums). Kept (read only)."""
+    key = ("ones", nc, width, w, shifts, step)
+    if key not in _CONST:
+        if len(_CONST) > 64:
+            _CONST.clear()
+        _CONST[key] = _bank(np.ones((nc, w)), width, shifts, step)
+        _CONST[key].flags.writeable = False
+    return _CONST[key]
+
+
+def _bank(tmpl: np.ndarray, width: int, shifts: int, step: int) -> np.ndarray:
+    """``[C * width, shifts]`` whose column ``j`` holds ``tmpl[C, w]`` shifted by ``j * step`` samples within
+    a flattened ``[C, width]`` segment, zero elsewhere (written through one strided view)."""
+    nc, w = tmpl.shape
+    buf = np.zeros(nc * width * shifts)
+    it = buf.itemsize
+    view = np.lib.stride_tricks.as_strided(
+        buf, shape=(nc, w, shifts), strides=(width * shifts * it, shifts * it, (step * shifts + 1) * it)
+    )
+    view[...] = tmpl[:, :, None]
+    return buf.reshape(nc * width, shifts)
 
 
 def _align(
@@ -129,10 +160,11 @@ def _align(
     """Fiducials moved (by at most ``lag`` samples) to best match the median QRS of all beats.
 
     The detector's fiducial (steepest point) can sit on the R up-stroke in one beat and the down-stroke in the
-    next; shapes are compared after this alignment. Several shifts per pass (each beat's shifted QRS as one
-    row, as many rows as keep the temporaries small: fresh pages of a large one cost more than the numpy
-    calls saved); each shift's arithmetic is the one-shift-at-a-time loop's (row means, the product with the
-    template per shift, row norms), so the scores and the chosen shifts are the same."""
+    next; shapes are compared after this alignment. Score of a shift: the correlation of the beat's shifted
+    QRS (all leads, centred) with the centred median QRS. All shifts of all beats in one matrix product: the
+    shifted templates as the columns of a banded matrix, so the products with the template, the sums and
+    the sums of squares of every shifted segment come out at once (the centred norm as sum of squares minus
+    sum squared over n: the same correlation up to rounding in the last places)."""
     seg, fit = _segments(y, beats, -half - lag, half + lag, rows)
     if fit.sum() < 2:
         return beats
@@ -140,29 +172,23 @@ def _align(
     tmpl = median(core, axis=0)
     tmpl = (tmpl - tmpl.mean()).ravel()
     t_norm = np.linalg.norm(tmpl)
-    nb, nc, w = core.shape
-    shifts = list(range(-lag, lag + 1, 2))  # 4 ms steps at 500 Hz: finer than the shape comparison needs
-    # every shifted QRS of every beat, as a view: win[b, c, j, :] = seg[b, c, 2j : 2j + w]
-    win = np.lib.stride_tricks.sliding_window_view(seg, w, axis=2)[:, :, ::2]
-    per = max(1, _ALIGN_CHUNK_BYTES // max(1, nb * nc * w * 8))
-    dots = np.empty((len(shifts), nb))
-    norms = np.empty((len(shifts), nb))
-    for j0 in range(0, len(shifts), per):
-        j1 = min(j0 + per, len(shifts))
-        part = np.empty((j1 - j0, nb, nc, w))  # a copy, shift-major: each beat's shifted QRS one row
-        np.copyto(part, win[:, :, j0:j1].transpose(2, 0, 1, 3))
-        part = part.reshape(j1 - j0, nb, nc * w)
-        part -= part.mean(axis=2, keepdims=True)
-        for j in range(j1 - j0):
-            dots[j0 + j] = part[j] @ tmpl
-        part *= part
-        np.sqrt(part.sum(axis=2), out=norms[j0:j1])
-    c = dots / np.maximum(norms * t_norm, 1e-12)
+    nb, nc, width = seg.shape
+    w = core.shape[2]
+    shifts = np.arange(-lag, lag + 1, 2)  # 4 ms steps at 500 Hz: finer than the shape comparison needs
+    ones = _ones_bank(nc, width, w, shifts.size, 2)
+    x = seg.reshape(nb, nc * width)
+    dot = x @ _bank(tmpl.reshape(nc, w), width, shifts.size, 2)
+    s1 = x @ ones
+    s2 = (x * x) @ ones
+    n = float(nc * w)
+    dot -= s1 * (tmpl.sum() / n)
+    norm = np.sqrt(np.maximum(s2 - s1 * s1 / n, 0.0))
+    c = dot / np.maximum(norm * t_norm, 1e-12)
     # the first shift with the highest score (a NaN score never wins; none at all: no shift)
     c[np.isnan(c)] = -np.inf
-    pick = np.argmax(c, axis=0)
-    best = np.asarray(shifts)[pick]
-    best[np.isneginf(c[pick, np.arange(nb)])] = 0
+    pick = np.argmax(c, axis=1)
+    best = shifts[pick]
+    best[np.isneginf(c[np.arange(nb), pick])] = 0
     out = beats.copy()
     out[fit] = beats[fit] + best
     return out
@@ -273,8 +299,7 @@ def type_beats(
             p_hi = min(p_hi, onset[big] - int(0.01 * fs))
     # the P segments beat-first in memory ([B, C, W] C-ordered: one row per beat below)
     p_ok = (beats + p_lo >= 0) & (beats + p_hi <= y.shape[1])
-    p_idx = beats[p_ok][:, None, None] + _arange(p_lo, p_hi)[None, None, :]
-    pseg = y[(np.arange(y.shape[0]) if rows is None else rows)[None, :, None], p_idx]
+    pseg = _gather(y, rows, beats[p_ok][:, None] + _arange(p_lo, p_hi)[None, :], beat_first=True)
     pseg = _detrend(pseg) if pseg.size else pseg
     pfit_idx = np.flatnonzero(p_ok)
 
