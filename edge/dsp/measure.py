@@ -258,7 +258,7 @@ def measure(x_mv: np.ndarray, fs: float, leads: Sequence[str] | None = None) -> 
     # Filter the independent leads and derive III, aVR, aVL, aVF afterwards: filtering is linear.
     y_ind, qrs_band = filter_resample_bands(x_ind, fs, ANALYSIS_FS, [BAND_HZ, QRS_BAND_HZ])
     y_ind = y_ind.astype(np.float64)
-    sv, env = detection_envelope(qrs_band.astype(np.float64), ANALYSIS_FS)
+    sv, env = detection_envelope(qrs_band, ANALYSIS_FS, dtype=np.float64)
     beats = pick_beats(sv, env, ANALYSIS_FS)
     out = empty_measurements("")
     reasons: dict[str, str] = {}
