@@ -133,3 +133,21 @@ def test_label_verdicts_equal_the_per_criterion_reading():
                     want[label] = False
         assert label_verdicts(rules, m) == want
         assert fr.measured(m) == {fr.index[k]: v for k, v in want.items()}
+
+
+def test_patient_free_criteria_read_alike_for_every_patient() -> None:
+    """A criterion patient_free marks gives one verdict for every sex and age (the decision shares it with the
+    ranking); those it does not mark are the ones with a sex/age threshold, and some window tells them apart."""
+    from edge.interpret.criteria_plan import patient_free
+
+    rules = load_rules()
+    free = patient_free(rules.criteria)
+    assert patient_free(rules.criteria) is free and 0 < sum(free) < len(free)
+    rng = random.Random(7)
+    windows = [_window(rng) for _ in range(300)]
+    for c, is_free in zip(rules.criteria, free, strict=True):
+        per_group = [[compiled(c.when, s, a)(Reading(w, s, a).v) for w in windows] for s, a in PATIENTS]
+        alike = all(p == per_group[0] for p in per_group)
+        if is_free:
+            assert alike, c.name
+    assert {c.label for c, f in zip(rules.criteria, free, strict=True) if not f} >= {"LNGQT", "STE"}

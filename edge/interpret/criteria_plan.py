@@ -29,7 +29,7 @@ from edge.interpret.rules import (
     Threshold,
 )
 
-__all__ = ["compiled", "patient_group", "plan", "verdict"]
+__all__ = ["compiled", "patient_free", "patient_group", "plan", "verdict"]
 
 
 def verdict(cond: object, rd: Reading) -> bool | None:
@@ -75,6 +75,34 @@ def plan(criteria: tuple, sex: str | None = None, age: float | None = None) -> t
         _PLANS.clear()
     _PLANS[key] = (criteria, fns)
     return fns
+
+
+_FREE: dict[int, tuple[tuple, tuple[bool, ...]]] = {}
+
+
+def _thresholds_fixed(node: object) -> bool:
+    """No :class:`Threshold` in ``node`` (a condition, its ranges, tuples and dicts of them) depends on the patient."""
+    if isinstance(node, Threshold):
+        return node.value is not None
+    if isinstance(node, tuple | list):
+        return all(_thresholds_fixed(x) for x in node)
+    if isinstance(node, dict):
+        return all(_thresholds_fixed(x) for x in node.values())
+    fields = getattr(node, "__dataclass_fields__", None)
+    return fields is None or all(_thresholds_fixed(getattr(node, f)) for f in fields)
+
+
+def patient_free(criteria: tuple) -> tuple[bool, ...]:
+    """Per criterion of a :class:`Rules`' ``criteria`` tuple: its verdict is the same for every sex and age (every
+    threshold of its ``when`` a plain number), so one reading serves every patient group; built once per tuple."""
+    hit = _FREE.get(id(criteria))
+    if hit is not None and hit[0] is criteria:
+        return hit[1]
+    flags = tuple(_thresholds_fixed(c.when) for c in criteria)
+    if len(_FREE) > 64:
+        _FREE.clear()
+    _FREE[id(criteria)] = (criteria, flags)
+    return flags
 
 
 def _at(t: Threshold | None, sex: str | None, age: float | None) -> float | None:

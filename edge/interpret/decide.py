@@ -37,7 +37,7 @@ import numpy as np
 
 from edge.interpret.criteria import Reading, Verdict, condition_leads, evaluate, mask
 from edge.interpret.criteria_check import contradictions
-from edge.interpret.criteria_plan import patient_group, plan
+from edge.interpret.criteria_plan import patient_free, patient_group, plan
 from edge.interpret.findings import NOT_READ, FindingRules
 from edge.interpret.rules import Criterion
 from edge.interpret.why import BY_CRITERIA, BY_MODEL, BY_RHYTHM, Why
@@ -66,8 +66,8 @@ class Decision:
     withheld: dict[str, str] = field(default_factory=dict)
     removed: dict[str, str] = field(default_factory=dict)
     alarms: list[dict] = field(default_factory=list)
-    # each criterion's verdict (``rules.parsed.criteria`` order, ``NOT_READ`` where not evaluated) when they are
-    # the ranking's too (nothing blanked, no sex/age threshold moved): ``FindingRules.adjust`` reads them again
+    # each criterion's verdict (``rules.parsed.criteria`` order, ``NOT_READ`` where not evaluated or where a sex/age
+    # threshold moves it) when nothing is blanked: the ranking's (``FindingRules.adjust``) without sex and age
     criteria_oks: list | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict:
@@ -174,7 +174,13 @@ def decide(
             if c.label in index and c.label not in owned:
                 ok = oks[k] = fn(vals)  # the verdict alone (compiled once); the values only for a met criterion
                 evals.append((c, evaluate(c.when, with_values) if ok and c.mode != "veto" else Verdict(ok)))
-        shared_oks = oks if not blanked and patient_group(sex, age) == patient_group(None, None) else None
+        if blanked:
+            shared_oks = None
+        elif patient_group(sex, age) == patient_group(None, None):
+            shared_oks = oks
+        else:  # a known patient: the verdicts whose thresholds are the same for everyone
+            free = patient_free(rules.parsed.criteria)
+            shared_oks = [ok if free[k] else NOT_READ for k, ok in enumerate(oks)]
     else:
         shared_oks = None
     above = {ids[i] for i in np.flatnonzero(scores >= thresholds)}  # NaN thresholds never fire
@@ -188,6 +194,7 @@ def decide(
     for c, v in evals:
         by_label.setdefault(c.label, []).append((c, v))
     with_not_with = {c.label for c, _ in evals if c.not_with}
+    not_with = {id(c): frozenset(c.not_with) for c, _ in evals if c.label in with_not_with}
 
     def judge(label: str, items: list, live: list, blockers: list[str], pool: set[str], out: Decision) -> tuple:
         """One label's outcome ``(why, forced, removed reason, withheld reason)`` from its criteria still read
@@ -226,8 +233,8 @@ def decide(
         stated: dict[str, Why] = {}
         forced: set[str] = set()
         for label, items in by_label.items():
-            if pool and label in with_not_with:
-                blocked = [sorted(set(c.not_with) & (pool - {label})) for c, _ in items]
+            if pool and label in with_not_with and any(not_with[id(c)] & pool for c, _ in items):
+                blocked = [sorted(not_with[id(c)] & (pool - {label})) for c, _ in items]
                 live = [(c, v) for (c, v), blk in zip(items, blocked, strict=True) if not blk]
                 blockers = sorted({b for blk in blocked for b in blk})
                 outcome = judge(label, items, live, blockers, pool, out)
