@@ -70,6 +70,11 @@ def _taper(lo: int, hi: int, ramp: int) -> np.ndarray:
     return _TAPER[key]
 
 
+def _lead_offsets(c: int, t: int) -> np.ndarray:
+    """``np.arange(c) * t``: where each lead starts in a flattened ``[c, t]`` array."""
+    return np.arange(c) * t
+
+
 def _cancel(
     y: np.ndarray, beats: np.ndarray, groups: Sequence[str], fs: float, in_place: bool = False
 ) -> np.ndarray:
@@ -77,6 +82,7 @@ def _cancel(
     with ``in_place``: every template is taken before anything is subtracted)."""
     lo, hi = int(CANCEL_MS[0] * fs / 1000.0), int(CANCEL_MS[1] * fs / 1000.0)
     taper = _taper(lo, hi, int(0.02 * fs))
+    y = np.ascontiguousarray(y)
     t = y.shape[1]
     bl = beats.tolist()
     nb = len(bl)
@@ -84,7 +90,9 @@ def _cancel(
     for g in sorted(set(groups)):
         idx = [i for i, k in enumerate(groups) if k == g and bl[i] + lo >= 0 and bl[i] + hi <= t]
         if idx:
-            segs = np.stack([y[:, bl[i] + lo : bl[i] + hi] for i in idx])
+            # [B, C, W]: the beats' [C, W] slices stacked, by one flat gather (y is contiguous)
+            starts = np.asarray([bl[i] + lo for i in idx])[:, None, None]
+            segs = y.ravel()[_lead_offsets(y.shape[0], t)[None, :, None] + starts + np.arange(hi - lo)]
             tmpls.append((g, median(segs, axis=0) * taper))
     res = y if in_place else y.copy()
     for g, tmpl in tmpls:
@@ -173,13 +181,10 @@ def atrial_activity(
     fd = float(f[band][int(np.argmax(smooth[band]))])
     near = (np.abs(f - fd) <= PEAK_HZ) | (np.abs(f - 2 * fd) <= PEAK_HZ)
     organisation = float(power[near & upto15].sum() / total)
-    # the residual's zero-phase ideal band-passes by FFT mask: 3-12 Hz for the RMS, 1-15 Hz for the events
-    spec = np.fft.rfft(res, axis=1)
-    spec_w[...] = 0
-    spec_w[:, b_rms] = spec[:, b_rms]
-    band_rms = np.fft.irfft(spec_w, n=n, axis=1, out=work)
-    band_rms *= band_rms
-    rms = float(median(np.sqrt(np.mean(band_rms, axis=1))))
+    # the residual's zero-phase ideal band-passes by FFT mask: 3-12 Hz for the RMS (its energy read off the
+    # spectrum), 1-15 Hz for the events
+    spec = np.fft.rfft(res, axis=1, out=spec_w)  # (the windowed spectrum is read no more)
+    rms = float(median(_band_rms(spec[:, b_rms], n)))
     spec[:, : b_events.start] = 0
     spec[:, b_events.stop :] = 0
     out = {
@@ -190,6 +195,14 @@ def atrial_activity(
         "p_waves": _atrial_events(np.fft.irfft(spec, n=n, axis=1, out=res), fs, beats, typed),
     }
     return out
+
+
+def _band_rms(bins: np.ndarray, n: int) -> np.ndarray:
+    """Per row, the RMS of the ``n``-sample signal whose ``rfft`` is ``bins`` inside a band and zero outside
+    it (the band holding neither the 0 Hz nor the Nyquist bin), by Parseval: ``sum x**2 = 2 sum |X_k|**2 / n``,
+    the value of the band-pass's inverse transform squared and averaged, up to rounding in the last places."""
+    energy = (bins.real * bins.real + bins.imag * bins.imag).sum(axis=1)
+    return np.sqrt(2.0 * energy / (float(n) * float(n)))
 
 
 def _atrial_events(r: np.ndarray, fs: float, beats: np.ndarray, typed: Sequence[dict]) -> list[int]:
