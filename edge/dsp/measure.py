@@ -179,20 +179,24 @@ def _derive_stacked(y_ind: np.ndarray, indep: Sequence[str], names: Sequence[str
 
 
 def _representative(
-    y: np.ndarray, beats: np.ndarray, pre: int, post: int
+    y: np.ndarray, beats: np.ndarray, pre: int, post: int, rows: Sequence[int] | None = None
 ) -> tuple[np.ndarray, np.ndarray, float]:
-    """Median beat ``[C, pre + post]`` of the leads ``y`` over the dominant beats, the beats used, and the noise.
+    """Median beat ``[C, pre + post]`` of the leads ``y[rows]`` (default all) over the dominant beats, the beats
+    used, and the noise.
 
     Dominant beats: QRS (+-60 ms) correlation >= 0.9 with the median QRS of all beats, on the leads stacked.
     Noise: the mean absolute deviation of those beats from the median beat (as a robust SD), divided by
     sqrt(n), i.e. what is left in the median beat.
     """
+    rows = list(range(y.shape[0])) if rows is None else list(rows)
+    pick = None if rows == list(range(y.shape[0])) else rows  # gathered arrays: the rows taken afterwards
     ok = beats[(beats - pre >= 0) & (beats + post <= y.shape[1])]
     if ok.size == 0:
-        return np.zeros((y.shape[0], pre + post)), ok, np.inf
+        return np.zeros((len(rows), pre + post)), ok, np.inf
     q = int(0.06 * ANALYSIS_FS)
     # the QRS of every beat first; the whole beats only of those kept (no gather of beats then dropped)
-    qrs = np.take(y, np.arange(-q, q)[:, None] + ok[None, :], axis=1).transpose(2, 0, 1).reshape(ok.size, -1)
+    qrs = np.take(y, np.arange(-q, q)[:, None] + ok[None, :], axis=1)
+    qrs = (qrs if pick is None else qrs[pick]).transpose(2, 0, 1).reshape(ok.size, -1)
     qrs = qrs - qrs.mean(axis=1, keepdims=True)
     tmpl = median(qrs, axis=0)
     denom = np.linalg.norm(qrs, axis=1) * max(np.linalg.norm(tmpl), 1e-12)
@@ -201,12 +205,20 @@ def _representative(
     if keep.sum() < MIN_BEATS:
         keep = corr >= np.sort(corr)[-min(MIN_BEATS, corr.size)]
     used = ok[keep]
-    rep = median_of([y[:, b - pre : b + post] for b in used.tolist()])  # [C, W]: no [C, W, B] gather and sort
+    # [C, W] per block of consecutive rows, the beats as views (median_of: no [C, W, B] gather and sort)
+    blocks, start = [], 0
+    for k in range(1, len(rows) + 1):
+        if k == len(rows) or rows[k] != rows[k - 1] + 1:
+            blocks.append(slice(rows[start], rows[k - 1] + 1))
+            start = k
+    parts = [median_of([y[blk, b - pre : b + post] for b in used.tolist()]) for blk in blocks]
+    rep = parts[0] if len(parts) == 1 else np.concatenate(parts)
     # the noise estimate needs no more than every 4th sample: those of every beat, [C, W / 4, B]
     dev = np.take(y, np.arange(-pre, post, 4)[:, None] + used[None, :], axis=1)
+    dev = dev if pick is None else dev[pick]
     dev -= rep[:, ::4, None]
     np.abs(dev, out=dev)
-    sd = dev.reshape(y.shape[0], -1).mean(axis=1) * 1.2533
+    sd = dev.reshape(len(rows), -1).mean(axis=1) * 1.2533
     noise = float(median(sd) / np.sqrt(max(used.size, 1)))
     return rep, used, noise
 
@@ -257,7 +269,6 @@ def measure(x_mv: np.ndarray, fs: float, leads: Sequence[str] | None = None) -> 
         return empty_measurements("window shorter than 2 s")
     # Filter the independent leads and derive III, aVR, aVL, aVF afterwards: filtering is linear.
     y_ind, qrs_band = filter_resample_bands(x_ind, fs, ANALYSIS_FS, [BAND_HZ, QRS_BAND_HZ])
-    y_ind = y_ind.astype(np.float64)
     sv, env = detection_envelope(qrs_band, ANALYSIS_FS, dtype=np.float64)
     beats = pick_beats(sv, env, ANALYSIS_FS)
     out = empty_measurements("")
@@ -265,7 +276,10 @@ def measure(x_mv: np.ndarray, fs: float, leads: Sequence[str] | None = None) -> 
     out["n_beats"] = int(beats.size)
     out["beats"] = [int(round(b * fs / ANALYSIS_FS)) for b in beats]
     # beat types, P before each beat, pacing spikes (on the raw samples) and atrial activity: edge.dsp.beat_types
-    out.update(annotate_beats(x_all, fs, list(have), y=_derive_stacked(y_ind, indep, list(have)), beats=beats))
+    names = list(have)
+    y_all = _derive_stacked(y_ind, indep, names)  # float64 (the filter's float32 widened exactly)
+    y_all.flags.writeable = False  # read again below (the representative beat): nothing may write into it
+    out.update(annotate_beats(x_all, fs, names, y=y_all, beats=beats))
     if beats.size < 2:
         return _finish(out, reasons, "fewer than 2 beats")
     rr = np.diff(beats) / ANALYSIS_FS
@@ -283,7 +297,7 @@ def measure(x_mv: np.ndarray, fs: float, leads: Sequence[str] | None = None) -> 
     rr_med = float(median(rr))
     pre = 2 * int(min(0.45, max(0.2, 0.6 * rr_med)) * ANALYSIS_FS / 2)
     post = int(min(0.75, max(0.3, rr_med)) * ANALYSIS_FS)
-    rep_ind, used, noise = _representative(y_ind, beats, pre, post)
+    rep_ind, used, noise = _representative(y_all, beats, pre, post, [names.index(n) for n in indep])
     if used.size < MIN_BEATS:
         return _finish(out, reasons, f"fewer than {MIN_BEATS} complete beats of one shape")
     qrs_amp = float(np.ptp(rep_ind[:, pre - 30 : pre + 30], axis=1).max())
