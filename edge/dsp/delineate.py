@@ -159,21 +159,25 @@ def _spectrum(s: int, n: int) -> np.ndarray:
 
 
 class _Lead:
-    """One lead's wavelet scales and samples (1-D sequences of Python floats), and the positions of its modulus
-    maxima per scale: the delineator's walks read a few samples at a time, where a numpy call per step costs
-    more than the step."""
+    """One lead's wavelet scales and samples (1-D sequences of Python floats), and per scale the positions of
+    its modulus maxima and of its sign changes: the delineator's walks read a few samples at a time, where a
+    numpy call per step costs more than the step."""
 
-    __slots__ = ("maxima", "t", "wq", "wt", "w4", "x")
+    __slots__ = ("changes", "maxima", "t", "wq", "wt", "w4", "x")
 
-    def __init__(self, wq: Sequence, w4: Sequence, wt: Sequence, x: Sequence, maxima: tuple, t: int):
-        self.wq, self.w4, self.wt, self.x, self.maxima, self.t = wq, w4, wt, x, maxima, t
+    def __init__(
+        self, wq: Sequence, w4: Sequence, wt: Sequence, x: Sequence, maxima: tuple, changes: tuple, t: int
+    ):
+        self.wq, self.w4, self.wt, self.x, self.t = wq, w4, wt, x, t
+        self.maxima, self.changes = maxima, changes
 
 
 def _prepare(w: np.ndarray, x: np.ndarray, params: DelineationParams) -> list[_Lead]:
     """``w[5, C, T]`` (:func:`wavelet_scales`) and ``x[C, T]``: every lead's rows as memoryviews (a sample
     becomes a Python float only when the walks read it: a whole-row ``tolist`` cost more than the walks), and
     the modulus maxima of the three scales read (``|W|`` above its left neighbour and not below its right
-    one), found for every lead and scale in one numpy pass."""
+    one) and their sign changes (``k``: the sign of ``W[k + 1]`` differs from ``W[k]``'s), found for every
+    lead and scale in one numpy pass each."""
     scales = (params.qrs_scale - 1, 3, params.t_scale - 1)
     used = sorted(set(scales))
     sel = np.ascontiguousarray(np.asarray(w, dtype=np.float64)[used])  # [S, C, T]
@@ -181,13 +185,12 @@ def _prepare(w: np.ndarray, x: np.ndarray, params: DelineationParams) -> list[_L
     flat_w = memoryview(sel.reshape(-1))
     flat_x = memoryview(np.ascontiguousarray(x, dtype=np.float64).reshape(-1))
     grouped: list[list[int]] = [[] for _ in range(n_s * n_c)]
+    changes: list[list[int]] = [[] for _ in range(n_s * n_c)]
     if t >= 3:
         a = np.abs(sel)
-        f = np.flatnonzero((a[..., 1:-1] > a[..., :-2]) & (a[..., 1:-1] >= a[..., 2:]))
-        row, pos = np.divmod(f, t - 2)  # row = scale * C + lead; pos + 1 = the sample
-        cuts = np.searchsorted(row, np.arange(n_s * n_c + 1)).tolist()
-        pos = (pos + 1).tolist()
-        grouped = [pos[cuts[k] : cuts[k + 1]] for k in range(n_s * n_c)]
+        grouped = _by_row((a[..., 1:-1] > a[..., :-2]) & (a[..., 1:-1] >= a[..., 2:]), 1)
+        sg = np.sign(sel)
+        changes = _by_row(sg[..., 1:] != sg[..., :-1], 0)
     k = [used.index(s) for s in scales]
 
     def view(j: int, c: int) -> memoryview:
@@ -195,9 +198,18 @@ def _prepare(w: np.ndarray, x: np.ndarray, params: DelineationParams) -> list[_L
 
     return [
         _Lead(view(0, c), view(1, c), view(2, c), flat_x[c * t : (c + 1) * t],
-              tuple(grouped[k[j] * n_c + c] for j in range(3)), t)
+              tuple(grouped[k[j] * n_c + c] for j in range(3)), tuple(changes[k[j] * n_c + c] for j in range(3)), t)
         for c in range(n_c)
     ]
+
+
+def _by_row(mask: np.ndarray, offset: int) -> list[list[int]]:
+    """The True positions (+ ``offset``) of every row of ``mask[S, C, L]``, row by row (``S * C`` lists)."""
+    rows = mask.shape[0] * mask.shape[1]
+    row, pos = np.divmod(np.flatnonzero(mask), mask.shape[2])  # row = scale * C + lead
+    cuts = np.searchsorted(row, np.arange(rows + 1)).tolist()
+    pos = (pos + offset).tolist()
+    return [pos[cuts[r] : cuts[r + 1]] for r in range(rows)]
 
 
 def _extrema(maxima: list[int], lo: int, hi: int) -> list[int]:
@@ -219,16 +231,11 @@ def _cross_abs(w: Sequence, start: int, thr: float, step: int, limit: int) -> fl
     return None
 
 
-def _first_sign_change(w: Sequence, a: int, b: int) -> int | None:
-    """Offset from ``a`` of the first sample in ``w[a : b + 1]`` whose sign differs from the next one's."""
-    prev = None
-    for i in range(a, b + 1):
-        v = w[i]
-        s = (v > 0) - (v < 0)
-        if prev is not None and s != prev:
-            return i - 1 - a
-        prev = s
-    return None
+def _first_sign_change(changes: list[int], a: int, b: int) -> int | None:
+    """Offset from ``a`` of the first sample in ``w[a : b + 1]`` whose sign differs from the next one's
+    (``changes``: the lead's sign changes, :func:`_prepare`)."""
+    j = bisect.bisect_left(changes, a)
+    return changes[j] - a if j < len(changes) and changes[j] <= b - 1 else None
 
 
 def _sign(v: float) -> int:
@@ -316,7 +323,7 @@ def _delineate(lead: _Lead, r: int, rr: float, prev_t_end: float | None, params:
             before = [j for j in range(big) if amp[j] >= 0.3 * amp[big] and sg[j] != sign]
             n_peak, n_last = (ext[before[-1]] if before else None), ext[big]
         if n_peak is not None:
-            zc = _first_sign_change(wt, n_peak, n_last)
+            zc = _first_sign_change(lead.changes[2], n_peak, n_last)
             out["t_peak"] = None if zc is None else float(n_peak + zc + 0.5)
         limit = min(t - 1, r + int(rr) - int(60 * ms)) if rr > 0 else t - 1
         if params.t_end_method == "tangent":
@@ -347,7 +354,7 @@ def _delineate(lead: _Lead, r: int, rr: float, prev_t_end: float | None, params:
             mate = max(partners, key=lambda j: amp[j])
             a, b = sorted((big, mate))
             n_first, n_last = ext[a], ext[b]
-            zc = _first_sign_change(w4, n_first, n_last)
+            zc = _first_sign_change(lead.changes[1], n_first, n_last)
             peak = n_first + zc if zc is not None else (n_first + n_last) // 2
             height = abs(x[peak] - base)
             present = (
