@@ -187,7 +187,8 @@ def report(results: dict[str, list[dict]], args, minutes: float) -> str:
     lines = [
         "## Leave-one-source-out (`bench/bench_loso.py`)", "",
         f"`python bench/bench_loso.py --data {args.data} --epochs {args.epochs} --max-minutes {args.max_minutes} "
-        f"--seeds {','.join(map(str, seeds))}{' --reuse' if args.reuse else ''}` "
+        f"--seeds {','.join(map(str, seeds))} --lead-dropout {args.lead_dropout} "
+        f"--lead-dropout-patterns {args.lead_dropout_patterns}{' --reuse' if args.reuse else ''}` "
         f"(training {trained} on {machine()['cores']} shared CPU cores; this invocation {minutes:.1f} min wall-clock). "
         f"Each model is trained ({args.encoder}, text {args.text_encoder}, "
         f"at most {args.epochs} epochs) on every source except the hospital left out, which it never sees; "
@@ -242,6 +243,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--encoder", default="resnet1d18-small")
     p.add_argument("--text-encoder", default="use-m3")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--lead-dropout", type=float, default=0.3,
+                   help="as ecg-train --lead-dropout (default 0.3: scripts/build_default_bundle.sh's recipe)")
+    p.add_argument("--lead-dropout-patterns", type=float, default=0.5,
+                   help="as ecg-train --lead-dropout-patterns (default 0.5: the default bundle's recipe)")
     p.add_argument("--seeds", default="0", help="training seeds, e.g. 0,1,2 (one model per hospital and seed)")
     p.add_argument("--only", help="evaluate one hospital (a name starting with this)")
     p.add_argument("--reuse", action="store_true",
@@ -249,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--benchmarks", default=str(REPO / "BENCHMARKS.md"))
     args = p.parse_args(argv)
 
+    from training.augment import AugmentConfig
     from training.prepare import PreparedDataset
     from training.text_side import TextConfig
     from training.train import TrainConfig, train
@@ -265,7 +271,9 @@ def main(argv: list[str] | None = None) -> int:
             if not (args.reuse and (run / "checkpoint.pt").is_file()):
                 cfg = TrainConfig(sources=sources, out_dir=str(run), cache_dir=str(out / "cache"), encoder=args.encoder,
                                   text=TextConfig(encoder=args.text_encoder), epochs=args.epochs, patience=args.patience,
-                                  max_minutes=args.max_minutes, num_threads=args.threads, exclude_keys=prefixes, seed=seed)
+                                  max_minutes=args.max_minutes, num_threads=args.threads, exclude_keys=prefixes, seed=seed,
+                                  augment=AugmentConfig(lead_dropout_p=args.lead_dropout,
+                                                        lead_dropout_patterns=args.lead_dropout_patterns))
                 train(cfg, progress=False)
             r = evaluate_left_out(PreparedDataset(out / "cache"), run, prefixes)
             history = json.loads((run / "history.json").read_text(encoding="utf-8"))
