@@ -75,18 +75,12 @@ class DelineationParams:
     p_mate: float = 0.2  # the P wave's second maximum is at least this fraction of its largest
     spread_ms: tuple[float, ...] = (20.0, 20.0, 12.0, 16.0, 40.0)  # per boundary (BOUNDARIES order)
     combine: str = "robust_extreme"  # "robust_extreme", "median", or "extreme"
-    qrs_peak: float = (
-        QRS_PEAK  # a W2 modulus maximum counts in the QRS when above this fraction of the largest
-    )
+    qrs_peak: float = QRS_PEAK  # a W2 modulus maximum counts in the QRS when above this fraction of the largest
     qrs_gap_ms: float = QRS_GAP_MS  # ... and no further than this from the previous one counted
     qrs_scale: int = 3  # the QRS is delineated on scale 2^qrs_scale
     t_scale: int = 5  # the T wave is delineated on scale 2^t_scale
-    t_start_ms: float = (
-        120.0  # the T wave is sought from this long after the fiducial (and 40 ms after the QRS)
-    )
-    t_window_s: float = (
-        0.5  # the T wave's maxima are sought up to this x sqrt(RR / 1 s) after the R (<= 0.7 RR)
-    )
+    t_start_ms: float = 120.0  # the T wave is sought from this long after the fiducial (and 40 ms after the QRS)
+    t_window_s: float = 0.5  # the T wave's maxima are sought up to this x sqrt(RR / 1 s) after the R (<= 0.7 RR)
 
     def with_(self, **kw) -> DelineationParams:
         return replace(self, **kw)

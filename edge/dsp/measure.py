@@ -47,7 +47,7 @@ from edge.dsp.delineate import (
     wavelet_scales,
 )
 from edge.dsp.measurements import GLOBAL_KEYS, Measurements, combine_measurements
-from edge.dsp.morphology import lead_matrix, ptf_v1, wave_axes
+from edge.dsp.morphology import axes_and_voltages, lead_matrix
 from edge.dsp.signal import (
     EIGHT_CHANNEL_LEADS,
     LEADS,
@@ -318,7 +318,7 @@ def measure(x_mv: np.ndarray, fs: float, leads: Sequence[str] | None = None) -> 
         t_amp = max(max(abs(m["t_pos_mv"] or 0.0), abs(m["t_neg_mv"] or 0.0)) for m in matrix.values())
         if t_amp < T_MIN_MV:
             reasons["qt_ms"] = reasons["qtc_ms"] = reasons["qtcf_ms"] = "flat T wave"
-    _axes_and_voltages(out, reasons, rep, bounds, ms)
+    axes_and_voltages(out, reasons, rep, bounds, ANALYSIS_FS)
     return _finish(out, reasons, "")
 
 
@@ -416,72 +416,6 @@ def _intervals(out: dict, reasons: dict, bounds: dict, rr_mean: float, rr_med: f
         out["qtcf_ms"] = _r(qt / np.cbrt(rr_mean))
     else:
         reasons["qt_ms"] = reasons["qtc_ms"] = reasons["qtcf_ms"] = "T end not found"
-
-
-def _axes_and_voltages(
-    out: dict, reasons: dict, rep: Mapping[str, np.ndarray], bounds: dict, ms: float
-) -> None:
-    """QRS, P and T frontal axes, P-terminal force in V1 and the criteria voltages."""
-    on, off = bounds["qrs_on"], bounds["qrs_off"]
-    limb = {"I", "II", "III"} <= rep.keys()
-    spans = {"axis_deg": (on, off, on)}  # (from, to, baseline before): the QRS, P and T waves, one solve
-    if bounds["p_on"] is not None and bounds["p_off"] is not None:
-        spans["p_axis_deg"] = (bounds["p_on"], bounds["p_off"], bounds["p_on"])
-    if bounds["t_end"] is not None:
-        spans["t_axis_deg"] = (off, bounds["t_end"], on)
-    if limb:
-        for key, deg in zip(spans, wave_axes(rep, ANALYSIS_FS, list(spans.values())), strict=True):
-            out[key] = _r(deg, 0)
-    if out["axis_deg"] is None:
-        reasons["axis_deg"] = "no net QRS area in the limb leads" if limb else "limb leads not recorded"
-    if out["p_axis_deg"] is None:
-        reasons["p_axis_deg"] = "limb leads not recorded" if not limb else "no P wave"
-    if out["t_axis_deg"] is None:
-        reasons["t_axis_deg"] = "limb leads not recorded" if not limb else "T end not found"
-    if "V1" in rep and bounds["p_on"] is not None and bounds["p_off"] is not None:
-        v1 = rep["V1"]
-        a, b = int(round(bounds["p_on"])), int(round(bounds["p_off"]))
-        base = float(np.mean(v1[max(0, a - int(20 / ms)) : a + 1]))
-        out["ptf_v1"] = ptf_v1(v1[a : b + 1] - base, ms)
-    else:
-        reasons["ptf_v1"] = "V1 not recorded" if "V1" not in rep else "no P wave"
-    lead = out["leads"]
-
-    def depth(name: str) -> float | None:
-        if name not in lead:
-            return None
-        m = lead[name]
-        return max(0.0, -min(m["q_mv"], m["s_mv"], m["s2_mv"]))
-
-    def height(name: str) -> float | None:
-        return max(0.0, lead[name]["r_mv"], lead[name]["r2_mv"]) if name in lead else None
-
-    out["sv1_mv"], out["sv3_mv"] = _r(depth("V1"), 3), _r(depth("V3"), 3)
-    out["rv5_mv"], out["rv6_mv"], out["ravl_mv"] = (_r(height(n), 3) for n in ("V5", "V6", "aVL"))
-    for key, name in (
-        ("sv1_mv", "V1"),
-        ("sv3_mv", "V3"),
-        ("rv5_mv", "V5"),
-        ("rv6_mv", "V6"),
-        ("ravl_mv", "aVL"),
-    ):
-        if out[key] is None:
-            reasons[key] = f"{name} not recorded"
-    if out["sv1_mv"] is not None and (out["rv5_mv"] is not None or out["rv6_mv"] is not None):
-        out["sv1_rv5_mv"] = _r(out["sv1_mv"] + max(out["rv5_mv"] or 0.0, out["rv6_mv"] or 0.0), 3)
-    else:
-        reasons["sv1_rv5_mv"] = "V1, or V5 and V6, not recorded"
-    i0, i1 = int(round(on)), int(round(off)) + 1
-    seg = np.stack([b[i0:i1] for b in rep.values()])
-    ptp = dict(zip(rep, (seg.max(axis=1) - seg.min(axis=1)).tolist(), strict=True))  # np.ptp, every lead
-    limb_pp = [v for n, v in ptp.items() if n in LEADS[:6]]
-    chest_pp = [v for n, v in ptp.items() if n in LEADS[6:]]
-    out["limb_qrs_max_mv"] = _r(max(limb_pp), 3) if limb_pp else None
-    out["chest_qrs_max_mv"] = _r(max(chest_pp), 3) if chest_pp else None
-    if not limb_pp:
-        reasons["limb_qrs_max_mv"] = "limb leads not recorded"
-    if not chest_pp:
-        reasons["chest_qrs_max_mv"] = "chest leads not recorded"
 
 
 def _finish(out: Measurements, reasons: dict[str, str], default: str) -> Measurements:

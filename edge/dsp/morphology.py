@@ -1,4 +1,4 @@
-"""The per-lead measurement matrix and the frontal axes of a representative beat (contract 7 v2, numpy only).
+"""The per-lead measurement matrix, the frontal axes and the criteria voltages of a representative beat (contract 7 v2, numpy only).
 
 Read on each lead's representative (median) beat at 500 Hz between the global boundaries, every amplitude
 relative to that lead's PR baseline (the mean of the 20 ms before the QRS onset), as ECG programs that
@@ -20,11 +20,14 @@ standard, Willems et al. 1985):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from edge.dsp.measurements import LEAD_KEYS
+from edge.dsp.signal import LEADS
 
-__all__ = ["MIN_WAVE_MV", "frontal_axes", "frontal_axis", "lead_matrix", "ptf_v1", "qrs_waves", "wave_axes", "wave_axis"]
+__all__ = ["MIN_WAVE_MV", "axes_and_voltages", "frontal_axes", "frontal_axis", "lead_matrix", "ptf_v1", "qrs_waves", "wave_axes", "wave_axis"]
 
 MIN_WAVE_MV = 0.03  # a QRS deflection smaller than this is not a wave
 T_START_MS = 40.0  # T amplitudes are read from this long after the J point
@@ -228,3 +231,74 @@ def wave_axes(rep: dict[str, np.ndarray], fs: float, spans: list[tuple[float, fl
         base = limb[:, max(0, z - int(0.02 * fs)) : z + 1].mean(axis=1)
         areas[:, k] = (limb[:, a : b + 1] - base[:, None]).sum(axis=1)
     return frontal_axes(areas)
+
+
+def axes_and_voltages(out: dict, reasons: dict, rep: Mapping[str, np.ndarray], bounds: dict, fs: float) -> None:
+    """Into ``out`` (``reasons``: why a value is None) the QRS, P and T frontal axes, the P-terminal force in V1
+    and the criteria voltages of the representative beats ``rep`` (mV at ``fs``; ``out["leads"]``: their
+    :func:`lead_matrix`) within the global ``bounds`` (edge.dsp.measure)."""
+    ms = 1000.0 / fs
+    on, off = bounds["qrs_on"], bounds["qrs_off"]
+    limb = {"I", "II", "III"} <= rep.keys()
+    spans = {"axis_deg": (on, off, on)}  # (from, to, baseline before): the QRS, P and T waves, one solve
+    if bounds["p_on"] is not None and bounds["p_off"] is not None:
+        spans["p_axis_deg"] = (bounds["p_on"], bounds["p_off"], bounds["p_on"])
+    if bounds["t_end"] is not None:
+        spans["t_axis_deg"] = (off, bounds["t_end"], on)
+    if limb:
+        for key, deg in zip(spans, wave_axes(rep, fs, list(spans.values())), strict=True):
+            out[key] = _r(deg, 0)
+    if out["axis_deg"] is None:
+        reasons["axis_deg"] = "no net QRS area in the limb leads" if limb else "limb leads not recorded"
+    if out["p_axis_deg"] is None:
+        reasons["p_axis_deg"] = "limb leads not recorded" if not limb else "no P wave"
+    if out["t_axis_deg"] is None:
+        reasons["t_axis_deg"] = "limb leads not recorded" if not limb else "T end not found"
+    if "V1" in rep and bounds["p_on"] is not None and bounds["p_off"] is not None:
+        v1 = rep["V1"]
+        a, b = int(round(bounds["p_on"])), int(round(bounds["p_off"]))
+        base = float(np.mean(v1[max(0, a - int(20 / ms)) : a + 1]))
+        out["ptf_v1"] = ptf_v1(v1[a : b + 1] - base, ms)
+    else:
+        reasons["ptf_v1"] = "V1 not recorded" if "V1" not in rep else "no P wave"
+    lead = out["leads"]
+
+    def depth(name: str) -> float | None:
+        if name not in lead:
+            return None
+        m = lead[name]
+        return max(0.0, -min(m["q_mv"], m["s_mv"], m["s2_mv"]))
+
+    def height(name: str) -> float | None:
+        return max(0.0, lead[name]["r_mv"], lead[name]["r2_mv"]) if name in lead else None
+
+    out["sv1_mv"], out["sv3_mv"] = _r(depth("V1"), 3), _r(depth("V3"), 3)
+    out["rv5_mv"], out["rv6_mv"], out["ravl_mv"] = (_r(height(n), 3) for n in ("V5", "V6", "aVL"))
+    for key, name in (
+        ("sv1_mv", "V1"),
+        ("sv3_mv", "V3"),
+        ("rv5_mv", "V5"),
+        ("rv6_mv", "V6"),
+        ("ravl_mv", "aVL"),
+    ):
+        if out[key] is None:
+            reasons[key] = f"{name} not recorded"
+    if out["sv1_mv"] is not None and (out["rv5_mv"] is not None or out["rv6_mv"] is not None):
+        out["sv1_rv5_mv"] = _r(out["sv1_mv"] + max(out["rv5_mv"] or 0.0, out["rv6_mv"] or 0.0), 3)
+    else:
+        reasons["sv1_rv5_mv"] = "V1, or V5 and V6, not recorded"
+    i0, i1 = int(round(on)), int(round(off)) + 1
+    seg = np.stack([b[i0:i1] for b in rep.values()])
+    ptp = dict(zip(rep, (seg.max(axis=1) - seg.min(axis=1)).tolist(), strict=True))  # np.ptp, every lead
+    limb_pp = [v for n, v in ptp.items() if n in LEADS[:6]]
+    chest_pp = [v for n, v in ptp.items() if n in LEADS[6:]]
+    out["limb_qrs_max_mv"] = _r(max(limb_pp), 3) if limb_pp else None
+    out["chest_qrs_max_mv"] = _r(max(chest_pp), 3) if chest_pp else None
+    if not limb_pp:
+        reasons["limb_qrs_max_mv"] = "limb leads not recorded"
+    if not chest_pp:
+        reasons["chest_qrs_max_mv"] = "chest leads not recorded"
+
+
+def _r(v: float | None, nd: int = 1) -> float | None:
+    return None if v is None or not np.isfinite(v) else round(float(v), nd)
