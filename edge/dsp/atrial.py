@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from edge.dsp.beats import median
-from edge.dsp.pacing import sample_median
+from edge.dsp.pacing import median_at_most, sample_median, sorted_median
 
 __all__ = ["ATRIAL_LEADS", "atrial_activity", "no_atrial"]
 
@@ -170,8 +170,9 @@ def atrial_activity(
     work = res - res.mean(axis=1, keepdims=True)
     work *= _hann(n)  # in place: the same product, one array less
     spec_w = np.fft.rfft(work, axis=1)
-    power = np.abs(spec_w)
-    power *= power  # (``** 2``: the same square)
+    # |X|**2 as re**2 + im**2 (abs() computes a hypot first: the same power up to the last place)
+    power = spec_w.real * spec_w.real
+    power += spec_w.imag * spec_w.imag
     power = power.sum(axis=0)
     total = power[b_total].sum()
     if not band.any() or total <= 0:
@@ -184,7 +185,7 @@ def atrial_activity(
     # the residual's zero-phase ideal band-passes by FFT mask: 3-12 Hz for the RMS (its energy read off the
     # spectrum), 1-15 Hz for the events
     spec = np.fft.rfft(res, axis=1, out=spec_w)  # (the windowed spectrum is read no more)
-    rms = float(median(_band_rms(spec[:, b_rms], n)))
+    rms = sorted_median(_band_rms(spec[:, b_rms], n).tolist())
     spec[:, : b_events.start] = 0
     spec[:, b_events.stop :] = 0
     out = {
@@ -233,11 +234,15 @@ def _atrial_events(r: np.ndarray, fs: float, beats: np.ndarray, typed: Sequence[
             taken[c + 1 : c + 2 * gap] = block
     if not kept:
         return []
-    noise = sample_median(mag)  # np.median's value (by partition) without importing numpy.ma (#23)
     if len(heights) >= 2:
-        thr = P_HEIGHT_FRACTION * float(median(np.asarray(heights)))
+        thr = P_HEIGHT_FRACTION * sorted_median(heights)
     else:
         tall = np.sort(mag[kept])[::-1][: max(2, len(beats))]
         thr = P_HEIGHT_FRACTION * float(median(tall))
-    thr = max(thr, EVENT_NOISE_FACTOR * noise, EVENT_MIN_MV)
+    # the noise floor (median magnitude) matters only where it is above the other two: one counting pass says
+    # when it certainly is not, else its value (by partition: np.median's, without importing numpy.ma, #23)
+    if not median_at_most(mag, max(thr, EVENT_MIN_MV) / EVENT_NOISE_FACTOR):
+        thr = max(thr, EVENT_NOISE_FACTOR * sample_median(mag), EVENT_MIN_MV)
+    else:
+        thr = max(thr, EVENT_MIN_MV)
     return sorted(k for k in kept if mag[k] >= thr)

@@ -32,6 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from edge.dsp.beats import median
+from edge.dsp.pacing import sorted_median
 
 __all__ = ["BEAT_TYPES", "type_beats", "paced_summary"]
 
@@ -60,10 +61,10 @@ def _segments(
     """``[B, C, hi - lo]`` segments around the beats that fit in the window, and the mask of those beats.
 
     ``rows``: the rows of ``y`` to take (all when None), gathered with the segments (no copy of ``y[rows]``);
-    the result is the ``[C, B, W]`` gather seen as ``[B, C, W]``, as ``y[rows][:, idx].transpose(1, 0, 2)``."""
+    the values of ``y[rows][:, idx].transpose(1, 0, 2)``, C-ordered (a beat's segment flattened is a view)."""
     ok = (beats + lo >= 0) & (beats + hi <= y.shape[1])
     idx = beats[ok][:, None] + _arange(lo, hi)[None, :]
-    return _gather(y, rows, idx).transpose(1, 0, 2), ok
+    return _gather(y, rows, idx, beat_first=True), ok
 
 
 def _gather(y: np.ndarray, rows: np.ndarray | None, idx: np.ndarray, beat_first: bool = False) -> np.ndarray:
@@ -288,7 +289,7 @@ def type_beats(
     # P waves (needs the dominant shape first; ties broken by width, then by P presence)
     # at fast rates the P wave sits closer to the QRS (and the previous T wave closer still): the window
     # starts at most 0.5 RR before the fiducial (a long PR, first-degree block, needs the full 360 ms)
-    rr_med = float(median(rr)) if rr.size else 1.0
+    rr_med = sorted_median(rr.tolist()) if rr.size else 1.0
     p_lo = int(max(P_WINDOW_MS[0], -max(150.0, 500.0 * rr_med)) * fs / 1000.0)
     p_hi = int(P_WINDOW_MS[1] * fs / 1000.0)
     # ... and ends 10 ms before the QRS onset of the most common shape (a wide QRS starts well before its
@@ -327,7 +328,7 @@ def type_beats(
         info["dominant_qrs_ms"] = round(width[dominant], 1) if dominant >= 0 and width[dominant] > 0 else None
     lab, rr_l, at = label.tolist(), rr.tolist(), beats.tolist()  # plain Python for the per-beat loops
     dom_rr = [rr_l[i - 1] for i in range(1, n) if lab[i] == dominant and lab[i - 1] == dominant]
-    expected = float(median(np.asarray(dom_rr))) if dom_rr else float(median(rr)) if rr.size else 0.0
+    expected = sorted_median(dom_rr) if dom_rr else sorted_median(rr_l) if rr_l else 0.0
     _p_waves(out, pseg, pfit_idx.tolist(), tmpl, lab, dominant, at, -p_lo + int(0.15 * fs))
     wide_dom = width.get(dominant, 0.0)
     # a shape close to the dominant one (respiration, electrode motion split one shape in two) is dominant

@@ -23,7 +23,15 @@ import numpy as np
 
 from edge.dsp.beats import median  # np.median's values without importing numpy.ma (1.2 MiB, #23)
 
-__all__ = ["MIN_FS", "find_spikes", "pacing_of_beats", "no_pacing", "sample_median"]
+__all__ = [
+    "MIN_FS",
+    "find_spikes",
+    "pacing_of_beats",
+    "no_pacing",
+    "sample_median",
+    "sorted_median",
+    "median_at_most",
+]
 
 MIN_FS = 500.0  # below this sampling rate a 0.5 ms stimulus is not reliably seen
 CURVATURE_MS = 2.0  # half-width of the curvature stencil
@@ -70,8 +78,9 @@ def find_spikes(x_raw: np.ndarray, fs: float, rows: list[int] | None = None) -> 
     # a spike is as tall at 3x the stencil as at 1x (it is one stimulus); a QRS peak's curvature grows with
     # the stencil's width squared, so at 2 ms it is a small part of its curvature at 6 ms
     # robust noise: the median absolute curvature (QRS complexes and spikes are a small share of samples)
-    noise = sample_median(curv[k:-k]) / 0.6745 if curv.size > 2 * k else 0.0
-    thr = max(SPIKE_MIN_MV, SPIKE_NOISE_FACTOR * noise)
+    thr = SPIKE_MIN_MV
+    if curv.size > 2 * k and not median_at_most(curv[k:-k], SPIKE_MIN_MV * 0.6745 / SPIKE_NOISE_FACTOR):
+        thr = max(SPIKE_MIN_MV, SPIKE_NOISE_FACTOR * (sample_median(curv[k:-k]) / 0.6745))
     above = np.flatnonzero(curv > thr)
     if above.size:  # the wide curvature only where the narrow one is high enough (the same test, less work)
         above = above[curv[above] >= SHARPNESS * _curvature_at(x[rows], 3 * k, above)]
@@ -89,6 +98,24 @@ def find_spikes(x_raw: np.ndarray, fs: float, rows: list[int] | None = None) -> 
         h = curv[s]
         keep.append(bool(left.size and right.size and left.min() < 0.5 * h and right.min() < 0.5 * h))
     return spikes[np.asarray(keep, dtype=bool)]
+
+
+def median_at_most(a: np.ndarray, bound: float) -> bool:
+    """True when the median of the 1-D ``a`` is certainly below ``bound`` (by a margin that no rounding of a
+    product with it can cross): fewer than half the samples exceed ``bound * (1 - 1e-9)``, so both middle
+    order statistics lie under it. One comparison pass instead of a partition; False says only "unknown"."""
+    n = a.size
+    if n == 0 or not np.isfinite(a.sum()):
+        return False  # (a NaN: the median is NaN, as np.median says)
+    return 2 * int(np.count_nonzero(a > bound * (1.0 - 1e-9))) < n - 1
+
+
+def sorted_median(values: list[float]) -> float:
+    """``np.median`` of a few finite floats (a plain list: sorting it in Python costs less than a numpy call;
+    the same order statistics and the same ``(a + b) / 2`` for an even count)."""
+    s = sorted(values)
+    n = len(s)
+    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2.0
 
 
 def sample_median(a: np.ndarray) -> float:
