@@ -134,8 +134,9 @@ def percentile_rows(a: np.ndarray, q: float) -> np.ndarray:
     lo = int(vi // 1)
     hi = min(lo + 1, n - 1)
     g = vi - lo
-    s = np.partition(a, (lo, hi), axis=1)  # the two order statistics in place, as numpy does
-    lo_v, hi_v = s[:, lo], s[:, hi]
+    s = np.partition(a, lo, axis=1)  # one selection; the next order statistic is the least of those above it
+    lo_v = s[:, lo]
+    hi_v = s[:, lo + 1 :].min(axis=1) if hi > lo else lo_v
     d = hi_v - lo_v
     return hi_v - d * (1.0 - g) if g >= 0.5 else lo_v + d * g
 
@@ -239,10 +240,11 @@ def pick_beats(sv: np.ndarray, env: np.ndarray, fs: float) -> np.ndarray:
     slope = _window_max(sv, cand, int(0.05 * fs))
     t_gap = int(T_WAVE_S * fs)
     last = -1
-    for i in range(cand.size):
-        if not accepted[i]:
+    pos, sl, acc = cand.tolist(), slope.tolist(), accepted.tolist()  # plain Python: a loop over candidates
+    for i in range(len(pos)):
+        if not acc[i]:
             continue
-        if last >= 0 and cand[i] - cand[last] < t_gap and slope[i] < 0.5 * slope[last]:
+        if last >= 0 and pos[i] - pos[last] < t_gap and sl[i] < 0.5 * sl[last]:
             accepted[i] = False
             continue
         last = i
@@ -251,7 +253,8 @@ def pick_beats(sv: np.ndarray, env: np.ndarray, fs: float) -> np.ndarray:
     if beats.size >= 3:
         rr = median(np.diff(beats))
         extra = []
-        for a, b in zip(beats[:-1], beats[1:], strict=True):
+        bl = beats.tolist()
+        for a, b in zip(bl[:-1], bl[1:], strict=True):
             if b - a <= SEARCHBACK_GAP * rr:
                 continue
             inside = (cand > a + REFRACTORY_S * fs) & (cand < b - REFRACTORY_S * fs) & ~accepted
