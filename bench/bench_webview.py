@@ -60,7 +60,8 @@ def _poll(url: str, stop: threading.Event, stats: dict) -> None:
 
 def run_once(seconds: float, view: bool) -> dict:
     sim, port = _simulator(seconds)
-    cmd = [sys.executable, "-m", "edge.cli.main", "run", "--port", port, "--duration", str(seconds), "--quiet"]
+    # edge.cli.entry is what the ecg-edge console script runs (BLAS capped at one thread before numpy loads).
+    cmd = [sys.executable, "-m", "edge.cli.entry", "run", "--port", port, "--duration", str(seconds), "--quiet"]
     if view:
         cmd += ["--view", "127.0.0.1:0"]
     started = time.monotonic()
@@ -104,32 +105,46 @@ def run_once(seconds: float, view: bool) -> dict:
 
 
 # The breakdown: one fresh process goes through the runtime's start-up in its order and reads its own resident
-# set (VmRSS) after each step, then classifies windows as the stream does; VmHWM is its peak.
+# set (VmRSS) after each step, then classifies windows as the stream does; VmHWM is its peak. It runs with the
+# environment edge.cli.entry sets (one BLAS thread) and marks itself long-running as `ecg-edge run` does.
 _BREAKDOWN = r"""
-import re, sys
+import glob, re, sys
 def mem():
     s = open("/proc/self/status").read()
     return [int(re.search(k + r":\s+(\d+)", s).group(1)) / 1024 for k in ("VmRSS", "VmHWM")]
 steps = [("Python interpreter", mem()[0])]
 import numpy as np
-steps.append(("numpy", mem()[0]))
+steps.append(("numpy (one BLAS thread)", mem()[0]))
 import edge.cli.main, edge.cli.run, edge.runtime.engine, edge.runtime.serial, edge.runtime.jsonl, edge.views.terminal
 steps.append(("edge modules of `ecg-edge run`", mem()[0]))
 import edge.views.webview
 steps.append(("web view modules (`--view`: http.server, email, html)", mem()[0]))
+from edge.runtime import memory
+memory.set_long_running()
 import onnxruntime
 steps.append(("onnxruntime library (import)", mem()[0]))
+memory.after_library_import()
+steps.append(("its start-up code released (MADV_PAGEOUT of the library's read-only pages)", mem()[0]))
 from edge.runtime.engine import Classifier
 c = Classifier.from_bundle(None)
-steps.append(("bundle, onnxruntime session, warm-up inference", mem()[0]))
+steps.append(("bundle, onnxruntime session (model bytes not kept), warm-up inference", mem()[0]))
+memory.release_library_pages(); memory.trim_heap()
+steps.append(("start-up released again (library pages, malloc_trim of the heap)", mem()[0]))
 x = np.load(sys.argv[1])
 c.classify_window(x, 500.0)
-steps.append(("first window (lazy imports, measurement/decision arrays)", mem()[0]))
+steps.append(("first window (lazy imports, measurement/decision arrays, code read back in)", mem()[0]))
 for _ in range(9):
     c.classify_window(x, 500.0)
 steps.append(("9 more windows", mem()[0]))
 watch = ("numpy.ma", "scipy", "torch", "ssl", "importlib.resources", "tempfile")
-print(repr({"steps": steps, "hwm": mem()[1], "loaded": [m for m in watch if m in sys.modules]}))
+others = 0  # other processes mapping onnxruntime: MADV_PAGEOUT leaves pages they share mapped
+for maps in glob.glob("/proc/[0-9]*/maps"):
+    try:
+        if not maps.startswith(f"/proc/{__import__('os').getpid()}/") and "onnxruntime_pybind" in open(maps).read():
+            others += 1
+    except OSError:
+        pass
+print(repr({"steps": steps, "hwm": mem()[1], "loaded": [m for m in watch if m in sys.modules], "others": others}))
 """
 
 
@@ -143,8 +158,9 @@ def breakdown() -> dict:
         make = ("import numpy as np; from firmware_bridge.synthetic import synthesize; "
                 f"np.save({str(window)!r}, synthesize(duration_s=10.0, rhythm='lbbb'))")
         subprocess.run([sys.executable, "-c", make], cwd=REPO, check=True)
+        env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
         out = subprocess.run([sys.executable, "-c", _BREAKDOWN, str(window)], cwd=REPO, check=True,
-                             capture_output=True, text=True).stdout
+                             capture_output=True, text=True, env=env).stdout
     return ast.literal_eval(out.strip().splitlines()[-1])
 
 
@@ -163,7 +179,9 @@ def breakdown_lines(b: dict) -> list[str]:
         prev = rss
     loaded = ", ".join(b["loaded"]) or "none"
     lines += ["", f"Peak of that process (VmHWM): {b['hwm']:.1f} MiB. Of numpy.ma, scipy, torch, ssl, "
-              f"importlib.resources, tempfile loaded after the windows: {loaded}."]
+              f"importlib.resources, tempfile loaded after the windows: {loaded}. Other processes mapping "
+              f"onnxruntime while it ran: {b['others']} (the kernel does not reclaim a page another process maps, "
+              "so a second onnxruntime process on the board would keep the released pages resident)."]
     return lines
 
 

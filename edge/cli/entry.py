@@ -6,6 +6,11 @@ its dependencies. A Ctrl-C that came while they loaded ends the command cleanly 
 instead of a KeyboardInterrupt traceback half-way through an import. Only the interpreter's own start-up
 (``site`` and ``.pth`` files, before this module) is outside its reach.
 
+It also caps numpy's BLAS at one thread before numpy is imported (``OPENBLAS_NUM_THREADS``,
+``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``; a value the user set is kept): the runtime's matrix products are
+small (one window against the label matrix), and each BLAS worker thread is a thread the board keeps, with
+its own buffers once it has worked (issue #23 item 5).
+
 ``python -m edge.cli.entry ARGS`` is the same as ``ecg-edge ARGS``.
 """
 
@@ -19,6 +24,11 @@ def _remember(signum, frame) -> None:  # noqa: ANN001
 
 
 _signal.signal(_signal.SIGINT, _remember)
+
+import os  # noqa: E402 - after the handler: already loaded by the interpreter's start-up, nothing to wait for
+
+for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
 
 
 def main() -> int:

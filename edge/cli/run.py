@@ -127,6 +127,9 @@ def _run(args: argparse.Namespace, stop_requests: list[str]) -> int:
 
     patient = patient_override(args).json_fields()  # {} when no patient option was given
     bundle = resolve_bundle(args.bundle)
+    from edge.runtime.memory import set_long_running
+
+    set_long_running()  # the backend releases its library's start-up pages after the import (edge.runtime.memory)
     classifier = Classifier.from_bundle(bundle, backend=args.backend, threads=args.threads, trust=trust_from_args(args))
     stdout = utf8_stdout()
     live = stdout.isatty() and not args.no_live and not args.quiet
@@ -143,6 +146,7 @@ def _run(args: argparse.Namespace, stop_requests: list[str]) -> int:
     if view is not None:
         view.warning = classifier.bundle.warning  # --allow-unsigned: on every frame of the live view
     web = _start_web_view(args.view, classifier) if args.view else None
+    _release_startup_memory()
     if view is not None and web is not None:
         view.web_url = web.url  # the terminal view shows where the web view is
 
@@ -205,6 +209,16 @@ def _run(args: argparse.Namespace, stop_requests: list[str]) -> int:
         flush=True,
     )
     return 0
+
+
+def _release_startup_memory() -> None:
+    """After start-up (bundle, session, warm-up, web view): the inference library's start-up code and the heap
+    freed by model parsing go back to the kernel (``edge.runtime.memory``; issue #23 item 5)."""
+    from edge.runtime.memory import release_library_pages, trim_heap
+
+    released = release_library_pages()
+    trimmed = trim_heap()
+    log.debug("start-up memory released: %.1f MiB of library mappings advised, heap trimmed: %s", released / 2**20, trimmed)
 
 
 def _start_web_view(address: str, classifier):  # noqa: ANN001, ANN202 - edge.runtime.engine.Classifier -> WebView

@@ -1,0 +1,114 @@
+"""What ``ecg-edge run`` does to stay under its resident-memory budget (issue #23 item 5; edge.runtime.memory):
+which mappings it asks the kernel to reclaim, that the model still gives the same embeddings afterwards, that
+onnxruntime no longer keeps the model's bytes, and that the console entry caps numpy's BLAS at one thread."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from edge.runtime import memory
+
+REPO_ROOT = __file__.rsplit("/tests/", 1)[0]
+
+_MAPS = """\
+7f0000000000-7f0000001000 r--p 00000000 08:01 1 /venv/onnxruntime/capi/onnxruntime_pybind11_state.so
+7f0000001000-7f0000005000 r-xp 00001000 08:01 1 /venv/onnxruntime/capi/onnxruntime_pybind11_state.so
+7f0000005000-7f0000006000 rw-p 00005000 08:01 1 /venv/onnxruntime/capi/onnxruntime_pybind11_state.so
+7f0000006000-7f0000007000 r--p 00000000 08:01 2 /venv/onnxruntime/datasets/model.onnx
+7f0000007000-7f0000009000 r-xp 00000000 08:01 3 /venv/numpy/_core/_multiarray_umath.so
+7f0000009000-7f000000a000 r-xp 00000000 08:01 4 /venv/ai_edge_litert/libtensorflowlite.so.2
+7f000000a000-7f000000b000 rw-p 00000000 00:00 0
+"""
+
+
+class _FakeLibc:
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, int, int]] = []
+
+    def madvise(self, start: int, length: int, advice: int) -> int:
+        self.calls.append((start, length, advice))
+        return 0
+
+
+def test_only_read_only_pages_of_the_inference_libraries_are_advised(tmp_path, monkeypatch):
+    maps = tmp_path / "maps"
+    maps.write_text(_MAPS)
+    fake = _FakeLibc()
+    monkeypatch.setattr(memory, "_libc", lambda: fake)
+    advised = memory.release_library_pages(maps=str(maps))
+    want = [(0x7F0000000000, 0x1000), (0x7F0000001000, 0x4000), (0x7F0000009000, 0x1000)]
+    assert [(s, n) for s, n, _ in fake.calls] == want  # not rw-p, not a data file, not numpy
+    assert {a for _, _, a in fake.calls} == {memory.MADV_PAGEOUT}
+    assert advised == sum(n for _, n in want)
+
+
+def test_nothing_is_released_unless_the_process_is_long_running(monkeypatch):
+    calls = []
+    monkeypatch.setattr(memory, "release_library_pages", lambda: calls.append(1) or 4096)
+    monkeypatch.setattr(memory, "_long_running", False)
+    assert memory.after_library_import() == 0 and calls == []
+    memory.set_long_running()  # monkeypatch restores _long_running afterwards
+    assert memory.after_library_import() == 4096 and calls == [1]
+
+
+def test_no_libc_means_no_release(monkeypatch):
+    monkeypatch.setattr(memory, "_libc", lambda: None)
+    assert memory.release_library_pages() == 0
+    assert memory.trim_heap() is False
+
+
+_RELEASED_SESSION = """
+import sys
+import numpy as np
+from edge.runtime import memory
+from edge.runtime.engine import Classifier
+from firmware_bridge.synthetic import synthesize
+memory.set_long_running()
+c = Classifier.from_bundle(None)
+assert c.backend.session._model_bytes is None, "onnxruntime still holds the model's bytes"
+x = np.stack([c.preprocess(synthesize(duration_s=10.0, rhythm=r, seed=3), 500.0) for r in ("sinus", "lbbb", "afib")])
+before = c.embed(x)
+advised = memory.release_library_pages()
+trimmed = memory.trim_heap()
+after = c.embed(x)
+np.save(sys.argv[1], np.stack([before, after]))
+print(advised)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="MADV_PAGEOUT and /proc are Linux's")
+def test_embeddings_are_bit_identical_after_the_release(tmp_path):
+    pytest.importorskip("onnxruntime")
+    out = tmp_path / "emb.npy"
+    res = subprocess.run([sys.executable, "-c", _RELEASED_SESSION, str(out)], cwd=REPO_ROOT, capture_output=True,
+                         text=True, timeout=120)  # fmt: skip
+    if res.returncode != 0:
+        pytest.fail(res.stderr[-2000:])
+    assert int(res.stdout.split()[-1]) > 1 << 20  # onnxruntime's code mappings were advised
+    before, after = np.load(out)
+    assert np.array_equal(before, after)
+
+
+_THREADS = """
+import os
+{setup}
+import numpy  # noqa: F401
+print(os.environ.get("OPENBLAS_NUM_THREADS"), len(os.listdir("/proc/self/task")))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts threads in /proc")
+def test_the_console_entry_caps_blas_at_one_thread():
+    env = {k: v for k, v in __import__("os").environ.items()
+           if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}  # fmt: skip
+    run = lambda setup: subprocess.run(  # noqa: E731
+        [sys.executable, "-c", _THREADS.format(setup=setup)], cwd=REPO_ROOT, capture_output=True, text=True,
+        env=env, timeout=60,
+    ).stdout.split()
+    assert run("import edge.cli.entry") == ["1", "1"]  # the variable set, and no BLAS worker thread
+    env["OPENBLAS_NUM_THREADS"] = "2"
+    assert run("import edge.cli.entry")[0] == "2"  # a value the user set is kept
