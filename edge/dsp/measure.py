@@ -32,6 +32,7 @@ wave, noise, lead not recorded); nothing is guessed. Units: bpm, ms, degrees, mV
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -87,7 +88,7 @@ def empty_measurements(reason: str) -> Measurements:
 
 
 def _r(v: float | None, nd: int = 1) -> float | None:
-    return None if v is None or not np.isfinite(v) else round(float(v), nd)
+    return None if v is None or not math.isfinite(v) else round(float(v), nd)
 
 
 def _leads(

@@ -20,6 +20,7 @@ standard, Willems et al. 1985):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -301,4 +302,4 @@ def axes_and_voltages(out: dict, reasons: dict, rep: Mapping[str, np.ndarray], b
 
 
 def _r(v: float | None, nd: int = 1) -> float | None:
-    return None if v is None or not np.isfinite(v) else round(float(v), nd)
+    return None if v is None or not math.isfinite(v) else round(float(v), nd)
