@@ -64,17 +64,20 @@ def _segments(
     the values of ``y[rows][:, idx].transpose(1, 0, 2)``, C-ordered (a beat's segment flattened is a view)."""
     ok = (beats + lo >= 0) & (beats + hi <= y.shape[1])
     idx = beats[ok][:, None] + _arange(lo, hi)[None, :]
-    return _gather(y, rows, idx, beat_first=True), ok
+    return _gather(y, rows, idx), ok
 
 
-def _gather(y: np.ndarray, rows: np.ndarray | None, idx: np.ndarray, beat_first: bool = False) -> np.ndarray:
-    """``y[rows][:, idx]`` (``[C, B, W]``) for sample indices ``idx[B, W]``, or with ``beat_first`` the same
-    values as ``[B, C, W]`` (C-ordered): one flat gather from the contiguous ``y``, cheaper than indexing
-    with two arrays."""
-    y = np.ascontiguousarray(y)
-    base = (np.arange(y.shape[0]) if rows is None else rows) * y.shape[1]
-    flat = base[None, :, None] + idx[:, None, :] if beat_first else base[:, None, None] + idx[None, :, :]
-    return y.ravel()[flat]
+def _gather(y: np.ndarray, rows: np.ndarray | None, idx: np.ndarray) -> np.ndarray:
+    """``y[rows][:, idx].transpose(1, 0, 2)`` for sample indices ``idx[B, W]``, C-ordered ``[B, C, W]``: one
+    take per lead into the result (no index array as large as the result: its fresh pages would cost more
+    than the calls)."""
+    r = range(y.shape[0]) if rows is None else rows.tolist()
+    out = np.empty((idx.shape[0], len(r), idx.shape[1]), dtype=y.dtype)
+    for j, k in enumerate(r):
+        np.take(
+            y[k], idx, out=out[:, j, :], mode="clip"
+        )  # (mode: no buffered copy; the indices are in range)
+    return out
 
 
 _CONST: dict[tuple, np.ndarray] = {}
@@ -239,7 +242,9 @@ def _detrend(seg: np.ndarray) -> np.ndarray:
     """Remove the straight line between the segment's two ends (per lead, last axis)."""
     ramp = _ramp(seg.shape[-1])
     a, b = seg[..., :1], seg[..., -1:]
-    return seg - (a + (b - a) * ramp)
+    line = (b - a) * ramp
+    line += a  # (a + line: the same sum)
+    return np.subtract(seg, line, out=line)
 
 
 def type_beats(
@@ -300,7 +305,7 @@ def type_beats(
             p_hi = min(p_hi, onset[big] - int(0.01 * fs))
     # the P segments beat-first in memory ([B, C, W] C-ordered: one row per beat below)
     p_ok = (beats + p_lo >= 0) & (beats + p_hi <= y.shape[1])
-    pseg = _gather(y, rows, beats[p_ok][:, None] + _arange(p_lo, p_hi)[None, :], beat_first=True)
+    pseg = _gather(y, rows, beats[p_ok][:, None] + _arange(p_lo, p_hi)[None, :])
     pseg = _detrend(pseg) if pseg.size else pseg
     pfit_idx = np.flatnonzero(p_ok)
 
@@ -311,7 +316,8 @@ def type_beats(
         s = pseg[rows_k]
         med = median(s, axis=0)
         # mean absolute deviation as a robust SD
-        noise = np.abs(s - med).mean() * 1.2533 / np.sqrt(len(rows_k))
+        dev = s - med
+        noise = np.abs(dev, out=dev).mean() * 1.2533 / np.sqrt(len(rows_k))
         peak = float(np.abs(med).max())
         return med if peak >= P_MIN_MV and peak >= P_NOISE_FACTOR * noise else None
 
@@ -395,7 +401,7 @@ def _p_waves(
     c = np.zeros_like(dot)
     np.divide(dot, den, out=c, where=den > 0)
     size = dot / t_energy
-    own = np.abs(flat).max(axis=1) / t_peak
+    own = np.maximum(flat.max(axis=1), -flat.min(axis=1)) / t_peak  # max |x| (exact), no |flat| array
     by_shape = ((c >= P_CORR) & (size >= P_SIZE[0]) & (size <= P_SIZE[1])).tolist()
     by_own = ((c >= 0.3) & (own >= P_SIZE[0]) & (own <= P_SIZE[1])).tolist()
     for j, i in enumerate(fitting):
