@@ -223,7 +223,7 @@ STAGES = (
     ("edge.dsp.measure", "_delineate", "delineation (wavelet, 12 leads, combination)"),
     ("edge.dsp.measure", "delineate_leads", "  delineate_leads (every lead)"),
     ("edge.dsp.measure", "lead_matrix", "per-lead matrix"),
-    ("edge.dsp.measure", "_axes_and_voltages", "axes and voltages"),
+    ("edge.dsp.measure", "axes_and_voltages", "axes and voltages (edge.dsp.morphology)"),
 )
 
 
