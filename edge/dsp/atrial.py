@@ -30,7 +30,15 @@ import numpy as np
 from edge.dsp.beats import median
 from edge.dsp.pacing import median_at_most, sample_median, sorted_median
 
-__all__ = ["ATRIAL_LEADS", "atrial_activity", "no_atrial"]
+__all__ = [
+    "ATRIAL_LEADS",
+    "atrial_activity",
+    "no_atrial",
+    "detrend",
+    "p_wave_template",
+    "p_wave_tests",
+    "template_pr_ms",
+]
 
 ATRIAL_LEADS = ("II", "III", "aVF", "V1")
 CANCEL_MS = (-70.0, 450.0)  # the span cancelled around each QRS fiducial (cut at the next beat)
@@ -246,3 +254,78 @@ def _atrial_events(r: np.ndarray, fs: float, beats: np.ndarray, typed: Sequence[
     else:
         thr = max(thr, EVENT_MIN_MV)
     return sorted(k for k in kept if mag[k] >= thr)
+
+
+# P waves before the beats (edge.dsp.beat_types reads them to type the beats; the thresholds are its)
+P_MIN_MV = 0.04  # the P template must hold a wave at least this tall (largest lead, detrended)
+P_NOISE_FACTOR = 3.0  # ... and this many times the noise left in the median
+P_CORR = 0.5  # a beat's segment correlates at least this much with the template
+P_SIZE = (0.35, 3.0)  # ... at this size relative to the template (least-squares projection)
+
+_RAMP: dict[int, np.ndarray] = {}
+
+
+def detrend(seg: np.ndarray) -> np.ndarray:
+    """``seg`` minus the straight line between its two ends (per lead, last axis)."""
+    n = seg.shape[-1]
+    if n not in _RAMP:
+        if len(_RAMP) > 16:
+            _RAMP.clear()
+        _RAMP[n] = np.linspace(0.0, 1.0, n)
+        _RAMP[n].flags.writeable = False
+    a, b = seg[..., :1], seg[..., -1:]
+    line = (b - a) * _RAMP[n]
+    line += a  # (a + line: the same sum)
+    return np.subtract(seg, line, out=line)
+
+
+def p_wave_template(s: np.ndarray) -> np.ndarray | None:
+    """The P template of one shape's beats, ``s[B, C, W]`` (their detrended P segments): the median segment
+    when it holds a wave of at least ``P_MIN_MV`` and ``P_NOISE_FACTOR`` times the beat-to-beat noise (the
+    mean absolute deviation as a robust SD); None with fewer than 2 beats or no such wave."""
+    if len(s) < 2:
+        return None
+    med = median(s, axis=0)
+    dev = s - med
+    noise = np.abs(dev, out=dev).mean() * 1.2533 / np.sqrt(len(s))
+    peak = float(np.abs(med).max())
+    return med if peak >= P_MIN_MV and peak >= P_NOISE_FACTOR * noise else None
+
+
+def p_wave_tests(pseg: np.ndarray, tmpl: np.ndarray) -> tuple[list[bool], list[bool]]:
+    """Per beat (``pseg[B, C, W]``, one row each), does its P segment match the template ``tmpl[C, W]``:
+    by shape (correlation >= ``P_CORR`` at a least-squares size within ``P_SIZE``), and by its own wave
+    (correlation >= 0.3 and its peak within ``P_SIZE`` of the template's)?
+
+    All beats at once: the same formulas as one beat at a time, the dot products and norms summed in another
+    order (a matrix product instead of a ``dot`` per beat: the correlation and size can move in the last place)."""
+    tflat = (tmpl - tmpl.mean()).ravel()
+    t_norm = np.linalg.norm(tflat)
+    t_energy = max(float(tflat @ tflat), 1e-12)
+    t_peak = max(float(np.abs(tmpl).max()), 1e-12)
+    flat = pseg.reshape(len(pseg), -1)
+    cen = flat - flat.mean(axis=1, keepdims=True)
+    dot = cen @ tflat
+    cen *= cen
+    den = np.sqrt(cen.sum(axis=1)) * t_norm
+    c = np.zeros_like(dot)
+    np.divide(dot, den, out=c, where=den > 0)
+    size = dot / t_energy
+    own = np.maximum(flat.max(axis=1), -flat.min(axis=1)) / t_peak  # max |x| (exact), no |flat| array
+    by_shape = (c >= P_CORR) & (size >= P_SIZE[0]) & (size <= P_SIZE[1])
+    return by_shape.tolist(), ((c >= 0.3) & (own >= P_SIZE[0]) & (own <= P_SIZE[1])).tolist()
+
+
+def template_pr_ms(tmpl: np.ndarray | None, p_lo: int, q_on: int | None, fs: float) -> float | None:
+    """PR interval (ms) of the dominant beats from their P template (its first sample ``p_lo`` samples from the
+    QRS fiducial) and their QRS onset ``q_on`` (samples from the fiducial). P onset: walking back from the
+    template's spatial-magnitude peak to 20 % of it."""
+    if tmpl is None or q_on is None:
+        return None
+    mag = np.sqrt((tmpl * tmpl).sum(axis=0))
+    k = int(np.argmax(mag))
+    below = np.flatnonzero(mag[: k + 1] < 0.2 * mag[k])
+    if below.size == 0:
+        return None
+    p_on = p_lo + int(below[-1])
+    return round((q_on - p_on) * 1000.0 / fs, 1)

@@ -21,7 +21,8 @@ P wave before a beat: the dominant beats' median of the segment ``P_WINDOW_MS`` 
 beat-to-beat noise; a beat has a P wave when its own segment correlates >= ``P_CORR`` with that template at a
 similar size, or (for a beat of another shape, e.g. an atrial premature beat with its own P) when its segment
 holds a wave of the template's size. Without a P template no beat has a P wave (atrial fibrillation, junctional
-rhythm); ``p`` is ``None`` where the segment runs into the previous beat.
+rhythm); ``p`` is ``None`` where the segment runs into the previous beat. (The P template, the per-beat tests
+and their thresholds ``P_MIN_MV``, ``P_CORR``, ``P_SIZE`` are in :mod:`edge.dsp.atrial`, with the atrial activity.)
 
 ``(y, fs, beats)``: lead-first band-passed ``y[C, T]`` in mV at ``fs`` (the measurements' 500 Hz), beat fiducials
 as sample indices at ``fs``. numpy only (device code).
@@ -29,8 +30,11 @@ as sample indices at ``fs``. numpy only (device code).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
+from edge.dsp.atrial import detrend, p_wave_template, p_wave_tests, template_pr_ms
 from edge.dsp.beats import median
 from edge.dsp.pacing import sorted_median
 
@@ -49,10 +53,6 @@ WIDE_QRS_MS = 120.0
 WIDTH_FRACTION = 0.07
 QRS_HALF_MS = 60.0
 P_WINDOW_MS = (-360.0, -70.0)  # the segment before the QRS fiducial searched for the P wave (at slow rates)
-P_MIN_MV = 0.04  # the P template must hold a wave at least this tall (largest lead, detrended)
-P_NOISE_FACTOR = 3.0  # ... and this many times the noise left in the median
-P_CORR = 0.5  # a beat's segment correlates at least this much with the template
-P_SIZE = (0.35, 3.0)  # ... at this size relative to the template (least-squares projection)
 
 
 def _segments(
@@ -74,37 +74,25 @@ def _gather(y: np.ndarray, rows: np.ndarray | None, idx: np.ndarray) -> np.ndarr
     r = range(y.shape[0]) if rows is None else rows.tolist()
     out = np.empty((idx.shape[0], len(r), idx.shape[1]), dtype=y.dtype)
     for j, k in enumerate(r):
-        np.take(
-            y[k], idx, out=out[:, j, :], mode="clip"
-        )  # (mode: no buffered copy; the indices are in range)
+        np.take(y[k], idx, out=out[:, j, :], mode="clip")  # (clip: not buffered; the indices are in range)
     return out
 
 
 _CONST: dict[tuple, np.ndarray] = {}
 
 
+def _kept(key: tuple, make: Callable[[], np.ndarray]) -> np.ndarray:
+    """``make()``'s array, kept for the next window of the same ``key`` (read only)."""
+    if key not in _CONST:
+        if len(_CONST) > 64:
+            _CONST.clear()
+        _CONST[key] = make()
+        _CONST[key].flags.writeable = False
+    return _CONST[key]
+
+
 def _arange(lo: int, hi: int) -> np.ndarray:
-    """``np.arange(lo, hi)``, kept for the next window (read only)."""
-    key = ("arange", lo, hi)
-    if key not in _CONST:
-        if len(_CONST) > 64:
-            _CONST.clear()
-        a = np.arange(lo, hi)
-        a.flags.writeable = False
-        _CONST[key] = a
-    return _CONST[key]
-
-
-def _ramp(n: int) -> np.ndarray:
-    """``np.linspace(0.0, 1.0, n)``, kept for the next window (read only)."""
-    key = ("ramp", n)
-    if key not in _CONST:
-        if len(_CONST) > 64:
-            _CONST.clear()
-        a = np.linspace(0.0, 1.0, n)
-        a.flags.writeable = False
-        _CONST[key] = a
-    return _CONST[key]
+    return _kept(("arange", lo, hi), lambda: np.arange(lo, hi))
 
 
 def _corr_matrix(seg: np.ndarray) -> np.ndarray:
@@ -131,18 +119,6 @@ def _clusters(corr: np.ndarray) -> np.ndarray:
         label[members] = k
         k += 1
     return label
-
-
-def _ones_bank(nc: int, width: int, w: int, shifts: int, step: int) -> np.ndarray:
-    """``[C * width, shifts]``: column ``j`` is 1 where a ``[C, w]`` window shifted by ``j * step`` samples
-    lies in a flattened ``[C, width]`` segment (its products give the windowed sums). Kept (read only)."""
-    key = ("ones", nc, width, w, shifts, step)
-    if key not in _CONST:
-        if len(_CONST) > 64:
-            _CONST.clear()
-        _CONST[key] = _bank(np.ones((nc, w)), width, shifts, step)
-        _CONST[key].flags.writeable = False
-    return _CONST[key]
 
 
 def _bank(tmpl: np.ndarray, width: int, shifts: int, step: int) -> np.ndarray:
@@ -179,7 +155,7 @@ def _align(
     nb, nc, width = seg.shape
     w = core.shape[2]
     shifts = np.arange(-lag, lag + 1, 2)  # 4 ms steps at 500 Hz: finer than the shape comparison needs
-    ones = _ones_bank(nc, width, w, shifts.size, 2)
+    ones = _kept(("ones", nc, width, w, shifts.size), lambda: _bank(np.ones((nc, w)), width, shifts.size, 2))
     x = seg.reshape(nb, nc * width)
     dot = x @ _bank(tmpl.reshape(nc, w), width, shifts.size, 2)
     s1 = x @ ones
@@ -220,31 +196,6 @@ def _shape_figures(mean_beat: np.ndarray, fs: float) -> tuple[float, int | None]
     if not above.size:
         return 0.0, None
     return float(above[-1] - above[0] + 1) * 1000.0 / fs, int(above[0]) - mean_beat.shape[1] // 2
-
-
-def _template_pr_ms(tmpl: np.ndarray | None, p_lo: int, q_on: int | None, fs: float) -> float | None:
-    """PR interval (ms) of the dominant beats from their P template and median QRS (+-100 ms segments).
-
-    P onset: walking back from the P template's spatial-magnitude peak to 20 % of it; QRS onset ``q_on``:
-    the dominant shape's (:func:`_shape_figures`: from the fiducial back to 7 % of its spatial velocity peak)."""
-    if tmpl is None or q_on is None:
-        return None
-    mag = np.sqrt((tmpl * tmpl).sum(axis=0))
-    k = int(np.argmax(mag))
-    below = np.flatnonzero(mag[: k + 1] < 0.2 * mag[k])
-    if below.size == 0:
-        return None
-    p_on = p_lo + int(below[-1])
-    return round((q_on - p_on) * 1000.0 / fs, 1)
-
-
-def _detrend(seg: np.ndarray) -> np.ndarray:
-    """Remove the straight line between the segment's two ends (per lead, last axis)."""
-    ramp = _ramp(seg.shape[-1])
-    a, b = seg[..., :1], seg[..., -1:]
-    line = (b - a) * ramp
-    line += a  # (a + line: the same sum)
-    return np.subtract(seg, line, out=line)
 
 
 def type_beats(
@@ -306,20 +257,11 @@ def type_beats(
     # the P segments beat-first in memory ([B, C, W] C-ordered: one row per beat below)
     p_ok = (beats + p_lo >= 0) & (beats + p_hi <= y.shape[1])
     pseg = _gather(y, rows, beats[p_ok][:, None] + _arange(p_lo, p_hi)[None, :])
-    pseg = _detrend(pseg) if pseg.size else pseg
+    pseg = detrend(pseg) if pseg.size else pseg
     pfit_idx = np.flatnonzero(p_ok)
 
     def p_template(k: int) -> np.ndarray | None:
-        rows_k = np.flatnonzero(label[pfit_idx] == k)
-        if len(rows_k) < 2:
-            return None
-        s = pseg[rows_k]
-        med = median(s, axis=0)
-        # mean absolute deviation as a robust SD
-        dev = s - med
-        noise = np.abs(dev, out=dev).mean() * 1.2533 / np.sqrt(len(rows_k))
-        peak = float(np.abs(med).max())
-        return med if peak >= P_MIN_MV and peak >= P_NOISE_FACTOR * noise else None
+        return p_wave_template(pseg[np.flatnonzero(label[pfit_idx] == k)])
 
     if ids:  # the largest shape; on a tie the narrower, then the one with P waves (computed only for ties)
         top = max((count[k], -width[k]) for k in ids)
@@ -330,12 +272,19 @@ def type_beats(
     tmpl = p_template(dominant) if dominant >= 0 else None
     if info is not None:
         info["p_template"] = tmpl
-        info["pr_ms"] = _template_pr_ms(tmpl, p_lo, onset[dominant] if dominant >= 0 else None, fs)
+        info["pr_ms"] = template_pr_ms(tmpl, p_lo, onset[dominant] if dominant >= 0 else None, fs)
         info["dominant_qrs_ms"] = round(width[dominant], 1) if dominant >= 0 and width[dominant] > 0 else None
     lab, rr_l, at = label.tolist(), rr.tolist(), beats.tolist()  # plain Python for the per-beat loops
     dom_rr = [rr_l[i - 1] for i in range(1, n) if lab[i] == dominant and lab[i - 1] == dominant]
     expected = sorted_median(dom_rr) if dom_rr else sorted_median(rr_l) if rr_l else 0.0
-    _p_waves(out, pseg, pfit_idx.tolist(), tmpl, lab, dominant, at, -p_lo + int(0.15 * fs))
+    too_close, fitting = -p_lo + int(0.15 * fs), pfit_idx.tolist()
+    if tmpl is not None and fitting:
+        by_shape, by_own = p_wave_tests(pseg, tmpl)
+    for j, i in enumerate(fitting):
+        if tmpl is None:
+            out[i]["p"] = False
+        elif not (i >= 1 and (at[i] - at[i - 1]) < too_close):  # else it runs into the previous QRS-T: None
+            out[i]["p"] = bool(by_shape[j] or (lab[i] != dominant and by_own[j]))
     wide_dom = width.get(dominant, 0.0)
     # a shape close to the dominant one (respiration, electrode motion split one shape in two) is dominant
     near: set[int] = set()
@@ -365,49 +314,6 @@ def type_beats(
             else:
                 out[i]["type"] = "Q"
     return out
-
-
-def _p_waves(
-    out: list[dict],
-    pseg: np.ndarray,
-    fitting: list[int],
-    tmpl: np.ndarray | None,
-    lab: list[int],
-    dominant: int,
-    at: list[int],
-    too_close: int,
-) -> None:
-    """``out[i]["p"]`` of the beats whose P segment (``pseg[j]`` for beat ``fitting[j]``) is in the window.
-
-    All beats at once (one row each): the correlation and the least-squares size of each centred segment with
-    the centred template, and its own peak against the template's. The same formulas as one beat at a time;
-    the dot products and norms are summed in another order (a matrix product instead of one ``dot`` per beat),
-    which can move the correlation and size by a few units in the last place."""
-    if tmpl is None:
-        for i in fitting:
-            out[i]["p"] = False
-        return
-    tflat = (tmpl - tmpl.mean()).ravel()
-    t_norm = np.linalg.norm(tflat)
-    t_energy = max(float(tflat @ tflat), 1e-12)
-    t_peak = max(float(np.abs(tmpl).max()), 1e-12)
-    if not fitting:
-        return
-    flat = pseg.reshape(len(fitting), -1)
-    cen = flat - flat.mean(axis=1, keepdims=True)
-    dot = cen @ tflat
-    cen *= cen
-    den = np.sqrt(cen.sum(axis=1)) * t_norm
-    c = np.zeros_like(dot)
-    np.divide(dot, den, out=c, where=den > 0)
-    size = dot / t_energy
-    own = np.maximum(flat.max(axis=1), -flat.min(axis=1)) / t_peak  # max |x| (exact), no |flat| array
-    by_shape = ((c >= P_CORR) & (size >= P_SIZE[0]) & (size <= P_SIZE[1])).tolist()
-    by_own = ((c >= 0.3) & (own >= P_SIZE[0]) & (own <= P_SIZE[1])).tolist()
-    for j, i in enumerate(fitting):
-        if i >= 1 and (at[i] - at[i - 1]) < too_close:
-            continue  # the P segment runs into the previous beat's QRS-T: cannot tell (None)
-        out[i]["p"] = bool(by_shape[j] or (lab[i] != dominant and by_own[j]))
 
 
 def paced_summary(typed: list[dict], spikes: int, share: float = 0.3) -> dict:
