@@ -60,22 +60,17 @@ def _segments(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``[B, C, hi - lo]`` segments around the beats that fit in the window, and the mask of those beats.
 
-    ``rows``: the rows of ``y`` to take (all when None), gathered with the segments (no copy of ``y[rows]``);
-    the values of ``y[rows][:, idx].transpose(1, 0, 2)``, C-ordered (a beat's segment flattened is a view)."""
+    ``rows``: the rows of ``y`` to take (all when None), taken after the segments (no copy of ``y[rows]``)."""
     ok = (beats + lo >= 0) & (beats + hi <= y.shape[1])
     idx = beats[ok][:, None] + _arange(lo, hi)[None, :]
     return _gather(y, rows, idx), ok
 
 
 def _gather(y: np.ndarray, rows: np.ndarray | None, idx: np.ndarray) -> np.ndarray:
-    """``y[rows][:, idx].transpose(1, 0, 2)`` for sample indices ``idx[B, W]``, C-ordered ``[B, C, W]``: one
-    take per lead into the result (no index array as large as the result: its fresh pages would cost more
-    than the calls)."""
-    r = range(y.shape[0]) if rows is None else rows.tolist()
-    out = np.empty((idx.shape[0], len(r), idx.shape[1]), dtype=y.dtype)
-    for j, k in enumerate(r):
-        np.take(y[k], idx, out=out[:, j, :], mode="clip")  # (clip: not buffered; the indices are in range)
-    return out
+    """``y[rows][:, idx].transpose(1, 0, 2)`` for sample indices ``idx[B, W]`` (``[B, C, W]``, a transposed
+    view): the samples of all leads taken at once (a small index array), then the rows."""
+    g = y.take(idx, axis=1)
+    return (g if rows is None else g[rows]).transpose(1, 0, 2)
 
 
 _CONST: dict[tuple, np.ndarray] = {}
