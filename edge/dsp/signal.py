@@ -376,7 +376,11 @@ def fit_length(x: np.ndarray, n: int, tolerance: float = 0.02) -> np.ndarray:
 def normalize(x: np.ndarray, mode: str = "lead_zscore", eps: float = 0.001, clip: float = 20.0) -> np.ndarray:
     """Per-lead or whole-window z-score (or none), then clip to ``+-clip``."""
     if mode == "lead_zscore":
-        x = (x - x.mean(axis=-1, keepdims=True)) / (x.std(axis=-1, keepdims=True) + eps)
+        std = x.std(axis=-1, keepdims=True) + eps
+        x = x - x.mean(axis=-1, keepdims=True)
+        x /= std  # in place: the same values as a new array, one allocation less
+        if x.dtype == np.float32:
+            return np.clip(x, -clip, clip, out=x)
     elif mode == "window_zscore":
         x = x - x.mean(axis=-1, keepdims=True)
         x = x / (x.std() + eps)

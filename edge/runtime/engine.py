@@ -110,6 +110,7 @@ class Classifier:
         emb = np.asarray(bundle.embeddings, dtype=np.float32)
         self.embeddings = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
         self.thresholds = np.asarray(bundle.thresholds, dtype=np.float32)
+        self.threshold_of = dict(zip(self.label_ids, map(float, self.thresholds), strict=True))  # read-only
         # consistent findings (edge/interpret/findings.py): the rules the bundle was exported with, else the shipped ones;
         # criteria_weight moves measurement-defined labels in the ranking (chosen on validation at export)
         self.rules, self.criteria_weight = FindingRules.from_manifest(self.labels, bundle.manifest)
@@ -198,7 +199,11 @@ class Classifier:
         the rules; findings of labels never trained are listed apart; every stated id gets its :class:`Why`.
         """
         # The decision (contract 8): rhythm, published criteria, the model, quality, consistency (edge.interpret.decide).
-        q = None if quality is None else {"usable_leads": quality.get("usable_leads"), "inconsistent": quality.get("inconsistent")}
+        q = None if quality is None else (
+            {"usable_leads": quality.usable_leads, "inconsistent": quality.inconsistent}
+            if isinstance(quality, Quality)  # its attributes, not two to_json() copies of the whole report
+            else {"usable_leads": quality.get("usable_leads"), "inconsistent": quality.get("inconsistent")}
+        )
         self.last_decision = decide(self.rules, scores, self.thresholds, measurements, rhythm=rhythm, quality=q,
                                     zero_shot=self.zero_shot, labels_ja=self.labels_ja, patient=self.patient)
         d = self.last_decision
@@ -232,8 +237,8 @@ class Classifier:
             result.rhythm = analyse_rhythm(
                 result.measurements,
                 float(result.fs),
-                dict(zip(self.label_ids, map(float, scores), strict=True)),
-                dict(zip(self.label_ids, map(float, self.thresholds), strict=True)),
+                dict(zip(self.label_ids, np.asarray(scores).tolist(), strict=True)),  # the floats map(float) gives
+                self.threshold_of,
             )
         top, findings, apart, why = self._ranked(scores, result.measurements, result.rhythm, result.quality)
         result.top, result.findings, result.zero_shot_findings, result.why = top, findings, apart, why

@@ -122,7 +122,7 @@ class Quality(_MappingReads):
             return report
         if report is None:
             return cls(ok=False, error="no quality report")
-        names = {f.name for f in fields(cls)} - {"extra"}
+        names = _QUALITY_FIELDS
         known = {k: report[k] for k in names if k in report}
         for key in (*QUALITY_PROBLEMS, "inconsistent"):
             if key in known:
@@ -156,6 +156,9 @@ class Quality(_MappingReads):
                 out[key] = getattr(self, key)
         out.update(_jsonable(self.extra))
         return out
+
+
+_QUALITY_FIELDS = tuple(f.name for f in fields(Quality) if f.name != "extra")  # read once, not per window
 
 
 @dataclass(frozen=True)
