@@ -14,15 +14,27 @@ from edge.runtime import memory
 
 REPO_ROOT = __file__.rsplit("/tests/", 1)[0]
 
-_MAPS = """\
-7f0000000000-7f0000001000 r--p 00000000 08:01 1 /venv/onnxruntime/capi/onnxruntime_pybind11_state.so
-7f0000001000-7f0000005000 r-xp 00001000 08:01 1 /venv/onnxruntime/capi/onnxruntime_pybind11_state.so
-7f0000005000-7f0000006000 rw-p 00005000 08:01 1 /venv/onnxruntime/capi/onnxruntime_pybind11_state.so
-7f0000006000-7f0000007000 r--p 00000000 08:01 2 /venv/onnxruntime/datasets/model.onnx
-7f0000007000-7f0000009000 r-xp 00000000 08:01 3 /venv/numpy/_core/_multiarray_umath.so
-7f0000009000-7f000000a000 r-xp 00000000 08:01 4 /venv/ai_edge_litert/libtensorflowlite.so.2
-7f000000a000-7f000000b000 rw-p 00000000 00:00 0
-"""
+def _smaps(perms_path_dirty: list[tuple[str, str, int]]) -> str:
+    out, addr = [], 0x7F0000000000
+    for perms, path, dirty in perms_path_dirty:
+        out.append(f"{addr:x}-{addr + 0x4000:x} {perms} 00000000 08:01 1                    {path}")
+        out += ["Size:                 16 kB", "Rss:                  12 kB", f"Private_Dirty:        {dirty} kB",
+                f"Anonymous:            {dirty} kB", "THPeligible:    0", "VmFlags: rd ex mr mw me"]
+        addr += 0x4000
+    return "\n".join(out) + "\n"
+
+
+_ORT = "/venv/onnxruntime/capi/onnxruntime_pybind11_state.so"
+_SMAPS = [
+    ("r--p", _ORT, 0),  # 0: clean headers and rodata -> DONTNEED
+    ("r-xp", _ORT, 0),  # 1: clean code -> DONTNEED
+    ("r--p", _ORT, 8),  # 2: relocated RELRO (written once) -> PAGEOUT, never DONTNEED
+    ("rw-p", _ORT, 4),  # 3: writable data: left alone
+    ("r--p", "/venv/onnxruntime/datasets/model.onnx", 0),  # 4: not a library
+    ("r-xp", "/venv/numpy/_core/_multiarray_umath.so", 0),  # 5: not an inference runtime
+    ("r-xp", "/venv/ai_edge_litert/libtensorflowlite.so.2", 0),  # 6: LiteRT's code -> DONTNEED
+    ("rw-p", "", 0),  # 7: anonymous
+]
 
 
 class _FakeLibc:
@@ -35,15 +47,15 @@ class _FakeLibc:
 
 
 def test_only_read_only_pages_of_the_inference_libraries_are_advised(tmp_path, monkeypatch):
-    maps = tmp_path / "maps"
-    maps.write_text(_MAPS)
+    smaps = tmp_path / "smaps"
+    smaps.write_text(_smaps(_SMAPS))
     fake = _FakeLibc()
     monkeypatch.setattr(memory, "_libc", lambda: fake)
-    advised = memory.release_library_pages(maps=str(maps))
-    want = [(0x7F0000000000, 0x1000), (0x7F0000001000, 0x4000), (0x7F0000009000, 0x1000)]
-    assert [(s, n) for s, n, _ in fake.calls] == want  # not rw-p, not a data file, not numpy
-    assert {a for _, _, a in fake.calls} == {memory.MADV_PAGEOUT}
-    assert advised == sum(n for _, n in want)
+    advised = memory.release_library_pages(smaps=str(smaps))
+    base = 0x7F0000000000
+    want = [(0, memory.MADV_DONTNEED), (1, memory.MADV_DONTNEED), (2, memory.MADV_PAGEOUT), (6, memory.MADV_DONTNEED)]
+    assert fake.calls == [(base + i * 0x4000, 0x4000, advice) for i, advice in want]
+    assert advised == 4 * 0x4000
 
 
 def test_nothing_is_released_unless_the_process_is_long_running(monkeypatch):

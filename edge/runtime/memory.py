@@ -5,11 +5,10 @@ Two things a board's process keeps resident that it does not need, and what this
 - **Start-up code of the inference library.** Importing onnxruntime and building a session touch about 18 MiB
   of the library's 28 MiB of machine code (static initializers, the kernel's fault-around of 64 KiB per
   fault, graph optimizers that run once). A window runs a small part of it. :func:`release_library_pages`
-  asks the kernel to reclaim the clean, read-only file pages of those libraries (``madvise(MADV_PAGEOUT)``,
-  Linux >= 5.4): the memory is really given back (pages no other process maps leave the page cache too), and
-  the code a window needs is read back in on its first use (minor or major faults once, then resident again).
-  MADV_PAGEOUT never changes a page's content (a private dirty page would go to swap, not be dropped), so it is
-  safe on any mapping; it is applied only to ``r-xp``/``r--p`` mappings of the named libraries.
+  drops the library's clean, read-only file pages from this process (``madvise``): they are the file's bytes,
+  so the code a window needs is read back in on its first use (from the page cache: minor faults, once) and
+  the rest stops counting against the process. ``MADV_DONTNEED`` is used only on mappings without a single
+  written page (smaps), ``MADV_PAGEOUT`` (never loses content) on other read-only ones.
 - **Freed heap after start-up.** Parsing the model and optimizing its graph free several MiB that glibc keeps
   in the heap; :func:`trim_heap` (``malloc_trim(0)``) returns whole free pages to the kernel.
 
@@ -27,6 +26,7 @@ import sys
 
 __all__ = [
     "INFERENCE_LIBRARIES",
+    "MADV_DONTNEED",
     "MADV_PAGEOUT",
     "after_library_import",
     "release_library_pages",
@@ -35,6 +35,7 @@ __all__ = [
     "trim_heap",
 ]
 
+MADV_DONTNEED = 4  # linux/mman.h
 MADV_PAGEOUT = 21  # linux/mman.h (since 5.4)
 
 # Path parts of the shared libraries of the inference runtimes (onnxruntime; LiteRT and its tflite fallback).
@@ -70,31 +71,45 @@ def _libc():  # noqa: ANN202 - ctypes.CDLL | None
         return None
 
 
-def release_library_pages(parts: tuple[str, ...] = INFERENCE_LIBRARIES, maps: str = "/proc/self/maps") -> int:
-    """Ask the kernel to reclaim the read-only file pages of the libraries whose path holds one of ``parts``.
+def _mappings(smaps: str) -> list[tuple[int, int, str, str, dict[str, int]]]:
+    """``(start, end, perms, path, {field: kB})`` of every mapping in a /proc/PID/smaps file."""
+    out: list[tuple[int, int, str, str, dict[str, int]]] = []
+    with open(smaps) as f:
+        for line in f:
+            head, _, rest = line.partition(" ")
+            if "-" in head and not head.endswith(":"):
+                fields = line.split(maxsplit=5)
+                a, b = (int(v, 16) for v in fields[0].split("-"))
+                out.append((a, b, fields[1], fields[5].strip() if len(fields) > 5 else "", {}))
+            elif out and head.endswith(":") and rest.strip().endswith("kB"):
+                out[-1][4][head[:-1]] = int(rest.split()[0])
+    return out
 
-    Returns the bytes of the mappings advised (0 when nothing applied). Call it after start-up (import,
-    session, warm-up), when the code that runs only once has run.
+
+def release_library_pages(parts: tuple[str, ...] = INFERENCE_LIBRARIES, smaps: str = "/proc/self/smaps") -> int:
+    """Give back the resident read-only file pages of the libraries whose path holds one of ``parts``.
+
+    A read-only mapping none of whose pages was ever written (``Anonymous`` and ``Private_Dirty`` 0 in smaps: no
+    copy-on-write page, so every page equals the file's) is dropped with ``MADV_DONTNEED``: a later access reads
+    the same bytes back from the file. Any other read-only mapping of the library (e.g. its relocated RELRO
+    data) only gets ``MADV_PAGEOUT``, which never loses content. Returns the bytes of the mappings advised (0
+    when nothing applied). Call it after start-up (import, session, warm-up), when the code that runs only once
+    has run.
     """
     libc = _libc()
     if libc is None:
         return 0
     try:
-        with open(maps) as f:
-            lines = f.readlines()
-    except OSError:
+        mappings = _mappings(smaps)
+    except (OSError, ValueError, IndexError):
         return 0
     advised = 0
-    for line in lines:
-        fields = line.split(maxsplit=5)
-        if len(fields) < 6 or fields[1] not in ("r-xp", "r--p"):
-            continue
-        path = fields[5].strip()
+    for start, end, perms, path, kb in mappings:
         is_library = path.endswith(".so") or ".so." in path
-        if not is_library or not any(p in path for p in parts):
+        if perms not in ("r-xp", "r--p") or not is_library or not any(p in path for p in parts):
             continue
-        start, end = (int(v, 16) for v in fields[0].split("-"))
-        if libc.madvise(start, end - start, MADV_PAGEOUT) == 0:
+        clean = kb.get("Anonymous", 1) == 0 and kb.get("Private_Dirty", 1) == 0
+        if libc.madvise(start, end - start, MADV_DONTNEED if clean else MADV_PAGEOUT) == 0:
             advised += end - start
     return advised
 
