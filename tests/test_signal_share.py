@@ -58,4 +58,6 @@ def test_reversal_correlations_in_one_pass_equal_pair_by_pair() -> None:
         n = int(rng.integers(2, 2000))
         pairs = [(rng.standard_normal(n) * rng.uniform(1e-3, 4), rng.standard_normal(n)) for _ in range(8)]
         pairs[1] = (np.zeros(n), pairs[1][1])
+        pairs[5] = (pairs[4][0], pairs[2][1])  # rows shared between pairs (V6 is in six of the eight)
+        pairs[6] = (pairs[0][0], pairs[0][0])
         assert _corrs(pairs) == [corr(a, b) for a, b in pairs]

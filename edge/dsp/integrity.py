@@ -23,6 +23,7 @@ augmented leads from I and II. Everything is a handful of vector operations on `
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -116,17 +117,26 @@ def _residuals(
 
 
 def _corrs(pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[float]:
-    """Pearson correlation of each pair of equally long rows, all pairs in one pass: each row's mean, squares and
-    products summed along the row exactly as for one pair alone (the same values to the last bit)."""
-    a = np.stack([p[0] for p in pairs])
-    b = np.stack([p[1] for p in pairs])
-    a -= a.mean(axis=1, keepdims=True)
-    b -= b.mean(axis=1, keepdims=True)
-    saa, sbb, sab = (a * a).sum(axis=1), (b * b).sum(axis=1), (a * b).sum(axis=1)
+    """Pearson correlation of each pair of equally long rows, all pairs in one pass: each distinct row centred
+    once, its squares and the pairs' products summed along the row exactly as for one pair alone (the same
+    values to the last bit; the last steps in Python floats, which round as numpy's float64 scalars do)."""
+    rows: list[np.ndarray] = []
+    at: dict[int, int] = {}
+    for pair in pairs:
+        for r in pair:
+            if id(r) not in at:
+                at[id(r)] = len(rows)
+                rows.append(r)
+    c = np.stack(rows)
+    c -= c.mean(axis=1, keepdims=True)
+    sq = (c * c).sum(axis=1).tolist()
+    ia = [at[id(a)] for a, _ in pairs]
+    ib = [at[id(b)] for _, b in pairs]
+    sab = (c[ia] * c[ib]).sum(axis=1).tolist()
     out = []
     for k in range(len(pairs)):
-        den = float(np.sqrt(saa[k] * sbb[k]))
-        out.append(float(sab[k] / den) if den > 0 else 0.0)
+        den = math.sqrt(sq[ia[k]] * sq[ib[k]])
+        out.append(sab[k] / den if den > 0 else 0.0)
     return out
 
 
