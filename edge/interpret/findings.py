@@ -79,15 +79,27 @@ def label_verdicts(
         if wanted is None or c.label in wanted:
             per.setdefault(c.label, []).append((c, fn(vals) if ok is NOT_READ else ok))
     out = {}
-    for label, items in per.items():
-        if any(c.mode == "veto" and (ok is False or (ok is None and c.unmeasured_veto)) for c, ok in items):
+    for label, items in per.items():  # one pass per label: a veto, else a met criterion, else every decide failing
+        vetoed = met = False
+        decide = decide_fail = 0
+        for c, ok in items:
+            mode = c.mode
+            fails = ok is False or (ok is None and c.unmeasured_veto)
+            if mode == "veto":
+                if fails:
+                    vetoed = True
+                    break
+            elif mode == "decide" or mode == "state":
+                if ok:
+                    met = True
+                if mode == "decide":
+                    decide += 1
+                    decide_fail += bool(fails)
+        if vetoed:
             out[label] = False
-            continue
-        if any(c.mode in ("decide", "state") and ok for c, ok in items):
+        elif met:
             out[label] = True
-            continue
-        decide = [(c, ok) for c, ok in items if c.mode == "decide"]
-        if decide and all(ok is False or (ok is None and c.unmeasured_veto) for c, ok in decide):
+        elif decide and decide_fail == decide:
             out[label] = False
     return out
 
