@@ -80,6 +80,21 @@ class Decision:
         }
 
 
+_NOT_WITH: dict[int, tuple[tuple, dict[int, frozenset]]] = {}
+
+
+def _not_with_sets(criteria: tuple) -> dict[int, frozenset]:
+    """``id(criterion) -> frozenset(criterion.not_with)`` of a rules' ``criteria`` tuple, built once per tuple."""
+    hit = _NOT_WITH.get(id(criteria))
+    if hit is not None and hit[0] is criteria:
+        return hit[1]
+    sets = {id(c): frozenset(c.not_with or ()) for c in criteria}
+    if len(_NOT_WITH) > 64:
+        _NOT_WITH.clear()
+    _NOT_WITH[id(criteria)] = (criteria, sets)
+    return sets
+
+
 def patient_of(patient: Mapping | None) -> tuple[str | None, float | None]:
     """``(sex "M"/"F"/None, age in years/None)`` from ``{"sex": ..., "age": ...}`` (M/F, male/female, 男/女)."""
     if not patient:
@@ -194,7 +209,7 @@ def decide(
     for c, v in evals:
         by_label.setdefault(c.label, []).append((c, v))
     with_not_with = {c.label for c, _ in evals if c.not_with}
-    not_with = {id(c): frozenset(c.not_with) for c, _ in evals if c.label in with_not_with}
+    not_with = _not_with_sets(rules.parsed.criteria)  # id(criterion) -> its not_with labels
 
     def judge(label: str, items: list, live: list, blockers: list[str], pool: set[str], out: Decision) -> tuple:
         """One label's outcome ``(why, forced, removed reason, withheld reason)`` from its criteria still read
