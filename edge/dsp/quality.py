@@ -137,11 +137,19 @@ def assess_window(
         xa = np.where(finite, np.abs(x), 0.0)
     else:
         std = x.std(axis=1)
-        ptp = x.max(axis=1) - x.min(axis=1)
+        hi, lo = x.max(axis=1), x.min(axis=1)
+        ptp = hi - lo
         counts = np.full(x.shape[0], max(x.shape[1], 1))
-        xa = np.abs(x)
+        xa = None
     limit = cfg.max_abs_mv if rail_mv is None else min(cfg.max_abs_mv, rail_mv * 0.999)
-    saturated = (xa >= limit).sum(axis=1) / counts >= cfg.saturation_fraction
+    if xa is None:  # samples at the limit counted only in the channels whose peak |x| reaches it (usually none)
+        n_sat = np.zeros(x.shape[0], dtype=np.intp)
+        hot = np.flatnonzero(np.maximum(hi, -lo) >= limit)
+        if hot.size:
+            n_sat[hot] = (np.abs(x[hot]) >= limit).sum(axis=1)
+    else:
+        n_sat = (xa >= limit).sum(axis=1)
+    saturated = n_sat / counts >= cfg.saturation_fraction
     flat = (std < cfg.flat_mv) & (counts > 1)
     block = int(cfg.flat_block_s * fs) if fs else 0
     if block > 1 and x.shape[1] >= 2 * block:
