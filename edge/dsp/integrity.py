@@ -90,10 +90,6 @@ def _slopes(x: np.ndarray, step: int) -> np.ndarray:
     return acc[:, 2:] - acc[:, :-2]
 
 
-def _rms(v: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(v * v))) if v.size else 0.0
-
-
 def _residuals(
     target: np.ndarray, expected: np.ndarray, scale: np.ndarray, blocks: int = _BLOCKS
 ) -> np.ndarray:
@@ -173,18 +169,16 @@ def check_integrity(
         scale = max(rms_of["I"], rms_of["II"], rms_of["III"])
         if scale > cfg.min_slope_mv:
             checks.append((EINTHOVEN, row["III"], row["II"] - row["I"], scale))
-    if {"I", "II"} <= sent_set:
+    aug = [n for n in ("aVR", "aVL", "aVF") if n in sent_set] if {"I", "II"} <= sent_set else []
+    if aug:  # the augmented leads' expected slopes and their rms in one array (the same values row by row)
         li, lii = row["I"], row["II"]
-        for name, exp in (
-            ("aVR", lambda: -(li + lii) / 2),
-            ("aVL", lambda: li - lii / 2),
-            ("aVF", lambda: lii - li / 2),
-        ):
-            if name in sent_set:
-                e = exp()
-                scale = max(rms_of[name], _rms(e))
-                if scale > cfg.min_slope_mv:
-                    checks.append((name, row[name], e, scale))
+        exp = {"aVR": lambda: -(li + lii) / 2, "aVL": lambda: li - lii / 2, "aVF": lambda: lii - li / 2}
+        es = np.stack([exp[n]() for n in aug])
+        rms_e = np.sqrt((es * es).mean(axis=1)).tolist() if es.shape[1] else [0.0] * len(aug)
+        for name, e, r in zip(aug, es, rms_e, strict=True):
+            scale = max(rms_of[name], r)
+            if scale > cfg.min_slope_mv:
+                checks.append((name, row[name], e, scale))
     if checks:
         res = _residuals(
             np.stack([c[1] for c in checks]),
