@@ -45,6 +45,10 @@ class _FakeLibc:
         self.calls.append((start, length, advice))
         return 0
 
+    def mallopt(self, param: int, value: int) -> int:
+        self.calls.append(("mallopt", param, value))
+        return 1
+
 
 def test_only_read_only_pages_of_the_inference_libraries_are_advised(tmp_path, monkeypatch):
     smaps = tmp_path / "smaps"
@@ -71,6 +75,14 @@ def test_no_libc_means_no_release(monkeypatch):
     monkeypatch.setattr(memory, "_libc", lambda: None)
     assert memory.release_library_pages() == 0
     assert memory.trim_heap() is False
+    assert memory.limit_arenas(1) is False
+
+
+def test_arenas_are_limited_through_mallopt(monkeypatch):
+    fake = _FakeLibc()
+    monkeypatch.setattr(memory, "_libc", lambda: fake)
+    assert memory.limit_arenas(1) is True
+    assert fake.calls == [("mallopt", memory.M_ARENA_MAX, 1)]
 
 
 _RELEASED_SESSION = """

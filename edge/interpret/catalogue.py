@@ -15,7 +15,6 @@ Standard library only: this runs on the bedside device.
 
 from __future__ import annotations
 
-import difflib
 import json
 import logging
 import re
@@ -318,6 +317,8 @@ class Catalogue:
     def _unknown(self, term: str) -> UnknownLabelError:
         suggestions = [lab.id for lab in self.search(term)[:5]] if normalize(term) else []
         if not suggestions:
+            import difflib  # only for a term not found (0.2 MiB the runtime does not load)
+
             close = difflib.get_close_matches(normalize(term), list(self._terms), n=8, cutoff=0.7)
             suggestions = list(dict.fromkeys(self._terms[c] for c in close))[:5]
         message = f"unknown label {term!r}"

@@ -1,6 +1,6 @@
 """Resident memory of the long-running runtime (issue #23 item 5: ``ecg-edge run --view`` <= 80 MB).
 
-Two things a board's process keeps resident that it does not need, and what this module does about them:
+What a board's process keeps resident that it does not need, and what this module does about it:
 
 - **Start-up code of the inference library.** Importing onnxruntime and building a session touch about 18 MiB
   of the library's 28 MiB of machine code (static initializers, the kernel's fault-around of 64 KiB per
@@ -9,10 +9,13 @@ Two things a board's process keeps resident that it does not need, and what this
   so the code a window needs is read back in on its first use (from the page cache: minor faults, once) and
   the rest stops counting against the process. ``MADV_DONTNEED`` is used only on mappings without a single
   written page (smaps), ``MADV_PAGEOUT`` (never loses content) on other read-only ones.
+- **One malloc arena per thread.** glibc gives each new thread its own arena (a heap of its own); the web view
+  answers every request on a new thread. :func:`limit_arenas` (``mallopt(M_ARENA_MAX, 1)``) before the first
+  thread keeps them all in one heap.
 - **Freed heap after start-up.** Parsing the model and optimizing its graph free several MiB that glibc keeps
   in the heap; :func:`trim_heap` (``malloc_trim(0)``) returns whole free pages to the kernel.
 
-Both are no-ops where they do not apply (not Linux, not glibc, an old kernel): they return 0 / False.
+All are no-ops where they do not apply (not Linux, not glibc, an old kernel): they return 0 / False.
 
 A long-running command (``ecg-edge run``) calls :func:`set_long_running` before it loads the bundle; the
 backends then call :func:`after_library_import` right after importing their runtime, so the import's own
@@ -26,15 +29,18 @@ import sys
 
 __all__ = [
     "INFERENCE_LIBRARIES",
+    "M_ARENA_MAX",
     "MADV_DONTNEED",
     "MADV_PAGEOUT",
     "after_library_import",
+    "limit_arenas",
     "release_library_pages",
     "resident_mib",
     "set_long_running",
     "trim_heap",
 ]
 
+M_ARENA_MAX = -8  # malloc.h (glibc)
 MADV_DONTNEED = 4  # linux/mman.h
 MADV_PAGEOUT = 21  # linux/mman.h (since 5.4)
 
@@ -112,6 +118,16 @@ def release_library_pages(parts: tuple[str, ...] = INFERENCE_LIBRARIES, smaps: s
         if libc.madvise(start, end - start, MADV_DONTNEED if clean else MADV_PAGEOUT) == 0:
             advised += end - start
     return advised
+
+
+def limit_arenas(n: int = 1) -> bool:
+    """glibc's ``mallopt(M_ARENA_MAX, n)``: threads created from now on share ``n`` malloc arenas instead of
+    getting one each (the web view answers every request on a new thread). False where there is no glibc."""
+    libc = _libc()
+    mallopt = getattr(libc, "mallopt", None) if libc is not None else None
+    if mallopt is None:
+        return False
+    return bool(mallopt(M_ARENA_MAX, int(n)))
 
 
 def trim_heap() -> bool:

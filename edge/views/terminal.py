@@ -14,7 +14,6 @@ reconnect backoff as well (the runtime calls no hook then).
 from __future__ import annotations
 
 import re
-import shutil
 import threading
 import time
 import unicodedata
@@ -163,6 +162,9 @@ class LiveView:
         return "waiting" if self._last_data is None else "disconnected"
 
     def render(self, runtime) -> str:  # noqa: ANN001
+        if not self.width:
+            import shutil  # here, not at import: shutil loads bz2 and lzma (0.5 MiB) into `ecg-edge run`
+
         width = self.width or shutil.get_terminal_size((100, 30)).columns
         stats, hello, cfg = runtime.stats, runtime.hello, runtime.config
         state = self.connection_state(runtime)
