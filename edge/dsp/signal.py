@@ -277,15 +277,7 @@ _SHARED: list = [None]  # [(key, rows, spectra, fingerprint -> row)], replaced w
 
 
 def _fingerprint(row: np.ndarray) -> tuple[float, float, float]:
-    t = row.shape[-1]
-    return float(row[0]), float(row[t // 3]), float(row[-1])
-
-
-def _keep_spectra(x: np.ndarray, pad: int, fs: float, spec: np.ndarray) -> None:
-    """Remember ``x``'s rows (an array private to the caller, never written again) and their spectra."""
-    if x.ndim == 2 and x.shape[-1] >= 3:
-        index = {_fingerprint(r): i for i, r in enumerate(x)}
-        _SHARED[0] = ((x.shape[-1], pad, float(fs)), x, spec, index)
+    return float(row[0]), float(row[row.shape[-1] // 3]), float(row[-1])
 
 
 def _shared_spectra(x: np.ndarray, pad: int, fs: float) -> np.ndarray | None:
@@ -294,16 +286,12 @@ def _shared_spectra(x: np.ndarray, pad: int, fs: float) -> np.ndarray | None:
     if shared is None or x.ndim != 2 or shared[0] != (x.shape[-1], pad, float(fs)):
         return None
     _, kept, spec, index = shared
-    rows = []
-    for r in x:
-        j = index.get(_fingerprint(r))
-        if j is None:
+    rows = [index.get(_fingerprint(r)) for r in x]
+    for j, r in zip(rows, x, strict=True):
+        if j is None or not np.array_equal(
+            kept[j].astype(np.float64, copy=False).view(np.uint64), r.astype(np.float64, copy=False).view(np.uint64)
+        ):
             return None
-        a = kept[j].astype(np.float64, copy=False)
-        b = r.astype(np.float64, copy=False)
-        if not np.array_equal(a.view(np.uint64), b.view(np.uint64)):
-            return None
-        rows.append(j)
     return spec[rows]
 
 
@@ -333,8 +321,8 @@ def filter_resample_bands(
     spec0 = None if share else _shared_spectra(x, pad, fs)
     if spec0 is None:
         spec0 = np.fft.rfft(_odd_extend(x, pad), axis=-1)
-        if share:
-            _keep_spectra(x, pad, fs, spec0)
+        if share and x.ndim == 2 and t >= 3:  # x private to the caller, never written again: kept, not copied
+            _SHARED[0] = ((t, pad, float(fs)), x, spec0, {_fingerprint(r): i for i, r in enumerate(x)})
     keep = n_total // 2 + 1
     outs = []
     for band_hz in bands:
