@@ -26,12 +26,12 @@ def _fresh(rows: np.ndarray, fs: float) -> list[np.ndarray]:
 def test_measure_rows_reuse_preprocess_spectra_bit_for_bit() -> None:
     x = _window(0)
     preprocess(x, 500, SignalConfig(), list(LEADS))
-    kept = signal._SHARED[0]
+    assert signal._SHARED[0] is not None
     rows = x[[7, 0, 1, 6, 8, 9, 10, 11]].astype(np.float64)  # any order, float64 as measure() reads them
-    assert signal._shared_spectra(rows, 500, 500.0) is not None
     shared = filter_resample_bands(rows, 500, 500.0, BANDS)
+    assert signal._SHARED[0] is None  # read by that call, then released (not held through measure())
     fresh = _fresh(rows, 500)
-    assert kept is not None and len(shared) == len(fresh) == 2
+    assert len(shared) == len(fresh) == 2
     for a, b in zip(shared, fresh, strict=True):
         assert a.dtype == b.dtype and np.array_equal(a.view(np.uint32), b.view(np.uint32))
 
@@ -45,6 +45,7 @@ def test_a_row_that_differs_in_one_bit_is_transformed_again() -> None:
     zero = np.zeros((1, x.shape[1]))
     assert signal._shared_spectra(zero, 500, 500.0) is None  # not a kept row
     assert signal._shared_spectra(rows[:, :-1], 500, 500.0) is None  # another length
+    assert signal._shared_spectra(x[:8].astype(np.float64), 500, 500.0) is not None  # kept until one matches
 
 
 def test_reversal_correlations_in_one_pass_equal_pair_by_pair() -> None:

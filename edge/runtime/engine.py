@@ -52,6 +52,7 @@ from edge.dsp.signal import (
     default_lead_names,
     iter_windows,
     preprocess,
+    release_spectra,
     select_leads,
 )
 from edge.interpret.decide import decide
@@ -159,6 +160,7 @@ class Classifier:
         """One throw-away inference, so the first real window does not pay for lazy imports and allocation."""
         x = np.zeros((12, self.signal.n_samples), dtype=np.float32)
         self.embed(self.preprocess(x, self.signal.fs)[None])
+        release_spectra()
 
     def close(self) -> None:
         self.backend.close()
@@ -315,8 +317,9 @@ class Classifier:
                     result.quality = result.quality.failed(str(exc))
                 else:  # the measurements on the usable leads only (the delineation runs on any subset)
                     x_meas, names_meas = measured_leads(x_in, names_in, quality)
-                    result.measurements = measure(x_meas, fs, names_meas)
+                    result.measurements = measure(x_meas, fs, names_meas)  # reads preprocess's spectra
             results.append(result)
+        release_spectra()  # not kept between windows: 0.5 MiB less resident
         todo = [r for r in results if r.quality.ok]
         if todo:
             emb = self.embed(np.stack(inputs))
