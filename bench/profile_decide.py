@@ -193,7 +193,7 @@ class Step:
             self.rules, scores, self.thresholds, w["measurements"], rhythm=w["rhythm"], quality=q,
             zero_shot=self.zero_shot, labels_ja=ja, patient=w["patient"],
         )  # fmt: skip
-        rank = self._rank(d, w)
+        rank = self.rank(d, w)
         top = [self.labels[i]["id"] for i in np.argsort(-rank, kind="stable")[: self.top_k]]
         findings, withheld = self.m.lead_needs.withhold(d.findings, w["usable_leads"], w["inconsistent"])
         apart, withheld_apart = self.m.lead_needs.withhold(
@@ -203,7 +203,7 @@ class Step:
         withheld.update(d.withheld)
         return d, top, findings, apart, withheld
 
-    def _rank(self, d, w: dict) -> np.ndarray:
+    def rank(self, d, w: dict) -> np.ndarray:
         """The ranking as ``Classifier._ranked`` reads it: after the decision, with its criteria verdicts where
         this module set shares them (``Decision.criteria_oks``, since 48fdfd3)."""
         oks = getattr(d, "criteria_oks", None)
@@ -264,7 +264,7 @@ def split(windows: list[dict], step: Step, repeats: int) -> dict[str, np.ndarray
                 zero_shot=step.zero_shot, labels_ja=ja, patient=w["patient"],
             )  # fmt: skip
             t1 = time.process_time()
-            step._rank(d, w)  # the ranking after the decision, as Classifier._ranked does (its verdicts shared)
+            step.rank(d, w)  # the ranking after the decision, as Classifier._ranked does (its verdicts shared)
             t2 = time.process_time()
             step.m.lead_needs.withhold(d.findings, w["usable_leads"], w["inconsistent"])
             step.m.lead_needs.withhold(d.zero_shot_findings, w["usable_leads"], w["inconsistent"])

@@ -105,10 +105,23 @@ def zero_shot_lines(man: dict) -> list[str]:
             ", ".join(f"{lb['ja']} ({lb['id']})" for lb in zero) + ".", ""]
 
 
-def evaluate(bundle, data: Path, folds: list[int], measurements: bool = True) -> dict:
+LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
+# the bedside patterns of missing leads (as bench/bench_leads.py, which also has every single lead)
+LEAD_PATTERNS: dict[str, tuple[str, ...]] = {
+    "all 12 leads": (),
+    "V2 missing (one chest electrode off)": ("V2",),
+    "arm electrode off, 8-channel device (only II of the limb leads)": ("I", "III", "aVR", "aVL", "aVF"),
+    "V2, V4, V6 flat": ("V2", "V4", "V6"),
+    "limb leads inconsistent (chest leads only)": LEADS[:6],
+    "chest leads missing (limb leads only)": LEADS[6:],
+}
+
+
+def evaluate(bundle, data: Path, folds: list[int], measurements: bool = True, drop: tuple[str, ...] = ()) -> dict:
     """The bundle on the test folds through the device's path; ``measurements``: with each window's
     contract-7 measurements in the ranking and the findings (as on the device), else cosine scores alone
-    (what the export's manifest states)."""
+    (what the export's manifest states); ``drop``: those leads' model-input rows zeroed, as the runtime feeds
+    a window whose leads are unusable (cosine scores alone then)."""
     from edge.interpret.catalogue import load_catalogue
     from training.evaluate import evaluate_bundle
     from training.prepare import Source, default_cache_dir, measurement_dicts, prepare
@@ -117,9 +130,36 @@ def evaluate(bundle, data: Path, folds: list[int], measurements: bool = True) ->
     sources = [Source(kind, data / kind) for kind in SOURCES]
     ds = prepare(sources, default_cache_dir(sources, bundle.signal), bundle.signal, catalogue, progress=False)
     idx = ds.indices(folds)
-    meas = measurement_dicts(ds.measurements[idx], ds.measurement_keys) if measurements else None
-    return evaluate_bundle(bundle, np.asarray(ds.windows[idx], dtype=np.float32), ds.labels[idx].astype(np.float32),
+    meas = measurement_dicts(ds.measurements[idx], ds.measurement_keys) if measurements and not drop else None
+    windows = np.array(ds.windows[idx], dtype=np.float32)
+    if drop:
+        windows[:, [LEADS.index(lead) for lead in drop], :] = 0.0
+    return evaluate_bundle(bundle, windows, ds.labels[idx].astype(np.float32),
                            catalogue.ids, known=np.asarray(ds.known[idx]), measurements=meas)
+
+
+def missing_lead_lines(rows: dict[str, dict], recipe: dict | None) -> list[str]:
+    """How the model's ranking holds with leads missing (cosine scores alone, test fold, Wilson intervals)."""
+    if not rows:
+        return []
+    from export.gate import wilson_interval
+
+    lines = ["## Missing leads", ""]
+    if recipe:
+        lines += [f"Trained with lead dropout: {recipe['lead_dropout_p'] * 100:.0f} % of the training windows lose leads, "
+                  f"{recipe['lead_dropout_patterns'] * 100:.0f} % of those in the bedside patterns the runtime produces "
+                  "(one arm electrode off on an 8-channel device, limb leads inconsistent), the rest 1-3 random leads "
+                  "(`ecg-train --lead-dropout`, `--lead-dropout-patterns`).", ""]
+    lines += ["The runtime zeroes the rows of leads it cannot use before the model (`quality.usable_leads`); the same is "
+              "done here to the test fold's model inputs. Cosine ranking alone (the rhythm analysis and the criteria "
+              "read the remaining leads themselves); every single missing lead: BENCHMARKS.md, `bench/bench_leads.py`.", "",
+              "| leads | N | top-1 [95 % CI] | top-5 [95 % CI] | macro AUROC |", "|---|---:|---|---|---:|"]
+    for name, m in rows.items():
+        n = m["n_ecgs"]
+        ci = {k: wilson_interval(int(round(m[k] * n)), n) for k in ("top1", "top5")}
+        lines.append(f"| {name} | {n} | {_f(m['top1'])} [{ci['top1'][0]:.2f}–{ci['top1'][1]:.2f}] | "
+                     f"{_f(m['top5'])} [{ci['top5'][0]:.2f}–{ci['top5'][1]:.2f}] | {_f(m['macro_auroc'])} |")
+    return lines + [""]
 
 
 def decision_lines(metrics: dict, min_n: int = 3) -> list[str]:
@@ -187,7 +227,7 @@ def per_label_table(metrics: dict, min_n: int = 1) -> list[str]:
 
 
 def render(bundle, metrics: dict, compare: dict | None, compare_cmd: str | None, plain: dict | None = None,
-           loso: Path | None = None) -> str:
+           loso: Path | None = None, leads: dict | None = None, recipe: dict | None = None) -> str:
     man = bundle.manifest
     q, prov = man["quantization"], man["provenance"]
     train = prov.get("training_data", {})
@@ -230,6 +270,7 @@ def render(bundle, metrics: dict, compare: dict | None, compare_cmd: str | None,
         "- Targets: fold-10 macro AUROC ≥ 0.88 (missed: see Limitations).",
         "",
         *decision_lines(metrics),
+        *missing_lead_lines(leads or {}, recipe),
         *loso_lines(loso),
         *gate_lines(man),
         *zero_shot_lines(man),
@@ -274,7 +315,9 @@ def render(bundle, metrics: dict, compare: dict | None, compare_cmd: str | None,
         "  populations and label practices; retrain on local data (`ecg-train --data manifest=...`).",
         "- Many labels have no or very few training examples; their scores are unreliable. New labels added by",
         "  text only (zero-shot) are much weaker than trained ones.",
-        "- Windows with missing samples, lead-off, flat or saturated leads are reported without findings.",
+        "- Windows with missing samples are reported without findings; with leads off, flat, saturated or",
+        "  inconsistent, the remaining leads are read and the statements that need a missing lead are withheld with",
+        "  their reason (the model's scores degrade as the Missing leads table shows).",
         "- Not validated clinically. Not a medical device under any jurisdiction.",
     ]
     return "\n".join(lines) + "\n"
@@ -296,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--folds", default="10")
     p.add_argument("--compare", type=Path, help="an `ecg-train --compare` run folder")
     p.add_argument("--loso", type=Path, help="the run folder of bench/bench_loso.py (runs/loso)")
+    p.add_argument("--checkpoint-config", type=Path,
+                   help="the training run's config.json (runs/default/config.json): the card states its lead dropout")
     p.add_argument("--out", type=Path, default=REPO / "edge" / "bundles" / "MODEL_CARD.md")
     args = p.parse_args(argv)
     from edge.bundle.loader import load_bundle
@@ -314,7 +359,13 @@ def main(argv: list[str] | None = None) -> int:
         compare = json.loads((args.compare / "comparison.json").read_text(encoding="utf-8"))
         cmd = args.compare / "command.txt"
         compare_cmd = cmd.read_text(encoding="utf-8").strip() if cmd.is_file() else "ecg-train --compare ..."
-    args.out.write_text(render(bundle, metrics, compare, compare_cmd, plain, args.loso), encoding="utf-8")
+    leads = {name: evaluate(bundle, args.data, folds, measurements=False, drop=drop)
+             for name, drop in LEAD_PATTERNS.items()}
+    recipe = None
+    if args.checkpoint_config and args.checkpoint_config.is_file():
+        recipe = json.loads(args.checkpoint_config.read_text(encoding="utf-8")).get("augment")
+    args.out.write_text(render(bundle, metrics, compare, compare_cmd, plain, args.loso, leads, recipe),
+                        encoding="utf-8")
     print(f"wrote {args.out}")
     return 0
 

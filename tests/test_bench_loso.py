@@ -95,8 +95,10 @@ def test_report_states_n_intervals_and_the_seed_spread():
                 "ratio": {"value": 2.1, **ci}, "without_measurements": None, "criteria_weight": 0.01,
                 "misses": [{"key": "challenge2020:E00004", "truth": ["SBRAD"], "top5": ["SR"]}]}
 
-    args = SimpleNamespace(data="D", epochs=10, max_minutes=12.0, reuse=False, encoder="e", text_encoder="t")
+    args = SimpleNamespace(data="D", epochs=10, max_minutes=12.0, reuse=False, encoder="e", text_encoder="t",
+                           lead_dropout=0.3, lead_dropout_patterns=0.5)
     text = report({"Georgia (USA)": [result(0, 21), result(1, 25)]}, args, 3.0)
     assert "| Georgia (USA) | 0 | 33 (33) | 0.320 (8/25; 0.17–0.52) | 0.636 (21/33; 0.50–0.80) |" in text
     assert "**mean ± SD of 2**" in text and "0.697 ± 0.086" in text  # (21/33 + 25/33) / 2, SD over seeds
+    assert "--lead-dropout 0.3 --lead-dropout-patterns 0.5" in text  # the recipe trained is stated
     assert "--seeds 0,1" in text and "`challenge2020:E00004`: SBRAD → SR" in text
