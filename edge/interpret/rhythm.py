@@ -337,7 +337,7 @@ def _decide(m: Mapping, fs: float) -> Rhythm:
         # activity at an integer multiple of the ventricular rate gives them away
         statement, rule, detail = (
             "AFLT",
-            "organised atrial activity at a multiple of the ventricular rate",
+            "心室レートの整数倍の組織化された心房波",
             f"{round(a_rate / hr)}:1",
         )
         reason = f"規則的な心房波 {a_rate:.0f}/分（組織化 {a_org:.2f}）、心室 {hr:.0f}/分"
@@ -347,7 +347,7 @@ def _decide(m: Mapping, fs: float) -> Rhythm:
         if FLUTTER_BPM[0] <= 2.0 * hr <= FLUTTER_2TO1_MAX_BPM:
             statement, rule, detail = (
                 "AFLT",
-                "negative atrial waves in II, atrial rate twice the ventricular",
+                "IIで陰性の心房波、心房レートは心室の2倍",
                 "2:1",
             )
             reason = f"IIで陰性の心房波（{p_ii:.2f} mV）、心室 {hr:.0f}/分: 2:1伝導（心房 {2 * hr:.0f}/分）"
@@ -417,6 +417,10 @@ def _decide(m: Mapping, fs: float) -> Rhythm:
         else:
             statement = "SR"
         rule = "大部分の心拍にP波が先行"
+        # the spectral atrial rate is what fibrillation and flutter are read from; beside sinus P waves it is a
+        # harmonic of the P-QRS-T (e.g. 258/min at a sinus rate of 64): not a value a reader should weigh
+        values.pop("atrial_rate_bpm", None)
+        values.pop("atrial_organisation", None)
         reason = f"P波あり（{p_share:.0%}の心拍）、心拍数 {hr:.0f}/分"
         if statement == "SARRH":
             reason += f"、RR変動 {dom_rr.std() / dom_rr.mean():.0%}"
