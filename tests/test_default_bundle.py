@@ -36,8 +36,9 @@ def test_model_card_states_the_manifest_figures():
     assert "not a certified medical device" in card and "Wagner" in card
 
 
-# Figures across CPUs (issue 25, item 12): the manifest's figures were measured on an AVX-512 machine; onnxruntime's
-# int8 kernels differ by instruction set (AVX2 without VNNI adds u8 x s8 products pairwise into 16 bits with
+# Figures across CPUs (issue 25, item 12): the manifest's figures are measured where the export ran (the bundle of
+# 2026-12-07 on the AVX2-only EPYC; the one before on an AVX-512 machine); onnxruntime's int8 kernels differ by
+# instruction set (AVX2 without VNNI adds u8 x s8 products pairwise into 16 bits with
 # saturation). Measured by bench/bench_isa.py (BENCHMARKS.md, section bench_isa) on an AVX2-only AMD EPYC, fold 10
 # (N = 137) and the gate's 273 windows: against the kernel-free QDQ reference the AVX2 kernels change a cosine
 # score by at most 0.0074 (u8 x u8 kernels: 0.0039), no top-1 label, 2 of 26,754 finding decisions; top-1 and
