@@ -146,7 +146,7 @@ def render(cmd: str, res: dict, compare: dict | None, compare_cmd: str | None) -
         lo, hi = t["agreement_ci95"]
         pp = t.get("p_pass_strict") or {}
         lines += [
-            "", "Why top-1 agreement stops short of 99 %: a window can only change its top-1 label in int8 when "
+            "", "Where int8 can change a top-1 label: a window can only change its top-1 label in int8 when "
             "its fp32 margin (top-1 score minus runner-up) is within the int8 noise on that difference "
             "(`export.gate.near_ties`, same windows as above):", "",
             "| quantity | value |", "|---|---:|",
