@@ -243,8 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--encoder", default="resnet1d18-small")
     p.add_argument("--text-encoder", default="use-m3")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--lead-dropout", type=float, default=0.3,
-                   help="as ecg-train --lead-dropout (default 0.3: scripts/build_default_bundle.sh's recipe)")
+    p.add_argument("--lead-dropout", type=float, default=0.2,
+                   help="as ecg-train --lead-dropout (default 0.2: scripts/build_default_bundle.sh's recipe)")
     p.add_argument("--lead-dropout-patterns", type=float, default=0.5,
                    help="as ecg-train --lead-dropout-patterns (default 0.5: the default bundle's recipe)")
     p.add_argument("--seeds", default="0", help="training seeds, e.g. 0,1,2 (one model per hospital and seed)")

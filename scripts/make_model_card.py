@@ -199,7 +199,8 @@ def loso_lines(loso: Path | None) -> list[str]:
 
     lines = ["## Other hospitals: leave-one-source-out", "",
              "Models of the same recipe trained without a hospital's records and tested on them (`bench/bench_loso.py`;",
-             "shorter training than this bundle's; mean ± SD over training seeds; 95 % intervals in BENCHMARKS.md).",
+             "shorter training than this bundle's, and the lead-dropout rate its BENCHMARKS.md command names; mean ± SD",
+             "over training seeds; 95 % intervals in BENCHMARKS.md).",
              "The test sets are small: read every figure with its N.", "",
              "| left out | records | seeds | rhythm top-1 | any-label top-5 | findings per ECG / truth | contradictory pairs |",
              "|---|---:|---:|---:|---:|---:|---:|"]
