@@ -34,11 +34,16 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import REPO, machine, machine_line, write_section  # bench/report.py, beside this script
+from report import (  # bench/report.py, beside this script
+    REPO,
+    lead_names,
+    machine,
+    machine_line,
+    write_section,
+)
 
 from edge.dsp.beat_types import annotate_beats  # noqa: E402
 from edge.dsp.measure import measure  # noqa: E402
-from edge.dsp.signal import SignalError, canonical_lead_name  # noqa: E402
 from edge.interpret.rhythm import analyse_rhythm  # noqa: E402
 from export.gate import wilson_interval  # noqa: E402
 from firmware_bridge.synthetic import RHYTHMS, synthesize  # noqa: E402
@@ -304,16 +309,6 @@ def _match(reference: np.ndarray, detected: np.ndarray, window: int) -> list[tup
     return pairs
 
 
-def _names(sig_names: list[str]) -> list[str]:
-    out = []
-    for s in sig_names:
-        try:
-            out.append(canonical_lead_name(s))
-        except SignalError:
-            out.append(s)
-    return out
-
-
 def bench_beats_and_episodes(data: Path, minutes: float) -> list[str]:
     import wfdb
 
@@ -327,7 +322,7 @@ def bench_beats_and_episodes(data: Path, minutes: float) -> list[str]:
         rec = wfdb.rdrecord(str(path))
         ann = wfdb.rdann(str(path), "atr")
         fs = float(rec.fs)
-        leads = _names(rec.sig_name)
+        leads = lead_names(rec.sig_name)
         sym = np.array(ann.symbol)
         samp = np.asarray(ann.sample)
         # rhythm in effect at each sample: from the rhythm annotations' aux_note

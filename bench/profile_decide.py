@@ -37,6 +37,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
+from report import median_ci  # bench/report.py, beside this script
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -107,28 +108,20 @@ def _swap_arms(x: np.ndarray, names: list[str]) -> np.ndarray:
 def build_inputs(data: Path, n_ptbxl: int) -> list[dict]:
     """Every window's inputs to the interpretation step (see the module docstring)."""
     import wfdb
+    from report import lead_names  # bench/report.py
 
-    from edge.dsp.signal import SignalError, canonical_lead_name
     from edge.runtime.engine import Classifier
 
-    def names(sig):
-        out = []
-        for s in sig:
-            try:
-                out.append(canonical_lead_name(s))
-            except SignalError:
-                out.append(s)
-        return out
 
     raw = []
     for hea in sorted((data / "ptbxl" / "records500").rglob("*_hr.hea"))[:n_ptbxl]:
         rec = wfdb.rdrecord(str(hea.with_suffix("")))
-        raw.append(("ptbxl", hea.stem, rec.p_signal.T.astype(np.float32), float(rec.fs), names(rec.sig_name)))
+        raw.append(("ptbxl", hea.stem, rec.p_signal.T.astype(np.float32), float(rec.fs), lead_names(rec.sig_name)))
     for folder in ("cinc2021", "challenge2020"):
         for hea in sorted((data / folder).glob("*.hea")):
             rec = wfdb.rdrecord(str(hea.with_suffix("")))
             x = rec.p_signal[: int(10 * rec.fs)].T.astype(np.float32)
-            raw.append((folder, hea.stem, x, float(rec.fs), names(rec.sig_name)))
+            raw.append((folder, hea.stem, x, float(rec.fs), lead_names(rec.sig_name)))
     out: list[dict] = []
     with Classifier.from_bundle() as clf:
         captured: list = []
@@ -216,17 +209,6 @@ class Step:
         d, top, findings, apart, withheld = res
         return {**d.to_json(), "removed": dict(d.removed), "top": top, "shown": findings, "apart": apart,
                 "withheld_shown": withheld}  # fmt: skip
-
-
-def median_ci(v: np.ndarray) -> tuple[float, float]:
-    """Distribution-free 95 % interval of the median (binomial order statistics)."""
-    v = np.sort(np.asarray(v, dtype=float))
-    n = v.size
-    if n < 6:
-        return float(v[0]), float(v[-1])
-    half = 1.96 * np.sqrt(n) / 2.0
-    lo, hi = int(np.floor(n / 2.0 - half)), int(np.ceil(n / 2.0 + half))
-    return float(v[max(lo, 0)]), float(v[min(hi, n - 1)])
 
 
 def compare(windows: list[dict], old: Step, new: Step, repeats: int) -> dict:

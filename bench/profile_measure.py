@@ -32,6 +32,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
+from report import lead_names, median_ci  # bench/report.py, beside this script
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -80,18 +81,6 @@ def load_reference(commit: str, patch: Path | None = None) -> tuple:
     return m.measure, r.analyse_rhythm
 
 
-def _names(sig_names: list[str]) -> list[str]:
-    from edge.dsp.signal import SignalError, canonical_lead_name
-
-    out = []
-    for s in sig_names:
-        try:
-            out.append(canonical_lead_name(s))
-        except SignalError:
-            out.append(s)
-    return out
-
-
 def load_windows(
     data: Path, n_ptbxl: int, n_qtdb: int
 ) -> list[tuple[str, str, np.ndarray, float, list[str]]]:
@@ -106,25 +95,25 @@ def load_windows(
     for hea in heads:
         rec = wfdb.rdrecord(str(hea.with_suffix("")))
         out.append(
-            ("ptbxl", hea.stem, rec.p_signal.T.astype(np.float32), float(rec.fs), _names(rec.sig_name))
+            ("ptbxl", hea.stem, rec.p_signal.T.astype(np.float32), float(rec.fs), lead_names(rec.sig_name))
         )
     for folder in ("cinc2021", "challenge2020"):
         for hea in sorted((data / folder).glob("*.hea")):
             rec = wfdb.rdrecord(str(hea.with_suffix("")))
             n = int(10 * rec.fs)
             x = rec.p_signal[:n].T.astype(np.float32)
-            out.append((folder, hea.stem, x, float(rec.fs), _names(rec.sig_name)))
+            out.append((folder, hea.stem, x, float(rec.fs), lead_names(rec.sig_name)))
     records = (data / "qtdb" / "RECORDS").read_text().split()[:n_qtdb]
     for name in records:
         rec = wfdb.rdrecord(str(data / "qtdb" / name))
-        if not set(_names(rec.sig_name)) & set(LEADS):
+        if not set(lead_names(rec.sig_name)) & set(LEADS):
             continue  # Holter leads without a standard name (CM5, D3, ...): measure() reads none of them
         win = int(10 * rec.fs)
         for start_s in (60, 300):
             a = int(start_s * rec.fs)
             x = rec.p_signal[a : a + win].T.astype(np.float64)
             if x.shape[1] == win and np.isfinite(x).all():
-                out.append(("qtdb", f"{name}@{start_s}", x, float(rec.fs), _names(rec.sig_name)))
+                out.append(("qtdb", f"{name}@{start_s}", x, float(rec.fs), lead_names(rec.sig_name)))
     for rhythm in RHYTHMS:
         if rhythm == "wide_qrs":
             continue
@@ -338,17 +327,6 @@ def _child_timing(args, n: int) -> None:
     ms = (time.process_time() - t0) * 1000.0 / (2 * len(sel))
     rss, hwm = status()
     print(f"{ms:.3f} {rss - rss0:.2f} {hwm - hwm0:.2f}")
-
-
-def median_ci(v: np.ndarray) -> tuple[float, float]:
-    """Distribution-free 95 % interval of the median (binomial order statistics)."""
-    v = np.sort(np.asarray(v, dtype=float))
-    n = v.size
-    if n < 6:
-        return float(v[0]), float(v[-1])
-    half = 1.96 * np.sqrt(n) / 2.0
-    lo, hi = int(np.floor(n / 2.0 - half)), int(np.ceil(n / 2.0 + half))
-    return float(v[max(lo, 0)]), float(v[min(hi, n - 1)])
 
 
 def profile(windows, n: int) -> str:

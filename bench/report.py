@@ -15,6 +15,32 @@ REPO = Path(__file__).resolve().parents[1]
 HEADER = "# Benchmarks\n\nWritten by the scripts in `bench/` (`make bench`); every figure names the command that produced it.\n"
 
 
+def median_ci(v) -> tuple[float, float]:
+    """Distribution-free 95 % interval of the median (binomial order statistics)."""
+    import numpy as np
+
+    v = np.sort(np.asarray(v, dtype=float))
+    n = v.size
+    if n < 6:
+        return float(v[0]), float(v[-1])
+    half = 1.96 * np.sqrt(n) / 2.0
+    lo, hi = int(np.floor(n / 2.0 - half)), int(np.ceil(n / 2.0 + half))
+    return float(v[max(lo, 0)]), float(v[min(hi, n - 1)])
+
+
+def lead_names(sig_names: list[str]) -> list[str]:
+    """A record's channel names in the device's spelling (``canonical_lead_name``); others kept as they are."""
+    from edge.dsp.signal import SignalError, canonical_lead_name
+
+    out = []
+    for s in sig_names:
+        try:
+            out.append(canonical_lead_name(s))
+        except SignalError:
+            out.append(s)
+    return out
+
+
 def markers(name: str) -> tuple[str, str]:
     return f"<!-- {name}:start -->", f"<!-- {name}:end -->"
 
